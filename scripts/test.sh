@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up Workly with both test models and runs the whole test suite: format,
+# lints, unit and integration tests (which drive the real binary on the real
+# models). Everything builds in release mode, so llama.cpp is compiled once.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+scripts/setup.sh --test-models
+cargo fmt --all -- --check
+cargo clippy --release --all-targets --quiet -- -D warnings
+cargo test --release

@@ -1,0 +1,106 @@
+//! Benchmarks: each runner measures the real engine on the real model and
+//! returns a serde report; `--json` prints it, the text form is a rendering.
+//!
+//! Figures are medians over repeated runs after a discarded first run, so one
+//! slow outlier (a page fault, a scheduler hiccup) does not move them.
+
+pub mod llm;
+pub mod memory;
+pub mod threads;
+
+use crate::llm::{Engine, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
+use serde::Serialize;
+
+/// Median of `values` (0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) { (sorted[middle - 1] + sorted[middle]) / 2.0 } else { sorted[middle] }
+}
+
+/// Prints a report as JSON or as its text rendering.
+pub fn print<T: Serialize>(report: &T, json: bool, render: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
+    let text = if json { serde_json::to_string(report)? + "\n" } else { render(report) };
+    crate::cli::write_stdout(&text)?;
+    Ok(())
+}
+
+/// Plain prose the prefill benchmark feeds the model, repeated to length.
+const PROSE: &str = "Kira watched the rain draw thin lines on the window while the kettle hummed. \
+She liked these quiet evenings, when the city slowed down and the lamps came on one by one. \
+Tomorrow there would be questions to answer and stories to tell, but tonight there was tea, \
+an old book about lighthouses, and the soft blue glow of the screen. ";
+
+/// A text that tokenizes to `tokens` tokens or just over, found by bisection
+/// on the number of words with the engine's own tokenizer.
+pub fn text_of_tokens(engine: &Engine, tokens: usize) -> Result<String, LlmError> {
+    let words: Vec<&str> = PROSE.split_whitespace().cycle().take(tokens * 2 + 16).collect();
+    let (mut low, mut high) = (1, words.len());
+    while low < high {
+        let middle = (low + high) / 2;
+        if engine.count_tokens(Prompt::Text(words[..middle].join(" ")))? >= tokens {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(words[..low].join(" "))
+}
+
+/// Runs `request` to completion and returns its stats.
+pub fn complete(engine: &Engine, request: GenerationRequest) -> Result<GenerationStats, LlmError> {
+    Ok(engine.generate(request)?.collect_blocking()?.1)
+}
+
+/// Prefill speed: `prompt` evaluated from an empty cache, one token generated.
+pub fn prefill_once(engine: &Engine, prompt: &str) -> Result<GenerationStats, LlmError> {
+    engine.clear_cache()?;
+    complete(
+        engine,
+        GenerationRequest {
+            prompt: Prompt::Text(prompt.to_owned()),
+            sampling: SamplingParams::greedy(),
+            max_tokens: 1,
+            stop: Vec::new(),
+            ignore_eos: true,
+        },
+    )
+}
+
+/// Decode speed: exactly `tokens` tokens generated after a short prompt.
+pub fn decode_once(engine: &Engine, tokens: u32) -> Result<GenerationStats, LlmError> {
+    engine.clear_cache()?;
+    complete(
+        engine,
+        GenerationRequest {
+            prompt: Prompt::Text("Once upon a time, in a small village by the sea,".to_owned()),
+            sampling: SamplingParams::greedy(),
+            max_tokens: tokens,
+            stop: Vec::new(),
+            ignore_eos: true,
+        },
+    )
+}
+
+/// Medians of `runs` measurements after one discarded warm-up run.
+pub fn measure(runs: u32, mut once: impl FnMut() -> Result<f64, LlmError>) -> Result<f64, LlmError> {
+    once()?;
+    let values = (0..runs).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
+    Ok(median(&values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+}

@@ -1,0 +1,123 @@
+//! Conversations with Kira: the persona, the history fitted to the context, and
+//! the terminal chat.
+//!
+//! A [`Conversation`] holds the persona and the turns so far, and builds the
+//! messages for the next request so that they fit the context in tokens:
+//! the oldest exchanges leave first, the persona always stays. Because the
+//! engine shifts cached turns into place, dropping an old turn does not make
+//! the next request re-evaluate the rest. Durable storage is not this module's
+//! job yet: history lives for the process.
+
+pub mod persona;
+pub mod terminal;
+
+pub use persona::Persona;
+
+use crate::llm::{LlmError, Message};
+
+/// The persona and the turns of one conversation.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    persona: Persona,
+    turns: Vec<Message>,
+}
+
+impl Conversation {
+    /// A new conversation with `persona`.
+    pub fn new(persona: Persona) -> Self {
+        Self { persona, turns: Vec::new() }
+    }
+
+    /// The persona's system message (what the engine warms up with).
+    pub fn system(&self) -> Message {
+        Message::system(self.persona.system_prompt.clone())
+    }
+
+    /// The persona.
+    pub fn persona(&self) -> &Persona {
+        &self.persona
+    }
+
+    /// Turns so far (user and assistant messages, oldest first).
+    pub fn turns(&self) -> &[Message] {
+        &self.turns
+    }
+
+    /// Records a completed exchange.
+    pub fn push_exchange(&mut self, user: &str, assistant: &str) {
+        self.turns.push(Message::user(user));
+        self.turns.push(Message::assistant(assistant));
+    }
+
+    /// Forgets every turn (the persona stays).
+    pub fn reset(&mut self) {
+        self.turns.clear();
+    }
+
+    /// Messages for a request answering `user`: persona, as many recent turns as
+    /// fit in `context_size - reserve` tokens (counted exactly by `count`), then
+    /// the new message. Fails when the persona and the message alone do not fit.
+    pub fn prompt_for(
+        &self,
+        user: &str,
+        context_size: usize,
+        reserve: usize,
+        count: impl Fn(&[Message]) -> Result<usize, LlmError>,
+    ) -> Result<Vec<Message>, LlmError> {
+        let budget = context_size.saturating_sub(reserve);
+        // Drop whole exchanges (user + assistant) so roles keep alternating.
+        let mut first = 0;
+        loop {
+            let mut messages = Vec::with_capacity(self.turns.len() - first + 2);
+            messages.push(self.system());
+            messages.extend_from_slice(&self.turns[first..]);
+            messages.push(Message::user(user));
+            let tokens = count(&messages)?;
+            if tokens <= budget {
+                return Ok(messages);
+            }
+            if first >= self.turns.len() {
+                return Err(LlmError::PromptTooLong { prompt_tokens: tokens + reserve, context_size });
+            }
+            first = (first + 2).min(self.turns.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts one token per character: enough to test the fitting rule.
+    fn chars(messages: &[Message]) -> Result<usize, LlmError> {
+        Ok(messages.iter().map(|m| m.content.chars().count()).sum())
+    }
+
+    fn conversation() -> Conversation {
+        let mut conversation = Conversation::new(Persona { name: "K".into(), system_prompt: "sys".into() });
+        conversation.push_exchange("aaaa", "bbbb");
+        conversation.push_exchange("cccc", "dddd");
+        conversation
+    }
+
+    #[test]
+    fn everything_fits() {
+        let messages = conversation().prompt_for("new", 100, 10, chars).unwrap();
+        assert_eq!(messages.len(), 6);
+    }
+
+    #[test]
+    fn oldest_exchange_leaves_first_and_persona_stays() {
+        // persona 3 + second exchange 8 + new 3 = 14
+        let messages = conversation().prompt_for("new", 20, 6, chars).unwrap();
+        assert_eq!(messages.len(), 4);
+        assert_eq!(messages[0].content, "sys");
+        assert_eq!(messages[1].content, "cccc");
+    }
+
+    #[test]
+    fn a_message_that_cannot_fit_is_an_error() {
+        let error = conversation().prompt_for(&"x".repeat(50), 40, 10, chars).unwrap_err();
+        assert!(matches!(error, LlmError::PromptTooLong { context_size: 40, .. }));
+    }
+}

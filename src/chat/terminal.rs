@@ -1,0 +1,175 @@
+//! `workly chat`: Kira in the terminal.
+//!
+//! With `-p TEXT` it answers once, streaming only the reply to stdout so it
+//! pipes cleanly; otherwise it reads lines from stdin until `/exit` or end of
+//! input, with `/reset` to start over. Ctrl-C stops the reply being written,
+//! not the program (at the prompt it exits). With `--json`, stdout carries one
+//! JSON object per turn and nothing else.
+
+use super::Conversation;
+use crate::cli::{self, ChatArgs, Context};
+use crate::llm::{CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, Prompt};
+use anyhow::Context as _;
+use serde::Serialize;
+use std::io::BufRead;
+use std::sync::{Arc, Mutex};
+
+/// One turn as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub struct TurnReport<'a> {
+    /// The reply.
+    pub text: &'a str,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub completion_tokens: usize,
+    /// Prompt tokens reused from the KV cache.
+    pub cached_tokens: usize,
+    /// Time to the first token.
+    pub ttft_ms: f64,
+    /// Prompt evaluation speed.
+    pub prefill_tokens_per_s: f64,
+    /// Generation speed.
+    pub decode_tokens_per_s: f64,
+    /// Decode threads.
+    pub threads: usize,
+    /// Prefill threads.
+    pub threads_prefill: usize,
+    /// Layers on the GPU.
+    pub gpu_layers: u32,
+    /// Why the reply ended.
+    pub finish_reason: crate::llm::FinishReason,
+}
+
+impl<'a> TurnReport<'a> {
+    fn new(text: &'a str, stats: &GenerationStats, info: &EngineInfo) -> Self {
+        Self {
+            text,
+            prompt_tokens: stats.prompt_tokens,
+            completion_tokens: stats.completion_tokens,
+            cached_tokens: stats.cached_tokens,
+            ttft_ms: stats.ttft_ms,
+            prefill_tokens_per_s: stats.prefill_tokens_per_s,
+            decode_tokens_per_s: stats.decode_tokens_per_s,
+            threads: info.threads_decode,
+            threads_prefill: info.threads_prefill,
+            gpu_layers: info.gpu_layers,
+            finish_reason: stats.finish_reason,
+        }
+    }
+}
+
+/// The generation Ctrl-C should stop, if one is running.
+type Current = Arc<Mutex<Option<CancelToken>>>;
+
+/// Runs `workly chat`.
+pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
+    let mut conversation = Conversation::new(super::Persona::default());
+    let prepared = args.engine.prepare(context, vec![conversation.system()])?;
+    let engine = Engine::load(prepared.engine)?;
+    let current: Current = Arc::default();
+    let handler_current = Arc::clone(&current);
+    ctrlc::set_handler(move || match handler_current.lock().ok().and_then(|guard| guard.clone()) {
+        Some(token) => token.cancel(),
+        None => std::process::exit(i32::from(cli::EXIT_INTERRUPTED)),
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    if let Some(prompt) = &args.prompt {
+        turn(&engine, &mut conversation, args, prompt, &current)?;
+        return Ok(());
+    }
+    let name = conversation.persona().name.clone();
+    eprintln!(
+        "{name} is here ({} on {} threads). /reset starts over, /exit leaves, Ctrl-C stops a reply.",
+        engine.info().model_name,
+        engine.info().threads_decode
+    );
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        eprint!("you> ");
+        let Some(line) = lines.next() else { break };
+        let line = line.context("cannot read stdin")?;
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                conversation.reset();
+                eprintln!("(new conversation)");
+                continue;
+            }
+            message => {
+                if !args.json {
+                    eprint!("{name}> ");
+                }
+                // A message that cannot fit is reported and the chat goes on.
+                if let Err(error) = turn(&engine, &mut conversation, args, message, &current) {
+                    if cli::exit_code(&error) == cli::EXIT_BAD_INPUT {
+                        eprintln!("workly: {error:#}");
+                    } else {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One exchange: fit the history, stream the reply, record it.
+fn turn(
+    engine: &Engine,
+    conversation: &mut Conversation,
+    args: &ChatArgs,
+    user: &str,
+    current: &Current,
+) -> anyhow::Result<()> {
+    let info = engine.info();
+    let reserve = (args.sampling.max_tokens as usize).min(info.context_size as usize / 2);
+    let messages = conversation.prompt_for(user, info.context_size as usize, reserve, |messages| {
+        engine.count_tokens(Prompt::Messages(messages.to_vec()))
+    })?;
+    let request = GenerationRequest {
+        prompt: Prompt::Messages(messages),
+        sampling: args.sampling.params(),
+        max_tokens: args.sampling.max_tokens,
+        stop: args.sampling.stop.clone(),
+        ignore_eos: false,
+    };
+    let mut generation = engine.generate(request)?;
+    *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = Some(generation.cancel_token());
+    let mut text = String::new();
+    let mut reader_gone = false;
+    let outcome = loop {
+        match generation.blocking_next() {
+            Some(GenerationEvent::Text(piece)) => {
+                text.push_str(&piece);
+                if !args.json && !reader_gone && !cli::write_stdout(&piece)? {
+                    // stdout was closed: stop generating, nobody reads it.
+                    reader_gone = true;
+                    generation.cancel_token().cancel();
+                }
+            }
+            Some(GenerationEvent::Done(stats)) => break Ok(stats),
+            Some(GenerationEvent::Failed(error)) => break Err(error),
+            None => break Err(crate::llm::LlmError::Stopped),
+        }
+    };
+    *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = None;
+    let stats = outcome?;
+    conversation.push_exchange(user, &text);
+    if reader_gone {
+        return Ok(());
+    }
+    if args.json {
+        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info))?;
+        cli::write_stdout(&(line + "\n"))?;
+    } else {
+        cli::write_stdout("\n")?;
+        if stats.finish_reason == crate::llm::FinishReason::Cancelled {
+            eprintln!("(stopped)");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! The command-line surface: argument types, the shared set-up of an engine
+//! from flags, environment, config file and hardware, and exit codes.
+//!
+//! `main.rs` parses [`Cli`] and calls one `run` per subcommand; the runners live
+//! with what they run (`chat::terminal`, `bench`, ...). Exit codes: 0 success,
+//! 1 a failure at run time, 2 bad input (usage, a bad model or config file, a
+//! prompt that cannot fit), 130 interrupted.
+
+use crate::config::{self, Dirs, FileConfig};
+use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, Tuning};
+use crate::llm::{EngineConfig, LlmError, Message, SamplingParams};
+use crate::model::{self, ModelInfo};
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit code for a failure at run time.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad input: usage, model file, config file, prompt too long.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code when the user interrupted Workly.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Workly: a local-first AI companion. Chat with Kira on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "workly", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Where models and conversations live.
+    #[arg(long, global = true, env = config::env::DATA_DIR, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Show Workly's and llama.cpp's logs on stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Chat with Kira in the terminal (or answer once with -p).
+    Chat(ChatArgs),
+    /// Inspect or download GGUF models.
+    Model {
+        /// What to do with models.
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Report the hardware and the settings Workly picks for it.
+    Doctor(DoctorArgs),
+    /// Measure performance.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// `workly model ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Print a GGUF file's metadata.
+    Info {
+        /// The GGUF file.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a GGUF over HTTP(S), resuming a partial download.
+    Pull {
+        /// The URL of the GGUF file.
+        url: String,
+        /// File or directory to write to (default: the models directory).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Expected SHA-256 of the file, in hex.
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+}
+
+/// Flags that choose and tune the engine.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EngineArgs {
+    /// GGUF model: a path or an http(s) URL (default: SmolLM2-135M-Instruct).
+    #[arg(long, short, env = config::env::MODEL, value_name = "PATH|URL")]
+    pub model: Option<String>,
+    /// Context size in tokens (default: picked from the model and free memory).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(64..))]
+    pub context_size: Option<u32>,
+    /// Threads for decode and prefill (default: measured or physical cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Layers to offload to the GPU (default: as many as fit in free VRAM).
+    #[arg(long)]
+    pub gpu_layers: Option<u32>,
+    /// Prefill batch size in tokens.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
+    /// Chat template: a Jinja file, inline Jinja, or a built-in name: chatml, gemma
+    /// (default: the model's own).
+    #[arg(long, value_name = "FILE|JINJA|NAME")]
+    pub chat_template: Option<String>,
+}
+
+/// Flags that shape a reply.
+#[derive(Debug, Clone, Args)]
+pub struct SamplingArgs {
+    /// Most tokens in a reply.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Temperature (0: greedy, deterministic).
+    #[arg(long, default_value_t = SamplingParams::default().temperature)]
+    pub temperature: f32,
+    /// Nucleus sampling threshold.
+    #[arg(long, default_value_t = SamplingParams::default().top_p)]
+    pub top_p: f32,
+    /// Keep the k most likely tokens (0: off).
+    #[arg(long, default_value_t = SamplingParams::default().top_k)]
+    pub top_k: i32,
+    /// Minimum probability relative to the best token.
+    #[arg(long, default_value_t = SamplingParams::default().min_p)]
+    pub min_p: f32,
+    /// Penalty on recently repeated tokens (1: off).
+    #[arg(long, default_value_t = SamplingParams::default().repeat_penalty)]
+    pub repeat_penalty: f32,
+    /// Random seed, for reproducible replies.
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// A string that ends the reply (repeatable).
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stop: Vec<String>,
+}
+
+impl SamplingArgs {
+    /// The engine's sampling settings.
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            seed: self.seed,
+            ..SamplingParams::default()
+        }
+    }
+}
+
+/// `workly chat`
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Reply shaping.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Answer this once and exit; only the reply goes to stdout.
+    #[arg(long, short)]
+    pub prompt: Option<String>,
+    /// One JSON object per turn on stdout (text and measurements).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly doctor`
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Engine choice and tuning (the model decides GPU layers and context).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load, warm-up, time to first token, prefill and decode speed, a 20-turn conversation.
+    Llm(BenchLlmArgs),
+    /// Prefill and decode speed for every thread count; saves the best for later runs.
+    Threads(BenchThreadsArgs),
+    /// Resident memory over a long conversation.
+    Memory(BenchMemoryArgs),
+}
+
+/// `workly bench llm`
+#[derive(Debug, Clone, Args)]
+pub struct BenchLlmArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Measured runs per figure (after one discarded run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench threads`
+#[derive(Debug, Clone, Args)]
+pub struct BenchThreadsArgs {
+    /// Engine choice (thread flags are ignored: every count is tried).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Measured runs per thread count (after one discarded run).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench memory`
+#[derive(Debug, Clone, Args)]
+pub struct BenchMemoryArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Conversation length in turns.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turns: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What every subcommand shares: directories, the config file, verbosity.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Workly's directories.
+    pub dirs: Dirs,
+    /// The config file's settings.
+    pub file: FileConfig,
+    /// Whether llama.cpp's log goes to tracing.
+    pub llama_logs: bool,
+}
+
+impl Context {
+    /// Resolves directories and reads the config file.
+    pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
+        let dirs = Dirs::resolve(cli.data_dir.as_deref())?;
+        let file = FileConfig::load(&dirs.config_file)?;
+        let llama_logs = cli.verbose || std::env::var_os("RUST_LOG").is_some();
+        Ok(Self { dirs, file, llama_logs })
+    }
+}
+
+/// An engine configuration with the facts it was chosen from.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Ready for [`crate::llm::Engine::load`].
+    pub engine: EngineConfig,
+    /// The machine.
+    pub hardware: Hardware,
+    /// The chosen settings and where each came from.
+    pub tuning: Tuning,
+}
+
+impl EngineArgs {
+    /// The model file these flags (or the config file, or the default) name,
+    /// validated and described.
+    pub fn model_info(&self, context: &Context) -> anyhow::Result<ModelInfo> {
+        let choice = self.model.as_deref().or(context.file.model.as_deref());
+        let path = model::locate::resolve(choice, &context.dirs.models())?;
+        Ok(ModelInfo::read(&path)?)
+    }
+
+    /// Resolves the model and tunes the engine for this machine: flags win over
+    /// the config file, which wins over what the hardware policy picks.
+    pub fn prepare(&self, context: &Context, warmup_messages: Vec<Message>) -> anyhow::Result<Prepared> {
+        let model = self.model_info(context)?;
+        let hardware = Hardware::detect();
+        let measured = match ThreadMeasurements::load(&context.dirs.thread_measurements()) {
+            Ok(measured) => measured.filter(|m| m.matches(&hardware.cpu)),
+            Err(error) => {
+                tracing::warn!("ignoring saved thread measurements: {error}");
+                None
+            }
+        };
+        let requested_context = self.context_size.or(context.file.context_size);
+        let mut tuning =
+            Tuning::choose(&hardware, &footprint(&model), measured.as_ref(), requested_context, cfg!(feature = "cuda"));
+        if let Some(threads) = self.threads.map(usize::from).or(context.file.threads) {
+            tuning.threads_decode = threads;
+            tuning.threads_prefill = threads;
+        }
+        if let Some(layers) = self.gpu_layers.or(context.file.gpu_layers) {
+            tuning.gpu_layers = layers;
+        }
+        if let Some(batch) = self.batch_size.or(context.file.batch_size) {
+            tuning.batch_size = batch;
+        }
+        let engine = EngineConfig {
+            model,
+            threads_decode: tuning.threads_decode,
+            threads_prefill: tuning.threads_prefill,
+            gpu_layers: tuning.gpu_layers,
+            context_size: tuning.context_size,
+            batch_size: tuning.batch_size,
+            chat_template: self.chat_template.clone().or_else(|| context.file.chat_template.clone()),
+            warmup_messages,
+            llama_logs: context.llama_logs,
+        };
+        Ok(Prepared { engine, hardware, tuning })
+    }
+}
+
+/// What the hardware policies need to know about a model.
+pub fn footprint(model: &ModelInfo) -> ModelFootprint {
+    ModelFootprint {
+        layers: model.layers,
+        layer_bytes: model.layer_bytes.clone(),
+        output_bytes: model.output_bytes,
+        kv_bytes_per_token: model.kv_bytes_per_token(),
+        context_length_train: model.context_length,
+    }
+}
+
+/// The exit code for an error: bad input is told apart from failures by the
+/// error types found in its chain.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(llm) = cause.downcast_ref::<LlmError>() {
+            return match llm {
+                LlmError::Model(_)
+                | LlmError::Template(_)
+                | LlmError::Sampling(_)
+                | LlmError::PromptTooLong { .. }
+                | LlmError::EmptyPrompt => EXIT_BAD_INPUT,
+                _ => EXIT_FAILURE,
+            };
+        }
+        if cause.is::<model::GgufError>()
+            || cause.is::<model::locate::LocateError>()
+            || cause.is::<config::ConfigError>()
+            || cause.is::<crate::llm::template::TemplateError>()
+        {
+            return EXIT_BAD_INPUT;
+        }
+    }
+    EXIT_FAILURE
+}
+
+/// Writes to stdout, treating a closed pipe (`workly chat -p hi | head -c1`) as
+/// the reader having had enough rather than as an error.
+pub fn write_stdout(text: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(error) => Err(error).context("cannot write to stdout"),
+    }
+}
+
+/// `workly model info PATH`
+pub fn run_model_info(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let info = ModelInfo::read(path)?;
+    let text = if json { serde_json::to_string_pretty(&info)? + "\n" } else { info.render_text() };
+    write_stdout(&text)?;
+    Ok(())
+}
+
+/// `workly model pull URL`
+pub fn run_model_pull(
+    dirs: &Dirs,
+    url: &str,
+    out: Option<&std::path::Path>,
+    sha256: Option<String>,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let dest = match out {
+        Some(out) => out.to_path_buf(),
+        None => {
+            let models = dirs.models();
+            std::fs::create_dir_all(&models).with_context(|| format!("cannot create {}", models.display()))?;
+            models
+        }
+    };
+    let path = model::pull::pull(url, &dest, &model::pull::PullOptions { sha256, progress })?;
+    write_stdout(&format!("{}\n", path.display()))?;
+    Ok(())
+}
+
+/// `workly doctor`
+pub fn run_doctor(context: &Context, args: &DoctorArgs) -> anyhow::Result<()> {
+    let prepared = args.engine.prepare(context, Vec::new())?;
+    let report = crate::hardware::DoctorReport::new(
+        prepared.hardware,
+        cfg!(feature = "cuda"),
+        Some(prepared.tuning),
+        Some(prepared.engine.model.path.display().to_string()),
+    );
+    let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.render_text() };
+    write_stdout(&text)?;
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! What the machine has (CPU, RAM, NVIDIA GPUs) and the settings that follow from it.
+//!
+//! This module owns hardware detection ([`Hardware::detect`]), the policies
+//! that turn a machine and a model into llama.cpp settings ([`Tuning`] and the
+//! `choose_*`/`plan_*` functions, all pure and fed by data), the saved thread
+//! benchmark ([`ThreadMeasurements`]) and the `workly doctor` report
+//! ([`DoctorReport`]). Detection never fails: what cannot be read is reported
+//! as unknown, because a CPU-only answer is always a usable one.
+
+mod cpu;
+mod gpu;
+mod memory;
+mod policy;
+mod report;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sysinfo::System;
+
+pub use cpu::CpuInfo;
+pub use gpu::GpuInfo;
+pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes};
+pub use policy::{
+    GpuPlan, ModelFootprint, ThreadChoice, ThreadMeasurements, ThreadRow, ThreadSource, Tuning, choose_batch_size,
+    choose_context_size, choose_threads, plan_gpu_layers,
+};
+pub use report::DoctorReport;
+
+/// Whether this binary's llama.cpp was built with CUDA (the `cuda` feature);
+/// without it no layer can be offloaded, whatever GPU is present.
+pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
+
+/// Errors of the hardware subsystem (only the thread-benchmark cache can fail).
+#[derive(Debug, thiserror::Error)]
+pub enum HardwareError {
+    /// The cache file exists but could not be read.
+    #[error("cannot read thread measurements from {path}")]
+    Read {
+        /// File that was read.
+        path: PathBuf,
+        /// Underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cache file is not valid measurements JSON (corrupt or from an older Workly).
+    #[error("thread measurements in {path} are not valid")]
+    Parse {
+        /// File that was parsed.
+        path: PathBuf,
+        /// Underlying JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The cache file (or its directory) could not be written.
+    #[error("cannot write thread measurements to {path}")]
+    Write {
+        /// File that was written.
+        path: PathBuf,
+        /// Underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The measurements could not be encoded as JSON.
+    #[error("cannot encode thread measurements as JSON")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// Everything detected about this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hardware {
+    /// The CPU.
+    pub cpu: CpuInfo,
+    /// System RAM.
+    pub memory: MemoryInfo,
+    /// NVIDIA GPUs, possibly none.
+    pub gpus: Vec<GpuInfo>,
+    /// Why `gpus` is empty or incomplete, e.g. "no NVIDIA driver found".
+    pub gpu_note: Option<String>,
+}
+
+impl Hardware {
+    /// Detects this machine; never fails and never panics.
+    ///
+    /// Only the CPU list and RAM are refreshed (no processes, disks or CPU
+    /// usage sampling), so this costs a few file reads plus loading NVML where
+    /// it exists. Anything unreadable comes back as unknown: "unknown CPU",
+    /// 0 bytes of RAM, or an empty GPU list with a note.
+    pub fn detect() -> Self {
+        let mut system = match System::new() {
+            Ok(system) => Some(system),
+            Err(error) => {
+                tracing::warn!(%error, "sysinfo unavailable; CPU and RAM reported as unknown");
+                None
+            }
+        };
+        let cpu = CpuInfo::detect(system.as_mut());
+        let memory = MemoryInfo::detect(system.as_mut());
+        let gpus = gpu::GpuScan::detect();
+        Self { cpu, memory, gpus: gpus.gpus, gpu_note: gpus.note }
+    }
+}
+
+/// Bytes per GiB, for display.
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// `bytes` as GiB with one decimal, e.g. "5.6 GiB".
+fn format_gib(bytes: u64) -> String {
+    // Display only: f64 is exact far beyond any memory size we will print.
+    let gib = bytes as f64 / GIB;
+    format!("{gib:.1} GiB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_this_machine() {
+        let hardware = Hardware::detect();
+        assert!(hardware.cpu.logical_cores >= 1);
+        assert!(hardware.cpu.physical_cores >= 1);
+        assert!(hardware.memory.total_bytes > 0);
+        assert!(hardware.memory.available_bytes <= hardware.memory.total_bytes);
+        // No NVIDIA machine is a normal answer: an empty list, explained.
+        if hardware.gpus.is_empty() {
+            assert!(hardware.gpu_note.is_some());
+        }
+    }
+
+    #[test]
+    fn formats_gib_with_one_decimal() {
+        assert_eq!(format_gib(0), "0.0 GiB");
+        assert_eq!(format_gib(6 << 30), "6.0 GiB");
+        assert_eq!(format_gib(5_905_580_032), "5.5 GiB");
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let error = HardwareError::Read {
+            path: PathBuf::from("/tmp/threads.json"),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(error.to_string().contains("/tmp/threads.json"));
+    }
+}

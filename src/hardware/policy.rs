@@ -1,0 +1,789 @@
+//! Settings that follow from the hardware: thread counts, GPU layers, context
+//! and batch sizes.
+//!
+//! Every policy here is a pure function of data (a [`CpuInfo`], a list of
+//! [`GpuInfo`], a [`ModelFootprint`]), so the decisions are unit-tested on
+//! recorded machines instead of on whatever machine runs the tests. Budgets
+//! are computed from the model's real sizes, never looked up in a table.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CpuInfo, GpuInfo, Hardware, HardwareError, format_gib};
+
+/// Memory a model needs, as read from its GGUF file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelFootprint {
+    /// Number of repeating (transformer) layers, `block_count` in GGUF terms.
+    pub layers: u32,
+    /// Weight bytes of each repeating layer, in layer order (`layers` entries).
+    pub layer_bytes: Vec<u64>,
+    /// Weight bytes outside the repeating layers that llama.cpp offloads as
+    /// "the output layer" (output norm and output projection).
+    pub output_bytes: u64,
+    /// KV-cache bytes per token of context, summed over all layers.
+    pub kv_bytes_per_token: u64,
+    /// Context length the model was trained with; 0 when the file does not say.
+    pub context_length_train: u32,
+}
+
+/// Where a thread count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadSource {
+    /// From a thread benchmark saved for this CPU.
+    Measured,
+    /// From the core counts alone.
+    Heuristic,
+}
+
+/// Thread counts for the two phases of generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadChoice {
+    /// Threads for token-by-token generation (memory-bandwidth bound).
+    pub decode: usize,
+    /// Threads for prompt processing (compute bound).
+    pub prefill: usize,
+    /// Whether these were measured or guessed.
+    pub source: ThreadSource,
+}
+
+/// One thread count tried by the thread benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ThreadRow {
+    /// Threads used for both phases in this run.
+    pub threads: usize,
+    /// Prompt-processing speed, tokens per second.
+    pub prefill_tokens_per_s: f64,
+    /// Generation speed, tokens per second.
+    pub decode_tokens_per_s: f64,
+}
+
+/// A saved thread benchmark: speeds at several thread counts on one CPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadMeasurements {
+    /// [`CpuInfo::model`] of the machine measured.
+    pub cpu_model: String,
+    /// [`CpuInfo::logical_cores`] of the machine measured (a VM resized keeps its model name).
+    pub logical_cores: usize,
+    /// Model file the benchmark ran, for the record.
+    pub model_file: String,
+    /// One row per thread count tried.
+    pub rows: Vec<ThreadRow>,
+}
+
+/// Speeds within this fraction of the best one count as a tie.
+const TIE_TOLERANCE: f64 = 0.01;
+
+impl ThreadMeasurements {
+    /// The fastest decode count and the fastest prefill count, each chosen on its own.
+    ///
+    /// Counts within 1% of the best are a tie, and a tie goes to fewer threads:
+    /// the speed is the same and the spare cores keep the desktop responsive.
+    /// Rows with zero threads or non-finite speeds are ignored; with no usable
+    /// row at all this falls back to one thread per logical core, marked
+    /// [`ThreadSource::Heuristic`].
+    pub fn pick(&self) -> ThreadChoice {
+        let decode = fastest(&self.rows, |row| row.decode_tokens_per_s);
+        let prefill = fastest(&self.rows, |row| row.prefill_tokens_per_s);
+        match (decode, prefill) {
+            (Some(decode), Some(prefill)) => ThreadChoice { decode, prefill, source: ThreadSource::Measured },
+            _ => {
+                let threads = self.logical_cores.max(1);
+                ThreadChoice { decode: threads, prefill: threads, source: ThreadSource::Heuristic }
+            }
+        }
+    }
+
+    /// Whether these measurements were taken on `cpu` (same model and core count).
+    pub fn matches(&self, cpu: &CpuInfo) -> bool {
+        self.cpu_model == cpu.model && self.logical_cores == cpu.logical_cores
+    }
+
+    /// Writes the measurements as pretty JSON, creating parent directories.
+    ///
+    /// The file is written beside its destination and renamed into place, so a
+    /// crash mid-write never leaves a truncated cache behind.
+    pub fn save(&self, path: &Path) -> Result<(), HardwareError> {
+        let write_error = |source| HardwareError::Write { path: path.to_path_buf(), source };
+        let json = serde_json::to_string_pretty(self).map_err(HardwareError::Encode)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(write_error)?;
+        }
+        let mut staging = path.as_os_str().to_owned();
+        staging.push(".tmp");
+        std::fs::write(&staging, json + "\n").map_err(write_error)?;
+        std::fs::rename(&staging, path).map_err(write_error)
+    }
+
+    /// Reads measurements saved by [`save`](Self::save).
+    ///
+    /// A missing file is `Ok(None)` (no benchmark run yet); an unreadable or
+    /// corrupt one is an error the caller may log and ignore.
+    pub fn load(path: &Path) -> Result<Option<Self>, HardwareError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(HardwareError::Read { path: path.to_path_buf(), source });
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|source| HardwareError::Parse { path: path.to_path_buf(), source })
+    }
+}
+
+/// Whether a row's speed (as read by `speed`) can be compared.
+fn usable(row: &ThreadRow, speed: impl Fn(&ThreadRow) -> f64) -> bool {
+    row.threads > 0 && speed(row).is_finite() && speed(row) >= 0.0
+}
+
+/// The fewest threads whose speed is within [`TIE_TOLERANCE`] of the best.
+fn fastest(rows: &[ThreadRow], speed: impl Fn(&ThreadRow) -> f64) -> Option<usize> {
+    let usable_rows = || rows.iter().filter(|row| usable(row, &speed));
+    let best = usable_rows().map(&speed).reduce(f64::max)?;
+    usable_rows().filter(|row| speed(row) >= best * (1.0 - TIE_TOLERANCE)).map(|row| row.threads).min()
+}
+
+/// Thread counts for `cpu`: measured when a benchmark of this CPU is at hand,
+/// otherwise one thread per physical core for both phases.
+///
+/// Decode is limited by memory bandwidth, and a hyper-thread shares its core's
+/// load units, so logical cores beyond the physical ones do not help it; they
+/// would only compete with the rest of the desktop. Measurements from another
+/// CPU (a copied home directory, a resized VM) are ignored.
+pub fn choose_threads(cpu: &CpuInfo, measured: Option<&ThreadMeasurements>) -> ThreadChoice {
+    if let Some(measured) = measured.filter(|measured| measured.matches(cpu)) {
+        let choice = measured.pick();
+        // Without a usable row, the core count of this CPU beats pick's guess.
+        if choice.source == ThreadSource::Measured {
+            return choice;
+        }
+    }
+    let threads = cpu.physical_cores.max(1);
+    ThreadChoice { decode: threads, prefill: threads, source: ThreadSource::Heuristic }
+}
+
+/// How many layers to hand to the GPU, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuPlan {
+    /// llama.cpp's `n_gpu_layers`: `layers + 1` also offloads the output layer.
+    pub gpu_layers: u32,
+    /// One sentence for `workly doctor` and the logs.
+    pub reason: String,
+}
+
+/// VRAM always left free, whatever the card: the CUDA context, the driver and
+/// llama.cpp's compute buffer need at least this much.
+const MIN_HEADROOM_BYTES: u64 = 512 * 1024 * 1024;
+
+/// VRAM left free as a fraction of the card (the desktop and other apps grow with it).
+const HEADROOM_DIVISOR: u64 = 10;
+
+/// VRAM withheld from the model on a card with `total_bytes`.
+fn headroom_bytes(total_bytes: u64) -> u64 {
+    MIN_HEADROOM_BYTES.max(total_bytes / HEADROOM_DIVISOR)
+}
+
+/// The per-layer share of the KV cache at `context_size` tokens, rounded up.
+fn kv_bytes_per_layer(footprint: &ModelFootprint, context_size: u32) -> u64 {
+    let total = u128::from(footprint.kv_bytes_per_token) * u128::from(context_size);
+    let share = total.div_ceil(u128::from(footprint.layers.max(1)));
+    u64::try_from(share).unwrap_or(u64::MAX)
+}
+
+/// Plans `n_gpu_layers` for `footprint` at `context_size` tokens.
+///
+/// The budget is the free VRAM of the GPU with the most of it, minus
+/// headroom (the larger of 512 MiB and a tenth of the card). Layers are
+/// offloaded in order while each one's weights plus its share of the KV cache
+/// still fit; when all of them fit and the output layer does too, the plan is
+/// `layers + 1`. Nothing is offloaded when llama.cpp was built without CUDA,
+/// when there is no GPU, or when the footprint is inconsistent.
+pub fn plan_gpu_layers(footprint: &ModelFootprint, gpus: &[GpuInfo], context_size: u32, cuda_built: bool) -> GpuPlan {
+    let none = |reason: String| GpuPlan { gpu_layers: 0, reason };
+    if !cuda_built {
+        return none("CPU only: this build has no CUDA support; rebuild with --features cuda".into());
+    }
+    let Some(gpu) = gpus.iter().max_by_key(|gpu| gpu.free_bytes) else {
+        return none("CPU only: no NVIDIA GPU found".into());
+    };
+    if footprint.layers == 0 || footprint.layer_bytes.len() != footprint.layers as usize {
+        return none(format!(
+            "CPU only: the model describes {} layers but {} layer sizes",
+            footprint.layers,
+            footprint.layer_bytes.len()
+        ));
+    }
+
+    let headroom = headroom_bytes(gpu.total_bytes);
+    let budget = gpu.free_bytes.saturating_sub(headroom);
+    let kv_per_layer = kv_bytes_per_layer(footprint, context_size);
+    let mut used: u64 = 0;
+    let mut offloaded: u32 = 0;
+    for &weights in &footprint.layer_bytes {
+        let next = used.saturating_add(weights).saturating_add(kv_per_layer);
+        if next > budget {
+            break;
+        }
+        used = next;
+        offloaded = offloaded.saturating_add(1);
+    }
+    let output_fits = offloaded == footprint.layers && used.saturating_add(footprint.output_bytes) <= budget;
+    let gpu_layers = if output_fits { offloaded.saturating_add(1) } else { offloaded };
+    if output_fits {
+        used += footprint.output_bytes;
+    }
+
+    let on_gpu = format!(
+        "GPU {} ({}): {} free of {}, {} kept back",
+        gpu.index,
+        gpu.name,
+        format_gib(gpu.free_bytes),
+        format_gib(gpu.total_bytes),
+        format_gib(headroom)
+    );
+    let reason = if output_fits {
+        format!(
+            "all {} layers and the output layer fit ({} of a {} budget) on {on_gpu}",
+            footprint.layers,
+            format_gib(used),
+            format_gib(budget)
+        )
+    } else if offloaded == footprint.layers {
+        format!(
+            "all {} layers fit ({} of a {} budget) but not the {} output layer, on {on_gpu}",
+            footprint.layers,
+            format_gib(used),
+            format_gib(budget),
+            format_gib(footprint.output_bytes)
+        )
+    } else if offloaded == 0 {
+        let first_layer = footprint.layer_bytes.first().copied().unwrap_or(0);
+        format!(
+            "CPU only: not one layer ({} with its KV cache) fits the {} budget on {on_gpu}",
+            format_gib(first_layer.saturating_add(kv_per_layer)),
+            format_gib(budget)
+        )
+    } else {
+        format!(
+            "{offloaded} of {} layers fit ({} of a {} budget) on {on_gpu}",
+            footprint.layers,
+            format_gib(used),
+            format_gib(budget)
+        )
+    };
+    GpuPlan { gpu_layers, reason }
+}
+
+/// Context chosen when none is requested, before the RAM check.
+const DEFAULT_CONTEXT: u32 = 8192;
+
+/// Smallest context chosen automatically: a persona prompt plus a few turns.
+const MIN_CONTEXT: u32 = 512;
+
+/// Automatic contexts are multiples of this (llama.cpp pads the KV cache to 256).
+const CONTEXT_STEP: u32 = 256;
+
+/// Share of available RAM the KV cache may take: the weights and the rest of the system need the remainder.
+const KV_RAM_DIVISOR: u64 = 4;
+
+/// Context size in tokens.
+///
+/// A requested size is honoured up to the training context (beyond it the
+/// model degrades). Otherwise: the training context capped at 8192, lowered
+/// until the KV cache takes at most a quarter of `available_ram_bytes`,
+/// rounded down to a multiple of 256 and kept at 512 or more (but never above
+/// the training context). A training context of 0 means unknown, no cap.
+pub fn choose_context_size(footprint: &ModelFootprint, available_ram_bytes: u64, requested: Option<u32>) -> u32 {
+    let train = match footprint.context_length_train {
+        0 => u32::MAX,
+        known => known,
+    };
+    if let Some(requested) = requested {
+        return requested.max(1).min(train);
+    }
+    let target = train.min(DEFAULT_CONTEXT);
+    let kv_budget_bytes = available_ram_bytes / KV_RAM_DIVISOR;
+    let fits_in_ram = kv_budget_bytes
+        .checked_div(footprint.kv_bytes_per_token)
+        .map_or(u32::MAX, |tokens| u32::try_from(tokens).unwrap_or(u32::MAX));
+    let chosen = target.min(fits_in_ram);
+    let rounded = chosen - chosen % CONTEXT_STEP;
+    rounded.max(MIN_CONTEXT).min(train)
+}
+
+/// Largest batch (tokens per `llama_decode` call during prompt processing).
+const MAX_BATCH: u32 = 512;
+
+/// Batch size for `context_size`: 512 (llama.cpp's default, where prompt
+/// processing is already compute-bound), never more than the context.
+pub fn choose_batch_size(context_size: u32) -> u32 {
+    MAX_BATCH.min(context_size)
+}
+
+/// Every setting chosen for one model on one machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Threads for generation.
+    pub threads_decode: usize,
+    /// Threads for prompt processing.
+    pub threads_prefill: usize,
+    /// Whether the thread counts were measured or guessed.
+    pub thread_source: ThreadSource,
+    /// llama.cpp's `n_gpu_layers`.
+    pub gpu_layers: u32,
+    /// Why that many layers go to the GPU.
+    pub gpu_reason: String,
+    /// Context size, tokens.
+    pub context_size: u32,
+    /// Batch size, tokens.
+    pub batch_size: u32,
+}
+
+impl Tuning {
+    /// Chooses every setting for `footprint` on `hardware`.
+    ///
+    /// The context is sized first (it decides the KV cache), then the GPU
+    /// layers at that context, then the batch.
+    pub fn choose(
+        hardware: &Hardware,
+        footprint: &ModelFootprint,
+        measured: Option<&ThreadMeasurements>,
+        requested_context: Option<u32>,
+        cuda_built: bool,
+    ) -> Self {
+        let threads = choose_threads(&hardware.cpu, measured);
+        let context_size = choose_context_size(footprint, hardware.memory.available_bytes, requested_context);
+        let gpu = plan_gpu_layers(footprint, &hardware.gpus, context_size, cuda_built);
+        Self {
+            threads_decode: threads.decode,
+            threads_prefill: threads.prefill,
+            thread_source: threads.source,
+            gpu_layers: gpu.gpu_layers,
+            gpu_reason: gpu.reason,
+            context_size,
+            batch_size: choose_batch_size(context_size),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::hardware::MemoryInfo;
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    /// A 7B Q4_K_M-like model: 32 layers of 120 MiB, a 280 MiB output layer.
+    /// `kv_heads` 32 is Llama-2-style attention (512 KiB of f16 KV per token),
+    /// 8 is grouped-query attention as in Mistral or Llama 3 (128 KiB).
+    fn seven_b(kv_heads: u64, context_length_train: u32) -> ModelFootprint {
+        ModelFootprint {
+            layers: 32,
+            layer_bytes: vec![120 * MIB; 32],
+            output_bytes: 280 * MIB,
+            // K and V, 32 layers, 128 dims per head, 2 bytes (f16).
+            kv_bytes_per_token: 2 * 32 * kv_heads * 128 * 2,
+            context_length_train,
+        }
+    }
+
+    /// A 70B Q4_K_M-like model: 80 layers of 500 MiB, grouped-query attention.
+    fn seventy_b() -> ModelFootprint {
+        ModelFootprint {
+            layers: 80,
+            layer_bytes: vec![500 * MIB; 80],
+            output_bytes: 800 * MIB,
+            kv_bytes_per_token: 2 * 80 * 8 * 128 * 2,
+            context_length_train: 8192,
+        }
+    }
+
+    /// RTX 4050 Laptop GPU: 6 GiB, 5.6 GiB free with a desktop running.
+    fn rtx_4050() -> GpuInfo {
+        GpuInfo {
+            index: 0,
+            name: "NVIDIA GeForce RTX 4050 Laptop GPU".into(),
+            total_bytes: 6 * GIB,
+            free_bytes: 6_012_954_214,
+        }
+    }
+
+    /// H100 80 GB as seen by NVML on an idle server.
+    fn h100() -> GpuInfo {
+        GpuInfo { index: 0, name: "NVIDIA H100 80GB HBM3".into(), total_bytes: 81_559 * MIB, free_bytes: 81_000 * MIB }
+    }
+
+    /// A 2 GiB entry-level card (MX450 class).
+    fn two_gib_card() -> GpuInfo {
+        GpuInfo { index: 0, name: "NVIDIA GeForce MX450".into(), total_bytes: 2 * GIB, free_bytes: 1843 * MIB }
+    }
+
+    fn cpu(model: &str, physical_cores: usize, logical_cores: usize) -> CpuInfo {
+        CpuInfo { model: model.into(), physical_cores, logical_cores, simd: vec!["avx2".into()] }
+    }
+
+    fn row(threads: usize, prefill_tokens_per_s: f64, decode_tokens_per_s: f64) -> ThreadRow {
+        ThreadRow { threads, prefill_tokens_per_s, decode_tokens_per_s }
+    }
+
+    /// A benchmark on an 8-core/16-thread laptop: decode peaks at 6 threads
+    /// (memory bound), prefill keeps scaling to 16.
+    fn laptop_measurements() -> ThreadMeasurements {
+        ThreadMeasurements {
+            cpu_model: "AMD Ryzen 7 7840HS w/ Radeon 780M Graphics".into(),
+            logical_cores: 16,
+            model_file: "mistral-7b-instruct-v0.2.Q4_K_M.gguf".into(),
+            rows: vec![
+                row(1, 9.0, 4.1),
+                row(2, 17.5, 7.6),
+                row(4, 33.0, 11.8),
+                row(6, 46.0, 13.2),
+                row(8, 58.0, 13.0),
+                row(12, 71.0, 12.1),
+                row(16, 80.0, 10.4),
+            ],
+        }
+    }
+
+    // --- threads ---
+
+    #[test]
+    fn heuristic_threads_are_physical_cores() {
+        let choice = choose_threads(&cpu("Ryzen", 8, 16), None);
+        assert_eq!(choice, ThreadChoice { decode: 8, prefill: 8, source: ThreadSource::Heuristic });
+    }
+
+    #[test]
+    fn this_epyc_gets_two_threads() {
+        let choice = choose_threads(&cpu("AMD EPYC", 2, 2), None);
+        assert_eq!((choice.decode, choice.prefill), (2, 2));
+    }
+
+    #[test]
+    fn heuristic_keeps_at_least_one_thread() {
+        let choice = choose_threads(&cpu("?", 0, 0), None);
+        assert_eq!((choice.decode, choice.prefill), (1, 1));
+    }
+
+    #[test]
+    fn measured_threads_pick_each_phase_separately() {
+        let measured = laptop_measurements();
+        let laptop = cpu("AMD Ryzen 7 7840HS w/ Radeon 780M Graphics", 8, 16);
+        assert_eq!(
+            choose_threads(&laptop, Some(&measured)),
+            ThreadChoice { decode: 6, prefill: 16, source: ThreadSource::Measured }
+        );
+    }
+
+    #[test]
+    fn a_tie_within_one_percent_goes_to_fewer_threads() {
+        let measured = ThreadMeasurements {
+            rows: vec![row(4, 40.0, 20.0), row(8, 40.3, 20.15), row(2, 30.0, 15.0)],
+            ..laptop_measurements()
+        };
+        let choice = measured.pick();
+        assert_eq!((choice.decode, choice.prefill), (4, 4));
+        // Just beyond 1% is no longer a tie.
+        let measured = ThreadMeasurements { rows: vec![row(4, 40.0, 20.0), row(8, 40.5, 20.3)], ..measured };
+        let choice = measured.pick();
+        assert_eq!((choice.decode, choice.prefill), (8, 8));
+    }
+
+    #[test]
+    fn measurements_from_another_cpu_are_ignored() {
+        let measured = laptop_measurements();
+        let other_model = cpu("Intel(R) Core(TM) i7-12700H", 14, 16);
+        assert_eq!(choose_threads(&other_model, Some(&measured)).source, ThreadSource::Heuristic);
+        // Same model name, resized VM.
+        let resized = cpu("AMD Ryzen 7 7840HS w/ Radeon 780M Graphics", 4, 8);
+        assert!(!measured.matches(&resized));
+        assert_eq!(choose_threads(&resized, Some(&measured)).decode, 4);
+    }
+
+    #[test]
+    fn unusable_rows_fall_back() {
+        let laptop = cpu("AMD Ryzen 7 7840HS w/ Radeon 780M Graphics", 8, 16);
+        let empty = ThreadMeasurements { rows: Vec::new(), ..laptop_measurements() };
+        assert_eq!(choose_threads(&laptop, Some(&empty)).decode, 8);
+        assert_eq!(empty.pick(), ThreadChoice { decode: 16, prefill: 16, source: ThreadSource::Heuristic });
+        let broken = ThreadMeasurements {
+            rows: vec![row(0, 50.0, 50.0), row(4, f64::NAN, f64::INFINITY), row(2, 10.0, 5.0)],
+            ..laptop_measurements()
+        };
+        let choice = choose_threads(&laptop, Some(&broken));
+        assert_eq!((choice.decode, choice.prefill), (2, 2));
+        assert_eq!(choice.source, ThreadSource::Measured);
+    }
+
+    #[test]
+    fn measurements_round_trip_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache").join("threads.json");
+        let measured = laptop_measurements();
+        measured.save(&path).unwrap();
+        assert_eq!(ThreadMeasurements::load(&path).unwrap(), Some(measured));
+        // Only the destination remains: the staging file was renamed into place.
+        let names: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("threads.json")]);
+    }
+
+    #[test]
+    fn a_missing_file_is_no_measurements() {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = ThreadMeasurements::load(&dir.path().join("absent.json")).unwrap();
+        assert_eq!(loaded, None);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("threads.json");
+        std::fs::write(&path, "{\"cpu_model\": ").unwrap();
+        let error = ThreadMeasurements::load(&path).unwrap_err();
+        assert!(matches!(error, HardwareError::Parse { .. }), "{error:?}");
+        // A directory where the file should be is unreadable, not absent.
+        let error = ThreadMeasurements::load(dir.path()).unwrap_err();
+        assert!(matches!(error, HardwareError::Read { .. }), "{error:?}");
+    }
+
+    // --- GPU layers ---
+
+    #[test]
+    fn laptop_4050_takes_most_of_a_7b_with_full_attention() {
+        // Budget: 5.6 GiB free - 0.6 GiB headroom = 5 GiB; each layer is
+        // 120 MiB of weights + 64 MiB of KV at 4096 tokens, so 27 fit.
+        let plan = plan_gpu_layers(&seven_b(32, 4096), &[rtx_4050()], 4096, true);
+        assert_eq!(plan.gpu_layers, 27, "{}", plan.reason);
+        assert!(plan.reason.starts_with("27 of 32 layers fit"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn laptop_4050_takes_all_of_a_7b_with_grouped_query_attention() {
+        // 32 x (120 + 16) MiB + 280 MiB = 4632 MiB <= 5120 MiB.
+        let plan = plan_gpu_layers(&seven_b(8, 32768), &[rtx_4050()], 4096, true);
+        assert_eq!(plan.gpu_layers, 33, "{}", plan.reason);
+        // At 8192 tokens the layers still fit, the output layer does not.
+        let plan = plan_gpu_layers(&seven_b(8, 32768), &[rtx_4050()], 8192, true);
+        assert_eq!(plan.gpu_layers, 32, "{}", plan.reason);
+        assert!(plan.reason.contains("not the 0.3 GiB output layer"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn h100_takes_everything() {
+        let plan = plan_gpu_layers(&seven_b(32, 4096), &[h100()], 4096, true);
+        assert_eq!(plan.gpu_layers, 33, "{}", plan.reason);
+        let plan = plan_gpu_layers(&seventy_b(), &[h100()], 8192, true);
+        assert_eq!(plan.gpu_layers, 81, "{}", plan.reason);
+        assert!(plan.reason.starts_with("all 80 layers and the output layer fit"));
+        assert!(plan.reason.contains("NVIDIA H100 80GB HBM3"));
+    }
+
+    #[test]
+    fn two_gib_card_takes_a_few_layers() {
+        // 1843 MiB free - 512 MiB headroom = 1331 MiB; (120 + 16) MiB a layer.
+        let plan = plan_gpu_layers(&seven_b(8, 32768), &[two_gib_card()], 4096, true);
+        assert_eq!(plan.gpu_layers, 9, "{}", plan.reason);
+    }
+
+    #[test]
+    fn a_70b_on_a_laptop_takes_what_fits() {
+        // 5 GiB budget; (500 + 20) MiB a layer at 8192 tokens.
+        let plan = plan_gpu_layers(&seventy_b(), &[rtx_4050()], 8192, true);
+        assert_eq!(plan.gpu_layers, 9, "{}", plan.reason);
+    }
+
+    #[test]
+    fn nothing_without_a_gpu_or_cuda() {
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[], 4096, true);
+        assert_eq!(plan.gpu_layers, 0);
+        assert!(plan.reason.contains("no NVIDIA GPU"), "{}", plan.reason);
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], 4096, false);
+        assert_eq!(plan.gpu_layers, 0);
+        assert!(plan.reason.contains("no CUDA support"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn nothing_when_not_one_layer_fits() {
+        let busy = GpuInfo { free_bytes: 600 * MIB, ..rtx_4050() };
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[busy], 4096, true);
+        assert_eq!(plan.gpu_layers, 0);
+        assert!(plan.reason.contains("not one layer"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn the_gpu_with_most_free_memory_is_planned_for() {
+        let gpus = [two_gib_card(), GpuInfo { index: 1, ..rtx_4050() }];
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &gpus, 4096, true);
+        assert_eq!(plan.gpu_layers, 33);
+        assert!(plan.reason.contains("GPU 1 (NVIDIA GeForce RTX 4050"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn an_inconsistent_footprint_stays_on_the_cpu() {
+        let footprint = ModelFootprint { layer_bytes: vec![120 * MIB; 30], ..seven_b(8, 4096) };
+        assert_eq!(plan_gpu_layers(&footprint, &[h100()], 4096, true).gpu_layers, 0);
+    }
+
+    /// Bytes a plan puts on the GPU, recomputed independently of the planner.
+    fn planned_bytes(footprint: &ModelFootprint, gpu_layers: u32, context_size: u32) -> u128 {
+        let kv_total = u128::from(footprint.kv_bytes_per_token) * u128::from(context_size);
+        let kv_per_layer = kv_total.div_ceil(u128::from(footprint.layers.max(1)));
+        let layers = gpu_layers.min(footprint.layers) as usize;
+        let weights: u128 = footprint.layer_bytes[..layers].iter().map(|&bytes| u128::from(bytes)).sum();
+        let output = if gpu_layers > footprint.layers { u128::from(footprint.output_bytes) } else { 0 };
+        weights + kv_per_layer * layers as u128 + output
+    }
+
+    proptest! {
+        #[test]
+        fn plans_never_exceed_the_budget(
+            layer_bytes in prop::collection::vec(0u64..(2 * GIB), 1..100),
+            output_bytes in 0u64..(4 * GIB),
+            kv_bytes_per_token in 0u64..(4 * MIB),
+            context_size in 1u32..131_072,
+            (total_bytes, free_bytes) in (0u64..(200 * GIB))
+                .prop_flat_map(|total| (Just(total), 0..=total)),
+        ) {
+            let footprint = ModelFootprint {
+                layers: u32::try_from(layer_bytes.len()).unwrap(),
+                layer_bytes,
+                output_bytes,
+                kv_bytes_per_token,
+                context_length_train: 0,
+            };
+            let gpu = GpuInfo { index: 0, name: "any".into(), total_bytes, free_bytes };
+            let plan = plan_gpu_layers(&footprint, std::slice::from_ref(&gpu), context_size, true);
+
+            let budget = free_bytes.saturating_sub((512 * MIB).max(total_bytes / 10));
+            prop_assert!(plan.gpu_layers <= footprint.layers + 1);
+            prop_assert!(planned_bytes(&footprint, plan.gpu_layers, context_size) <= u128::from(budget));
+            // And the plan is greedy: one more layer (or the output layer) would not fit.
+            if plan.gpu_layers <= footprint.layers {
+                prop_assert!(
+                    planned_bytes(&footprint, plan.gpu_layers + 1, context_size) > u128::from(budget)
+                );
+            }
+        }
+    }
+
+    // --- context and batch ---
+
+    #[test]
+    fn a_requested_context_is_capped_at_training() {
+        let footprint = seven_b(8, 4096);
+        assert_eq!(choose_context_size(&footprint, 64 * GIB, Some(2048)), 2048);
+        assert_eq!(choose_context_size(&footprint, 64 * GIB, Some(32768)), 4096);
+        // An explicit request wins over the RAM check: the user asked for it.
+        assert_eq!(choose_context_size(&footprint, 0, Some(4000)), 4000);
+        assert_eq!(choose_context_size(&footprint, 64 * GIB, Some(0)), 1);
+    }
+
+    #[test]
+    fn the_default_context_is_8192_when_ram_allows() {
+        assert_eq!(choose_context_size(&seven_b(8, 32768), 16 * GIB, None), 8192);
+        assert_eq!(choose_context_size(&seven_b(8, 2048), 16 * GIB, None), 2048);
+        // Unknown training context: no cap beyond the default.
+        assert_eq!(choose_context_size(&seven_b(8, 0), 16 * GIB, None), 8192);
+    }
+
+    #[test]
+    fn little_ram_shrinks_the_context() {
+        // 512 KiB of KV per token; a quarter of 3 GiB is 768 MiB: 1536 tokens.
+        assert_eq!(choose_context_size(&seven_b(32, 32768), 3 * GIB, None), 1536);
+        // 3.3 GiB: 1689.6 tokens, rounded down to 1536.
+        assert_eq!(choose_context_size(&seven_b(32, 32768), 3_543_348_019, None), 1536);
+        // Never below 512, even with nothing free.
+        assert_eq!(choose_context_size(&seven_b(32, 32768), 0, None), 512);
+        // But never above the training context either.
+        assert_eq!(choose_context_size(&seven_b(32, 300), 0, None), 300);
+    }
+
+    #[test]
+    fn a_model_without_kv_cache_size_gets_the_default() {
+        let footprint = ModelFootprint { kv_bytes_per_token: 0, ..seven_b(8, 32768) };
+        assert_eq!(choose_context_size(&footprint, 0, None), 8192);
+    }
+
+    proptest! {
+        #[test]
+        fn automatic_contexts_are_bounded_and_aligned(
+            kv_bytes_per_token in 0u64..(8 * MIB),
+            context_length_train in 0u32..1_048_576,
+            available_ram_bytes in 0u64..(512 * GIB),
+        ) {
+            let footprint = ModelFootprint { kv_bytes_per_token, context_length_train, ..seven_b(8, 0) };
+            let context = choose_context_size(&footprint, available_ram_bytes, None);
+            let train = if context_length_train == 0 { u32::MAX } else { context_length_train };
+            prop_assert!(context <= train.min(8192));
+            prop_assert!(context >= train.min(512));
+            prop_assert!(context.is_multiple_of(256) || context == train);
+            let kv_bytes = u64::from(context) * kv_bytes_per_token;
+            prop_assert!(context <= 512 || kv_bytes <= available_ram_bytes / 4);
+        }
+    }
+
+    #[test]
+    fn batch_is_512_or_the_context() {
+        assert_eq!(choose_batch_size(8192), 512);
+        assert_eq!(choose_batch_size(512), 512);
+        assert_eq!(choose_batch_size(300), 300);
+    }
+
+    // --- everything together ---
+
+    #[test]
+    fn tuning_for_a_gaming_laptop() {
+        let hardware = Hardware {
+            cpu: cpu("AMD Ryzen 7 7840HS w/ Radeon 780M Graphics", 8, 16),
+            memory: MemoryInfo { total_bytes: 16 * GIB, available_bytes: 10 * GIB },
+            gpus: vec![rtx_4050()],
+            gpu_note: None,
+        };
+        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), None, None, true);
+        assert_eq!(tuning.threads_decode, 8);
+        assert_eq!(tuning.threads_prefill, 8);
+        assert_eq!(tuning.thread_source, ThreadSource::Heuristic);
+        assert_eq!(tuning.context_size, 8192);
+        assert_eq!(tuning.batch_size, 512);
+        assert_eq!(tuning.gpu_layers, 32, "{}", tuning.gpu_reason);
+
+        let measured = laptop_measurements();
+        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), Some(&measured), Some(4096), true);
+        assert_eq!((tuning.threads_decode, tuning.threads_prefill), (6, 16));
+        assert_eq!(tuning.thread_source, ThreadSource::Measured);
+        assert_eq!(tuning.context_size, 4096);
+        assert_eq!(tuning.gpu_layers, 33, "{}", tuning.gpu_reason);
+    }
+
+    #[test]
+    fn tuning_for_this_cpu_only_server() {
+        let hardware = Hardware {
+            cpu: cpu("AMD EPYC", 2, 2),
+            memory: MemoryInfo { total_bytes: 8 * GIB, available_bytes: 6 * GIB },
+            gpus: Vec::new(),
+            gpu_note: Some("no NVIDIA driver found".into()),
+        };
+        let tuning = Tuning::choose(&hardware, &seven_b(32, 4096), None, None, false);
+        assert_eq!(
+            tuning,
+            Tuning {
+                threads_decode: 2,
+                threads_prefill: 2,
+                thread_source: ThreadSource::Heuristic,
+                gpu_layers: 0,
+                gpu_reason: "CPU only: this build has no CUDA support; rebuild with --features cuda".into(),
+                // A quarter of 6 GiB holds 3072 tokens of 512 KiB.
+                context_size: 3072,
+                batch_size: 512,
+            }
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The `workly doctor` report: what was detected, what was chosen and why.
+//!
+//! The report is data (serialised as JSON for `--json` and for snapshot
+//! tests, so its field names are part of the interface); the text rendering is
+//! a separate function of that data.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CpuInfo, GpuInfo, Hardware, MemoryInfo, ThreadSource, Tuning, format_gib};
+
+/// Everything `workly doctor` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorReport {
+    /// The CPU.
+    pub cpu: CpuInfo,
+    /// System RAM.
+    pub memory: MemoryInfo,
+    /// NVIDIA GPUs, possibly none.
+    pub gpus: Vec<GpuInfo>,
+    /// Why `gpus` is empty or incomplete.
+    pub gpu_note: Option<String>,
+    /// Whether llama.cpp was built with CUDA.
+    pub cuda_built: bool,
+    /// Settings chosen for `model`; `None` when no model was found.
+    pub tuning: Option<Tuning>,
+    /// The model the settings are for (file name or path).
+    pub model: Option<String>,
+}
+
+impl DoctorReport {
+    /// A report on `hardware`, with the settings chosen for `model` if any.
+    pub fn new(hardware: Hardware, cuda_built: bool, tuning: Option<Tuning>, model: Option<String>) -> Self {
+        Self {
+            cpu: hardware.cpu,
+            memory: hardware.memory,
+            gpus: hardware.gpus,
+            gpu_note: hardware.gpu_note,
+            cuda_built,
+            tuning,
+            model,
+        }
+    }
+
+    /// The report as readable text, one fact per line, ending with a newline.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail, so the fmt::Results are ignored.
+        let _ = writeln!(out, "CPU:      {}", self.cpu.model);
+        let _ = writeln!(out, "Cores:    {} physical, {} logical", self.cpu.physical_cores, self.cpu.logical_cores);
+        let simd = if self.cpu.simd.is_empty() { "none detected".to_owned() } else { self.cpu.simd.join(" ") };
+        let _ = writeln!(out, "SIMD:     {simd}");
+        let _ = writeln!(
+            out,
+            "RAM:      {} total, {} available",
+            format_gib(self.memory.total_bytes),
+            format_gib(self.memory.available_bytes)
+        );
+        if self.gpus.is_empty() {
+            let note = self.gpu_note.as_deref().unwrap_or("none found");
+            let _ = writeln!(out, "GPU:      none ({note})");
+        } else {
+            for gpu in &self.gpus {
+                let _ = writeln!(
+                    out,
+                    "GPU {}:    {}, {} total, {} free",
+                    gpu.index,
+                    gpu.name,
+                    format_gib(gpu.total_bytes),
+                    format_gib(gpu.free_bytes)
+                );
+            }
+            if let Some(note) = &self.gpu_note {
+                let _ = writeln!(out, "          ({note})");
+            }
+        }
+        let cuda = if self.cuda_built { "yes" } else { "no" };
+        let _ = writeln!(out, "CUDA:     {cuda} (llama.cpp build)");
+
+        let _ = writeln!(out);
+        match (&self.model, &self.tuning) {
+            (Some(model), Some(tuning)) => {
+                let _ = writeln!(out, "Settings for {model}:");
+                render_tuning(&mut out, tuning);
+            }
+            (None, Some(tuning)) => {
+                let _ = writeln!(out, "Settings:");
+                render_tuning(&mut out, tuning);
+            }
+            (Some(model), None) => {
+                let _ = writeln!(out, "Model:    {model} (no settings could be chosen)");
+            }
+            (None, None) => {
+                let _ = writeln!(out, "Model:    none found, so no settings chosen");
+            }
+        }
+        out
+    }
+}
+
+/// The chosen settings, indented under their heading.
+fn render_tuning(out: &mut String, tuning: &Tuning) {
+    let source = match tuning.thread_source {
+        ThreadSource::Measured => "measured by the thread benchmark",
+        ThreadSource::Heuristic => "from the core count, not measured",
+    };
+    let _ =
+        writeln!(out, "  threads:    {} decode, {} prefill ({source})", tuning.threads_decode, tuning.threads_prefill);
+    let _ = writeln!(out, "  GPU layers: {} ({})", tuning.gpu_layers, tuning.gpu_reason);
+    let _ = writeln!(out, "  context:    {} tokens", tuning.context_size);
+    let _ = writeln!(out, "  batch:      {} tokens", tuning.batch_size);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This build machine: a 2-core EPYC VM without a GPU.
+    fn epyc_vm() -> Hardware {
+        Hardware {
+            cpu: CpuInfo {
+                model: "AMD EPYC".into(),
+                physical_cores: 2,
+                logical_cores: 2,
+                simd: ["sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw"].map(String::from).to_vec(),
+            },
+            memory: MemoryInfo { total_bytes: 8 << 30, available_bytes: 6 << 30 },
+            gpus: Vec::new(),
+            gpu_note: Some("no NVIDIA driver found".into()),
+        }
+    }
+
+    fn cpu_tuning() -> Tuning {
+        Tuning {
+            threads_decode: 2,
+            threads_prefill: 2,
+            thread_source: ThreadSource::Heuristic,
+            gpu_layers: 0,
+            gpu_reason: "CPU only: this build has no CUDA support; rebuild with --features cuda".into(),
+            context_size: 3072,
+            batch_size: 512,
+        }
+    }
+
+    fn laptop_report() -> DoctorReport {
+        DoctorReport {
+            cpu: CpuInfo {
+                model: "AMD Ryzen 7 7840HS w/ Radeon 780M Graphics".into(),
+                physical_cores: 8,
+                logical_cores: 16,
+                simd: ["avx", "avx2", "fma", "avx512f"].map(String::from).to_vec(),
+            },
+            memory: MemoryInfo { total_bytes: 16 << 30, available_bytes: 10 << 30 },
+            gpus: vec![GpuInfo {
+                index: 0,
+                name: "NVIDIA GeForce RTX 4050 Laptop GPU".into(),
+                total_bytes: 6 << 30,
+                free_bytes: 6_012_954_214,
+            }],
+            gpu_note: None,
+            cuda_built: true,
+            tuning: Some(Tuning {
+                threads_decode: 6,
+                threads_prefill: 16,
+                thread_source: ThreadSource::Measured,
+                gpu_layers: 33,
+                gpu_reason: "all 32 layers and the output layer fit".into(),
+                context_size: 4096,
+                batch_size: 512,
+            }),
+            model: Some("mistral-7b-instruct-v0.2.Q4_K_M.gguf".into()),
+        }
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        let report =
+            DoctorReport::new(epyc_vm(), false, Some(cpu_tuning()), Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()));
+        insta::assert_json_snapshot!(report);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let report = laptop_report();
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<DoctorReport>(&json).unwrap(), report);
+    }
+
+    #[test]
+    fn text_for_a_cpu_only_machine() {
+        let report =
+            DoctorReport::new(epyc_vm(), false, Some(cpu_tuning()), Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()));
+        insta::assert_snapshot!(report.render_text());
+    }
+
+    #[test]
+    fn text_for_a_gpu_laptop() {
+        insta::assert_snapshot!(laptop_report().render_text());
+    }
+
+    #[test]
+    fn text_without_a_model() {
+        let report = DoctorReport::new(epyc_vm(), false, None, None);
+        let text = report.render_text();
+        assert!(text.contains("GPU:      none (no NVIDIA driver found)"), "{text}");
+        assert!(text.ends_with("Model:    none found, so no settings chosen\n"), "{text}");
+    }
+}

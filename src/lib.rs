@@ -1,0 +1,25 @@
+//! Workly: a local-first AI desktop companion.
+//!
+//! A person chats with "Kira"; a local GGUF model run by llama.cpp answers as a
+//! stream of tokens. The library holds everything testable; `main.rs` only parses
+//! the command line and maps errors to exit codes.
+//!
+//! # Layout
+//! - [`config`]: settings resolved once (CLI > environment > file > defaults) and
+//!   the directories Workly reads and writes.
+//! - [`hardware`]: what the machine has and the policies that follow from it
+//!   (threads, GPU layers, context and batch sizes).
+//! - [`model`]: finding, fetching, validating and describing GGUF files.
+//! - [`llm`]: the engine thread that owns llama.cpp, generation, sampling,
+//!   streaming, cancellation and KV-cache reuse.
+//! - [`chat`]: the persona and the conversation loop of the terminal chat.
+//! - [`bench`]: benchmark runners returning serde reports.
+//! - [`cli`]: the command-line surface and one `run` per subcommand.
+
+pub mod bench;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod hardware;
+pub mod llm;
+pub mod model;

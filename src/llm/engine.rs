@@ -1,0 +1,699 @@
+//! The engine thread and its handle.
+//!
+//! [`Engine::load`] validates the GGUF, starts one OS thread that loads the
+//! model, creates the context, warms both the prefill and the decode path (so
+//! the first reply is as fast as the tenth) and then serves commands in arrival
+//! order. A generation streams [`GenerationEvent`]s back on its own bounded
+//! channel; dropping the [`Generation`] or firing its [`CancelToken`] stops it
+//! between two tokens.
+//!
+//! The thread keeps one sequence in the KV cache together with the list of
+//! tokens it holds. Each request is planned against that list
+//! ([`super::cache::plan_reuse`]): the common prefix is kept, later chunks are
+//! shifted into place, and only new tokens are prefilled. Sliding-window models
+//! (Gemma 3) get a full-size window cache so that trimming works, and a check
+//! of the oldest cached position falls back to a full prefill if llama.cpp has
+//! dropped cells the reuse would need.
+
+use super::LlmError;
+use super::cache::{self, KvEdit};
+use super::sampling::SamplingParams;
+use super::stream::TextStream;
+use super::template::{ChatTemplate, Message, Role};
+use crate::model::ModelInfo;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaModel, RopeType};
+use llama_cpp_2::token::LlamaToken;
+use serde::Serialize;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests waiting for the engine beyond this are refused by the caller's
+/// `send` blocking; the server puts its own, smaller bound in front.
+const COMMAND_QUEUE: usize = 64;
+/// Text chunks buffered per generation before the engine waits for the reader.
+const EVENT_QUEUE: usize = 256;
+/// Shortest cached run worth shifting into place instead of recomputing.
+const MIN_REUSE_CHUNK: usize = 16;
+/// The one sequence id the engine uses.
+const SEQ: i32 = 0;
+
+/// llama.cpp's backend is process-wide and may be initialised only once.
+static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+
+fn backend(llama_logs: bool) -> Result<&'static LlamaBackend, LlmError> {
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp prints to stderr unless told otherwise; route it to tracing,
+            // where it is silent unless --verbose or RUST_LOG asks for it.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(llama_logs));
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LlmError::Decode(format!("backend initialisation failed: {e}")))
+}
+
+/// What the engine needs to start.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The validated model description (read before llama.cpp sees the file).
+    pub model: ModelInfo,
+    /// Threads for single-token decode steps (memory-bound).
+    pub threads_decode: usize,
+    /// Threads for prompt prefill (compute-bound).
+    pub threads_prefill: usize,
+    /// Layers offloaded to the GPU (0 on CPU-only builds).
+    pub gpu_layers: u32,
+    /// Context size in tokens.
+    pub context_size: u32,
+    /// Tokens evaluated per llama.cpp batch during prefill.
+    pub batch_size: u32,
+    /// `--chat-template` override: a built-in name, inline Jinja, or a file.
+    pub chat_template: Option<String>,
+    /// Messages prefilled during warm-up (the persona), so the first request
+    /// finds them already in the cache.
+    pub warmup_messages: Vec<Message>,
+    /// Forward llama.cpp's own log to `tracing`.
+    pub llama_logs: bool,
+}
+
+/// What the running engine is, for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineInfo {
+    /// The model file.
+    pub model_path: PathBuf,
+    /// The model's display name.
+    pub model_name: String,
+    /// Context size in tokens.
+    pub context_size: u32,
+    /// Threads for decode.
+    pub threads_decode: usize,
+    /// Threads for prefill.
+    pub threads_prefill: usize,
+    /// Layers on the GPU.
+    pub gpu_layers: u32,
+    /// Prefill batch size.
+    pub batch_size: u32,
+    /// Whether old tokens can be shifted in the cache (RoPE models).
+    pub can_shift: bool,
+    /// Time to load the model and create the context.
+    pub load_ms: f64,
+    /// Time spent warming up.
+    pub warmup_ms: f64,
+    /// Tokens left in the cache by warm-up (the persona prefix).
+    pub warm_tokens: usize,
+}
+
+/// What to generate from.
+#[derive(Debug, Clone)]
+pub enum Prompt {
+    /// A conversation, rendered with the chat template.
+    Messages(Vec<Message>),
+    /// Raw text, tokenized as is (benchmarks, completion-style use).
+    Text(String),
+}
+
+/// One generation.
+#[derive(Debug, Clone)]
+pub struct GenerationRequest {
+    /// The input.
+    pub prompt: Prompt,
+    /// How tokens are chosen.
+    pub sampling: SamplingParams,
+    /// Most tokens to generate.
+    pub max_tokens: u32,
+    /// Strings that end the reply (not included in it).
+    pub stop: Vec<String>,
+    /// Keep generating past end-of-turn tokens (benchmarks need fixed lengths).
+    pub ignore_eos: bool,
+}
+
+impl GenerationRequest {
+    /// A chat request with default sampling.
+    pub fn chat(messages: Vec<Message>, max_tokens: u32) -> Self {
+        Self {
+            prompt: Prompt::Messages(messages),
+            sampling: SamplingParams::default(),
+            max_tokens,
+            stop: Vec::new(),
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its turn or a stop string matched.
+    Stop,
+    /// `max_tokens` was reached, or the context was full and could not shift.
+    Length,
+    /// The caller cancelled or went away.
+    Cancelled,
+}
+
+/// Measurements of one generation.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerationStats {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated (the end-of-turn token is not counted).
+    pub completion_tokens: usize,
+    /// Prompt tokens found in the KV cache (not evaluated again).
+    pub cached_tokens: usize,
+    /// Of those, tokens moved into place by a cache shift.
+    pub shifted_tokens: usize,
+    /// Prompt tokens evaluated.
+    pub prefill_tokens: usize,
+    /// From the request's submission to the first generated token.
+    pub ttft_ms: f64,
+    /// Prompt evaluation speed (evaluated tokens over prefill time).
+    pub prefill_tokens_per_s: f64,
+    /// Generation speed after the first token.
+    pub decode_tokens_per_s: f64,
+    /// Tokens dropped from the cache by context shifts during generation.
+    pub context_shifted_tokens: usize,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+}
+
+/// What a generation streams back.
+#[derive(Debug)]
+pub enum GenerationEvent {
+    /// The next piece of reply text.
+    Text(String),
+    /// The reply is complete.
+    Done(GenerationStats),
+    /// The generation failed; nothing more follows.
+    Failed(LlmError),
+}
+
+/// Stops a generation between two tokens when fired.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A fresh, unfired token.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Asks the generation to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    /// Whether it was fired.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A running generation: its event stream and cancel switch.
+#[derive(Debug)]
+pub struct Generation {
+    events: mpsc::Receiver<GenerationEvent>,
+    cancel: CancelToken,
+}
+
+impl Generation {
+    /// The next event, blocking the current thread (CLI use).
+    pub fn blocking_next(&mut self) -> Option<GenerationEvent> {
+        self.events.blocking_recv()
+    }
+    /// The next event (async use).
+    pub async fn next(&mut self) -> Option<GenerationEvent> {
+        self.events.recv().await
+    }
+    /// A switch that stops this generation.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+    /// Waits for the whole reply (blocking), returning its text and stats.
+    pub fn collect_blocking(mut self) -> Result<(String, GenerationStats), LlmError> {
+        let mut text = String::new();
+        while let Some(event) = self.blocking_next() {
+            match event {
+                GenerationEvent::Text(piece) => text.push_str(&piece),
+                GenerationEvent::Done(stats) => return Ok((text, stats)),
+                GenerationEvent::Failed(error) => return Err(error),
+            }
+        }
+        Err(LlmError::Stopped)
+    }
+}
+
+enum Command {
+    Generate(Box<Job>),
+    CountTokens { prompt: Prompt, reply: oneshot::Sender<Result<usize, LlmError>> },
+    ClearCache { reply: oneshot::Sender<()> },
+}
+
+struct Job {
+    request: GenerationRequest,
+    submitted: Instant,
+    cancel: CancelToken,
+    events: mpsc::Sender<GenerationEvent>,
+}
+
+/// A cheap, cloneable handle to the engine thread.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    commands: SyncSender<Command>,
+    info: Arc<EngineInfo>,
+}
+
+impl Engine {
+    /// Loads the model on a new engine thread and warms it; returns once it is
+    /// ready to answer.
+    pub fn load(config: EngineConfig) -> Result<Self, LlmError> {
+        let (commands, receiver) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("workly-engine".into())
+            .spawn(move || engine_thread(config, receiver, ready_tx))
+            .map_err(|_| LlmError::Stopped)?;
+        let info = ready_rx.recv().map_err(|_| LlmError::Stopped)??;
+        Ok(Self { commands, info: Arc::new(info) })
+    }
+
+    /// What is loaded and how it is configured.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// Starts a generation; its events arrive on the returned [`Generation`].
+    pub fn generate(&self, request: GenerationRequest) -> Result<Generation, LlmError> {
+        let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+        let cancel = CancelToken::new();
+        let job = Job { request, submitted: Instant::now(), cancel: cancel.clone(), events };
+        self.commands.send(Command::Generate(Box::new(job))).map_err(|_| LlmError::Stopped)?;
+        Ok(Generation { events: receiver, cancel })
+    }
+
+    /// Exact number of tokens `prompt` renders to (with the generation prompt
+    /// for messages), as the engine would evaluate it.
+    pub fn count_tokens(&self, prompt: Prompt) -> Result<usize, LlmError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::CountTokens { prompt, reply }).map_err(|_| LlmError::Stopped)?;
+        answer.blocking_recv().map_err(|_| LlmError::Stopped)?
+    }
+
+    /// Forgets the cached conversation (the next request prefills everything).
+    pub fn clear_cache(&self) -> Result<(), LlmError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::ClearCache { reply }).map_err(|_| LlmError::Stopped)?;
+        answer.blocking_recv().map_err(|_| LlmError::Stopped)
+    }
+}
+
+fn engine_thread(
+    config: EngineConfig,
+    commands: Receiver<Command>,
+    ready: std::sync::mpsc::Sender<Result<EngineInfo, LlmError>>,
+) {
+    let started = Instant::now();
+    let path = config.model.path.clone();
+    let loaded = backend(config.llama_logs).and_then(|backend| {
+        let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+        LlamaModel::load_from_file(backend, &path, &params)
+            .map(|model| (backend, model))
+            .map_err(|_| LlmError::Load { path: path.display().to_string() })
+    });
+    let (backend, model) = match loaded {
+        Ok(pair) => pair,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let worker = Worker::new(&model, backend, &config);
+    let mut worker = match worker {
+        Ok(worker) => worker,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let warm_started = Instant::now();
+    let warm_tokens = match worker.warm_up(&config.warmup_messages) {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    let info = EngineInfo {
+        model_path: path,
+        model_name: config.model.name.clone().unwrap_or_else(|| config.model.file_name.clone()),
+        context_size: worker.n_ctx as u32,
+        threads_decode: config.threads_decode,
+        threads_prefill: config.threads_prefill,
+        gpu_layers: config.gpu_layers,
+        batch_size: config.batch_size,
+        can_shift: worker.can_shift,
+        load_ms,
+        warmup_ms: warm_started.elapsed().as_secs_f64() * 1e3,
+        warm_tokens,
+    };
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
+    while let Ok(command) = commands.recv() {
+        match command {
+            Command::Generate(job) => worker.generate(*job),
+            Command::CountTokens { prompt, reply } => {
+                let _ = reply.send(worker.tokenize_prompt(&prompt).map(|(tokens, _)| tokens.len()));
+            }
+            Command::ClearCache { reply } => {
+                worker.clear();
+                let _ = reply.send(());
+            }
+        }
+    }
+}
+
+/// The state owned by the engine thread.
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: Option<ChatTemplate>,
+    template_error: Option<String>,
+    /// Tokens in the KV cache; position `i` holds `cached[i]`.
+    cached: Vec<i32>,
+    batch: LlamaBatch<'static>,
+    n_ctx: usize,
+    n_batch: usize,
+    can_shift: bool,
+    sliding_window: Option<usize>,
+}
+
+impl<'m> Worker<'m> {
+    fn new(model: &'m LlamaModel, backend: &LlamaBackend, config: &EngineConfig) -> Result<Self, LlmError> {
+        let info = &config.model;
+        let n_ctx = config.context_size.clamp(64, model.n_ctx_train().max(64));
+        let n_batch = config.batch_size.clamp(1, n_ctx);
+        let context_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(n_batch)
+            .with_n_seq_max(1)
+            .with_n_threads(config.threads_decode.max(1) as i32)
+            .with_n_threads_batch(config.threads_prefill.max(1) as i32)
+            // A full-size sliding-window cache can be trimmed like a plain one, which
+            // cross-turn reuse needs; for the small models Workly targets it costs
+            // little memory.
+            .with_swa_full(info.sliding_window.is_some());
+        let ctx = model
+            .new_context(backend, context_params)
+            .map_err(|_| LlmError::Context { path: info.path.display().to_string(), context_size: n_ctx })?;
+        // K-shift re-rotates keys; it exists for plain RoPE only (not M-RoPE or recurrent state).
+        let can_shift = !model.is_recurrent()
+            && !model.is_hybrid()
+            && matches!(model.rope_type(), Some(RopeType::Norm | RopeType::NeoX));
+        let (template, template_error) = match Self::build_template(model, config) {
+            Ok(template) => (Some(template), None),
+            Err(error) => (None, Some(error.to_string())),
+        };
+        // An override that fails to compile is a usage error; report it now.
+        if config.chat_template.is_some()
+            && let Some(error) = &template_error
+        {
+            return Err(LlmError::Decode(error.clone()));
+        }
+        Ok(Self {
+            model,
+            ctx,
+            template,
+            template_error,
+            cached: Vec::new(),
+            batch: LlamaBatch::new(n_batch as usize, 1),
+            n_ctx: n_ctx as usize,
+            n_batch: n_batch as usize,
+            can_shift,
+            sliding_window: info.sliding_window.map(|w| w as usize),
+        })
+    }
+
+    fn build_template(model: &LlamaModel, config: &EngineConfig) -> Result<ChatTemplate, LlmError> {
+        let source = ChatTemplate::resolve(
+            config.chat_template.as_deref(),
+            config.model.chat_template.as_deref(),
+            &config.model.file_name,
+        )?;
+        let vocab = model.vocab();
+        let piece = |token: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(token, true, None)).into_owned();
+        Ok(ChatTemplate::new(&source, &piece(vocab.bos()), &piece(vocab.eos()))?)
+    }
+
+    fn tokenize(&self, text: &str, add_bos: bool) -> Vec<i32> {
+        let vocab = self.model.vocab();
+        let mut tokens: Vec<i32> = vocab.tokenize(text.as_bytes(), false, true).into_iter().map(|t| t.0).collect();
+        // Templates that print `bos_token` themselves must not get a second one.
+        if add_bos && vocab.should_add_bos() && tokens.first() != Some(&vocab.bos().0) {
+            tokens.insert(0, vocab.bos().0);
+        }
+        tokens
+    }
+
+    /// Tokens of `prompt`, and how many leading tokens belong to the system
+    /// prompt (kept when the context shifts).
+    fn tokenize_prompt(&self, prompt: &Prompt) -> Result<(Vec<i32>, usize), LlmError> {
+        match prompt {
+            Prompt::Text(text) => Ok((self.tokenize(text, true), 0)),
+            Prompt::Messages(messages) => {
+                let template = self.template()?;
+                let tokens = self.tokenize(&template.render(messages, true)?, true);
+                let system: Vec<Message> = messages.iter().take_while(|m| m.role == Role::System).cloned().collect();
+                let keep = if system.is_empty() {
+                    0
+                } else {
+                    // Templates may refuse a system-only conversation; then keep nothing.
+                    template
+                        .render(&system, false)
+                        .map(|text| cache::common_prefix(&self.tokenize(&text, true), &tokens))
+                        .unwrap_or(0)
+                };
+                Ok((tokens, keep))
+            }
+        }
+    }
+
+    fn template(&self) -> Result<&ChatTemplate, LlmError> {
+        self.template.as_ref().ok_or_else(|| LlmError::Decode(self.template_error.clone().unwrap_or_default()))
+    }
+
+    fn clear(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    /// Runs both graphs once (a prefill batch and a single-token decode) so the
+    /// weights are paged in and the thread pool is up before the first request.
+    /// The persona's tokens stay cached, so the first reply prefills only the
+    /// user's message.
+    fn warm_up(&mut self, messages: &[Message]) -> Result<usize, LlmError> {
+        let prefix = if messages.is_empty() || self.template.is_none() {
+            Vec::new()
+        } else {
+            self.tokenize(&self.template()?.render(messages, false)?, true)
+        };
+        let prefix = if prefix.len() + 2 > self.n_ctx { Vec::new() } else { prefix };
+        let probe = if prefix.is_empty() { vec![self.model.vocab().bos().0] } else { prefix.clone() };
+        self.prefill(&probe, &CancelToken::new())?;
+        // One single-token step: the decode path has its own graph and thread count.
+        let last = *probe.last().unwrap_or(&0);
+        self.decode_one(last)?;
+        self.cached.pop();
+        self.remove_from(probe.len())?;
+        if prefix.is_empty() {
+            self.clear();
+        }
+        self.ctx.synchronize();
+        Ok(self.cached.len())
+    }
+
+    fn remove_from(&mut self, start: usize) -> Result<(), LlmError> {
+        self.ctx.kv_cache_seq_rm(SEQ, Some(start as u32), None).map_err(|e| LlmError::Decode(e.to_string()))
+    }
+
+    /// Evaluates `tokens` after what is cached, in batches; logits only for the last.
+    fn prefill(&mut self, tokens: &[i32], cancel: &CancelToken) -> Result<bool, LlmError> {
+        for (index, chunk) in tokens.chunks(self.n_batch).enumerate() {
+            if cancel.is_cancelled() {
+                return Ok(false);
+            }
+            let last_chunk = (index + 1) * self.n_batch >= tokens.len();
+            self.batch.clear();
+            for (offset, &token) in chunk.iter().enumerate() {
+                let position = (self.cached.len() + offset) as i32;
+                let logits = last_chunk && offset + 1 == chunk.len();
+                self.batch
+                    .add(LlamaToken(token), position, &[SEQ], logits)
+                    .map_err(|e| LlmError::Decode(e.to_string()))?;
+            }
+            self.ctx.decode(&mut self.batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+            self.cached.extend_from_slice(chunk);
+        }
+        Ok(true)
+    }
+
+    fn decode_one(&mut self, token: i32) -> Result<(), LlmError> {
+        self.batch.clear();
+        self.batch
+            .add(LlamaToken(token), self.cached.len() as i32, &[SEQ], true)
+            .map_err(|e| LlmError::Decode(e.to_string()))?;
+        self.ctx.decode(&mut self.batch).map_err(|e| LlmError::Decode(e.to_string()))?;
+        self.cached.push(token);
+        Ok(())
+    }
+
+    fn apply(&mut self, edits: &[KvEdit]) -> Result<(), LlmError> {
+        for edit in edits {
+            match *edit {
+                KvEdit::Remove { start, end } => {
+                    let end = (end != usize::MAX).then_some(end as u32);
+                    self.ctx
+                        .kv_cache_seq_rm(SEQ, Some(start as u32), end)
+                        .map_err(|e| LlmError::Decode(e.to_string()))?;
+                }
+                KvEdit::Shift { start, end, delta } => {
+                    self.ctx
+                        .kv_cache_seq_add(SEQ, Some(start as u32), Some(end as u32), delta as i32)
+                        .map_err(|e| LlmError::Decode(e.to_string()))?;
+                }
+            }
+        }
+        cache::apply_edits(&mut self.cached, edits);
+        Ok(())
+    }
+
+    /// Brings the cache to the longest reusable prefix of `prompt`; returns
+    /// (tokens reused, tokens of those that were shifted).
+    fn reuse(&mut self, prompt: &[i32]) -> (usize, usize) {
+        let min_chunk = if self.can_shift { MIN_REUSE_CHUNK } else { 0 };
+        let plan = cache::plan_reuse(&self.cached, prompt, min_chunk);
+        if self.apply(&plan.edits).is_err() {
+            // Some memories cannot remove a middle range; start clean rather than guess.
+            self.clear();
+            return (0, 0);
+        }
+        // A sliding-window cache may have dropped cells that decoding after the
+        // reused prefix still attends to; then only a full prefill is correct.
+        if let Some(window) = self.sliding_window {
+            let oldest = self.ctx.kv_cache_seq_pos_min(SEQ);
+            if plan.reused > 0 && oldest > 0 && oldest as usize > plan.reused.saturating_sub(window) {
+                tracing::debug!(oldest, reused = plan.reused, "sliding-window cache lacks old cells; full prefill");
+                self.clear();
+                return (0, 0);
+            }
+        }
+        (plan.reused, plan.shifted)
+    }
+
+    fn generate(&mut self, job: Job) {
+        let events = job.events.clone();
+        let outcome = self.run(&job);
+        let event = match outcome {
+            Ok(stats) => GenerationEvent::Done(stats),
+            Err(error) => GenerationEvent::Failed(error),
+        };
+        let _ = events.blocking_send(event);
+    }
+
+    fn run(&mut self, job: &Job) -> Result<GenerationStats, LlmError> {
+        let request = &job.request;
+        request.sampling.validate()?;
+        let (prompt, keep) = self.tokenize_prompt(&request.prompt)?;
+        if prompt.is_empty() {
+            return Err(LlmError::EmptyPrompt);
+        }
+        if prompt.len() >= self.n_ctx {
+            return Err(LlmError::PromptTooLong { prompt_tokens: prompt.len(), context_size: self.n_ctx });
+        }
+        let prefill_started = Instant::now();
+        let (cached_tokens, shifted_tokens) = self.reuse(&prompt);
+        let new_tokens = &prompt[cached_tokens..];
+        let complete = self.prefill(new_tokens, &job.cancel).inspect_err(|_| self.clear())?;
+        let mut stats = GenerationStats {
+            prompt_tokens: prompt.len(),
+            completion_tokens: 0,
+            cached_tokens,
+            shifted_tokens,
+            prefill_tokens: new_tokens.len(),
+            ttft_ms: 0.0,
+            prefill_tokens_per_s: 0.0,
+            decode_tokens_per_s: 0.0,
+            context_shifted_tokens: 0,
+            finish_reason: FinishReason::Cancelled,
+        };
+        if !complete {
+            return Ok(stats);
+        }
+        let mut sampler = request.sampling.build(self.model.n_vocab());
+        let mut token = sampler.sample(&self.ctx, -1).0;
+        let first_token_at = Instant::now();
+        stats.ttft_ms = (first_token_at - job.submitted).as_secs_f64() * 1e3;
+        stats.prefill_tokens_per_s = per_second(new_tokens.len(), first_token_at - prefill_started);
+        let mut stream = TextStream::new(&request.stop);
+        let vocab = self.model.vocab();
+        stats.finish_reason = loop {
+            if vocab.is_eog(LlamaToken(token)) && !request.ignore_eos {
+                break FinishReason::Stop;
+            }
+            stats.completion_tokens += 1;
+            let text = stream.push(&vocab.token_to_piece(LlamaToken(token), false, None));
+            if !text.is_empty() && job.events.blocking_send(GenerationEvent::Text(text)).is_err() {
+                break FinishReason::Cancelled;
+            }
+            if stream.stopped().is_some() {
+                break FinishReason::Stop;
+            }
+            if stats.completion_tokens >= request.max_tokens as usize {
+                break FinishReason::Length;
+            }
+            if job.cancel.is_cancelled() {
+                break FinishReason::Cancelled;
+            }
+            if self.cached.len() + 1 >= self.n_ctx {
+                match self.shift_context(keep) {
+                    Some(dropped) => stats.context_shifted_tokens += dropped,
+                    None => break FinishReason::Length,
+                }
+            }
+            self.decode_one(token).inspect_err(|_| self.clear())?;
+            token = sampler.sample(&self.ctx, -1).0;
+        };
+        let rest = stream.finish();
+        if !rest.is_empty() {
+            let _ = job.events.blocking_send(GenerationEvent::Text(rest));
+        }
+        stats.decode_tokens_per_s = per_second(stats.completion_tokens.saturating_sub(1), first_token_at.elapsed());
+        Ok(stats)
+    }
+
+    /// Frees room at the end of a full context by dropping the oldest half of
+    /// what follows the system prompt; returns how many tokens were dropped.
+    fn shift_context(&mut self, keep: usize) -> Option<usize> {
+        if !self.can_shift {
+            return None;
+        }
+        let (edits, dropped) = cache::plan_context_shift(self.cached.len(), keep)?;
+        self.apply(&edits).ok()?;
+        Some(dropped)
+    }
+}
+
+fn per_second(count: usize, elapsed: std::time::Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if count == 0 || seconds <= 0.0 { 0.0 } else { count as f64 / seconds }
+}

@@ -1,0 +1,74 @@
+//! The LLM engine: llama.cpp behind a cheap, cloneable handle.
+//!
+//! llama.cpp's model and context are not `Send`, so one dedicated OS thread
+//! owns them ([`engine`]); the rest of Workly holds an [`Engine`] handle and
+//! talks to that thread over a bounded channel, getting tokens back on a
+//! per-request channel. The thread keeps the conversation's KV cache between
+//! requests and evaluates only what it has not seen ([`cache`]), renders chat
+//! templates ([`template`]), samples ([`sampling`]) and turns token bytes into
+//! displayable text that stops cleanly at stop strings ([`stream`]).
+//!
+//! This module does not know about personas, history or storage: it takes
+//! messages and returns text and measurements.
+
+pub mod cache;
+pub mod engine;
+pub mod sampling;
+pub mod stream;
+pub mod template;
+
+pub use engine::{
+    CancelToken, Engine, EngineConfig, EngineInfo, FinishReason, Generation, GenerationEvent, GenerationRequest,
+    GenerationStats, Prompt,
+};
+pub use sampling::SamplingParams;
+pub use template::{Message, Role};
+
+/// Everything that can go wrong in the engine, one line each.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The GGUF file failed validation before llama.cpp saw it.
+    #[error(transparent)]
+    Model(#[from] crate::model::GgufError),
+    /// llama.cpp could not load a file that looked valid.
+    #[error(
+        "llama.cpp could not load model `{path}` (corrupt tensors, an unsupported architecture, or not enough memory)"
+    )]
+    Load {
+        /// The model file.
+        path: String,
+    },
+    /// llama.cpp could not create a context with these settings.
+    #[error("llama.cpp could not create a context of {context_size} tokens for `{path}` (not enough memory?)")]
+    Context {
+        /// The model file.
+        path: String,
+        /// The context size asked for.
+        context_size: u32,
+    },
+    /// The chat template is missing or failed.
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
+    /// Sampling settings out of range.
+    #[error(transparent)]
+    Sampling(#[from] sampling::SamplingError),
+    /// The prompt alone does not fit the context.
+    #[error(
+        "the prompt is {prompt_tokens} tokens but the context holds {context_size}: shorten the message or raise --context-size"
+    )]
+    PromptTooLong {
+        /// Tokens in the prompt.
+        prompt_tokens: usize,
+        /// Tokens the context holds.
+        context_size: usize,
+    },
+    /// The prompt rendered to no tokens.
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    /// llama.cpp failed while evaluating tokens.
+    #[error("llama.cpp failed to evaluate the prompt: {0}")]
+    Decode(String),
+    /// The engine thread is gone (it panicked or was shut down).
+    #[error("the engine thread has stopped")]
+    Stopped,
+}

@@ -1,0 +1,52 @@
+//! The `workly` binary: parse the command line, run one subcommand, map its
+//! error to an exit code. Everything else lives in the library.
+
+use clap::Parser;
+use std::process::ExitCode;
+use workly::cli::{self, BenchCommand, Cli, Command, ModelCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("workly: {error:#}");
+            ExitCode::from(cli::exit_code(&error))
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    // `model info` and `model pull` need no config: a broken config file must
+    // not stop a user from inspecting a model.
+    if let Command::Model { command } = &cli.command {
+        return match command {
+            ModelCommand::Info { path, json } => cli::run_model_info(path, *json),
+            ModelCommand::Pull { url, out, sha256, no_progress } => {
+                let dirs = workly::config::Dirs::resolve(cli.data_dir.as_deref())?;
+                cli::run_model_pull(&dirs, url, out.as_deref(), sha256.clone(), !no_progress)
+            }
+        };
+    }
+    let context = cli::Context::resolve(cli)?;
+    match &cli.command {
+        Command::Chat(args) => workly::chat::terminal::run(&context, args),
+        Command::Doctor(args) => cli::run_doctor(&context, args),
+        Command::Bench { command } => match command {
+            BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
+            BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
+            BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
+        },
+        Command::Model { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Logs go to stderr, quiet by default: warnings only, unless `--verbose` or
+/// `RUST_LOG` asks for more.
+fn init_tracing(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if verbose { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

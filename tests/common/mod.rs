@@ -1,0 +1,39 @@
+//! Shared helpers for the integration tests: where the real test models live.
+//!
+//! The models are fetched by `scripts/setup.sh` (run by `scripts/test.sh`) into
+//! Workly's data directory; tests never download anything themselves.
+
+#![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+use std::path::PathBuf;
+
+/// Workly's data directory as the set-up script fills it (`WORKLY_DATA_DIR` wins).
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("WORKLY_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".local/share"));
+    base.join("workly")
+}
+
+fn model(file: &str) -> PathBuf {
+    let path = data_dir().join("models").join(file);
+    assert!(
+        path.is_file(),
+        "test model {} is missing: run scripts/test.sh (it fetches the models first)",
+        path.display()
+    );
+    path
+}
+
+/// The default model, SmolLM2-135M-Instruct Q4_1 (llama architecture, ChatML template).
+pub fn default_model() -> PathBuf {
+    model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// Gemma 3 270M Q4_K_M: another architecture, with sliding-window attention.
+pub fn gemma_model() -> PathBuf {
+    model("gemma-3-270m-Q4_K_M.gguf")
+}

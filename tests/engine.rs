@@ -1,0 +1,258 @@
+//! The engine on the real models: streaming, cancellation, exact token counts,
+//! KV-cache reuse across turns (also on Gemma 3's sliding-window cache), and
+//! context shifting when a conversation outgrows the context.
+
+mod common;
+
+use workly::llm::{
+    Engine, EngineConfig, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
+    SamplingParams,
+};
+use workly::model::ModelInfo;
+
+fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Message>) -> Engine {
+    // The Gemma 3 test model's GGUF carries no chat template: use the built-in one.
+    let chat_template = model.to_string_lossy().contains("gemma").then(|| "gemma".to_owned());
+    Engine::load(EngineConfig {
+        model: ModelInfo::read(&model).expect("test model is valid"),
+        threads_decode: 2,
+        threads_prefill: 2,
+        gpu_layers: 0,
+        context_size,
+        batch_size: 512,
+        chat_template,
+        warmup_messages: warmup,
+        llama_logs: std::env::var_os("RUST_LOG").is_some(),
+    })
+    .expect("engine loads")
+}
+
+fn greedy(messages: Vec<Message>, max_tokens: u32) -> GenerationRequest {
+    GenerationRequest { sampling: SamplingParams::greedy(), ..GenerationRequest::chat(messages, max_tokens) }
+}
+
+fn run(engine: &Engine, request: GenerationRequest) -> (String, GenerationStats) {
+    engine.generate(request).unwrap().collect_blocking().unwrap()
+}
+
+const SYSTEM: &str = "You are Kira, a warm and curious companion. Answer in two short sentences.";
+const SCRIPT: &[&str] = &[
+    "Hi! My name is Sam and I like tea.",
+    "What is a good name for a cat?",
+    "Tell me something about the sea.",
+    "Thanks! What did I say my name was?",
+];
+
+/// Plays SCRIPT as one conversation; returns each turn's stats.
+fn conversation(engine: &Engine, reply_tokens: u32) -> Vec<GenerationStats> {
+    let mut messages = vec![Message::system(SYSTEM)];
+    let mut all = Vec::new();
+    for user in SCRIPT {
+        messages.push(Message::user(*user));
+        let (text, stats) = run(engine, greedy(messages.clone(), reply_tokens));
+        messages.push(Message::assistant(text));
+        all.push(stats);
+    }
+    all
+}
+
+/// Each later turn reuses the whole previous conversation except, at most, the
+/// few tokens at the end of the previous reply that re-tokenize differently.
+fn assert_turns_reuse_cache(turns: &[GenerationStats]) {
+    for pair in turns.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert!(after.cached_tokens > before.cached_tokens, "cache must grow: {before:?} then {after:?}");
+        assert!(
+            after.cached_tokens + 8 >= before.prompt_tokens,
+            "the previous prompt should be reused: {before:?} then {after:?}"
+        );
+        assert!(after.prefill_tokens < after.prompt_tokens / 2, "most of the prompt comes from cache: {after:?}");
+    }
+}
+
+#[test]
+fn smollm2_conversation_prefills_only_new_tokens() {
+    let engine = engine(common::default_model(), 2048, vec![Message::system(SYSTEM)]);
+    assert!(engine.info().warm_tokens > 10, "warm-up caches the persona: {:?}", engine.info());
+    let turns = conversation(&engine, 24);
+    // Warm-up cached the persona, so even the first turn reuses it.
+    assert!(turns[0].cached_tokens >= engine.info().warm_tokens - 1, "{:?}", turns[0]);
+    assert_turns_reuse_cache(&turns);
+}
+
+#[test]
+fn gemma3_sliding_window_cache_is_reused_across_turns() {
+    let engine = engine(common::gemma_model(), 2048, vec![Message::system(SYSTEM)]);
+    let turns = conversation(&engine, 24);
+    assert_turns_reuse_cache(&turns);
+}
+
+#[test]
+fn gemma3_reuse_survives_rollback_past_the_window() {
+    // Gemma 3 270M attends to a 512-token window in most layers. Grow the cache
+    // well past it, then ask again from an earlier point: the engine must either
+    // reuse correctly or fall back to a full prefill, and the reply must be the
+    // same as from a cold cache.
+    let engine = engine(common::gemma_model(), 4096, Vec::new());
+    let long = "The lighthouse keeper wrote in his log every night. ".repeat(60);
+    let base = vec![Message::user(format!("{long}\nSummarize the text in one sentence."))];
+    let (_, first) = run(&engine, greedy(base.clone(), 8));
+    assert!(first.prompt_tokens > 600, "prompt must exceed the window: {first:?}");
+    let (_, _) = run(&engine, GenerationRequest { ignore_eos: true, ..greedy(base.clone(), 300) });
+    let mut question = base.clone();
+    question[0].content.push_str(" Then say how many nights.");
+    let (warm_text, warm) = run(&engine, greedy(question.clone(), 16));
+    assert!(warm.cached_tokens > 0 || warm.prefill_tokens == warm.prompt_tokens, "{warm:?}");
+    engine.clear_cache().unwrap();
+    let (cold_text, cold) = run(&engine, greedy(question, 16));
+    assert_eq!(cold.cached_tokens, 0);
+    assert_eq!(warm_text, cold_text, "cached and cold evaluation must agree");
+}
+
+#[test]
+fn cached_prefix_gives_the_same_reply_as_a_cold_cache() {
+    let engine = engine(common::default_model(), 2048, vec![Message::system(SYSTEM)]);
+    let messages = vec![Message::system(SYSTEM), Message::user("Name three colours of the rainbow.")];
+    let (warm_text, warm) = run(&engine, greedy(messages.clone(), 24));
+    assert!(warm.cached_tokens > 0);
+    engine.clear_cache().unwrap();
+    let (cold_text, cold) = run(&engine, greedy(messages, 24));
+    assert_eq!(cold.cached_tokens, 0);
+    assert_eq!(warm_text, cold_text);
+}
+
+#[test]
+fn dropped_old_turns_are_shifted_not_recomputed() {
+    let engine = engine(common::default_model(), 2048, Vec::new());
+    let turn = |n: usize| format!("Turn {n}: here is a longer message about my day, my cat and the weather outside.");
+    let mut messages = vec![Message::system(SYSTEM)];
+    for n in 0..4 {
+        messages.push(Message::user(turn(n)));
+        messages.push(Message::assistant(format!("Reply {n}: that sounds lovely, tell me more about it please.")));
+    }
+    messages.push(Message::user("And now?"));
+    run(&engine, greedy(messages.clone(), 4));
+    // The conversation drops its oldest exchange to fit, as the chat does.
+    messages.drain(1..3);
+    messages.pop();
+    messages.push(Message::user("And after that?"));
+    let (_, stats) = run(&engine, greedy(messages, 4));
+    assert!(stats.shifted_tokens > 40, "later turns must be shifted into place: {stats:?}");
+    assert!(stats.prefill_tokens < 30, "only the new message is evaluated: {stats:?}");
+}
+
+#[test]
+fn generation_past_the_context_shifts_and_keeps_going() {
+    let engine = engine(common::default_model(), 128, Vec::new());
+    let request = GenerationRequest {
+        ignore_eos: true,
+        ..greedy(vec![Message::system(SYSTEM), Message::user("Count slowly.")], 200)
+    };
+    let (text, stats) = run(&engine, request);
+    assert_eq!(stats.completion_tokens, 200);
+    assert!(stats.context_shifted_tokens > 0, "{stats:?}");
+    assert_eq!(stats.finish_reason, FinishReason::Length);
+    assert!(!text.is_empty());
+}
+
+#[test]
+fn cancellation_stops_between_tokens() {
+    let engine = engine(common::default_model(), 2048, Vec::new());
+    let request = GenerationRequest {
+        ignore_eos: true,
+        ..greedy(vec![Message::user("Write a very long story about a dragon.")], 1500)
+    };
+    let mut generation = engine.generate(request).unwrap();
+    let cancel = generation.cancel_token();
+    let mut texts = 0;
+    let stats = loop {
+        match generation.blocking_next().expect("engine answers") {
+            GenerationEvent::Text(_) => {
+                texts += 1;
+                if texts == 3 {
+                    cancel.cancel();
+                }
+            }
+            GenerationEvent::Done(stats) => break stats,
+            GenerationEvent::Failed(error) => panic!("{error}"),
+        }
+    };
+    assert_eq!(stats.finish_reason, FinishReason::Cancelled);
+    assert!(stats.completion_tokens < 50, "{stats:?}");
+    // The engine is free again right away.
+    let (_, next) = run(&engine, greedy(vec![Message::user("Hi")], 4));
+    assert!(next.completion_tokens > 0);
+}
+
+#[test]
+fn dropping_the_stream_frees_the_engine() {
+    let engine = engine(common::default_model(), 2048, Vec::new());
+    let request = GenerationRequest { ignore_eos: true, ..greedy(vec![Message::user("Tell a story.")], 100_000) };
+    let mut generation = engine.generate(request).unwrap();
+    assert!(matches!(generation.blocking_next(), Some(GenerationEvent::Text(_))));
+    drop(generation);
+    let (_, next) = run(&engine, greedy(vec![Message::user("Hi")], 4));
+    assert!(next.completion_tokens > 0);
+}
+
+#[test]
+fn token_counts_are_exact() {
+    let engine = engine(common::default_model(), 2048, Vec::new());
+    let messages = vec![Message::system(SYSTEM), Message::user("Hello there")];
+    let counted = engine.count_tokens(Prompt::Messages(messages.clone())).unwrap();
+    let (_, stats) = run(&engine, greedy(messages, 12));
+    assert_eq!(stats.prompt_tokens, counted);
+    assert!(stats.completion_tokens <= 12);
+    assert_eq!(stats.cached_tokens + stats.prefill_tokens, stats.prompt_tokens);
+}
+
+#[test]
+fn stop_strings_end_the_reply_before_the_stop() {
+    let engine = engine(common::default_model(), 2048, Vec::new());
+    let messages = vec![Message::user("Describe a sunny beach in three sentences.")];
+    let (free_text, _) = run(&engine, greedy(messages.clone(), 40));
+    let chars: Vec<char> = free_text.chars().collect();
+    assert!(chars.len() > 20, "the model should write: {free_text:?}");
+    let stop: String = chars[10..14].iter().collect();
+    let expected = &free_text[..free_text.find(&stop).unwrap()];
+    let request = GenerationRequest { stop: vec![stop.clone()], ..greedy(messages, 40) };
+    let (text, stats) = run(&engine, request);
+    assert_eq!(text, expected, "the reply ends right before {stop:?}");
+    assert_eq!(stats.finish_reason, FinishReason::Stop);
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_refused() {
+    let engine = engine(common::default_model(), 128, Vec::new());
+    let request = greedy(vec![Message::user("word ".repeat(400))], 4);
+    match engine.generate(request).unwrap().collect_blocking() {
+        Err(LlmError::PromptTooLong { prompt_tokens, context_size: 128 }) => assert!(prompt_tokens > 128),
+        other => panic!("expected PromptTooLong, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_sampling_settings_are_refused() {
+    let engine = engine(common::default_model(), 256, Vec::new());
+    let request = GenerationRequest {
+        sampling: SamplingParams { top_p: 0.0, ..SamplingParams::default() },
+        ..GenerationRequest::chat(vec![Message::user("Hi")], 4)
+    };
+    let error = engine.generate(request).unwrap().collect_blocking().unwrap_err();
+    assert!(error.to_string().contains("top_p"), "{error}");
+}
+
+#[test]
+fn raw_text_prompts_and_seeded_sampling_are_reproducible() {
+    let engine = engine(common::default_model(), 512, Vec::new());
+    let request = GenerationRequest {
+        prompt: Prompt::Text("The capital of France is".into()),
+        sampling: SamplingParams { seed: Some(7), temperature: 0.9, ..SamplingParams::default() },
+        max_tokens: 12,
+        stop: Vec::new(),
+        ignore_eos: false,
+    };
+    let (first, _) = run(&engine, request.clone());
+    let (second, _) = run(&engine, request);
+    assert_eq!(first, second);
+}
