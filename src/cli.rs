@@ -7,7 +7,7 @@
 //! prompt that cannot fit), 130 interrupted.
 
 use crate::config::{self, Dirs, FileConfig};
-use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, Tuning};
+use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, ThreadSource, Tuning};
 use crate::llm::{EngineConfig, LlmError, Message, SamplingParams};
 use crate::model::{self, ModelInfo};
 use anyhow::Context as _;
@@ -292,9 +292,11 @@ impl EngineArgs {
         if let Some(threads) = self.threads.map(usize::from).or(context.file.threads) {
             tuning.threads_decode = threads;
             tuning.threads_prefill = threads;
+            tuning.thread_source = ThreadSource::Configured;
         }
         if let Some(layers) = self.gpu_layers.or(context.file.gpu_layers) {
             tuning.gpu_layers = layers;
+            tuning.gpu_reason = "set by --gpu-layers or the config file".to_owned();
         }
         if let Some(batch) = self.batch_size.or(context.file.batch_size) {
             tuning.batch_size = batch;

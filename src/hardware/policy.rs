@@ -19,8 +19,10 @@ pub struct ModelFootprint {
     pub layers: u32,
     /// Weight bytes of each repeating layer, in layer order (`layers` entries).
     pub layer_bytes: Vec<u64>,
-    /// Weight bytes outside the repeating layers that llama.cpp offloads as
-    /// "the output layer" (output norm and output projection).
+    /// Weight bytes outside the repeating layers. llama.cpp offloads only the
+    /// output norm and projection of these with the last "layer", but models with
+    /// tied embeddings use the token embedding as that projection, so all of them
+    /// are counted: the plan errs on the side of fitting.
     pub output_bytes: u64,
     /// KV-cache bytes per token of context, summed over all layers.
     pub kv_bytes_per_token: u64,
@@ -36,6 +38,8 @@ pub enum ThreadSource {
     Measured,
     /// From the core counts alone.
     Heuristic,
+    /// Set by the user (`--threads` or the config file).
+    Configured,
 }
 
 /// Thread counts for the two phases of generation.

@@ -104,6 +104,7 @@ fn render_tuning(out: &mut String, tuning: &Tuning) {
     let source = match tuning.thread_source {
         ThreadSource::Measured => "measured by the thread benchmark",
         ThreadSource::Heuristic => "from the core count, not measured",
+        ThreadSource::Configured => "set by --threads or the config file",
     };
     let _ =
         writeln!(out, "  threads:    {} decode, {} prefill ({source})", tuning.threads_decode, tuning.threads_prefill);

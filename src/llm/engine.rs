@@ -19,7 +19,7 @@ use super::LlmError;
 use super::cache::{self, KvEdit};
 use super::sampling::SamplingParams;
 use super::stream::TextStream;
-use super::template::{ChatTemplate, Message, Role};
+use super::template::{ChatTemplate, Message, Role, TemplateError};
 use crate::model::ModelInfo;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
@@ -420,16 +420,13 @@ impl<'m> Worker<'m> {
         let can_shift = !model.is_recurrent()
             && !model.is_hybrid()
             && matches!(model.rope_type(), Some(RopeType::Norm | RopeType::NeoX));
+        // A bad override is a usage error, reported now; a model without a usable
+        // template can still serve raw-text prompts, so that error waits for a chat.
         let (template, template_error) = match Self::build_template(model, config) {
             Ok(template) => (Some(template), None),
+            Err(error) if config.chat_template.is_some() => return Err(error),
             Err(error) => (None, Some(error.to_string())),
         };
-        // An override that fails to compile is a usage error; report it now.
-        if config.chat_template.is_some()
-            && let Some(error) = &template_error
-        {
-            return Err(LlmError::Decode(error.clone()));
-        }
         Ok(Self {
             model,
             ctx,
@@ -489,7 +486,9 @@ impl<'m> Worker<'m> {
     }
 
     fn template(&self) -> Result<&ChatTemplate, LlmError> {
-        self.template.as_ref().ok_or_else(|| LlmError::Decode(self.template_error.clone().unwrap_or_default()))
+        self.template
+            .as_ref()
+            .ok_or_else(|| TemplateError::Unavailable(self.template_error.clone().unwrap_or_default()).into())
     }
 
     fn clear(&mut self) {

@@ -95,6 +95,9 @@ pub enum TemplateError {
     /// The template is not valid Jinja.
     #[error("chat template does not compile: {0}")]
     Syntax(String),
+    /// The model's template could not be built when the engine loaded.
+    #[error("{0}")]
+    Unavailable(String),
     /// The template refused the conversation (for example `raise_exception` on roles).
     #[error("chat template failed to render this conversation: {0}")]
     Render(String),

@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""The original Python companion's stack (llama-cpp-python), as a benchmark baseline.
+
+Workly replaced a Python companion that ran GGUF models with llama-cpp-python.
+This script does what that stack did, so that Workly can be measured against it
+on the same model file, thread count and native kernels:
+
+``speed``
+    Prefill tokens/s on a 512-token prompt and decode tokens/s over 128
+    generated tokens; one discarded run, then medians of ``--runs`` runs;
+    one JSON line on stdout.
+``chat``
+    One message, as the original app answered it: load the model, stream a
+    ``create_chat_completion`` with the Kira persona, print each delta as it
+    arrives. Used for cold start (process start to first streamed byte).
+
+Run it with the baseline venv's Python (see ``setup.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+# Workly's Kira persona (src/chat/persona.rs), word for word.
+KIRA_SYSTEM_PROMPT = (
+    "You are Kira, a warm and curious companion who lives on this computer. "
+    "Answer in the user's language (French or English), in 2 to 4 short sentences, "
+    "kindly and with a little humour. "
+    "Tu es Kira : si l'on te parle en français, réponds en français."
+)
+
+# The same prose Workly's prefill benchmark repeats to length (src/bench/mod.rs).
+PROSE = (
+    "Kira watched the rain draw thin lines on the window while the kettle hummed. "
+    "She liked these quiet evenings, when the city slowed down and the lamps came on one by one. "
+    "Tomorrow there would be questions to answer and stories to tell, but tonight there was tea, "
+    "an old book about lighthouses, and the soft blue glow of the screen. "
+)
+
+# The same short prompt Workly's decode benchmark starts from.
+DECODE_PROMPT = "Once upon a time, in a small village by the sea,"
+
+PREFILL_TOKENS = 512
+DECODE_TOKENS = 128
+N_CTX = 2048
+N_BATCH = 512
+
+
+def default_model() -> Path:
+    """Workly's default model in Workly's data directory."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    data_dir = os.environ.get("WORKLY_DATA_DIR") or str(Path(data_home) / "workly")
+    return Path(data_dir) / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Prints an error on stderr and exits."""
+    print(f"original.py: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def load(model: Path, threads: int, n_ctx: int, flash_attn: bool) -> Any:
+    """Loads the model the way the original app did."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as error:
+        fail(f"llama_cpp is not importable with {sys.executable} ({error}); run bench/baseline/setup.sh "
+             "and use the baseline venv's python")
+    if not model.is_file():
+        fail(f"model file not found: {model}", 2)
+    return Llama(
+        model_path=str(model),
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_batch=N_BATCH,
+        flash_attn=flash_attn,
+        verbose=False,
+    )
+
+
+def prompt_of_tokens(llm: Any, count: int) -> list[int]:
+    """Exactly ``count`` tokens of repeated prose, from the model's own tokenizer."""
+    text = PROSE
+    while True:
+        tokens: list[int] = llm.tokenize(text.encode("utf-8"), add_bos=True)
+        if len(tokens) >= count:
+            return tokens[:count]
+        text += PROSE
+
+
+def prefill_once(llm: Any, tokens: list[int]) -> float:
+    """Tokens/s of evaluating ``tokens`` from an empty KV cache."""
+    # reset() sets n_tokens to 0; eval() then removes every KV cell from
+    # position n_tokens on (kv_cache_seq_rm(-1, 0, -1)), so nothing is reused.
+    llm.reset()
+    started = time.perf_counter()
+    llm.eval(tokens)
+    elapsed = time.perf_counter() - started
+    if llm.n_tokens != len(tokens):
+        fail(f"prefill evaluated {llm.n_tokens} tokens, expected {len(tokens)}")
+    return len(tokens) / elapsed
+
+
+def decode_once(llm: Any, prompt: list[int], count: int) -> float:
+    """Tokens/s of generating exactly ``count`` tokens after ``prompt`` (greedy).
+
+    ``Llama.generate`` is the loop ``create_completion`` runs: evaluate the last
+    token, sample the next. It never stops at end-of-sequence by itself (that
+    check lives in ``create_completion``), so exactly ``count`` steps run. The
+    first ``next()`` evaluates the prompt and samples the first token; it is
+    not timed. Each timed ``next()`` is one single-token eval plus one sample.
+    """
+    llm.reset()
+    generator = llm.generate(prompt, temp=0.0, repeat_penalty=1.0, reset=True)
+    try:
+        next(generator)  # prompt eval + first sample: excluded
+        started = time.perf_counter()
+        for _ in range(count):
+            next(generator)
+        elapsed = time.perf_counter() - started
+    finally:
+        generator.close()
+    expected = len(prompt) + count
+    if llm.n_tokens != expected:
+        fail(f"decode left {llm.n_tokens} tokens in the context, expected {expected}")
+    return count / elapsed
+
+
+def measure(runs: int, once: Callable[[], float]) -> float:
+    """Median of ``runs`` measurements after one discarded run."""
+    once()
+    return statistics.median(once() for _ in range(runs))
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    """``speed``: prefill and decode medians as one JSON line."""
+    import llama_cpp
+
+    if args.runs < 1:
+        fail("--runs must be at least 1", 2)
+    llm = load(args.model, args.threads, args.n_ctx, args.flash_attn)
+    prefill_prompt = prompt_of_tokens(llm, PREFILL_TOKENS)
+    decode_prompt: list[int] = llm.tokenize(DECODE_PROMPT.encode("utf-8"), add_bos=True)
+    prefill = measure(args.runs, lambda: prefill_once(llm, prefill_prompt))
+    decode = measure(args.runs, lambda: decode_once(llm, decode_prompt, DECODE_TOKENS))
+    report = {
+        "prefill_tokens_per_s": round(prefill, 2),
+        "decode_tokens_per_s": round(decode, 2),
+        "prefill_tokens": PREFILL_TOKENS,
+        "decode_tokens": DECODE_TOKENS,
+        "threads": args.threads,
+        "runs": args.runs,
+        "n_ctx": args.n_ctx,
+        "flash_attn": args.flash_attn,
+        "model": str(args.model),
+        "llama_cpp_python": llama_cpp.__version__,
+    }
+    print(json.dumps(report), flush=True)
+
+
+def cmd_chat(args: argparse.Namespace) -> None:
+    """``chat``: one streamed reply with the Kira persona, deltas flushed as they come."""
+    llm = load(args.model, args.threads, args.n_ctx, args.flash_attn)
+    stream = llm.create_chat_completion(
+        messages=[
+            {"role": "system", "content": KIRA_SYSTEM_PROMPT},
+            {"role": "user", "content": args.text},
+        ],
+        stream=True,
+        temperature=0,
+        max_tokens=args.max_tokens,
+    )
+    out = sys.stdout
+    for chunk in stream:
+        content = chunk["choices"][0]["delta"].get("content")
+        if content:
+            out.write(content)
+            out.flush()
+    out.write("\n")
+    out.flush()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", type=Path, default=default_model(),
+                        help="GGUF file (default: Workly's default model)")
+    common.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="n_threads and n_threads_batch (default: logical CPUs)")
+    common.add_argument("--n-ctx", type=int, default=N_CTX, help=f"context size (default {N_CTX})")
+    common.add_argument("--flash-attn", action="store_true",
+                        help="enable flash attention (the original app left it off, the default)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    speed = sub.add_parser("speed", parents=[common], help="prefill and decode tokens/s (JSON)")
+    speed.add_argument("--runs", type=int, default=5, help="measured runs after one discarded (default 5)")
+    speed.set_defaults(func=cmd_speed)
+    chat = sub.add_parser("chat", parents=[common], help="stream one reply with the Kira persona")
+    chat.add_argument("--max-tokens", type=int, default=32, help="most tokens in the reply (default 32)")
+    chat.add_argument("text", help="the user's message")
+    chat.set_defaults(func=cmd_chat)
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        fail("--threads must be at least 1", 2)
+    return args
+
+
+def main() -> None:
+    """Entry point."""
+    args = parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up the Python baseline that Workly is measured against: the original
+# companion's stack, llama-cpp-python, in its own virtual environment.
+#
+# The venv lives at ${XDG_CACHE_HOME:-$HOME/.cache}/workly/baseline-venv.
+# llama-cpp-python compiles its own llama.cpp; CMAKE_ARGS="-DGGML_NATIVE=ON"
+# builds it for this CPU, like Workly's build (target-cpu=native), so both
+# sides run the same native kernels. The first run compiles llama.cpp (15+
+# minutes on 2 cores); later runs do nothing if the package already imports.
+#
+# Usage: bench/baseline/setup.sh   (then: python3 bench/baseline/compare.py)
+set -euo pipefail
+
+VERSION="0.3.36"
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/workly/baseline-venv"
+PY="$VENV/bin/python"
+
+if [ ! -x "$PY" ]; then
+    echo "creating venv $VENV" >&2
+    mkdir -p "$(dirname "$VENV")"
+    python3 -m venv "$VENV" || {
+        echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+        exit 1
+    }
+fi
+
+installed="$("$PY" -c 'import llama_cpp; print(llama_cpp.__version__)' 2>/dev/null || true)"
+if [ "$installed" = "$VERSION" ]; then
+    echo "llama-cpp-python $VERSION already installed in $VENV" >&2
+    exit 0
+fi
+
+# Building needs a C/C++ compiler and cmake (pip fetches cmake if it is missing).
+for tool in cc c++; do
+    command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install build-essential)" >&2; exit 1; }
+done
+
+echo "installing llama-cpp-python==$VERSION (compiles llama.cpp for this CPU; takes a while)" >&2
+"$PY" -m pip install --upgrade pip >/dev/null
+CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    "$PY" -m pip install --no-cache-dir "llama-cpp-python==$VERSION"
+"$PY" -c 'import llama_cpp; print("llama-cpp-python", llama_cpp.__version__, "ready")'

@@ -1,0 +1,349 @@
+//! The real `workly` binary on the real models: one-shot and interactive chat,
+//! JSON output, Ctrl-C, a closed pipe, `doctor --json`, and every kind of bad
+//! input (each must exit 2 with one clear line, never panic or hang).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `workly` with its writable state (cache, config) in `dir`, so tests never
+/// touch the user's files.
+fn workly(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_workly"));
+    command
+        .env("WORKLY_CACHE_DIR", dir.join("cache"))
+        .env("WORKLY_CONFIG", dir.join("config.toml"))
+        .env_remove("WORKLY_MODEL")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn model_arg() -> String {
+    common::default_model().display().to_string()
+}
+
+fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().expect("workly runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts exit code 2 and a single stderr line containing every `needle`.
+fn assert_bad_input(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn one_shot_reply_streams_only_the_reply_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        run(workly(dir.path()).args(["chat", "--temperature", "0", "--max-tokens", "24", "-p", "Hello Kira!"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stdout).trim().is_empty());
+    // llama.cpp's log and Workly's own messages stay silent by default.
+    assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
+fn json_one_shot_prints_one_object_with_measurements() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args([
+        "chat",
+        "--model",
+        &model_arg(),
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "16",
+        "-p",
+        "Bonjour",
+    ]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let turn: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in ["prompt_tokens", "completion_tokens", "cached_tokens", "threads", "gpu_layers"] {
+        assert!(turn[key].is_u64(), "{key} in {turn}");
+    }
+    for key in ["ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s"] {
+        assert!(turn[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {turn}");
+    }
+    assert!(!turn["text"].as_str().unwrap().is_empty());
+    assert!(turn["completion_tokens"].as_u64().unwrap() <= 16);
+    assert_eq!(turn["gpu_layers"], 0);
+}
+
+/// Runs an interactive `--json` chat over stdin; returns one object per turn.
+fn interactive_json(lines: &[&str]) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = workly(dir.path())
+        .args(["chat", "--model", &model_arg(), "--json", "--temperature", "0", "--max-tokens", "24"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+fn field(turn: &serde_json::Value, key: &str) -> u64 {
+    turn[key].as_u64().unwrap_or_else(|| panic!("{key} in {turn}"))
+}
+
+#[test]
+fn multi_turn_session_reuses_the_cache_and_prefills_less() {
+    let turns = interactive_json(&[
+        "Hi Kira, I'm Sam.",
+        "I like green tea and long walks.",
+        "What should I do this weekend?",
+        "/exit",
+        "this line is never read",
+    ]);
+    assert_eq!(turns.len(), 3);
+    for pair in turns.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert!(field(after, "cached_tokens") > field(before, "cached_tokens"), "{before} then {after}");
+        assert!(field(after, "prompt_tokens") > field(before, "prompt_tokens"));
+        let prefilled = field(after, "prompt_tokens") - field(after, "cached_tokens");
+        assert!(prefilled * 2 < field(after, "prompt_tokens"), "most of the prompt is cached: {after}");
+    }
+}
+
+#[test]
+fn reset_starts_a_new_conversation() {
+    let turns = interactive_json(&["Hello!", "Tell me about the moon.", "/reset", "Hello!"]);
+    assert_eq!(turns.len(), 3);
+    assert_eq!(field(&turns[2], "prompt_tokens"), field(&turns[0], "prompt_tokens"));
+    assert!(field(&turns[1], "prompt_tokens") > field(&turns[2], "prompt_tokens"));
+}
+
+/// Reads a child's stdout on a thread, forwarding chunks.
+fn stream_stdout(child: &mut Child) -> mpsc::Receiver<Vec<u8>> {
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 256];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 || sender.send(buffer[..read].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+#[test]
+fn ctrl_c_stops_the_reply_not_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = workly(dir.path())
+        .args(["chat", "--model", &model_arg(), "--max-tokens", "4000", "--temperature", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = stream_stdout(&mut child);
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "Write a very long story about a dragon and a lighthouse.").unwrap();
+    stdin.flush().unwrap();
+    stdout.recv_timeout(Duration::from_secs(60)).expect("the reply starts streaming");
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // Still alive: it answers the next message.
+    writeln!(stdin, "Say hi.").unwrap();
+    writeln!(stdin, "/exit").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit {:?}: {}", output.status, text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("(stopped)"), "{stderr}");
+    assert_eq!(stderr.matches("Kira> ").count(), 2, "both messages were answered: {stderr}");
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = workly(dir.path())
+        .args(["chat", "--model", &model_arg(), "--max-tokens", "2000", "-p", "Tell me a long story."])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe is closed now (like `| head -c1`).
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!text(&output.stderr).contains("panicked"));
+}
+
+/// The JSON's shape: every leaf replaced by its type, so the snapshot checks
+/// field names and types, not this machine's numbers.
+fn shape(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Null => Value::from("null"),
+        Value::Bool(_) => Value::from("bool"),
+        Value::Number(_) => Value::from("number"),
+        Value::String(_) => Value::from("string"),
+        Value::Array(items) => Value::Array(items.iter().take(1).map(shape).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+    }
+}
+
+#[test]
+fn doctor_json_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["doctor", "--json", "--model", &model_arg()]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // GPUs differ between machines: a machine without one is a normal answer
+    // with a note, one with GPUs lists them. The rest of the shape is fixed.
+    let gpus = report.as_object_mut().unwrap().remove("gpus").unwrap();
+    let note = report.as_object_mut().unwrap().remove("gpu_note").unwrap();
+    assert!(gpus.as_array().is_some_and(|gpus| !gpus.is_empty()) || note.is_string(), "{gpus} {note}");
+    insta::assert_json_snapshot!(shape(&report));
+    assert_eq!(report["tuning"]["gpu_layers"], 0);
+    assert!(report["tuning"]["threads_decode"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn doctor_text_names_the_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["doctor", "--model", &model_arg(), "--threads", "1"]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("set by --threads"), "{stdout}");
+}
+
+#[test]
+fn model_info_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["model", "info", &model_arg()]));
+    assert!(output.status.success());
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("llama") && stdout.contains("Q4_1") && stdout.contains("30"), "{stdout}");
+    let output = run(workly(dir.path()).args(["model", "info", "--json", &model_arg()]));
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(info["layers"], 30);
+    assert_eq!(info["file_size_bytes"], 98_362_432);
+    assert_eq!(info["has_chat_template"], true);
+}
+
+#[test]
+fn gemma3_chats_with_the_builtin_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let gemma = common::gemma_model().display().to_string();
+    let output = run(workly(dir.path()).args(["chat", "--model", &gemma, "--max-tokens", "12", "-p", "Hello!"]));
+    assert_bad_input(&output, &["has no chat template", "--chat-template"]);
+    let output = run(workly(dir.path()).args([
+        "chat",
+        "--model",
+        &gemma,
+        "--chat-template",
+        "gemma",
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "12",
+        "-p",
+        "Hello!",
+    ]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let turn: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(turn["completion_tokens"].as_u64().unwrap() > 0);
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn chat_with_model(dir: &Path, model: &Path) -> Output {
+    run(workly(dir).args(["chat", "--model", model.to_str().unwrap(), "-p", "hi"]))
+}
+
+#[test]
+fn missing_model_file_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.gguf");
+    assert_bad_input(&chat_with_model(dir.path(), &missing), &["nope.gguf", "not found"]);
+}
+
+#[test]
+fn empty_model_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_file(dir.path(), "empty.gguf", b"");
+    assert_bad_input(&chat_with_model(dir.path(), &empty), &["empty.gguf", "empty"]);
+}
+
+#[test]
+fn non_gguf_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = write_file(dir.path(), "page.gguf", b"<html><body>Not found</body></html>");
+    assert_bad_input(&chat_with_model(dir.path(), &html), &["page.gguf", "not a GGUF file"]);
+}
+
+#[test]
+fn truncated_model_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut head = vec![0u8; 4 << 20];
+    std::fs::File::open(common::default_model()).unwrap().read_exact(&mut head).unwrap();
+    let truncated = write_file(dir.path(), "half.gguf", &head);
+    assert_bad_input(&chat_with_model(dir.path(), &truncated), &["half.gguf", "truncated"]);
+    // `model info` validates the same way.
+    let output = run(workly(dir.path()).args(["model", "info", truncated.to_str().unwrap()]));
+    assert_bad_input(&output, &["half.gguf", "truncated"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["chat", "--no-such-flag"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--no-such-flag"));
+    let output = run(workly(dir.path()).args(["chat", "--temperature", "warm", "-p", "hi"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("warm"));
+    let output = run(workly(dir.path()).args(["chat", "--model", &model_arg(), "--top-p", "2", "-p", "hi"]));
+    assert_bad_input(&output, &["top_p"]);
+}
+
+#[test]
+fn a_prompt_that_cannot_fit_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "tell me more about that ".repeat(60);
+    let output = run(workly(dir.path()).args(["chat", "--model", &model_arg(), "--context-size", "128", "-p", &long]));
+    assert_bad_input(&output, &["context holds 128"]);
+}
+
+#[test]
+fn invalid_config_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "config.toml", b"context_size = \"big\"\n");
+    let output = run(workly(dir.path()).args(["chat", "--model", &model_arg(), "-p", "hi"]));
+    assert_bad_input(&output, &["config.toml", "invalid config file"]);
+}
