@@ -8,4 +8,6 @@ cd "$repo"
 scripts/setup.sh --test-models
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
-cargo test --release
+# One test at a time: each engine already uses every core, and llama.cpp's
+# OpenMP threads spin while they wait, so parallel engines would starve each other.
+cargo test --release -- --test-threads=1

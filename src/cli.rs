@@ -311,6 +311,7 @@ impl EngineArgs {
             chat_template: self.chat_template.clone().or_else(|| context.file.chat_template.clone()),
             warmup_messages,
             llama_logs: context.llama_logs,
+            prompt_cache: Some(context.dirs.prompt_cache()),
         };
         Ok(Prepared { engine, hardware, tuning })
     }

@@ -121,6 +121,11 @@ impl Dirs {
         self.data.join("models")
     }
 
+    /// Saved persona KV states, loaded at start instead of a prefill.
+    pub fn prompt_cache(&self) -> PathBuf {
+        self.cache.join("prompts")
+    }
+
     /// The saved result of `workly bench threads`.
     pub fn thread_measurements(&self) -> PathBuf {
         self.cache.join("threads.json")

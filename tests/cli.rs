@@ -26,6 +26,11 @@ fn model_arg() -> String {
     common::default_model().display().to_string()
 }
 
+/// Starts `command` with piped stdout and stderr and the given stdin.
+fn spawn(command: &mut Command, stdin: Stdio) -> Child {
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("workly starts")
+}
+
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("workly runs")
 }
@@ -89,13 +94,19 @@ fn json_one_shot_prints_one_object_with_measurements() {
 /// Runs an interactive `--json` chat over stdin; returns one object per turn.
 fn interactive_json(lines: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = workly(dir.path())
-        .args(["chat", "--model", &model_arg(), "--json", "--temperature", "0", "--max-tokens", "24"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        workly(dir.path()).args([
+            "chat",
+            "--model",
+            &model_arg(),
+            "--json",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "24",
+        ]),
+        Stdio::piped(),
+    );
     let mut stdin = child.stdin.take().unwrap();
     for line in lines {
         writeln!(stdin, "{line}").unwrap();
@@ -155,13 +166,10 @@ fn stream_stdout(child: &mut Child) -> mpsc::Receiver<Vec<u8>> {
 #[test]
 fn ctrl_c_stops_the_reply_not_the_program() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = workly(dir.path())
-        .args(["chat", "--model", &model_arg(), "--max-tokens", "4000", "--temperature", "0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        workly(dir.path()).args(["chat", "--model", &model_arg(), "--max-tokens", "4000", "--temperature", "0"]),
+        Stdio::piped(),
+    );
     let stdout = stream_stdout(&mut child);
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "Write a very long story about a dragon and a lighthouse.").unwrap();
@@ -183,13 +191,18 @@ fn ctrl_c_stops_the_reply_not_the_program() {
 #[test]
 fn closed_stdout_is_not_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = workly(dir.path())
-        .args(["chat", "--model", &model_arg(), "--max-tokens", "2000", "-p", "Tell me a long story."])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        workly(dir.path()).args([
+            "chat",
+            "--model",
+            &model_arg(),
+            "--max-tokens",
+            "2000",
+            "-p",
+            "Tell me a long story.",
+        ]),
+        Stdio::null(),
+    );
     let mut first = [0u8; 1];
     child.stdout.take().unwrap().read_exact(&mut first).unwrap();
     // The pipe is closed now (like `| head -c1`).
@@ -346,4 +359,47 @@ fn invalid_config_file_exits_2() {
     write_file(dir.path(), "config.toml", b"context_size = \"big\"\n");
     let output = run(workly(dir.path()).args(["chat", "--model", &model_arg(), "-p", "hi"]));
     assert_bad_input(&output, &["config.toml", "invalid config file"]);
+}
+
+#[test]
+fn thread_benchmark_is_saved_and_used_by_later_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["bench", "threads", "--json", "--runs", "1", "--model", &model_arg()]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = report["measurements"]["rows"].as_array().unwrap();
+    let logical = report["measurements"]["logical_cores"].as_u64().unwrap();
+    assert_eq!(rows.len() as u64, logical, "one row per thread count");
+    for row in rows {
+        assert!(row["decode_tokens_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["prefill_tokens_per_s"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    assert!(dir.path().join("cache/threads.json").is_file());
+    let output = run(workly(dir.path()).args(["doctor", "--json", "--model", &model_arg()]));
+    let doctor: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(doctor["tuning"]["thread_source"], "measured");
+    assert_eq!(doctor["tuning"]["threads_decode"], report["chosen"]["decode"]);
+}
+
+#[test]
+fn llm_benchmark_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["bench", "llm", "--json", "--runs", "1", "--model", &model_arg()]));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for key in [
+        "load_ms",
+        "warmup_ms",
+        "first_ttft_ms",
+        "warm_ttft_ms",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "multi_turn_last_to_first_ratio",
+    ] {
+        assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {report}");
+    }
+    let turns = report["multi_turn"].as_array().unwrap();
+    assert_eq!(turns.len(), 20);
+    assert!(turns.iter().skip(1).all(|turn| turn["cached_tokens"].as_u64().unwrap() > 0));
+    assert!(report["peak_rss_bytes"].as_u64().unwrap() >= report["rss_bytes"].as_u64().unwrap());
 }

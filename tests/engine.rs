@@ -23,6 +23,7 @@ fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Message>) ->
         chat_template,
         warmup_messages: warmup,
         llama_logs: std::env::var_os("RUST_LOG").is_some(),
+        prompt_cache: None,
     })
     .expect("engine loads")
 }
@@ -255,4 +256,45 @@ fn raw_text_prompts_and_seeded_sampling_are_reproducible() {
     let (first, _) = run(&engine, request.clone());
     let (second, _) = run(&engine, request);
     assert_eq!(first, second);
+}
+
+#[test]
+fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        Engine::load(EngineConfig {
+            model: ModelInfo::read(common::default_model()).unwrap(),
+            threads_decode: 2,
+            threads_prefill: 2,
+            gpu_layers: 0,
+            context_size: 1024,
+            batch_size: 512,
+            chat_template: None,
+            warmup_messages: vec![Message::system(SYSTEM)],
+            llama_logs: false,
+            prompt_cache: Some(dir.path().to_path_buf()),
+        })
+        .unwrap()
+    };
+    let messages = vec![Message::system(SYSTEM), Message::user("What is your favourite season?")];
+    let first = start();
+    assert!(!first.info().warm_from_disk);
+    let (first_text, first_stats) = run(&first, greedy(messages.clone(), 24));
+    drop(first);
+    let second = start();
+    assert!(second.info().warm_from_disk, "{:?}", second.info());
+    assert!(second.info().warm_tokens > 10);
+    let (second_text, second_stats) = run(&second, greedy(messages, 24));
+    assert_eq!(second_stats.cached_tokens, first_stats.cached_tokens);
+    assert_eq!(first_text, second_text, "a restored state answers like a computed one");
+
+    // A corrupt state file is discarded and recomputed, not trusted.
+    drop(second);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let third = start();
+    assert!(!third.info().warm_from_disk);
+    let (third_text, _) = run(&third, greedy(vec![Message::system(SYSTEM), Message::user("Hi")], 8));
+    assert!(!third_text.is_empty());
 }

@@ -154,9 +154,15 @@ class Side:
             self.decode.append(float(report["decode_tokens_per_s"]))
         except (KeyError, TypeError, ValueError) as error:
             raise BenchError(f"{describe(self.speed_command)}: report lacks {error}: {report}") from error
-        for key in ("llama_cpp_python", "threads_decode", "threads_prefill", "threads", "model"):
+        # Extra facts each side reports; Workly's "model" is a display name, not the path.
+        extras = {"llama_cpp_python": "llama_cpp_python", "threads_decode": "threads_decode",
+                  "threads_prefill": "threads_prefill", "threads": "threads", "n_ctx": "n_ctx",
+                  "flash_attn": "flash_attn"}
+        if self.name == "workly":
+            extras["model"] = "model_name"
+        for key, name in extras.items():
             if key in report:
-                self.info[key] = report[key]
+                self.info[name] = report[key]
         log(f"  {self.name:<6} prefill {self.prefill[-1]:9.1f} tok/s   decode {self.decode[-1]:8.1f} tok/s")
 
     def run_cold(self, record: bool = True) -> None:

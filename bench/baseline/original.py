@@ -142,11 +142,10 @@ def measure(runs: int, once: Callable[[], float]) -> float:
 
 def cmd_speed(args: argparse.Namespace) -> None:
     """``speed``: prefill and decode medians as one JSON line."""
-    import llama_cpp
-
     if args.runs < 1:
         fail("--runs must be at least 1", 2)
     llm = load(args.model, args.threads, args.n_ctx, args.flash_attn)
+    import llama_cpp  # importable: load() checked
     prefill_prompt = prompt_of_tokens(llm, PREFILL_TOKENS)
     decode_prompt: list[int] = llm.tokenize(DECODE_PROMPT.encode("utf-8"), add_bos=True)
     prefill = measure(args.runs, lambda: prefill_once(llm, prefill_prompt))

@@ -17,6 +17,7 @@
 
 use super::LlmError;
 use super::cache::{self, KvEdit};
+use super::prompt_cache;
 use super::sampling::SamplingParams;
 use super::stream::TextStream;
 use super::template::{ChatTemplate, Message, Role, TemplateError};
@@ -30,7 +31,7 @@ use llama_cpp_2::model::{LlamaModel, RopeType};
 use llama_cpp_2::token::LlamaToken;
 use serde::Serialize;
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, OnceLock};
@@ -84,6 +85,9 @@ pub struct EngineConfig {
     pub warmup_messages: Vec<Message>,
     /// Forward llama.cpp's own log to `tracing`.
     pub llama_logs: bool,
+    /// Directory of saved persona KV states (see [`super::prompt_cache`]); `None`
+    /// prefills the persona at every start.
+    pub prompt_cache: Option<PathBuf>,
 }
 
 /// What the running engine is, for reports.
@@ -111,6 +115,8 @@ pub struct EngineInfo {
     pub warmup_ms: f64,
     /// Tokens left in the cache by warm-up (the persona prefix).
     pub warm_tokens: usize,
+    /// Whether those tokens were loaded from the prompt cache on disk.
+    pub warm_from_disk: bool,
 }
 
 /// What to generate from.
@@ -345,8 +351,8 @@ fn engine_thread(
     };
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let warm_started = Instant::now();
-    let warm_tokens = match worker.warm_up(&config.warmup_messages) {
-        Ok(tokens) => tokens,
+    let (warm_tokens, warm_from_disk) = match worker.warm_up(&config.warmup_messages, config.prompt_cache.as_deref()) {
+        Ok(warm) => warm,
         Err(error) => {
             let _ = ready.send(Err(error));
             return;
@@ -364,6 +370,7 @@ fn engine_thread(
         load_ms,
         warmup_ms: warm_started.elapsed().as_secs_f64() * 1e3,
         warm_tokens,
+        warm_from_disk,
     };
     if ready.send(Ok(info)).is_err() {
         return;
@@ -385,6 +392,7 @@ fn engine_thread(
 /// The state owned by the engine thread.
 struct Worker<'m> {
     model: &'m LlamaModel,
+    model_path: &'m Path,
     ctx: LlamaContext<'m>,
     template: Option<ChatTemplate>,
     template_error: Option<String>,
@@ -398,7 +406,7 @@ struct Worker<'m> {
 }
 
 impl<'m> Worker<'m> {
-    fn new(model: &'m LlamaModel, backend: &LlamaBackend, config: &EngineConfig) -> Result<Self, LlmError> {
+    fn new(model: &'m LlamaModel, backend: &LlamaBackend, config: &'m EngineConfig) -> Result<Self, LlmError> {
         let info = &config.model;
         let n_ctx = config.context_size.clamp(64, model.n_ctx_train().max(64));
         let n_batch = config.batch_size.clamp(1, n_ctx);
@@ -429,6 +437,7 @@ impl<'m> Worker<'m> {
         };
         Ok(Self {
             model,
+            model_path: &config.model.path,
             ctx,
             template,
             template_error,
@@ -500,7 +509,9 @@ impl<'m> Worker<'m> {
     /// weights are paged in and the thread pool is up before the first request.
     /// The persona's tokens stay cached, so the first reply prefills only the
     /// user's message.
-    fn warm_up(&mut self, messages: &[Message]) -> Result<usize, LlmError> {
+    /// Returns the tokens left cached and whether they came from the prompt
+    /// cache on disk.
+    fn warm_up(&mut self, messages: &[Message], prompt_cache: Option<&Path>) -> Result<(usize, bool), LlmError> {
         let prefix = if messages.is_empty() || self.template.is_none() {
             Vec::new()
         } else {
@@ -508,8 +519,18 @@ impl<'m> Worker<'m> {
         };
         let prefix = if prefix.len() + 2 > self.n_ctx { Vec::new() } else { prefix };
         let probe = if prefix.is_empty() { vec![self.model.vocab().bos().0] } else { prefix.clone() };
-        self.prefill(&probe, &CancelToken::new())?;
-        // One single-token step: the decode path has its own graph and thread count.
+        let saved = prompt_cache
+            .filter(|_| !prefix.is_empty())
+            .map(|dir| prompt_cache::path_for(dir, self.model_path, &prefix, self.sliding_window.is_some()));
+        let restored = saved.as_deref().is_some_and(|path| self.restore(path, &prefix));
+        if !restored {
+            self.prefill(&probe, &CancelToken::new())?;
+            if let Some(path) = &saved {
+                self.save(path);
+            }
+        }
+        // One single-token step: the decode path has its own graph and thread
+        // count, and it touches every weight, paging the model in.
         let last = *probe.last().unwrap_or(&0);
         self.decode_one(last)?;
         self.cached.pop();
@@ -518,7 +539,45 @@ impl<'m> Worker<'m> {
             self.clear();
         }
         self.ctx.synchronize();
-        Ok(self.cached.len())
+        Ok((self.cached.len(), restored))
+    }
+
+    /// Loads a saved prompt state; true when it holds exactly `tokens`.
+    fn restore(&mut self, path: &Path, tokens: &[i32]) -> bool {
+        if !path.is_file() {
+            return false;
+        }
+        match self.ctx.state_seq_load_file(path, SEQ, tokens.len()) {
+            Ok((loaded, _)) if loaded.iter().map(|t| t.0).eq(tokens.iter().copied()) => {
+                self.cached = tokens.to_vec();
+                true
+            }
+            outcome => {
+                tracing::warn!(path = %path.display(), ?outcome, "discarding an unusable saved prompt state");
+                self.clear();
+                let _ = std::fs::remove_file(path);
+                false
+            }
+        }
+    }
+
+    /// Saves the cached prompt's state for the next start; failures only cost
+    /// that start a prefill, so they are logged, not raised.
+    fn save(&self, path: &Path) {
+        let Some(dir) = path.parent() else { return };
+        let temporary = prompt_cache::temporary_path(path);
+        let tokens: Vec<LlamaToken> = self.cached.iter().map(|&t| LlamaToken(t)).collect();
+        let saved = std::fs::create_dir_all(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.ctx.state_seq_save_file(&temporary, SEQ, &tokens).map_err(|e| e.to_string()))
+            .and_then(|_| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
+        match saved {
+            Ok(()) => prompt_cache::prune(dir),
+            Err(error) => {
+                let _ = std::fs::remove_file(&temporary);
+                tracing::warn!(path = %path.display(), %error, "cannot save the prompt state");
+            }
+        }
     }
 
     fn remove_from(&mut self, start: usize) -> Result<(), LlmError> {

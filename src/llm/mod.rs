@@ -5,7 +5,8 @@
 //! talks to that thread over a bounded channel, getting tokens back on a
 //! per-request channel. The thread keeps the conversation's KV cache between
 //! requests and evaluates only what it has not seen ([`cache`]), renders chat
-//! templates ([`template`]), samples ([`sampling`]) and turns token bytes into
+//! templates ([`template`]), keeps the persona's KV state on disk between runs
+//! ([`prompt_cache`]), samples ([`sampling`]) and turns token bytes into
 //! displayable text that stops cleanly at stop strings ([`stream`]).
 //!
 //! This module does not know about personas, history or storage: it takes
@@ -13,6 +14,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod prompt_cache;
 pub mod sampling;
 pub mod stream;
 pub mod template;
