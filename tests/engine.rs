@@ -298,3 +298,20 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
     let (third_text, _) = run(&third, greedy(vec![Message::system(SYSTEM), Message::user("Hi")], 8));
     assert!(!third_text.is_empty());
 }
+
+#[test]
+fn the_next_turn_header_is_evaluated_before_the_person_answers() {
+    let engine = engine(common::default_model(), 2048, vec![Message::system(SYSTEM)]);
+    let mut messages = vec![Message::system(SYSTEM), Message::user(SCRIPT[0])];
+    let (reply, _) = run(&engine, greedy(messages.clone(), 24));
+    messages.push(Message::assistant(reply));
+    let user = "Do you like rainy days?";
+    messages.push(Message::user(user));
+    let (_, stats) = run(&engine, greedy(messages, 8));
+    // Left to evaluate: the message itself, the end of its turn and the
+    // assistant's header (ChatML: `<|im_end|>\n<|im_start|>assistant\n`, 5
+    // tokens) and the few tokens around the message boundary that tokenize
+    // differently once the message is there; not the previous reply (24 tokens).
+    let message_tokens = engine.count_tokens(Prompt::Text(user.to_owned())).unwrap();
+    assert!(stats.prefill_tokens <= message_tokens + 8, "{stats:?} for a {message_tokens}-token message");
+}

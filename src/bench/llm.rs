@@ -61,7 +61,7 @@ pub struct LlmReport {
     pub prefill_tokens_per_s: f64,
     /// Median decode speed over 128 tokens.
     pub decode_tokens_per_s: f64,
-    /// The scripted conversation.
+    /// The scripted conversation, each turn's TTFT a median over `runs` conversations.
     pub multi_turn: Vec<TurnTiming>,
     /// `ttft_ms` of the last turn over the first.
     pub multi_turn_last_to_first_ratio: f64,
@@ -120,8 +120,15 @@ fn chat_request(messages: Vec<Message>, max_tokens: u32) -> GenerationRequest {
     GenerationRequest { sampling: SamplingParams::greedy(), ..GenerationRequest::chat(messages, max_tokens) }
 }
 
+/// Time to first token of a new conversation's first message, through the
+/// same path as `workly chat` (history fitted with exact token counts, which
+/// also waits for the engine to finish preparing the previous turn, as it does
+/// while a person types).
 fn opener_ttft(engine: &Engine, persona: &Persona, opener: &str) -> Result<f64, LlmError> {
-    let messages = vec![Message::system(persona.system_prompt.clone()), Message::user(opener)];
+    let context_size = engine.info().context_size as usize;
+    let conversation = Conversation::new(persona.clone());
+    let messages = conversation
+        .prompt_for(opener, context_size, 1, |messages| engine.count_tokens(Prompt::Messages(messages.to_vec())))?;
     Ok(super::complete(engine, chat_request(messages, 1))?.ttft_ms)
 }
 
@@ -135,7 +142,7 @@ pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmR
 
     // The conversation runs while the persona is still cached, as after start-up;
     // the speed measurements below clear the cache.
-    let multi_turn = scripted_conversation(engine, persona)?;
+    let multi_turn = scripted_conversation(engine, persona, runs)?;
 
     let prompt = text_of_tokens(engine, PREFILL_TOKENS)?;
     let prefill_tokens_per_s = measure(runs, || Ok(prefill_once(engine, &prompt)?.prefill_tokens_per_s))?;
@@ -164,21 +171,41 @@ pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmR
     })
 }
 
-/// Plays [`SCRIPT`] as one conversation with short greedy replies.
-pub fn scripted_conversation(engine: &Engine, persona: &Persona) -> Result<Vec<TurnTiming>, LlmError> {
-    let mut conversation = Conversation::new(persona.clone());
+/// Plays [`SCRIPT`] as one conversation with short greedy replies, `runs`
+/// times after a discarded one; each turn reports the median TTFT over the runs.
+/// Every conversation starts as a user's would: the persona is cached, nothing
+/// else of it.
+pub fn scripted_conversation(engine: &Engine, persona: &Persona, runs: u32) -> Result<Vec<TurnTiming>, LlmError> {
     let context_size = engine.info().context_size as usize;
-    let mut timings = Vec::with_capacity(TURNS);
-    for (index, user) in SCRIPT.iter().take(TURNS).enumerate() {
-        let (text, stats) = chat_turn(engine, &conversation, user, context_size)?;
-        conversation.push_exchange(user, &text);
-        timings.push(TurnTiming {
-            turn: index + 1,
-            ttft_ms: stats.ttft_ms,
-            prompt_tokens: stats.prompt_tokens,
-            cached_tokens: stats.cached_tokens,
-            completion_tokens: stats.completion_tokens,
-        });
+    let mut timings: Vec<TurnTiming> = Vec::with_capacity(TURNS);
+    let mut ttfts: Vec<Vec<f64>> = vec![Vec::new(); TURNS];
+    for run in 0..=runs {
+        // Back to the state after start-up: only the persona is cached (a short
+        // opener leaves persona and turn header), not the previous run's turns.
+        engine.clear_cache()?;
+        opener_ttft(engine, persona, OPENERS[run as usize % OPENERS.len()])?;
+        let mut conversation = Conversation::new(persona.clone());
+        for (index, user) in SCRIPT.iter().take(TURNS).enumerate() {
+            let (text, stats) = chat_turn(engine, &conversation, user, context_size)?;
+            conversation.push_exchange(user, &text);
+            if run == 0 {
+                continue;
+            }
+            ttfts[index].push(stats.ttft_ms);
+            // Greedy replies are the same every run, and so are the token counts.
+            if run == 1 {
+                timings.push(TurnTiming {
+                    turn: index + 1,
+                    ttft_ms: 0.0,
+                    prompt_tokens: stats.prompt_tokens,
+                    cached_tokens: stats.cached_tokens,
+                    completion_tokens: stats.completion_tokens,
+                });
+            }
+        }
+    }
+    for (timing, values) in timings.iter_mut().zip(&ttfts) {
+        timing.ttft_ms = super::median(values);
     }
     Ok(timings)
 }

@@ -512,11 +512,7 @@ impl<'m> Worker<'m> {
     /// Returns the tokens left cached and whether they came from the prompt
     /// cache on disk.
     fn warm_up(&mut self, messages: &[Message], prompt_cache: Option<&Path>) -> Result<(usize, bool), LlmError> {
-        let prefix = if messages.is_empty() || self.template.is_none() {
-            Vec::new()
-        } else {
-            self.tokenize(&self.template()?.render(messages, false)?, true)
-        };
+        let prefix = if messages.is_empty() { Vec::new() } else { self.next_turn_prefix(messages).unwrap_or_default() };
         let prefix = if prefix.len() + 2 > self.n_ctx { Vec::new() } else { prefix };
         let probe = if prefix.is_empty() { vec![self.model.vocab().bos().0] } else { prefix.clone() };
         let saved = prompt_cache
@@ -659,16 +655,53 @@ impl<'m> Worker<'m> {
     }
 
     fn generate(&mut self, job: Job) {
-        let events = job.events.clone();
-        let outcome = self.run(&job);
-        let event = match outcome {
-            Ok(stats) => GenerationEvent::Done(stats),
-            Err(error) => GenerationEvent::Failed(error),
-        };
-        let _ = events.blocking_send(event);
+        match self.run(&job) {
+            Ok((stats, reply)) => {
+                let _ = job.events.blocking_send(GenerationEvent::Done(stats));
+                // The reply is out; while the person reads it and types, evaluate
+                // what the next turn will start with.
+                if let Prompt::Messages(messages) = &job.request.prompt {
+                    let mut next = messages.clone();
+                    next.push(Message::assistant(reply));
+                    self.prepare_next_turn(&next);
+                }
+            }
+            Err(error) => {
+                let _ = job.events.blocking_send(GenerationEvent::Failed(error));
+            }
+        }
     }
 
-    fn run(&mut self, job: &Job) -> Result<GenerationStats, LlmError> {
+    /// Tokens every next user turn after `messages` starts with: the template's
+    /// closing of the last message and the opening of a user message. Found by
+    /// rendering a placeholder user message and cutting before it; the last
+    /// token is dropped because it may merge with the user's first characters.
+    fn next_turn_prefix(&self, messages: &[Message]) -> Option<Vec<i32>> {
+        const PLACEHOLDER: &str = "\u{E000}";
+        let mut probe = messages.to_vec();
+        probe.push(Message::user(PLACEHOLDER));
+        let text = self.template.as_ref()?.render(&probe, false).ok()?;
+        let cut = text.find(PLACEHOLDER)?;
+        let mut tokens = self.tokenize(&text[..cut], true);
+        tokens.pop();
+        Some(tokens)
+    }
+
+    /// Brings the cache to hold the start of the next turn after `messages`.
+    fn prepare_next_turn(&mut self, messages: &[Message]) {
+        let Some(tokens) = self.next_turn_prefix(messages) else { return };
+        if tokens.is_empty() || tokens.len() + 2 > self.n_ctx {
+            return;
+        }
+        let (reused, _) = self.reuse(&tokens);
+        if let Err(error) = self.prefill(&tokens[reused..], &CancelToken::new()) {
+            tracing::warn!(%error, "cannot prepare the next turn");
+            self.clear();
+        }
+    }
+
+    /// Runs one generation; returns its stats and the whole reply text.
+    fn run(&mut self, job: &Job) -> Result<(GenerationStats, String), LlmError> {
         let request = &job.request;
         request.sampling.validate()?;
         let (prompt, keep) = self.tokenize_prompt(&request.prompt)?;
@@ -695,7 +728,7 @@ impl<'m> Worker<'m> {
             finish_reason: FinishReason::Cancelled,
         };
         if !complete {
-            return Ok(stats);
+            return Ok((stats, String::new()));
         }
         let mut sampler = request.sampling.build(self.model.n_vocab());
         let mut token = sampler.sample(&self.ctx, -1).0;
@@ -703,6 +736,7 @@ impl<'m> Worker<'m> {
         stats.ttft_ms = (first_token_at - job.submitted).as_secs_f64() * 1e3;
         stats.prefill_tokens_per_s = per_second(new_tokens.len(), first_token_at - prefill_started);
         let mut stream = TextStream::new(&request.stop);
+        let mut reply = String::new();
         let vocab = self.model.vocab();
         stats.finish_reason = loop {
             if vocab.is_eog(LlamaToken(token)) && !request.ignore_eos {
@@ -710,6 +744,7 @@ impl<'m> Worker<'m> {
             }
             stats.completion_tokens += 1;
             let text = stream.push(&vocab.token_to_piece(LlamaToken(token), false, None));
+            reply.push_str(&text);
             if !text.is_empty() && job.events.blocking_send(GenerationEvent::Text(text)).is_err() {
                 break FinishReason::Cancelled;
             }
@@ -733,10 +768,11 @@ impl<'m> Worker<'m> {
         };
         let rest = stream.finish();
         if !rest.is_empty() {
+            reply.push_str(&rest);
             let _ = job.events.blocking_send(GenerationEvent::Text(rest));
         }
         stats.decode_tokens_per_s = per_second(stats.completion_tokens.saturating_sub(1), first_token_at.elapsed());
-        Ok(stats)
+        Ok((stats, reply))
     }
 
     /// Frees room at the end of a full context by dropping the oldest half of
