@@ -4,7 +4,8 @@
 //! pipes cleanly; otherwise it reads lines from stdin until `/exit` or end of
 //! input, with `/reset` to start over. Ctrl-C stops the reply being written,
 //! not the program (at the prompt it exits). With `--json`, stdout carries one
-//! JSON object per turn and nothing else.
+//! JSON object per turn and nothing else. A one-shot answer sizes its context
+//! to what it can need unless a size is set, so it starts sooner.
 
 use super::Conversation;
 use crate::cli::{self, ChatArgs, Context};
@@ -65,7 +66,12 @@ type Current = Arc<Mutex<Option<CancelToken>>>;
 /// Runs `workly chat`.
 pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     let mut conversation = Conversation::new(super::Persona::default());
-    let prepared = args.engine.prepare(context, vec![conversation.system()])?;
+    let mut prepared = args.engine.prepare(context, vec![conversation.system()])?;
+    let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
+    if let (Some(prompt), false) = (&args.prompt, context_chosen) {
+        prepared.engine.context_size =
+            prepared.engine.context_size.min(one_shot_context(&conversation, prompt, args.sampling.max_tokens));
+    }
     let engine = Engine::load(prepared.engine)?;
     let current: Current = Arc::default();
     let handler_current = Arc::clone(&current);
@@ -115,6 +121,16 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Context a one-shot answer can need: a token is at least one byte of text,
+/// so the persona's and the message's bytes bound their tokens, plus the
+/// template's own tokens and the reply. A smaller context starts faster
+/// (llama.cpp allocates and clears the whole KV cache up front).
+fn one_shot_context(conversation: &Conversation, prompt: &str, max_tokens: u32) -> u32 {
+    const TEMPLATE_TOKENS: usize = 64;
+    let bound = conversation.system().content.len() + prompt.len() + TEMPLATE_TOKENS + max_tokens as usize;
+    u32::try_from(bound.next_multiple_of(256)).unwrap_or(u32::MAX)
 }
 
 /// One exchange: fit the history, stream the reply, record it.
@@ -172,4 +188,19 @@ fn turn(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_shot_context_bounds_persona_message_and_reply() {
+        let conversation = Conversation::new(crate::chat::Persona::default());
+        let persona_bytes = conversation.system().content.len();
+        let context = one_shot_context(&conversation, "Bonjour", 256) as usize;
+        assert!(context.is_multiple_of(256));
+        assert!(context >= persona_bytes + "Bonjour".len() + 256 + 64);
+        assert!(context < persona_bytes + 256 + 64 + 512);
+    }
 }

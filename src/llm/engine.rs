@@ -14,6 +14,11 @@
 //! (Gemma 3) get a full-size window cache so that trimming works, and a check
 //! of the oldest cached position falls back to a full prefill if llama.cpp has
 //! dropped cells the reuse would need.
+//!
+//! Idle time is used too: warm-up restores (or computes and saves) the
+//! persona's KV state ([`super::prompt_cache`]), and after each chat reply the
+//! thread evaluates the template's header of the next user turn, so a new
+//! message only prefills its own tokens.
 
 use super::LlmError;
 use super::cache::{self, KvEdit};
