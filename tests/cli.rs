@@ -39,6 +39,11 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Asserts a clean exit, showing the status (a signal, say) and stderr if not.
+fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}: {}", output.status, text(&output.stderr));
+}
+
 /// Asserts exit code 2 and a single stderr line containing every `needle`.
 fn assert_bad_input(output: &Output, needles: &[&str]) {
     let stderr = text(&output.stderr);
@@ -55,7 +60,7 @@ fn one_shot_reply_streams_only_the_reply_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let output =
         run(workly(dir.path()).args(["chat", "--temperature", "0", "--max-tokens", "24", "-p", "Hello Kira!"]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     assert!(!text(&output.stdout).trim().is_empty());
     // llama.cpp's log and Workly's own messages stay silent by default.
     assert_eq!(text(&output.stderr), "");
@@ -76,7 +81,7 @@ fn json_one_shot_prints_one_object_with_measurements() {
         "-p",
         "Bonjour",
     ]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     let stdout = text(&output.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let turn: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -113,7 +118,7 @@ fn interactive_json(lines: &[&str]) -> Vec<serde_json::Value> {
     }
     drop(stdin);
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
@@ -182,7 +187,7 @@ fn ctrl_c_stops_the_reply_not_the_program() {
     writeln!(stdin, "/exit").unwrap();
     drop(stdin);
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "exit {:?}: {}", output.status, text(&output.stderr));
+    assert_success(&output);
     let stderr = text(&output.stderr);
     assert!(stderr.contains("(stopped)"), "{stderr}");
     assert_eq!(stderr.matches("Kira> ").count(), 2, "both messages were answered: {stderr}");
@@ -207,7 +212,7 @@ fn closed_stdout_is_not_an_error() {
     child.stdout.take().unwrap().read_exact(&mut first).unwrap();
     // The pipe is closed now (like `| head -c1`).
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     assert!(!text(&output.stderr).contains("panicked"));
 }
 
@@ -229,7 +234,7 @@ fn shape(value: &serde_json::Value) -> serde_json::Value {
 fn doctor_json_shape() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["doctor", "--json", "--model", &model_arg()]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     let mut report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     // GPUs differ between machines: a machine without one is a normal answer
     // with a note, one with GPUs lists them. The rest of the shape is fixed.
@@ -245,7 +250,7 @@ fn doctor_json_shape() {
 fn doctor_text_names_the_settings() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["doctor", "--model", &model_arg(), "--threads", "1"]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     let stdout = text(&output.stdout);
     assert!(stdout.contains("set by --threads"), "{stdout}");
 }
@@ -254,7 +259,7 @@ fn doctor_text_names_the_settings() {
 fn model_info_text_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["model", "info", &model_arg()]));
-    assert!(output.status.success());
+    assert_success(&output);
     let stdout = text(&output.stdout);
     assert!(stdout.contains("llama") && stdout.contains("Q4_1") && stdout.contains("30"), "{stdout}");
     let output = run(workly(dir.path()).args(["model", "info", "--json", &model_arg()]));
@@ -284,7 +289,7 @@ fn gemma3_chats_with_the_builtin_template() {
         "-p",
         "Hello!",
     ]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     let turn: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(turn["completion_tokens"].as_u64().unwrap() > 0);
 }
@@ -365,7 +370,7 @@ fn invalid_config_file_exits_2() {
 fn thread_benchmark_is_saved_and_used_by_later_runs() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["bench", "threads", "--json", "--runs", "1", "--model", &model_arg()]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let rows = report["measurements"]["rows"].as_array().unwrap();
     let logical = report["measurements"]["logical_cores"].as_u64().unwrap();
@@ -385,7 +390,7 @@ fn thread_benchmark_is_saved_and_used_by_later_runs() {
 fn llm_benchmark_reports_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["bench", "llm", "--json", "--runs", "1", "--model", &model_arg()]));
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_success(&output);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     for key in [
         "load_ms",

@@ -276,10 +276,32 @@ struct Job {
 }
 
 /// A cheap, cloneable handle to the engine thread.
+///
+/// When the last handle goes, the thread is joined: it finishes the command
+/// it is on (at most a token, or the next turn's short header) and frees the
+/// model before the process may exit. Exiting while it still runs llama.cpp
+/// would tear down ggml's globals under its feet.
 #[derive(Debug, Clone)]
 pub struct Engine {
+    // Declared before `_thread` so that it is dropped first: the last handle's
+    // sender must be gone before the join, or the thread would wait forever.
     commands: SyncSender<Command>,
     info: Arc<EngineInfo>,
+    _thread: Arc<EngineThread>,
+}
+
+/// Joins the engine thread when the last [`Engine`] handle is dropped.
+#[derive(Debug)]
+struct EngineThread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for EngineThread {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            // A panic on the engine thread has already been reported by the
+            // panic hook; there is nothing left to do with it here.
+            let _ = handle.join();
+        }
+    }
 }
 
 impl Engine {
@@ -288,12 +310,13 @@ impl Engine {
     pub fn load(config: EngineConfig) -> Result<Self, LlmError> {
         let (commands, receiver) = std::sync::mpsc::sync_channel(COMMAND_QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("workly-engine".into())
             .spawn(move || engine_thread(config, receiver, ready_tx))
             .map_err(|_| LlmError::Stopped)?;
+        let thread = Arc::new(EngineThread(Some(handle)));
         let info = ready_rx.recv().map_err(|_| LlmError::Stopped)??;
-        Ok(Self { commands, info: Arc::new(info) })
+        Ok(Self { commands, info: Arc::new(info), _thread: thread })
     }
 
     /// What is loaded and how it is configured.
