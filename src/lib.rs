@@ -12,6 +12,7 @@
 //! - [`model`]: finding, fetching, validating and describing GGUF files.
 //! - [`llm`]: the engine thread that owns llama.cpp, generation, sampling,
 //!   streaming, cancellation and KV-cache reuse.
+//! - [`emotion`]: the six emotions, their tags and avatar expressions.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
@@ -20,6 +21,7 @@ pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod emotion;
 pub mod hardware;
 pub mod llm;
 pub mod model;
