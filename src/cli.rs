@@ -6,13 +6,14 @@
 //! 1 a failure at run time, 2 bad input (usage, a bad model or config file, a
 //! prompt that cannot fit), 130 interrupted.
 
+use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
 use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, ThreadSource, Tuning};
 use crate::llm::{EngineConfig, LlmError, Message, SamplingParams};
 use crate::model::{self, ModelInfo};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit code for a failure at run time.
 pub const EXIT_FAILURE: u8 = 1;
@@ -167,6 +168,11 @@ pub struct ChatArgs {
     /// One JSON object per turn on stdout (text and measurements).
     #[arg(long)]
     pub json: bool,
+    /// Who Kira is: a TOML file with `name`, `personality`, `style`,
+    /// `emotion_tags` or a whole `system_prompt` (default: the config file's
+    /// `[persona]` table, else Kira).
+    #[arg(long, value_name = "FILE")]
+    pub persona: Option<PathBuf>,
 }
 
 /// `workly doctor`
@@ -251,6 +257,18 @@ impl Context {
         let file = FileConfig::load(&dirs.config_file)?;
         let llama_logs = cli.verbose || std::env::var_os("RUST_LOG").is_some();
         Ok(Self { dirs, file, llama_logs })
+    }
+
+    /// The persona: `--persona FILE`, else the config file's `[persona]`, else Kira.
+    pub fn persona(&self, file: Option<&Path>) -> anyhow::Result<Persona> {
+        match file {
+            Some(path) => {
+                let config = config::PersonaConfig::load(path)?;
+                Persona::from_config(&config).with_context(|| format!("persona file `{}`", path.display()))
+            }
+            None => Ok(Persona::from_config(&self.file.persona.clone().unwrap_or_default())
+                .with_context(|| format!("config file `{}`", self.dirs.config_file.display()))?),
+        }
     }
 }
 

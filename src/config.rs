@@ -7,6 +7,7 @@
 //! Workly reads the environment for settings.
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// Environment variables Workly reads, as documented constants.
@@ -40,6 +41,9 @@ pub enum ConfigError {
         /// The parser's message, on one line.
         message: String,
     },
+    /// A persona setting that cannot make a persona.
+    #[error("invalid persona: {0}")]
+    Persona(String),
     /// No home directory to put Workly's files in.
     #[error("cannot find a home directory: set {} and {}", env::DATA_DIR, env::CACHE_DIR)]
     NoHome,
@@ -61,6 +65,43 @@ pub struct FileConfig {
     pub batch_size: Option<u32>,
     /// Chat template override (file, inline Jinja or `chatml`).
     pub chat_template: Option<String>,
+    /// Who the assistant is (the `[persona]` table); Kira when absent.
+    pub persona: Option<PersonaConfig>,
+}
+
+/// A persona as a config file describes it (the `[persona]` table of the config
+/// file, or a whole `--persona FILE`); every field falls back to Kira's.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaConfig {
+    /// The assistant's name.
+    pub name: Option<String>,
+    /// Who the assistant is, completing "You are NAME, ...".
+    pub personality: Option<String>,
+    /// How the assistant speaks: language, length, tone.
+    pub style: Option<String>,
+    /// Ask the model to open each sentence with an emotion tag (default true).
+    pub emotion_tags: Option<bool>,
+    /// A whole system prompt, replacing `personality` and `style`.
+    pub system_prompt: Option<String>,
+}
+
+impl PersonaConfig {
+    /// Reads a persona file (`--persona FILE`); unlike the config file, it
+    /// must exist.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        parse_toml(path, &text)
+    }
+}
+
+/// Parses `text` (read from `path`) as TOML, with the parser's message on one line.
+fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|error| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: error.message().replace('\n', " "),
+    })
 }
 
 impl FileConfig {
@@ -71,10 +112,7 @@ impl FileConfig {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
         };
-        toml::from_str(&text).map_err(|error| ConfigError::Parse {
-            path: path.display().to_string(),
-            message: error.message().replace('\n', " "),
-        })
+        parse_toml(path, &text)
     }
 }
 
@@ -156,6 +194,24 @@ mod tests {
         assert!(error.starts_with("invalid config file"), "{error}");
         assert!(error.contains("context_sise"), "{error}");
         assert!(!error.contains('\n'));
+    }
+
+    #[test]
+    fn persona_table_and_persona_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[persona]\nname = \"Mia\"\nemotion_tags = false\n").unwrap();
+        let persona = FileConfig::load(&path).unwrap().persona.unwrap();
+        assert_eq!(persona.name.as_deref(), Some("Mia"));
+        assert_eq!(persona.emotion_tags, Some(false));
+
+        let file = dir.path().join("mia.toml");
+        std::fs::write(&file, "name = \"Mia\"\nstyle = \"Short.\"\n").unwrap();
+        assert_eq!(PersonaConfig::load(&file).unwrap().style.as_deref(), Some("Short."));
+        std::fs::write(&file, "nom = \"Mia\"\n").unwrap();
+        assert!(PersonaConfig::load(&file).unwrap_err().to_string().contains("nom"));
+        let missing = PersonaConfig::load(&dir.path().join("none.toml")).unwrap_err().to_string();
+        assert!(missing.contains("none.toml"), "{missing}");
     }
 
     #[test]

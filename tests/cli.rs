@@ -367,6 +367,36 @@ fn invalid_config_file_exits_2() {
 }
 
 #[test]
+fn persona_file_and_config_table_name_the_companion() {
+    let dir = tempfile::tempdir().unwrap();
+    let persona = write_file(dir.path(), "mia.toml", b"name = \"Mia\"\nstyle = \"Answer in one sentence.\"\n");
+    let chat = |extra: &[&str]| {
+        let mut child = spawn(workly(dir.path()).args(["chat", "--model", &model_arg()]).args(extra), Stdio::piped());
+        writeln!(child.stdin.take().unwrap(), "/exit").unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_success(&output);
+        text(&output.stderr)
+    };
+    assert!(chat(&["--persona", persona.to_str().unwrap()]).starts_with("Mia is here"));
+    write_file(dir.path(), "config.toml", b"[persona]\nname = \"Zoe\"\n");
+    assert!(chat(&[]).starts_with("Zoe is here"));
+    // The flag wins over the config file.
+    assert!(chat(&["--persona", persona.to_str().unwrap()]).starts_with("Mia is here"));
+}
+
+#[test]
+fn bad_persona_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nobody.toml");
+    let output =
+        run(workly(dir.path()).args(["chat", "--model", &model_arg(), "--persona", missing.to_str().unwrap()]));
+    assert_bad_input(&output, &["nobody.toml"]);
+    let both = write_file(dir.path(), "both.toml", b"system_prompt = \"Be terse.\"\nstyle = \"Long.\"\n");
+    let output = run(workly(dir.path()).args(["chat", "--model", &model_arg(), "--persona", both.to_str().unwrap()]));
+    assert_bad_input(&output, &["both.toml", "system_prompt"]);
+}
+
+#[test]
 fn thread_benchmark_is_saved_and_used_by_later_runs() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["bench", "threads", "--json", "--runs", "1", "--model", &model_arg()]));

@@ -11,7 +11,7 @@
 pub mod persona;
 pub mod terminal;
 
-pub use persona::Persona;
+pub use persona::{Language, Persona};
 
 use crate::llm::{LlmError, Message};
 
@@ -20,17 +20,33 @@ use crate::llm::{LlmError, Message};
 pub struct Conversation {
     persona: Persona,
     turns: Vec<Message>,
+    /// Set by the first message: the persona's words follow the user's language.
+    language: Option<Language>,
 }
 
 impl Conversation {
     /// A new conversation with `persona`.
     pub fn new(persona: Persona) -> Self {
-        Self { persona, turns: Vec::new() }
+        Self { persona, turns: Vec::new(), language: None }
     }
 
-    /// The persona's system message (what the engine warms up with).
+    /// The persona's system message in the conversation's language (English
+    /// until a first message says otherwise): what the engine warms up with.
     pub fn system(&self) -> Message {
-        Message::system(self.persona.system_prompt.clone())
+        self.system_in(self.language.unwrap_or_default())
+    }
+
+    /// The system message a request answering `user` starts with.
+    pub fn system_for(&self, user: &str) -> Message {
+        self.system_in(self.language_for(user))
+    }
+
+    fn system_in(&self, language: Language) -> Message {
+        Message::system(self.persona.system_prompt_in(language).to_owned())
+    }
+
+    fn language_for(&self, user: &str) -> Language {
+        self.language.unwrap_or_else(|| Language::detect(user))
     }
 
     /// The persona.
@@ -45,6 +61,7 @@ impl Conversation {
 
     /// Records a completed exchange.
     pub fn push_exchange(&mut self, user: &str, assistant: &str) {
+        self.language = Some(self.language_for(user));
         self.turns.push(Message::user(user));
         self.turns.push(Message::assistant(assistant));
     }
@@ -52,6 +69,7 @@ impl Conversation {
     /// Forgets every turn (the persona stays).
     pub fn reset(&mut self) {
         self.turns.clear();
+        self.language = None;
     }
 
     /// Messages for a request answering `user`: persona, as many recent turns as
@@ -69,7 +87,7 @@ impl Conversation {
         let mut first = 0;
         loop {
             let mut messages = Vec::with_capacity(self.turns.len() - first + 2);
-            messages.push(self.system());
+            messages.push(self.system_for(user));
             messages.extend_from_slice(&self.turns[first..]);
             messages.push(Message::user(user));
             let tokens = count(&messages)?;
@@ -94,7 +112,8 @@ mod tests {
     }
 
     fn conversation() -> Conversation {
-        let mut conversation = Conversation::new(Persona { name: "K".into(), system_prompt: "sys".into() });
+        let mut conversation =
+            Conversation::new(Persona { name: "K".into(), system_prompt: "sys".into(), french_system_prompt: None });
         conversation.push_exchange("aaaa", "bbbb");
         conversation.push_exchange("cccc", "dddd");
         conversation
@@ -113,6 +132,19 @@ mod tests {
         assert_eq!(messages.len(), 4);
         assert_eq!(messages[0].content, "sys");
         assert_eq!(messages[1].content, "cccc");
+    }
+
+    #[test]
+    fn the_first_message_sets_the_language() {
+        let mut conversation = Conversation::new(Persona::default());
+        let french = conversation.prompt_for("Bonjour, ça va ?", 1000, 10, chars).unwrap();
+        assert!(french[0].content.starts_with("Tu es Kira"));
+        conversation.push_exchange("Bonjour, ça va ?", "Oui !");
+        // An English word later does not switch the persona (and its cache) mid-conversation.
+        let still = conversation.prompt_for("ok cool", 1000, 10, chars).unwrap();
+        assert!(still[0].content.starts_with("Tu es Kira"));
+        conversation.reset();
+        assert!(conversation.system().content.starts_with("You are Kira"));
     }
 
     #[test]

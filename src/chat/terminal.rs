@@ -65,8 +65,10 @@ type Current = Arc<Mutex<Option<CancelToken>>>;
 
 /// Runs `workly chat`.
 pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
-    let mut conversation = Conversation::new(super::Persona::default());
-    let mut prepared = args.engine.prepare(context, vec![conversation.system()])?;
+    let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
+    // A one-shot answer warms up with the persona in its message's language.
+    let system = args.prompt.as_deref().map_or_else(|| conversation.system(), |prompt| conversation.system_for(prompt));
+    let mut prepared = args.engine.prepare(context, vec![system])?;
     let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
     if let (Some(prompt), false) = (&args.prompt, context_chosen) {
         prepared.engine.context_size =
@@ -129,7 +131,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
 /// (llama.cpp allocates and clears the whole KV cache up front).
 fn one_shot_context(conversation: &Conversation, prompt: &str, max_tokens: u32) -> u32 {
     const TEMPLATE_TOKENS: usize = 64;
-    let bound = conversation.system().content.len() + prompt.len() + TEMPLATE_TOKENS + max_tokens as usize;
+    let bound = conversation.system_for(prompt).content.len() + prompt.len() + TEMPLATE_TOKENS + max_tokens as usize;
     u32::try_from(bound.next_multiple_of(256)).unwrap_or(u32::MAX)
 }
 
@@ -197,7 +199,7 @@ mod tests {
     #[test]
     fn one_shot_context_bounds_persona_message_and_reply() {
         let conversation = Conversation::new(crate::chat::Persona::default());
-        let persona_bytes = conversation.system().content.len();
+        let persona_bytes = conversation.system_for("Bonjour").content.len();
         let context = one_shot_context(&conversation, "Bonjour", 256) as usize;
         assert!(context.is_multiple_of(256));
         assert!(context >= persona_bytes + "Bonjour".len() + 256 + 64);
