@@ -50,6 +50,8 @@ pub enum Command {
     },
     /// Report the hardware and the settings Workly picks for it.
     Doctor(DoctorArgs),
+    /// Serve Kira locally: an OpenAI-compatible API (and Kira's page).
+    Serve(ServeArgs),
     /// Measure performance.
     Bench {
         /// Which benchmark.
@@ -171,6 +173,29 @@ pub struct ChatArgs {
     /// Who Kira is: a TOML file with `name`, `personality`, `style`,
     /// `emotion_tags` or a whole `system_prompt` (default: the config file's
     /// `[persona]` table, else Kira).
+    #[arg(long, value_name = "FILE")]
+    pub persona: Option<PathBuf>,
+}
+
+/// `workly serve`
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Address to listen on; anything but loopback needs --api-key.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Key API clients must send as `Authorization: Bearer KEY`.
+    #[arg(long, env = "WORKLY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Requests running or waiting at once; more are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_queue: u16,
+    /// Who Kira is (see `workly chat --help`).
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,
 }
@@ -364,6 +389,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<model::locate::LocateError>()
             || cause.is::<config::ConfigError>()
             || cause.is::<crate::llm::template::TemplateError>()
+            || cause.is::<crate::server::security::ExposedWithoutKey>()
         {
             return EXIT_BAD_INPUT;
         }

@@ -14,6 +14,7 @@
 //!   streaming, cancellation and KV-cache reuse.
 //! - [`emotion`]: the six emotions, their tags and avatar expressions.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
+//! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
@@ -25,3 +26,4 @@ pub mod emotion;
 pub mod hardware;
 pub mod llm;
 pub mod model;
+pub mod server;

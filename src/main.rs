@@ -33,6 +33,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Chat(args) => workly::chat::terminal::run(&context, args),
         Command::Doctor(args) => cli::run_doctor(&context, args),
+        Command::Serve(args) => workly::server::run(&context, args),
         Command::Bench { command } => match command {
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),

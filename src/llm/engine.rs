@@ -228,11 +228,19 @@ impl CancelToken {
     }
 }
 
-/// A running generation: its event stream and cancel switch.
+/// A running generation: its event stream and cancel switch. Dropping it
+/// cancels the generation, even one still queued or in its prefill (a client
+/// that went away stops costing time at once).
 #[derive(Debug)]
 pub struct Generation {
     events: mpsc::Receiver<GenerationEvent>,
     cancel: CancelToken,
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 impl Generation {

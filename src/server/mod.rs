@@ -1,0 +1,179 @@
+//! `workly serve`: the companion as a local server.
+//!
+//! The listener is bound before the model loads, so the port answers at once:
+//! `GET /health` says `loading` (503) until the engine is warm, then `ready`
+//! (200) with the model's name. The OpenAI-compatible API ([`openai`]) runs on
+//! the engine's one sequence, so requests queue in arrival order; a bound on
+//! waiting requests turns the excess away with 503 and `Retry-After`. Every
+//! request passes the local-server checks in [`security`] first.
+
+pub mod error;
+pub mod openai;
+pub mod security;
+
+use crate::cli::{Context, ServeArgs};
+use crate::llm::{Engine, EngineConfig, LlmError, Message};
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use error::ApiError;
+use security::Policy;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Largest request body accepted (a long conversation fits many times over).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// Set once the model is loaded and warm.
+    engine: OnceLock<Engine>,
+    /// Set if loading failed.
+    failure: OnceLock<String>,
+    /// The loaded model's id in the API (the file name without `.gguf`).
+    model_id: String,
+    /// Requests admitted (running or waiting); its size is the queue bound.
+    queue: Arc<Semaphore>,
+    /// When the server started, in Unix seconds.
+    started_unix: u64,
+}
+
+impl AppState {
+    fn new(model_id: String, max_queue: usize) -> Self {
+        Self {
+            engine: OnceLock::new(),
+            failure: OnceLock::new(),
+            model_id,
+            queue: Arc::new(Semaphore::new(max_queue)),
+            started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// The engine, or why it cannot answer yet.
+    fn engine(&self) -> Result<&Engine, ApiError> {
+        match (self.engine.get(), self.failure.get()) {
+            (Some(engine), _) => Ok(engine),
+            (None, Some(failure)) => Err(ApiError::internal(format!("the model failed to load: {failure}"))),
+            (None, None) => Err(ApiError::unavailable("the model is still loading", 1)),
+        }
+    }
+
+    /// A place in the queue, or 503 when it is full.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.queue)
+            .try_acquire_owned()
+            .map_err(|_| ApiError::unavailable("too many requests are waiting; retry shortly", 1))
+    }
+}
+
+/// `GET /health`
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    match state.engine() {
+        Ok(_) => axum::Json(serde_json::json!({"status": "ready", "model": state.model_id})).into_response(),
+        Err(error) if error.status == StatusCode::SERVICE_UNAVAILABLE => {
+            let mut response =
+                (error.status, axum::Json(serde_json::json!({"status": "loading", "model": state.model_id})))
+                    .into_response();
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(1));
+            response
+        }
+        Err(error) => {
+            (error.status, axum::Json(serde_json::json!({"status": "error", "error": error.message}))).into_response()
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// The routes, behind the security checks.
+pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(policy), security::guard))
+        .with_state(state)
+}
+
+/// The API's name for a model file.
+fn model_id(config: &EngineConfig) -> String {
+    let name = &config.model.file_name;
+    name.strip_suffix(".gguf").unwrap_or(name).to_owned()
+}
+
+/// Runs `workly serve` until Ctrl-C or SIGTERM.
+pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
+    let policy = Policy::new(args.host, args.api_key.clone())?;
+    let persona = context.persona(args.persona.as_deref())?;
+    // The page chats as the persona: warm its prompt so the first reply is fast.
+    let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(prepared.engine, args, policy))
+}
+
+async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind((args.host, args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let address = listener.local_addr()?;
+    let state = Arc::new(AppState::new(model_id(&config), usize::from(args.max_queue)));
+    eprintln!("workly: listening on http://{address}/ (loading {})", state.model_id);
+
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<LlmError>();
+    let loading = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || match Engine::load(config) {
+        Ok(engine) => {
+            let info = engine.info();
+            eprintln!(
+                "workly: ready ({} on {} threads, {:.0} ms)",
+                info.model_name,
+                info.threads_decode,
+                info.load_ms + info.warmup_ms
+            );
+            let _ = loading.engine.set(engine);
+        }
+        Err(error) => {
+            let _ = loading.failure.set(error.to_string());
+            let _ = failed_tx.send(error);
+        }
+    });
+
+    let app = router(Arc::clone(&state), policy);
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    tokio::select! {
+        served = server => served.context("the server failed")?,
+        // A server whose model cannot load is no use: say why and stop.
+        Ok(error) = failed_rx => return Err(error.into()),
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.unwrap_or(());
+}

@@ -1,0 +1,438 @@
+//! The OpenAI-compatible API: `POST /v1/chat/completions` (streamed as
+//! server-sent events or whole) and `GET /v1/models`.
+//!
+//! Requests are decoded by hand from the body so that every mistake gets one
+//! line in OpenAI's error shape. Fields OpenAI defines and Workly has no use
+//! for (`presence_penalty`, `user`, ...) are accepted and ignored, as
+//! llama-server does; fields that would change the answer's meaning and are
+//! not supported (`n` > 1, tools) are refused. A request naming another model
+//! is served by the loaded one, and the response names the model that served it.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::llm::{
+    FinishReason, Generation, GenerationEvent, GenerationRequest, GenerationStats, Message, Prompt, Role,
+    SamplingParams,
+};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::OwnedSemaphorePermit;
+
+/// A chat completion request, as much of it as Workly reads (`model` is not
+/// read: the loaded model serves every name).
+#[derive(Debug, Deserialize)]
+struct ChatRequest {
+    messages: Vec<ChatMessage>,
+    max_tokens: Option<u64>,
+    max_completion_tokens: Option<u64>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    stop: Option<Stop>,
+    seed: Option<i64>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    n: Option<u32>,
+    tools: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatMessage {
+    role: String,
+    content: Option<Content>,
+}
+
+/// Message content: a string, or parts of which only text is understood.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Debug, Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+/// Most stop strings a request may give (OpenAI allows 4; llama-server more).
+const MAX_STOP: usize = 16;
+
+/// A request turned into what the engine runs, with what the response needs.
+struct Decoded {
+    request: GenerationRequest,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn decode(body: &[u8], context_size: u32) -> Result<Decoded, ApiError> {
+    let chat: ChatRequest =
+        serde_json::from_slice(body).map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))?;
+    if chat.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::invalid_param("n", "only n = 1 is supported"));
+    }
+    if chat.tools.as_ref().is_some_and(|tools| !tools.is_null()) {
+        return Err(ApiError::invalid_param("tools", "tools are not supported"));
+    }
+    if chat.messages.is_empty() {
+        return Err(ApiError::invalid_param("messages", "messages must not be empty"));
+    }
+    let messages = chat.messages.into_iter().enumerate().map(message).collect::<Result<Vec<_>, _>>()?;
+    // Replies never outgrow the context: a larger ask is capped, not refused
+    // (the README documents the cap).
+    let max_tokens = match chat.max_completion_tokens.or(chat.max_tokens) {
+        Some(0) => return Err(ApiError::invalid_param("max_tokens", "max_tokens must be at least 1")),
+        Some(asked) => asked.min(u64::from(context_size)) as u32,
+        None => context_size,
+    };
+    let mut sampling = SamplingParams::default();
+    if let Some(temperature) = chat.temperature {
+        sampling.temperature = temperature;
+    }
+    if let Some(top_p) = chat.top_p {
+        sampling.top_p = top_p;
+    }
+    if let Some(seed) = chat.seed {
+        // OpenAI's seed is any integer; llama.cpp's is 32 bits.
+        sampling.seed = Some(seed as u32);
+    }
+    sampling.validate().map_err(|error| ApiError::invalid(error.to_string()))?;
+    let stop = match chat.stop {
+        None => Vec::new(),
+        Some(Stop::One(stop)) => vec![stop],
+        Some(Stop::Many(stops)) => stops,
+    };
+    if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
+        return Err(ApiError::invalid_param("stop", format!("stop takes 1 to {MAX_STOP} non-empty strings")));
+    }
+    Ok(Decoded {
+        request: GenerationRequest {
+            prompt: Prompt::Messages(messages),
+            sampling,
+            max_tokens,
+            stop,
+            ignore_eos: false,
+        },
+        stream: chat.stream,
+        include_usage: chat.stream_options.is_some_and(|options| options.include_usage),
+    })
+}
+
+fn message((index, message): (usize, ChatMessage)) -> Result<Message, ApiError> {
+    let role = match message.role.as_str() {
+        "system" | "developer" => Role::System,
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        other => {
+            return Err(ApiError::invalid_param(
+                "messages",
+                format!("messages[{index}].role {other:?} is not supported (system, developer, user, assistant)"),
+            ));
+        }
+    };
+    let content = match message.content {
+        None => String::new(),
+        Some(Content::Text(text)) => text,
+        Some(Content::Parts(parts)) => {
+            let mut text = String::new();
+            for part in parts {
+                match (part.kind.as_str(), part.text) {
+                    ("text", Some(piece)) => text.push_str(&piece),
+                    (kind, _) => {
+                        return Err(ApiError::invalid_param(
+                            "messages",
+                            format!("messages[{index}] has a {kind:?} part: only text parts are supported"),
+                        ));
+                    }
+                }
+            }
+            text
+        }
+    };
+    Ok(Message::new(role, content))
+}
+
+/// Token counts as OpenAI reports them.
+#[derive(Debug, Serialize)]
+struct Usage {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    total_tokens: usize,
+    prompt_tokens_details: PromptDetails,
+}
+
+#[derive(Debug, Serialize)]
+struct PromptDetails {
+    cached_tokens: usize,
+}
+
+impl Usage {
+    fn of(stats: &GenerationStats) -> Self {
+        Self {
+            prompt_tokens: stats.prompt_tokens,
+            completion_tokens: stats.completion_tokens,
+            total_tokens: stats.prompt_tokens + stats.completion_tokens,
+            prompt_tokens_details: PromptDetails { cached_tokens: stats.cached_tokens },
+        }
+    }
+}
+
+fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Length => "length",
+        // A cancelled generation only ends for a client that has gone.
+        FinishReason::Stop | FinishReason::Cancelled => "stop",
+    }
+}
+
+/// A fresh `chatcmpl-...` id: unique within the process, not guessable
+/// across restarts (the start time is mixed in).
+fn completion_id(state: &AppState) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("chatcmpl-{:x}{:08x}", state.started_unix, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `GET /v1/models`
+pub async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "object": "list",
+        "data": [{ "id": state.model_id, "object": "model", "created": state.started_unix, "owned_by": "workly" }],
+    }))
+}
+
+/// `POST /v1/chat/completions`
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        ..ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
+    })?;
+    let engine = state.engine()?;
+    let decoded = decode(&body, engine.info().context_size)?;
+    let permit = state.admit()?;
+    let generation = engine.generate(decoded.request)?;
+    let reply = Reply { id: completion_id(&state), created: unix_now(), model: state.model_id.clone() };
+    if decoded.stream {
+        Ok(stream(reply, generation, permit, decoded.include_usage).into_response())
+    } else {
+        whole(reply, generation, permit).await
+    }
+}
+
+/// What every chunk or response of one reply repeats.
+struct Reply {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+async fn whole(reply: Reply, mut generation: Generation, permit: OwnedSemaphorePermit) -> Result<Response, ApiError> {
+    let mut text = String::new();
+    let stats = loop {
+        match generation.next().await {
+            Some(GenerationEvent::Text(piece)) => text.push_str(&piece),
+            Some(GenerationEvent::Done(stats)) => break stats,
+            Some(GenerationEvent::Failed(error)) => return Err(error.into()),
+            None => return Err(ApiError::internal("the engine stopped")),
+        }
+    };
+    drop(permit);
+    Ok(Json(serde_json::json!({
+        "id": reply.id,
+        "object": "chat.completion",
+        "created": reply.created,
+        "model": reply.model,
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": text },
+            "finish_reason": finish_reason(stats.finish_reason),
+        }],
+        "usage": Usage::of(&stats),
+    }))
+    .into_response())
+}
+
+/// Where a streamed reply is.
+enum Phase {
+    /// The role chunk is not sent yet.
+    Start,
+    /// Text is flowing.
+    Text,
+    /// The usage chunk is due (if asked for), then `[DONE]`.
+    Usage(Box<GenerationStats>),
+    Done,
+    Ended,
+}
+
+struct Streaming {
+    reply: Reply,
+    generation: Generation,
+    include_usage: bool,
+    phase: Phase,
+    /// Held until the stream ends: the request counts against the queue bound.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Streaming {
+    fn chunk(&self, delta: serde_json::Value, finish: Option<FinishReason>) -> Event {
+        let mut chunk = serde_json::json!({
+            "id": self.reply.id,
+            "object": "chat.completion.chunk",
+            "created": self.reply.created,
+            "model": self.reply.model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish.map(finish_reason) }],
+        });
+        if self.include_usage {
+            // OpenAI sends `usage: null` on every chunk before the last one.
+            chunk["usage"] = serde_json::Value::Null;
+        }
+        Event::default().data(chunk.to_string())
+    }
+
+    async fn next_event(&mut self) -> Option<Event> {
+        match std::mem::replace(&mut self.phase, Phase::Text) {
+            Phase::Start => Some(self.chunk(serde_json::json!({"role": "assistant", "content": ""}), None)),
+            Phase::Text => match self.generation.next().await {
+                Some(GenerationEvent::Text(piece)) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
+                Some(GenerationEvent::Done(stats)) => {
+                    let event = self.chunk(serde_json::json!({}), Some(stats.finish_reason));
+                    self.phase = if self.include_usage { Phase::Usage(Box::new(stats)) } else { Phase::Done };
+                    Some(event)
+                }
+                Some(GenerationEvent::Failed(error)) => {
+                    self.phase = Phase::Ended;
+                    Some(Event::default().data(ApiError::from(error).body().to_string()))
+                }
+                None => {
+                    self.phase = Phase::Ended;
+                    Some(Event::default().data(ApiError::internal("the engine stopped").body().to_string()))
+                }
+            },
+            Phase::Usage(stats) => {
+                self.phase = Phase::Done;
+                let chunk = serde_json::json!({
+                    "id": self.reply.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.reply.created,
+                    "model": self.reply.model,
+                    "choices": [],
+                    "usage": Usage::of(&stats),
+                });
+                Some(Event::default().data(chunk.to_string()))
+            }
+            Phase::Done => {
+                self.phase = Phase::Ended;
+                Some(Event::default().data("[DONE]"))
+            }
+            Phase::Ended => {
+                self.phase = Phase::Ended;
+                None
+            }
+        }
+    }
+}
+
+/// The SSE response. If the client goes away, the stream is dropped, which
+/// drops the [`Generation`] and so cancels it at once.
+fn stream(
+    reply: Reply,
+    generation: Generation,
+    permit: OwnedSemaphorePermit,
+    include_usage: bool,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let streaming = Streaming { reply, generation, include_usage, phase: Phase::Start, _permit: permit };
+    Sse::new(futures_util::stream::unfold(streaming, |mut streaming| async move {
+        streaming.next_event().await.map(|event| (Ok(event), streaming))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_json(value: serde_json::Value) -> Result<Decoded, ApiError> {
+        decode(value.to_string().as_bytes(), 2048)
+    }
+
+    #[test]
+    fn a_full_request_decodes() {
+        let decoded = decode_json(serde_json::json!({
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]},
+            ],
+            "max_tokens": 5, "temperature": 0, "top_p": 0.5, "seed": -1, "stop": "\n",
+            "stream": true, "stream_options": {"include_usage": true}, "presence_penalty": 0.3, "user": "sam",
+        }))
+        .unwrap();
+        let Prompt::Messages(messages) = &decoded.request.prompt else { panic!("messages expected") };
+        assert_eq!(messages, &[Message::system("Be brief."), Message::user("Hi there")]);
+        assert_eq!(decoded.request.max_tokens, 5);
+        assert_eq!(decoded.request.stop, ["\n"]);
+        assert_eq!(decoded.request.sampling.seed, Some(u32::MAX));
+        assert!(decoded.stream && decoded.include_usage);
+    }
+
+    #[test]
+    fn max_tokens_is_capped_at_the_context() {
+        let decoded = decode_json(
+            serde_json::json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1_000_000_000u64}),
+        )
+        .unwrap();
+        assert_eq!(decoded.request.max_tokens, 2048);
+        let decoded = decode_json(serde_json::json!({"messages": [{"role": "user", "content": "x"}]})).unwrap();
+        assert_eq!(decoded.request.max_tokens, 2048);
+    }
+
+    #[test]
+    fn mistakes_get_one_line_naming_the_field() {
+        let cases = [
+            (serde_json::json!({"messages": []}), Some("messages")),
+            (serde_json::json!({"messages": [{"role": "tool", "content": "x"}]}), Some("messages")),
+            (serde_json::json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), Some("messages")),
+            (serde_json::json!({"messages": [{"role": "user", "content": "x"}], "n": 2}), Some("n")),
+            (serde_json::json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}), Some("max_tokens")),
+            (serde_json::json!({"messages": [{"role": "user", "content": "x"}], "stop": [""]}), Some("stop")),
+            (serde_json::json!({"messages": [{"role": "user", "content": "x"}], "temperature": -1}), None),
+            (serde_json::json!({"messages": "hello"}), None),
+            (serde_json::json!({"prompt": "hello"}), None),
+        ];
+        for (body, param) in cases {
+            let error = decode_json(body.clone()).err().unwrap_or_else(|| panic!("{body} was accepted"));
+            assert_eq!(error.status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(error.param, param, "{body}: {}", error.message);
+            assert!(!error.message.contains('\n'), "{}", error.message);
+        }
+        assert!(decode(b"{not json", 2048).is_err());
+    }
+}
