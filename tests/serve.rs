@@ -1,0 +1,388 @@
+//! `workly serve` as a real process on the real model, spoken to over real
+//! loopback sockets with plain HTTP/1.1: health while loading, chat completions
+//! whole and streamed (an SSE transcript snapshot), KV-cache reuse across
+//! requests, the queue bound, cancellation when a client goes away, and every
+//! local-server refusal.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `workly serve`, killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `workly serve --port 0` with `extra` flags; returns once it listens
+/// (not once the model is ready).
+fn start(extra: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_workly"))
+        .args(["serve", "--port", "0", "--model"])
+        .arg(common::default_model())
+        .args(extra)
+        .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
+        .env("WORKLY_CONFIG", dir.path().join("config.toml"))
+        .env_remove("WORKLY_API_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("workly starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    Server { child, address, _dir: dir }
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+}
+
+/// Sends one request (`Connection: close`) and reads the whole response.
+fn request(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {address}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    stream.write_all(format!("{head}\r\n{body}").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse(&String::from_utf8_lossy(&raw))
+}
+
+fn parse(raw: &str) -> Reply {
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|line| line.split(' ').nth(1)).and_then(|code| code.parse().ok()).unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    let chunked =
+        headers.iter().any(|(name, value)| name.eq_ignore_ascii_case("transfer-encoding") && value == "chunked");
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    Reply { status, headers, body }
+}
+
+/// Joins an HTTP/1.1 chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn chat(address: SocketAddr, body: serde_json::Value) -> Reply {
+    request(address, "POST", "/v1/chat/completions", &[("Content-Type", "application/json")], &body.to_string())
+}
+
+/// Polls `/health` until ready.
+fn wait_ready(address: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if request(address, "GET", "/health", &[], "").status == 200 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server never became ready");
+}
+
+fn assert_openai_error(reply: &Reply, status: u16) -> serde_json::Value {
+    assert_eq!(reply.status, status, "{reply:?}");
+    let error = reply.json()["error"].clone();
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty() && !m.contains('\n')), "{reply:?}");
+    assert!(error["type"].is_string(), "{reply:?}");
+    error
+}
+
+#[test]
+fn health_says_loading_then_ready_with_the_model() {
+    let server = start(&[]);
+    let first = request(server.address, "GET", "/health", &[], "");
+    // The port answers before the model has loaded.
+    assert_eq!(first.status, 503, "{first:?}");
+    assert_eq!(first.json()["status"], "loading");
+    assert_eq!(first.header("retry-after"), Some("1"));
+    let early = chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}));
+    if early.status != 200 {
+        assert_openai_error(&early, 503);
+    }
+    wait_ready(server.address);
+    let ready = request(server.address, "GET", "/health", &[], "").json();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["model"], "SmolLM2-135M-Instruct.Q4_1");
+    let models = request(server.address, "GET", "/v1/models", &[], "").json();
+    assert_eq!(models["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1");
+}
+
+#[test]
+fn whole_completions_report_usage_and_reuse_the_cache() {
+    let server = start(&[]);
+    wait_ready(server.address);
+    let mut messages = vec![
+        serde_json::json!({"role": "system", "content": "You are a helpful assistant who answers briefly."}),
+        serde_json::json!({"role": "user", "content": "Name a colour."}),
+    ];
+    let first = chat(
+        server.address,
+        serde_json::json!({"model": "gpt-4o", "messages": messages, "max_tokens": 12, "temperature": 0}),
+    );
+    assert_eq!(first.status, 200, "{first:?}");
+    let first = first.json();
+    assert_eq!(first["object"], "chat.completion");
+    assert_eq!(first["model"], "SmolLM2-135M-Instruct.Q4_1", "the model that served it is named");
+    let reply = first["choices"][0]["message"]["content"].as_str().unwrap().to_owned();
+    assert!(!reply.is_empty());
+    let usage = &first["usage"];
+    assert!(usage["completion_tokens"].as_u64().unwrap() <= 12);
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+
+    messages.push(serde_json::json!({"role": "assistant", "content": reply}));
+    messages.push(serde_json::json!({"role": "user", "content": "And another one?"}));
+    let second =
+        chat(server.address, serde_json::json!({"messages": messages, "max_tokens": 12, "temperature": 0})).json();
+    let prompt = second["usage"]["prompt_tokens"].as_u64().unwrap();
+    let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    let first_prompt = usage["prompt_tokens"].as_u64().unwrap();
+    assert!(cached >= first_prompt && cached < prompt, "the first exchange is reused: {cached} of {prompt}");
+}
+
+/// Parses an SSE body into its `data:` payloads.
+fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn streamed_completion_transcript() {
+    let server = start(&[]);
+    wait_ready(server.address);
+    let reply = chat(
+        server.address,
+        serde_json::json!({
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 6, "temperature": 0, "stream": true, "stream_options": {"include_usage": true},
+        }),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let data = sse_data(&reply.body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<serde_json::Value> =
+        data[..data.len() - 1].iter().map(|chunk| serde_json::from_str(chunk).unwrap()).collect();
+    let text: String =
+        chunks.iter().filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str()).collect::<String>();
+    assert!(!text.is_empty());
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["completion_tokens"], 6);
+    // The transcript's shape, with what varies (ids, times, text, counts) redacted.
+    let transcript: Vec<serde_json::Value> = chunks
+        .iter()
+        .map(|chunk| {
+            let mut chunk = chunk.clone();
+            chunk["id"] = "[id]".into();
+            chunk["created"] = "[created]".into();
+            if let Some(content) = chunk["choices"].get_mut(0).and_then(|choice| choice["delta"].get_mut("content"))
+                && content != ""
+            {
+                *content = "[text]".into();
+            }
+            if chunk["usage"].is_object() {
+                for key in ["prompt_tokens", "total_tokens"] {
+                    chunk["usage"][key] = "[n]".into();
+                }
+                chunk["usage"]["prompt_tokens_details"]["cached_tokens"] = "[n]".into();
+            }
+            chunk
+        })
+        .collect();
+    // How many text chunks there are depends on the text: keep one of a run.
+    let mut transcript = transcript;
+    transcript.dedup();
+    insta::assert_json_snapshot!("sse_transcript", transcript);
+}
+
+#[test]
+fn requests_beyond_the_queue_bound_get_503_and_a_gone_client_is_cancelled() {
+    let server = start(&["--max-queue", "1"]);
+    wait_ready(server.address);
+    // A long streamed reply holds the only place in the queue.
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    let body = serde_json::json!({
+        "messages": [{"role": "user", "content": "Tell me a very long story about the sea."}],
+        "max_tokens": 4000, "stream": true, "temperature": 0.8,
+    })
+    .to_string();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        server.address,
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    while !line.contains("\"content\":\"") || line.contains("\"content\":\"\"") {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let busy = chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}));
+    assert_openai_error(&busy, 503);
+    assert_eq!(busy.header("retry-after"), Some("1"));
+
+    // Going away frees the place and stops the 4000-token reply: the next
+    // request is answered long before that reply could have finished.
+    drop(reader);
+    drop(stream);
+    let started = Instant::now();
+    let next = loop {
+        let reply =
+            chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}));
+        if reply.status != 503 || started.elapsed() > Duration::from_secs(60) {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(next.status, 200, "{next:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "the abandoned reply was not cancelled");
+}
+
+#[test]
+fn bad_requests_get_openai_errors() {
+    let server = start(&[]);
+    wait_ready(server.address);
+    let json = [("Content-Type", "application/json")];
+    let error = assert_openai_error(&request(server.address, "POST", "/v1/chat/completions", &json, "{oops"), 400);
+    assert_eq!(error["type"], "invalid_request_error");
+    let error = assert_openai_error(&chat(server.address, serde_json::json!({"messages": []})), 400);
+    assert_eq!(error["param"], "messages");
+    let huge = format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}", "a".repeat(5 << 20));
+    assert_openai_error(&request(server.address, "POST", "/v1/chat/completions", &json, &huge), 413);
+    // A message longer than the context is refused, not truncated.
+    let long = "word ".repeat(20_000);
+    let error = assert_openai_error(
+        &chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": long}]})),
+        400,
+    );
+    assert_eq!(error["code"], "context_length_exceeded");
+    assert_openai_error(&request(server.address, "GET", "/v1/nothing", &[], ""), 404);
+    // Still serving after all that.
+    assert_eq!(
+        chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}))
+            .status,
+        200
+    );
+}
+
+#[test]
+fn foreign_hosts_and_origins_are_refused() {
+    let server = start(&[]);
+    let health = |headers: &[(&str, &str)]| request(server.address, "GET", "/health", headers, "");
+    // DNS rebinding: the browser names the attacker's host.
+    assert_openai_error(&health(&[("Host", "evil.example:8080")]), 403);
+    assert_openai_error(&health(&[("Host", "127.0.0.1.evil.example")]), 403);
+    assert_ne!(health(&[("Host", "localhost:8080")]).status, 403);
+    assert_ne!(health(&[("Host", "[::1]:8080")]).status, 403);
+    // A page from another site.
+    assert_openai_error(&health(&[("Origin", "https://evil.example")]), 403);
+    let preflight = |origin| {
+        request(
+            server.address,
+            "OPTIONS",
+            "/v1/chat/completions",
+            &[("Origin", origin), ("Access-Control-Request-Method", "POST")],
+            "",
+        )
+    };
+    assert_openai_error(&preflight("https://evil.example"), 403);
+    let local = preflight("http://localhost:3000");
+    assert_eq!(local.status, 204);
+    assert_eq!(local.header("access-control-allow-origin"), Some("http://localhost:3000"));
+    // A WebSocket upgrade from a foreign page.
+    let upgrade = request(
+        server.address,
+        "GET",
+        "/v1/events",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        "",
+    );
+    assert_openai_error(&upgrade, 403);
+}
+
+#[test]
+fn api_key_is_required_when_set_and_exposing_needs_one() {
+    let server = start(&["--api-key", "s3cret"]);
+    let models = |headers: &[(&str, &str)]| request(server.address, "GET", "/v1/models", headers, "");
+    assert_openai_error(&models(&[]), 401);
+    assert_openai_error(&models(&[("Authorization", "Bearer wrong")]), 401);
+    assert_eq!(models(&[("Authorization", "Bearer s3cret")]).status, 200);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_workly"))
+        .args(["serve", "--host", "0.0.0.0", "--port", "0", "--model"])
+        .arg(common::default_model())
+        .env_remove("WORKLY_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--api-key"), "{stderr}");
+}
