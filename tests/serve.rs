@@ -195,6 +195,27 @@ fn whole_completions_report_usage_and_reuse_the_cache() {
     let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
     let first_prompt = usage["prompt_tokens"].as_u64().unwrap();
     assert!(cached >= first_prompt && cached < prompt, "the first exchange is reused: {cached} of {prompt}");
+
+    let metrics = request(server.address, "GET", "/metrics", &[], "");
+    assert_eq!(metrics.status, 200);
+    let value = |name: &str| -> f64 {
+        metrics
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing: {}", metrics.body))
+    };
+    assert_eq!(value("workly_requests_total"), 2.0);
+    assert_eq!(value("workly_request_errors_total"), 0.0);
+    assert_eq!(
+        value("workly_cached_prompt_tokens_total"),
+        (first["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() + cached) as f64
+    );
+    assert_eq!(value("workly_time_to_first_token_seconds_count"), 2.0);
+    assert!(value("workly_cache_reuse_ratio") > 0.0);
+    assert!(value("workly_resident_memory_bytes") > 1e6);
+    assert_eq!(value("workly_queue_depth"), 0.0);
 }
 
 /// Parses an SSE body into its `data:` payloads.

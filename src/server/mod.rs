@@ -8,6 +8,7 @@
 //! request passes the local-server checks in [`security`] first.
 
 pub mod error;
+pub mod metrics;
 pub mod openai;
 pub mod security;
 
@@ -38,6 +39,10 @@ pub struct AppState {
     model_id: String,
     /// Requests admitted (running or waiting); its size is the queue bound.
     queue: Arc<Semaphore>,
+    /// The queue bound.
+    max_queue: usize,
+    /// What `/metrics` reports.
+    metrics: metrics::Metrics,
     /// When the server started, in Unix seconds.
     started_unix: u64,
 }
@@ -49,6 +54,8 @@ impl AppState {
             failure: OnceLock::new(),
             model_id,
             queue: Arc::new(Semaphore::new(max_queue)),
+            max_queue,
+            metrics: metrics::Metrics::default(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         }
     }
@@ -87,6 +94,13 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// `GET /metrics`
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let depth = state.max_queue - state.queue.available_permits();
+    let text = state.metrics.render(depth, crate::hardware::process_rss_bytes());
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
@@ -97,6 +111,7 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .route("/health", get(health))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(Arc::new(policy), security::guard))

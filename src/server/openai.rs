@@ -232,6 +232,11 @@ pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    state.metrics.request();
+    complete(&state, body).await.inspect_err(|_| state.metrics.error())
+}
+
+async fn complete(state: &Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let body = body.map_err(|rejection| ApiError {
         status: rejection.status(),
         ..ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
@@ -240,11 +245,11 @@ pub async fn chat_completions(
     let decoded = decode(&body, engine.info().context_size)?;
     let permit = state.admit()?;
     let generation = engine.generate(decoded.request)?;
-    let reply = Reply { id: completion_id(&state), created: unix_now(), model: state.model_id.clone() };
+    let reply = Reply { id: completion_id(state), created: unix_now(), model: state.model_id.clone() };
     if decoded.stream {
-        Ok(stream(reply, generation, permit, decoded.include_usage).into_response())
+        Ok(stream(Arc::clone(state), reply, generation, permit, decoded.include_usage).into_response())
     } else {
-        whole(reply, generation, permit).await
+        whole(state, reply, generation, permit).await
     }
 }
 
@@ -255,7 +260,12 @@ struct Reply {
     model: String,
 }
 
-async fn whole(reply: Reply, mut generation: Generation, permit: OwnedSemaphorePermit) -> Result<Response, ApiError> {
+async fn whole(
+    state: &AppState,
+    reply: Reply,
+    mut generation: Generation,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
     let mut text = String::new();
     let stats = loop {
         match generation.next().await {
@@ -266,6 +276,7 @@ async fn whole(reply: Reply, mut generation: Generation, permit: OwnedSemaphoreP
         }
     };
     drop(permit);
+    state.metrics.generation(&stats);
     Ok(Json(serde_json::json!({
         "id": reply.id,
         "object": "chat.completion",
@@ -294,6 +305,7 @@ enum Phase {
 }
 
 struct Streaming {
+    state: Arc<AppState>,
     reply: Reply,
     generation: Generation,
     include_usage: bool,
@@ -324,16 +336,19 @@ impl Streaming {
             Phase::Text => match self.generation.next().await {
                 Some(GenerationEvent::Text(piece)) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
                 Some(GenerationEvent::Done(stats)) => {
+                    self.state.metrics.generation(&stats);
                     let event = self.chunk(serde_json::json!({}), Some(stats.finish_reason));
                     self.phase = if self.include_usage { Phase::Usage(Box::new(stats)) } else { Phase::Done };
                     Some(event)
                 }
                 Some(GenerationEvent::Failed(error)) => {
                     self.phase = Phase::Ended;
+                    self.state.metrics.error();
                     Some(Event::default().data(ApiError::from(error).body().to_string()))
                 }
                 None => {
                     self.phase = Phase::Ended;
+                    self.state.metrics.error();
                     Some(Event::default().data(ApiError::internal("the engine stopped").body().to_string()))
                 }
             },
@@ -364,12 +379,13 @@ impl Streaming {
 /// The SSE response. If the client goes away, the stream is dropped, which
 /// drops the [`Generation`] and so cancels it at once.
 fn stream(
+    state: Arc<AppState>,
     reply: Reply,
     generation: Generation,
     permit: OwnedSemaphorePermit,
     include_usage: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let streaming = Streaming { reply, generation, include_usage, phase: Phase::Start, _permit: permit };
+    let streaming = Streaming { state, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
     Sse::new(futures_util::stream::unfold(streaming, |mut streaming| async move {
         streaming.next_event().await.map(|event| (Ok(event), streaming))
     }))

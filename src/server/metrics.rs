@@ -1,0 +1,160 @@
+//! `GET /metrics`: counters, gauges and histograms in Prometheus' text format.
+//!
+//! Everything is a relaxed atomic, updated once per request (never per token),
+//! so measuring costs nothing a user could notice.
+
+use crate::llm::GenerationStats;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A histogram with fixed upper bounds, as Prometheus defines it.
+#[derive(Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    /// Observations at or under each bound (not cumulative; summed on render).
+    counts: Vec<AtomicU64>,
+    /// Observations above the last bound.
+    over: AtomicU64,
+    /// Sum of observations, in millionths (atomics hold integers).
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            over: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: f64) {
+        if !value.is_finite() || value < 0.0 {
+            return;
+        }
+        match self.bounds.iter().position(|bound| value <= *bound) {
+            Some(index) => self.counts[index].fetch_add(1, Ordering::Relaxed),
+            None => self.over.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_micros.fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.over.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+/// Everything `/metrics` reports about the API.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    prompt_tokens: AtomicU64,
+    cached_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    ttft_seconds: Histogram,
+    decode_tokens_per_second: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            prompt_tokens: AtomicU64::new(0),
+            cached_tokens: AtomicU64::new(0),
+            completion_tokens: AtomicU64::new(0),
+            ttft_seconds: Histogram::new(&[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            decode_tokens_per_second: Histogram::new(&[5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 500.0, 1000.0]),
+        }
+    }
+}
+
+impl Metrics {
+    /// A chat request arrived.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A chat request failed (refused, or the engine failed).
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A generation finished with these measurements.
+    pub fn generation(&self, stats: &GenerationStats) {
+        self.prompt_tokens.fetch_add(stats.prompt_tokens as u64, Ordering::Relaxed);
+        self.cached_tokens.fetch_add(stats.cached_tokens as u64, Ordering::Relaxed);
+        self.completion_tokens.fetch_add(stats.completion_tokens as u64, Ordering::Relaxed);
+        if stats.completion_tokens > 0 {
+            self.ttft_seconds.observe(stats.ttft_ms / 1e3);
+        }
+        if stats.completion_tokens > 1 {
+            self.decode_tokens_per_second.observe(stats.decode_tokens_per_s);
+        }
+    }
+
+    /// The text exposition, with the gauges read now.
+    pub fn render(&self, queue_depth: usize, rss_bytes: Option<u64>) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        counter("workly_requests_total", "Chat completion requests received.", self.requests.load(Ordering::Relaxed));
+        counter(
+            "workly_request_errors_total",
+            "Chat completion requests that failed.",
+            self.errors.load(Ordering::Relaxed),
+        );
+        let prompt = self.prompt_tokens.load(Ordering::Relaxed);
+        let cached = self.cached_tokens.load(Ordering::Relaxed);
+        counter("workly_prompt_tokens_total", "Prompt tokens of finished requests.", prompt);
+        counter("workly_cached_prompt_tokens_total", "Prompt tokens reused from the KV cache.", cached);
+        counter("workly_completion_tokens_total", "Tokens generated.", self.completion_tokens.load(Ordering::Relaxed));
+        let mut gauge = |name: &str, help: &str, value: f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        gauge("workly_queue_depth", "Chat requests running or waiting.", queue_depth as f64);
+        let ratio = if prompt == 0 { 0.0 } else { cached as f64 / prompt as f64 };
+        gauge("workly_cache_reuse_ratio", "Share of prompt tokens reused from the KV cache.", ratio);
+        if let Some(rss) = rss_bytes {
+            gauge("workly_resident_memory_bytes", "Resident memory of the process.", rss as f64);
+        }
+        self.ttft_seconds.render(&mut out, "workly_time_to_first_token_seconds", "Time to the first token.");
+        self.decode_tokens_per_second.render(
+            &mut out,
+            "workly_decode_tokens_per_second",
+            "Generation speed after the first token.",
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let histogram = Histogram::new(&[1.0, 2.0]);
+        for value in [0.5, 1.5, 1.5, 9.0, f64::NAN] {
+            histogram.observe(value);
+        }
+        let mut out = String::new();
+        histogram.render(&mut out, "h", "help");
+        assert!(out.contains("h_bucket{le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"2\"} 3\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.contains("h_sum 12.5\n") && out.contains("h_count 4\n"), "{out}");
+    }
+}
