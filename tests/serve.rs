@@ -407,3 +407,36 @@ fn api_key_is_required_when_set_and_exposing_needs_one() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--api-key"), "{stderr}");
 }
+
+#[test]
+fn a_sliding_history_window_is_shifted_not_recomputed() {
+    // The original chat engine sent the system prompt and the last exchanges
+    // only, so the start of the prompt changed every turn once the window was full.
+    const WINDOW: usize = 2;
+    let server = start(&[]);
+    wait_ready(server.address);
+    let system = serde_json::json!({"role": "system", "content": "You are Kira, a friendly companion. Answer in one short sentence."});
+    let mut exchanges: Vec<(String, String)> = Vec::new();
+    for turn in 0..6 {
+        let user = format!("Tell me one thing about the number {turn}, please, in a few words.");
+        let mut messages = vec![system.clone()];
+        for (asked, answered) in exchanges.iter().rev().take(WINDOW).rev() {
+            messages.push(serde_json::json!({"role": "user", "content": asked}));
+            messages.push(serde_json::json!({"role": "assistant", "content": answered}));
+        }
+        messages.push(serde_json::json!({"role": "user", "content": user}));
+        let reply =
+            chat(server.address, serde_json::json!({"messages": messages, "max_tokens": 16, "temperature": 0})).json();
+        let usage = &reply["usage"];
+        let (prompt, cached) = (
+            usage["prompt_tokens"].as_u64().unwrap(),
+            usage["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap(),
+        );
+        if exchanges.len() > WINDOW {
+            // Only the newest message (and its template tokens) is new.
+            let new = prompt - cached;
+            assert!(new < 40, "turn {turn}: {new} of {prompt} prompt tokens were evaluated again");
+        }
+        exchanges.push((user, reply["choices"][0]["message"]["content"].as_str().unwrap().to_owned()));
+    }
+}
