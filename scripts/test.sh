@@ -5,7 +5,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-scripts/setup.sh --test-models
+scripts/setup.sh --tests
 cargo fmt --all -- --check
 cargo clippy --release --all-targets --quiet -- -D warnings
 # One test at a time: each engine already uses every core, and llama.cpp's

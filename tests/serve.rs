@@ -440,3 +440,51 @@ fn a_sliding_history_window_is_shifted_not_recomputed() {
         exchanges.push((user, reply["choices"][0]["message"]["content"].as_str().unwrap().to_owned()));
     }
 }
+
+#[test]
+fn the_official_openai_client_works() {
+    let server = start(&[]);
+    wait_ready(server.address);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/openai_client.py");
+    let output = Command::new(common::test_python())
+        .arg(script)
+        .arg(format!("http://{}/v1", server.address))
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["models"], serde_json::json!(["SmolLM2-135M-Instruct.Q4_1"]));
+    assert_eq!(seen["whole"]["model"], "SmolLM2-135M-Instruct.Q4_1");
+    assert!(!seen["whole"]["text"].as_str().unwrap().is_empty());
+    assert!(seen["whole"]["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    // Same request, greedy: streamed and whole replies agree.
+    assert_eq!(seen["stream"]["text"], seen["whole"]["text"]);
+    assert_eq!(seen["stream"]["finish_reason"], seen["whole"]["finish_reason"]);
+    assert_eq!(seen["stream"]["usage"]["completion_tokens"], seen["whole"]["usage"]["completion_tokens"]);
+    assert!(seen["stream"]["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(seen["error"]["status"], 400);
+}
+
+#[test]
+fn plain_curl_streams_and_gets_whole_replies() {
+    let server = start(&[]);
+    wait_ready(server.address);
+    let curl = |body: serde_json::Value| {
+        let output = Command::new("curl")
+            .args(["-sS", "-N", "-H", "Content-Type: application/json", "-d"])
+            .arg(body.to_string())
+            .arg(format!("http://{}/v1/chat/completions", server.address))
+            .output()
+            .expect("curl runs (scripts/setup.sh --tests installs it)");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let messages = serde_json::json!([{"role": "user", "content": "Hi"}]);
+    let whole: serde_json::Value =
+        serde_json::from_str(&curl(serde_json::json!({"messages": messages, "max_tokens": 4}))).unwrap();
+    assert_eq!(whole["object"], "chat.completion");
+    let streamed = curl(serde_json::json!({"messages": messages, "max_tokens": 4, "stream": true}));
+    assert!(streamed.starts_with("data: {"), "{streamed}");
+    assert!(streamed.trim_end().ends_with("data: [DONE]"), "{streamed}");
+}

@@ -33,6 +33,20 @@ pub fn default_model() -> PathBuf {
     model("SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
+/// The Python of the venv `scripts/setup.sh --tests` fills with test clients
+/// (the official `openai` package).
+pub fn test_python() -> PathBuf {
+    let cache = std::env::var_os("WORKLY_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"))
+            .join("workly")
+    });
+    let python = cache.join("test-venv/bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/test.sh (it installs the test clients)", python.display());
+    python
+}
+
 /// Gemma 3 270M Q4_K_M: another architecture, with sliding-window attention.
 pub fn gemma_model() -> PathBuf {
     model("gemma-3-270m-Q4_K_M.gguf")
