@@ -488,3 +488,68 @@ fn plain_curl_streams_and_gets_whole_replies() {
     assert!(streamed.starts_with("data: {"), "{streamed}");
     assert!(streamed.trim_end().ends_with("data: [DONE]"), "{streamed}");
 }
+
+/// Reads WebSocket text messages as JSON until `until` matches one; returns all.
+fn ws_read_until(
+    socket: &mut tungstenite::WebSocket<TcpStream>,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = socket.read().expect("the event stream stays open");
+        if let tungstenite::Message::Text(text) = message {
+            let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+            let done = until(&event);
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+#[test]
+fn events_stream_replies_and_take_chat_messages() {
+    let server = start(&[]);
+    let stream = TcpStream::connect(server.address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let (mut socket, _) =
+        tungstenite::client(format!("ws://{}/v1/events", server.address), stream).expect("the upgrade is accepted");
+    let first = ws_read_until(&mut socket, |_| true);
+    assert_eq!(first[0]["type"], "status");
+    if first[0]["status"] == "loading" {
+        let ready = ws_read_until(&mut socket, |event| event["type"] == "status");
+        assert_eq!(ready.last().unwrap()["status"], "ready");
+    }
+
+    // A chat message from this client: the reply streams back as events.
+    socket.send(tungstenite::Message::text(r#"{"type": "chat", "text": "Hi Kira!"}"#)).unwrap();
+    let events = ws_read_until(&mut socket, |event| event["type"] == "reply_done" || event["type"] == "error");
+    assert_eq!(events[0]["type"], "reply_started");
+    assert_eq!(events[0]["source"], "page");
+    let reply = events[0]["reply"].clone();
+    let text: String = events.iter().filter(|e| e["type"] == "token").map(|e| e["text"].as_str().unwrap()).collect();
+    assert!(!text.is_empty());
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], "reply_done", "{done}");
+    assert_eq!(done["reply"], reply);
+
+    // The second message continues the same conversation: its history is cached.
+    socket.send(tungstenite::Message::text(r#"{"type": "chat", "text": "What did I just say?"}"#)).unwrap();
+    let events = ws_read_until(&mut socket, |event| event["type"] == "reply_done");
+    let stats = &events.last().unwrap()["stats"];
+    assert!(stats["cached_tokens"].as_u64().unwrap() > 0, "{stats}");
+
+    // An API request's reply is published too (the avatar shows Kira speaking to anyone).
+    let api =
+        chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}));
+    assert_eq!(api.status, 200);
+    let events = ws_read_until(&mut socket, |event| event["type"] == "reply_done");
+    assert!(events.iter().any(|event| event["type"] == "reply_started" && event["source"] == "api"));
+    assert_eq!(events.last().unwrap()["reply"], api.json()["id"]);
+
+    // Nonsense gets an error event, and the stream goes on.
+    socket.send(tungstenite::Message::text("not json")).unwrap();
+    let events = ws_read_until(&mut socket, |event| event["type"] == "error");
+    assert!(events.last().unwrap()["message"].as_str().unwrap().contains("cannot read the message"));
+}

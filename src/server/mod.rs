@@ -8,10 +8,12 @@
 //! request passes the local-server checks in [`security`] first.
 
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod openai;
 pub mod security;
 
+use crate::chat::{Conversation, Persona};
 use crate::cli::{Context, ServeArgs};
 use crate::llm::{Engine, EngineConfig, LlmError, Message};
 use anyhow::Context as _;
@@ -22,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiError;
 use security::Policy;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -45,10 +48,14 @@ pub struct AppState {
     metrics: metrics::Metrics,
     /// When the server started, in Unix seconds.
     started_unix: u64,
+    /// Where events go to `/v1/events` clients.
+    hub: events::Hub,
+    /// The conversation the page holds with Kira.
+    page: events::PageConversation,
 }
 
 impl AppState {
-    fn new(model_id: String, max_queue: usize) -> Self {
+    fn new(model_id: String, max_queue: usize, persona: Persona) -> Self {
         Self {
             engine: OnceLock::new(),
             failure: OnceLock::new(),
@@ -57,7 +64,26 @@ impl AppState {
             max_queue,
             metrics: metrics::Metrics::default(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            hub: events::Hub::default(),
+            page: std::sync::Mutex::new(Conversation::new(persona)),
         }
+    }
+
+    /// A fresh `chatcmpl-...` id: unique within the process, and not repeated
+    /// across restarts (the start time is part of it).
+    fn reply_id(&self) -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        format!("chatcmpl-{:x}{:08x}", self.started_unix, NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The status as an event.
+    fn status_event(&self) -> events::ServerEvent {
+        let status = match (self.engine.get(), self.failure.get()) {
+            (Some(_), _) => "ready",
+            (None, Some(_)) => "error",
+            (None, None) => "loading",
+        };
+        events::ServerEvent::Status { status, model: self.model_id.clone() }
     }
 
     /// The engine, or why it cannot answer yet.
@@ -112,6 +138,7 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/metrics", get(metrics))
+        .route("/v1/events", get(events::events))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(Arc::new(policy), security::guard))
@@ -130,20 +157,21 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let persona = context.persona(args.persona.as_deref())?;
     // The page chats as the persona: warm its prompt so the first reply is fast.
     let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
+    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(prepared.engine, args, policy))
+    runtime.block_on(serve(prepared.engine, args, policy, state))
 }
 
-async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy) -> anyhow::Result<()> {
+async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy, state: AppState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let address = listener.local_addr()?;
-    let state = Arc::new(AppState::new(model_id(&config), usize::from(args.max_queue)));
+    let state = Arc::new(state);
     eprintln!("workly: listening on http://{address}/ (loading {})", state.model_id);
 
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<LlmError>();
@@ -158,9 +186,11 @@ async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy) -> anyhow
                 info.load_ms + info.warmup_ms
             );
             let _ = loading.engine.set(engine);
+            loading.hub.publish(&loading.status_event());
         }
         Err(error) => {
             let _ = loading.failure.set(error.to_string());
+            loading.hub.publish(&loading.status_event());
             let _ = failed_tx.send(error);
         }
     });

@@ -10,6 +10,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::events::{ReplyEvents, Source};
 use crate::llm::{
     FinishReason, Generation, GenerationEvent, GenerationRequest, GenerationStats, Message, Prompt, Role,
     SamplingParams,
@@ -23,7 +24,6 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::OwnedSemaphorePermit;
 
 /// A chat completion request, as much of it as Workly reads (`model` is not
@@ -208,13 +208,6 @@ fn finish_reason(reason: FinishReason) -> &'static str {
     }
 }
 
-/// A fresh `chatcmpl-...` id: unique within the process, not guessable
-/// across restarts (the start time is mixed in).
-fn completion_id(state: &AppState) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("chatcmpl-{:x}{:08x}", state.started_unix, NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -245,7 +238,7 @@ async fn complete(state: &Arc<AppState>, body: Result<Bytes, BytesRejection>) ->
     let decoded = decode(&body, engine.info().context_size)?;
     let permit = state.admit()?;
     let generation = engine.generate(decoded.request)?;
-    let reply = Reply { id: completion_id(state), created: unix_now(), model: state.model_id.clone() };
+    let reply = Reply { id: state.reply_id(), created: unix_now(), model: state.model_id.clone() };
     if decoded.stream {
         Ok(stream(Arc::clone(state), reply, generation, permit, decoded.include_usage).into_response())
     } else {
@@ -266,9 +259,14 @@ async fn whole(
     mut generation: Generation,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
+    let events = state.hub.reply(&reply.id, Source::Api);
     let mut text = String::new();
     let stats = loop {
-        match generation.next().await {
+        let event = generation.next().await;
+        if let Some(event) = &event {
+            events.forward(event);
+        }
+        match event {
             Some(GenerationEvent::Text(piece)) => text.push_str(&piece),
             Some(GenerationEvent::Done(stats)) => break stats,
             Some(GenerationEvent::Failed(error)) => return Err(error.into()),
@@ -306,6 +304,7 @@ enum Phase {
 
 struct Streaming {
     state: Arc<AppState>,
+    events: ReplyEvents,
     reply: Reply,
     generation: Generation,
     include_usage: bool,
@@ -333,7 +332,7 @@ impl Streaming {
     async fn next_event(&mut self) -> Option<Event> {
         match std::mem::replace(&mut self.phase, Phase::Text) {
             Phase::Start => Some(self.chunk(serde_json::json!({"role": "assistant", "content": ""}), None)),
-            Phase::Text => match self.generation.next().await {
+            Phase::Text => match self.generation.next().await.inspect(|event| self.events.forward(event)) {
                 Some(GenerationEvent::Text(piece)) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
                 Some(GenerationEvent::Done(stats)) => {
                     self.state.metrics.generation(&stats);
@@ -385,7 +384,8 @@ fn stream(
     permit: OwnedSemaphorePermit,
     include_usage: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let streaming = Streaming { state, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
+    let events = state.hub.reply(&reply.id, Source::Api);
+    let streaming = Streaming { state, events, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
     Sse::new(futures_util::stream::unfold(streaming, |mut streaming| async move {
         streaming.next_event().await.map(|event| (Ok(event), streaming))
     }))
