@@ -260,6 +260,9 @@ fn streamed_completion_transcript() {
             {
                 *content = "[text]".into();
             }
+            if let Some(workly) = chunk.get_mut("workly").and_then(serde_json::Value::as_object_mut) {
+                workly.values_mut().for_each(|value| *value = "[n]".into());
+            }
             if chunk["usage"].is_object() {
                 for key in ["prompt_tokens", "total_tokens"] {
                     chunk["usage"][key] = "[n]".into();

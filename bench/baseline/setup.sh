@@ -24,9 +24,10 @@ if [ ! -x "$PY" ]; then
     }
 fi
 
-installed="$("$PY" -c 'import llama_cpp; print(llama_cpp.__version__)' 2>/dev/null || true)"
+# The `server` extra is the OpenAI-compatible server the serving benchmark runs.
+installed="$("$PY" -c 'import llama_cpp, llama_cpp.server.app; print(llama_cpp.__version__)' 2>/dev/null || true)"
 if [ "$installed" = "$VERSION" ]; then
-    echo "llama-cpp-python $VERSION already installed in $VENV" >&2
+    echo "llama-cpp-python[server] $VERSION already installed in $VENV" >&2
     exit 0
 fi
 
@@ -38,5 +39,5 @@ done
 echo "installing llama-cpp-python==$VERSION (compiles llama.cpp for this CPU; takes a while)" >&2
 "$PY" -m pip install --upgrade pip >/dev/null
 CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-    "$PY" -m pip install --no-cache-dir "llama-cpp-python==$VERSION"
+    "$PY" -m pip install --no-cache-dir "llama-cpp-python[server]==$VERSION"
 "$PY" -c 'import llama_cpp; print("llama-cpp-python", llama_cpp.__version__, "ready")'

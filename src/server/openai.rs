@@ -200,6 +200,25 @@ impl Usage {
     }
 }
 
+/// Workly's own fields in a response (OpenAI clients ignore unknown keys):
+/// how the reply was produced.
+#[derive(Debug, Serialize)]
+struct Extension {
+    ttft_ms: f64,
+    prefill_tokens_per_s: f64,
+    decode_tokens_per_s: f64,
+}
+
+impl Extension {
+    fn of(stats: &GenerationStats) -> Self {
+        Self {
+            ttft_ms: stats.ttft_ms,
+            prefill_tokens_per_s: stats.prefill_tokens_per_s,
+            decode_tokens_per_s: stats.decode_tokens_per_s,
+        }
+    }
+}
+
 fn finish_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Length => "length",
@@ -286,6 +305,7 @@ async fn whole(
             "finish_reason": finish_reason(stats.finish_reason),
         }],
         "usage": Usage::of(&stats),
+        "workly": Extension::of(&stats),
     }))
     .into_response())
 }
@@ -315,6 +335,10 @@ struct Streaming {
 
 impl Streaming {
     fn chunk(&self, delta: serde_json::Value, finish: Option<FinishReason>) -> Event {
+        Event::default().data(self.chunk_json(delta, finish).to_string())
+    }
+
+    fn chunk_json(&self, delta: serde_json::Value, finish: Option<FinishReason>) -> serde_json::Value {
         let mut chunk = serde_json::json!({
             "id": self.reply.id,
             "object": "chat.completion.chunk",
@@ -326,7 +350,7 @@ impl Streaming {
             // OpenAI sends `usage: null` on every chunk before the last one.
             chunk["usage"] = serde_json::Value::Null;
         }
-        Event::default().data(chunk.to_string())
+        chunk
     }
 
     async fn next_event(&mut self) -> Option<Event> {
@@ -336,7 +360,9 @@ impl Streaming {
                 Some(GenerationEvent::Text(piece)) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
                 Some(GenerationEvent::Done(stats)) => {
                     self.state.metrics.generation(&stats);
-                    let event = self.chunk(serde_json::json!({}), Some(stats.finish_reason));
+                    let mut last = self.chunk_json(serde_json::json!({}), Some(stats.finish_reason));
+                    last["workly"] = serde_json::json!(Extension::of(&stats));
+                    let event = Event::default().data(last.to_string());
                     self.phase = if self.include_usage { Phase::Usage(Box::new(stats)) } else { Phase::Done };
                     Some(event)
                 }
