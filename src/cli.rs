@@ -9,7 +9,7 @@
 use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
 use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, ThreadSource, Tuning};
-use crate::llm::{EngineConfig, LlmError, Message, SamplingParams};
+use crate::llm::{EngineConfig, FlashAttention, KvCacheType, LlmError, Message, SamplingParams};
 use crate::model::{self, ModelInfo};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -109,6 +109,12 @@ pub struct EngineArgs {
     /// (default: the model's own).
     #[arg(long, value_name = "FILE|JINJA|NAME")]
     pub chat_template: Option<String>,
+    /// KV cache cells: f16, or q8_0 for half the memory (default: f16).
+    #[arg(long, value_enum)]
+    pub kv_cache_type: Option<KvCacheType>,
+    /// llama.cpp's flash-attention kernels (default: auto).
+    #[arg(long, value_enum)]
+    pub flash_attn: Option<FlashAttention>,
 }
 
 /// Flags that shape a reply.
@@ -344,6 +350,21 @@ impl EngineArgs {
         if let Some(batch) = self.batch_size.or(context.file.batch_size) {
             tuning.batch_size = batch;
         }
+        let kv_cache_type = self.kv_cache_type.or(context.file.kv_cache_type).unwrap_or_default();
+        let mut flash_attention = self.flash_attn.or(context.file.flash_attention).unwrap_or_default();
+        if kv_cache_type != KvCacheType::F16 {
+            // llama.cpp stores a quantized V cache only with flash attention.
+            flash_attention = match flash_attention {
+                FlashAttention::Off => {
+                    return Err(config::ConfigError::Conflict(
+                        "a q8_0 KV cache needs flash attention: drop --flash-attn off or use --kv-cache-type f16"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                _ => FlashAttention::On,
+            };
+        }
         let engine = EngineConfig {
             model,
             threads_decode: tuning.threads_decode,
@@ -355,6 +376,8 @@ impl EngineArgs {
             warmup_messages,
             llama_logs: context.llama_logs,
             prompt_cache: Some(context.dirs.prompt_cache()),
+            kv_cache_type,
+            flash_attention,
         };
         Ok(Prepared { engine, hardware, tuning })
     }

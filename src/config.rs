@@ -41,6 +41,9 @@ pub enum ConfigError {
         /// The parser's message, on one line.
         message: String,
     },
+    /// Settings that cannot go together.
+    #[error("{0}")]
+    Conflict(String),
     /// A persona setting that cannot make a persona.
     #[error("invalid persona: {0}")]
     Persona(String),
@@ -65,6 +68,10 @@ pub struct FileConfig {
     pub batch_size: Option<u32>,
     /// Chat template override (file, inline Jinja or `chatml`).
     pub chat_template: Option<String>,
+    /// How the KV cache stores keys and values (`f16`, `q8_0`).
+    pub kv_cache_type: Option<crate::llm::KvCacheType>,
+    /// Flash attention (`auto`, `on`, `off`).
+    pub flash_attention: Option<crate::llm::FlashAttention>,
     /// Who the assistant is (the `[persona]` table); Kira when absent.
     pub persona: Option<PersonaConfig>,
 }

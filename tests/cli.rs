@@ -385,6 +385,21 @@ fn persona_file_and_config_table_name_the_companion() {
 }
 
 #[test]
+fn q8_0_kv_cache_chats_and_needs_flash_attention() {
+    let dir = tempfile::tempdir().unwrap();
+    let chat = |extra: &[&str]| {
+        run(workly(dir.path())
+            .args(["chat", "--model", &model_arg(), "--json", "--temperature", "0", "--max-tokens", "8", "-p", "Hi"])
+            .args(extra))
+    };
+    let output = chat(&["--kv-cache-type", "q8_0"]);
+    assert_success(&output);
+    let turn: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(turn["completion_tokens"].as_u64().unwrap() > 0);
+    assert_bad_input(&chat(&["--kv-cache-type", "q8_0", "--flash-attn", "off"]), &["flash attention"]);
+}
+
+#[test]
 fn bad_persona_exits_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nobody.toml");

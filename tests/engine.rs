@@ -5,8 +5,8 @@
 mod common;
 
 use workly::llm::{
-    Engine, EngineConfig, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
-    SamplingParams,
+    Engine, EngineConfig, FinishReason, FlashAttention, GenerationEvent, GenerationRequest, GenerationStats,
+    KvCacheType, LlmError, Message, Prompt, SamplingParams,
 };
 use workly::model::ModelInfo;
 
@@ -24,6 +24,8 @@ fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Message>) ->
         warmup_messages: warmup,
         llama_logs: std::env::var_os("RUST_LOG").is_some(),
         prompt_cache: None,
+        kv_cache_type: KvCacheType::default(),
+        flash_attention: FlashAttention::default(),
     })
     .expect("engine loads")
 }
@@ -273,6 +275,8 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
             warmup_messages: vec![Message::system(SYSTEM)],
             llama_logs: false,
             prompt_cache: Some(dir.path().to_path_buf()),
+            kv_cache_type: KvCacheType::default(),
+            flash_attention: FlashAttention::default(),
         })
         .unwrap()
     };

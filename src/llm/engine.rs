@@ -28,7 +28,7 @@ use super::stream::TextStream;
 use super::template::{ChatTemplate, Message, Role, TemplateError};
 use crate::model::ModelInfo;
 use llama_cpp_2::context::LlamaContext;
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{self as context_params, LlamaContextParams};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -93,6 +93,37 @@ pub struct EngineConfig {
     /// Directory of saved persona KV states (see [`super::prompt_cache`]); `None`
     /// prefills the persona at every start.
     pub prompt_cache: Option<PathBuf>,
+    /// How the KV cache stores keys and values.
+    pub kv_cache_type: KvCacheType,
+    /// Whether llama.cpp uses its fused flash-attention kernels.
+    pub flash_attention: FlashAttention,
+}
+
+/// How the KV cache stores keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum KvCacheType {
+    /// 16-bit floats: llama.cpp's default.
+    #[default]
+    F16,
+    /// 8-bit blocks: half the memory and memory traffic of F16, for a
+    /// negligible loss (llama.cpp's `-ctk q8_0 -ctv q8_0`).
+    #[value(name = "q8_0")]
+    #[serde(rename = "q8_0")]
+    Q8_0,
+}
+
+/// Whether llama.cpp uses its fused flash-attention kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FlashAttention {
+    /// llama.cpp decides per backend and model.
+    #[default]
+    Auto,
+    /// Always (a quantized V cache needs it).
+    On,
+    /// Never.
+    Off,
 }
 
 /// What the running engine is, for reports.
@@ -425,6 +456,13 @@ fn engine_thread(
     }
 }
 
+fn kv_type(kind: KvCacheType) -> context_params::KvCacheType {
+    match kind {
+        KvCacheType::F16 => context_params::KvCacheType::F16,
+        KvCacheType::Q8_0 => context_params::KvCacheType::Q8_0,
+    }
+}
+
 /// The state owned by the engine thread.
 struct Worker<'m> {
     model: &'m LlamaModel,
@@ -439,6 +477,8 @@ struct Worker<'m> {
     n_batch: usize,
     can_shift: bool,
     sliding_window: Option<usize>,
+    /// What a saved KV state depends on besides the model and tokens.
+    cache_layout: String,
 }
 
 impl<'m> Worker<'m> {
@@ -456,7 +496,15 @@ impl<'m> Worker<'m> {
             // A full-size sliding-window cache can be trimmed like a plain one, which
             // cross-turn reuse needs; for the small models Workly targets it costs
             // little memory.
-            .with_swa_full(info.sliding_window.is_some());
+            .with_swa_full(info.sliding_window.is_some())
+            .with_type_k(kv_type(config.kv_cache_type))
+            .with_type_v(kv_type(config.kv_cache_type))
+            .with_flash_attention_policy(match config.flash_attention {
+                // llama.cpp's LLAMA_FLASH_ATTN_TYPE_{AUTO,ENABLED,DISABLED}
+                FlashAttention::Auto => -1,
+                FlashAttention::On => 1,
+                FlashAttention::Off => 0,
+            });
         let ctx = model
             .new_context(backend, context_params)
             .map_err(|_| LlmError::Context { path: info.path.display().to_string(), context_size: n_ctx })?;
@@ -483,6 +531,14 @@ impl<'m> Worker<'m> {
             n_batch: n_batch as usize,
             can_shift,
             sliding_window: info.sliding_window.map(|w| w as usize),
+            // The cell type, the window and the attention kernel (which decides
+            // whether V is stored transposed) all change a state's bytes.
+            cache_layout: format!(
+                "swa_full={} kv={:?} flash_attention={:?}",
+                info.sliding_window.is_some(),
+                config.kv_cache_type,
+                config.flash_attention
+            ),
         })
     }
 
@@ -553,7 +609,7 @@ impl<'m> Worker<'m> {
         let probe = if prefix.is_empty() { vec![self.model.vocab().bos().0] } else { prefix.clone() };
         let saved = prompt_cache
             .filter(|_| !prefix.is_empty())
-            .map(|dir| prompt_cache::path_for(dir, self.model_path, &prefix, self.sliding_window.is_some()));
+            .map(|dir| prompt_cache::path_for(dir, self.model_path, &prefix, &self.cache_layout));
         let restored = saved.as_deref().is_some_and(|path| self.restore(path, &prefix));
         if !restored {
             self.prefill(&probe, &CancelToken::new())?;

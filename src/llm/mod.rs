@@ -20,8 +20,8 @@ pub mod stream;
 pub mod template;
 
 pub use engine::{
-    CancelToken, Engine, EngineConfig, EngineInfo, FinishReason, Generation, GenerationEvent, GenerationRequest,
-    GenerationStats, Prompt,
+    CancelToken, Engine, EngineConfig, EngineInfo, FinishReason, FlashAttention, Generation, GenerationEvent,
+    GenerationRequest, GenerationStats, KvCacheType, Prompt,
 };
 pub use sampling::SamplingParams;
 pub use template::{Message, Role};

@@ -18,7 +18,8 @@ const MAX_FILES: usize = 8;
 const EXTENSION: &str = "kvstate";
 
 /// Where the state of `tokens` for this model and layout is saved.
-pub fn path_for(dir: &Path, model: &Path, tokens: &[i32], swa_full: bool) -> PathBuf {
+/// `layout` names the cache settings that change a state's bytes.
+pub fn path_for(dir: &Path, model: &Path, tokens: &[i32], layout: &str) -> PathBuf {
     let mut hasher = Sha256::new();
     hasher.update(concat!("workly ", env!("CARGO_PKG_VERSION"), " llama-cpp-2 0.1.160\n"));
     if let Ok(metadata) = std::fs::metadata(model) {
@@ -28,7 +29,7 @@ pub fn path_for(dir: &Path, model: &Path, tokens: &[i32], swa_full: bool) -> Pat
         }
     }
     hasher.update(model.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
-    hasher.update([u8::from(swa_full)]);
+    hasher.update(layout.as_bytes());
     for token in tokens {
         hasher.update(token.to_le_bytes());
     }
@@ -67,12 +68,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let model = dir.path().join("m.gguf");
         std::fs::write(&model, b"GGUF").unwrap();
-        let base = path_for(dir.path(), &model, &[1, 2, 3], false);
-        assert_eq!(base, path_for(dir.path(), &model, &[1, 2, 3], false));
-        assert_ne!(base, path_for(dir.path(), &model, &[1, 2, 4], false));
-        assert_ne!(base, path_for(dir.path(), &model, &[1, 2, 3], true));
+        let base = path_for(dir.path(), &model, &[1, 2, 3], "a");
+        assert_eq!(base, path_for(dir.path(), &model, &[1, 2, 3], "a"));
+        assert_ne!(base, path_for(dir.path(), &model, &[1, 2, 4], "a"));
+        assert_ne!(base, path_for(dir.path(), &model, &[1, 2, 3], "b"));
         std::fs::write(&model, b"GGUF and more").unwrap();
-        assert_ne!(base, path_for(dir.path(), &model, &[1, 2, 3], false));
+        assert_ne!(base, path_for(dir.path(), &model, &[1, 2, 3], "a"));
     }
 
     #[test]
