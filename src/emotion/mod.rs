@@ -6,6 +6,12 @@
 //! presets the same way; VRM 1.0 renamed four of them (`happy`, `sad`,
 //! `relaxed`), so [`Emotion::expression`] answers for both.
 
+pub mod lexicon;
+pub mod tags;
+
+pub use lexicon::{Analysis, Evidence, analyze};
+pub use tags::{TagEvent, TagParser};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
