@@ -146,7 +146,7 @@ fn index(emotion: Emotion) -> usize {
 }
 
 /// Three decimals: reports stay readable and stable.
-fn round(value: f32) -> f32 {
+pub(crate) fn round(value: f32) -> f32 {
     (value * 1000.0).round() / 1000.0
 }
 

@@ -19,6 +19,7 @@
 //! emotion wins unless neutral sentences clearly outweigh it, so a few plain
 //! sentences around an emotional one do not erase it.
 
+use super::lexicon::round;
 use super::{Analysis, Emotion};
 use serde::Serialize;
 
@@ -187,8 +188,8 @@ impl Smoother {
         let share = self.strength[slot] / total;
         TurnEmotion {
             emotion: Emotion::ALL[slot],
-            intensity: self.intensity[slot] / self.strength[slot] * share,
-            confidence: self.confidence[slot] / self.strength[slot] * share,
+            intensity: round(self.intensity[slot] / self.strength[slot] * share),
+            confidence: round(self.confidence[slot] / self.strength[slot] * share),
         }
     }
 }

@@ -170,19 +170,25 @@ pub struct Stripped {
     pub tags: Vec<Emotion>,
 }
 
+impl FromIterator<TagEvent> for Stripped {
+    /// Gathers events: texts joined, tags listed.
+    fn from_iter<I: IntoIterator<Item = TagEvent>>(events: I) -> Self {
+        let mut stripped = Stripped::default();
+        for event in events {
+            match event {
+                TagEvent::Text(text) => stripped.text.push_str(&text),
+                TagEvent::Tag(emotion) => stripped.tags.push(emotion),
+            }
+        }
+        stripped
+    }
+}
+
 /// Parses a complete text at once (the same result as streaming it).
 pub fn strip(text: &str) -> Stripped {
     let mut parser = TagParser::new();
-    let mut events = parser.push(text);
-    events.extend(parser.finish());
-    let mut stripped = Stripped::default();
-    for event in events {
-        match event {
-            TagEvent::Text(text) => stripped.text.push_str(&text),
-            TagEvent::Tag(emotion) => stripped.tags.push(emotion),
-        }
-    }
-    stripped
+    let events = parser.push(text);
+    events.into_iter().chain(parser.finish()).collect()
 }
 
 #[cfg(test)]
@@ -193,15 +199,8 @@ mod tests {
     /// Streams `pieces` and gathers the result the way [`strip`] does.
     fn stream(pieces: &[&str]) -> Stripped {
         let mut parser = TagParser::new();
-        let mut stripped = Stripped::default();
         let events = pieces.iter().flat_map(|piece| parser.push(piece)).collect::<Vec<_>>();
-        for event in events.into_iter().chain(parser.finish()) {
-            match event {
-                TagEvent::Text(text) => stripped.text.push_str(&text),
-                TagEvent::Tag(emotion) => stripped.tags.push(emotion),
-            }
-        }
-        stripped
+        events.into_iter().chain(parser.finish()).collect()
     }
 
     fn contains_valid_tag(text: &str) -> bool {
