@@ -117,6 +117,42 @@ fn stdin_lines_give_one_answer_per_line() {
 }
 
 #[test]
+fn traps_are_read_as_a_person_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        // Words inside words.
+        ("Le courage est une vertu.", "neutral"),
+        ("Combien ça coûte ?", "neutral"),
+        ("Les dragées sont sur la table.", "neutral"),
+        ("The storage room is full.", "neutral"),
+        ("The funding arrived.", "neutral"),
+        // Negations cancel, or flip joy.
+        ("I'm not angry, just asking.", "neutral"),
+        ("Je ne suis pas triste.", "neutral"),
+        ("Il n'est pas content.", "sorrow"),
+        ("I'm no longer happy here.", "sorrow"),
+        ("Je ne serai jamais heureuse ici.", "sorrow"),
+        // Idioms that hold a negation.
+        ("C'est pas mal du tout !", "joy"),
+        ("I couldn't be happier.", "joy"),
+        // Emoji and punctuation.
+        ("ok 😂", "fun"),
+        ("You did what?!", "surprised"),
+        // A valid tag wins; a malformed one is text.
+        ("[angry] What a lovely day.", "angry"),
+        ("[grumpy] What a lovely day.", "joy"),
+    ];
+    let input: String = cases.iter().map(|(text, _)| format!("{text}\n")).collect();
+    let output = run(workly(dir.path()).args(["emotion", "--json"]), input.as_bytes());
+    assert_success(&output);
+    let stdout = text(&output.stdout);
+    for ((case, expected), line) in cases.iter().zip(stdout.lines()) {
+        assert_eq!(json(line)["emotion"], *expected, "{case}: {line}");
+    }
+    assert_eq!(stdout.lines().count(), cases.len());
+}
+
+#[test]
 fn stdin_that_is_not_text_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(workly(dir.path()).args(["emotion", "--json"]), b"fine\n\xff\xfe broken\n");

@@ -159,6 +159,7 @@ mod tests {
         assert_eq!(analyzer.push("I am not happy about it").face, None);
         let update = analyzer.push(". ");
         assert_eq!(update.face.map(|face| face.emotion), Some(Emotion::Sorrow));
+        assert_eq!(update.face, Some(analyzer.face()));
     }
 
     #[test]
