@@ -4,9 +4,9 @@
 //! pipes cleanly; otherwise it reads lines from stdin until `/exit` or end of
 //! input, with `/reset` to start over. Ctrl-C stops the reply being written,
 //! not the program (at the prompt it exits). With `--json`, stdout carries one
-//! JSON object per turn and nothing else (the reply as the model wrote it;
-//! the terminal shows it without its emotion tags). A one-shot answer sizes its context
-//! to what it can need unless a size is set, so it starts sooner.
+//! JSON object per turn and nothing else (the reply as the model wrote it; the
+//! terminal shows it without its emotion tags). A one-shot answer sizes its
+//! context to what it can need unless a size is set, so it starts sooner.
 
 use super::Conversation;
 use crate::cli::{self, ChatArgs, Context};
