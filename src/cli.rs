@@ -58,6 +58,8 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Show the emotion Workly reads in a text, and why (no model needed).
+    Emotion(EmotionArgs),
 }
 
 /// `workly model ...`
@@ -217,6 +219,16 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// `workly emotion`
+#[derive(Debug, Clone, Args)]
+pub struct EmotionArgs {
+    /// The text to read (default: one text per line of stdin, one answer per line).
+    pub text: Option<String>,
+    /// Print JSON: one object per text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `workly bench ...`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -226,6 +238,8 @@ pub enum BenchCommand {
     Threads(BenchThreadsArgs),
     /// Resident memory over a long conversation.
     Memory(BenchMemoryArgs),
+    /// Emotion reading: the lexicon on the labelled set, the model's use of tags.
+    Emotion(BenchEmotionArgs),
 }
 
 /// `workly bench llm`
@@ -265,6 +279,23 @@ pub struct BenchMemoryArgs {
     /// Conversation length in turns.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
     pub turns: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench emotion`
+#[derive(Debug, Clone, Args)]
+pub struct BenchEmotionArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Turns of the scripted conversation whose replies are checked for tags.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turns: u32,
+    /// Only score the lexicon analyzer; load no model.
+    #[arg(long)]
+    pub no_model: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -413,6 +444,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<config::ConfigError>()
             || cause.is::<crate::llm::template::TemplateError>()
             || cause.is::<crate::server::security::ExposedWithoutKey>()
+            || cause.is::<crate::emotion::inspect::NotUtf8>()
         {
             return EXIT_BAD_INPUT;
         }

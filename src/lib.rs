@@ -12,7 +12,8 @@
 //! - [`model`]: finding, fetching, validating and describing GGUF files.
 //! - [`llm`]: the engine thread that owns llama.cpp, generation, sampling,
 //!   streaming, cancellation and KV-cache reuse.
-//! - [`emotion`]: the six emotions, their tags and avatar expressions.
+//! - [`emotion`]: the six emotions, reading them from a reply's tags and words,
+//!   smoothed over the turn, and their avatar expressions.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
 //! - [`bench`]: benchmark runners returning serde reports.

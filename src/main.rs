@@ -29,6 +29,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         };
     }
+    // `emotion` reads text only: no model, no config.
+    if let Command::Emotion(args) = &cli.command {
+        return workly::emotion::inspect::run(args);
+    }
     let context = cli::Context::resolve(cli)?;
     match &cli.command {
         Command::Chat(args) => workly::chat::terminal::run(&context, args),
@@ -38,8 +42,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
+            BenchCommand::Emotion(args) => workly::bench::emotion::run(&context, args),
         },
-        Command::Model { .. } => unreachable!("handled above"),
+        Command::Model { .. } | Command::Emotion(_) => unreachable!("handled above"),
     }
 }
 

@@ -4,11 +4,13 @@
 //! pipes cleanly; otherwise it reads lines from stdin until `/exit` or end of
 //! input, with `/reset` to start over. Ctrl-C stops the reply being written,
 //! not the program (at the prompt it exits). With `--json`, stdout carries one
-//! JSON object per turn and nothing else. A one-shot answer sizes its context
-//! to what it can need unless a size is set, so it starts sooner.
+//! JSON object per turn and nothing else (the reply as the model wrote it; the
+//! terminal shows it without its emotion tags). A one-shot answer sizes its
+//! context to what it can need unless a size is set, so it starts sooner.
 
 use super::Conversation;
 use crate::cli::{self, ChatArgs, Context};
+use crate::emotion::tags::{Stripped, TagParser};
 use crate::llm::{CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, Prompt};
 use anyhow::Context as _;
 use serde::Serialize;
@@ -158,12 +160,15 @@ fn turn(
     let mut generation = engine.generate(request)?;
     *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = Some(generation.cancel_token());
     let mut text = String::new();
+    // Emotion tags are for the avatar: the person reads the text without them.
+    let mut tags = TagParser::new();
     let mut reader_gone = false;
     let outcome = loop {
         match generation.blocking_next() {
             Some(GenerationEvent::Text(piece)) => {
                 text.push_str(&piece);
-                if !args.json && !reader_gone && !cli::write_stdout(&piece)? {
+                let shown: Stripped = tags.push(&piece).into_iter().collect();
+                if !args.json && !reader_gone && !cli::write_stdout(&shown.text)? {
                     // stdout was closed: stop generating, nobody reads it.
                     reader_gone = true;
                     generation.cancel_token().cancel();
@@ -184,7 +189,8 @@ fn turn(
         let line = serde_json::to_string(&TurnReport::new(&text, &stats, info))?;
         cli::write_stdout(&(line + "\n"))?;
     } else {
-        cli::write_stdout("\n")?;
+        let rest: Stripped = tags.finish().into_iter().collect();
+        cli::write_stdout(&(rest.text + "\n"))?;
         if stats.finish_reason == crate::llm::FinishReason::Cancelled {
             eprintln!("(stopped)");
         }

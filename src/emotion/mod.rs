@@ -6,6 +6,17 @@
 //! presets the same way; VRM 1.0 renamed four of them (`happy`, `sad`,
 //! `relaxed`), so [`Emotion::expression`] answers for both.
 
+pub mod analyzer;
+pub mod inspect;
+pub mod lexicon;
+pub mod smoothing;
+pub mod tags;
+
+pub use analyzer::{Analyzer, Update};
+pub use lexicon::{Analysis, Evidence, analyze};
+pub use smoothing::{Face, Reading, Smoother, TurnEmotion};
+pub use tags::{TagEvent, TagParser};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
