@@ -14,6 +14,8 @@
 //!   streaming, cancellation and KV-cache reuse.
 //! - [`emotion`]: the six emotions, their tags and avatar expressions.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
+//! - [`store`]: durable memory: conversations in SQLite, full-text search,
+//!   the `history` commands.
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
@@ -25,3 +27,4 @@ pub mod emotion;
 pub mod hardware;
 pub mod llm;
 pub mod model;
+pub mod store;

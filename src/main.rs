@@ -33,10 +33,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Chat(args) => workly::chat::terminal::run(&context, args),
         Command::Doctor(args) => cli::run_doctor(&context, args),
+        Command::History { command } => workly::store::history::run(&context.dirs, command),
         Command::Bench { command } => match command {
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
+            BenchCommand::Store(args) => workly::bench::store::run(&context, args),
         },
         Command::Model { .. } => unreachable!("handled above"),
     }
