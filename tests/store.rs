@@ -140,6 +140,40 @@ fn without_a_name_the_chat_continues_the_latest_and_reset_starts_another() {
 }
 
 #[test]
+fn older_turns_come_back_when_relevant_without_spoiling_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join(FILE_NAME)).unwrap();
+    let long = store.open_conversation("long").unwrap();
+    let mut exchange = |user: &str, reply: &str| {
+        store.append_exchange(&long, &NewMessage::new(user, 20), &NewMessage::new(reply, 20)).unwrap();
+    };
+    exchange("My cat is called Miso and she loves cardboard boxes.", "Miso sounds like a wonderful cat!");
+    for i in 0..12 {
+        exchange(
+            &format!("Let us talk about the weather on day {i}."),
+            "It looks mild and sunny today, perfect for a walk.",
+        );
+    }
+    drop(store);
+    // A 256-token context holds the persona and a few recent exchanges: the
+    // one about Miso is long gone from the window, but not from memory.
+    let (turns, _) = chat_lines(
+        chat(dir.path(), "long").args(["--context-size", "256"]),
+        &["Do you remember my cat Miso?", "Which boxes does Miso like?"],
+    );
+    for turn in &turns {
+        assert!(turn["recalled_messages"].as_u64().unwrap() >= 1, "{turn}");
+    }
+    // The note sits with the newest message, so the persona and the history
+    // before it are still reused from the cache on the next turn.
+    let second = &turns[1];
+    let (prompt, cached) = (second["prompt_tokens"].as_u64().unwrap(), second["cached_tokens"].as_u64().unwrap());
+    assert!(cached * 3 > prompt * 2, "most of the prompt is cached: {second}");
+    // Stored messages stay as the person wrote them, without the note.
+    assert_eq!(contents(dir.path(), "long")[26], "Do you remember my cat Miso?");
+}
+
+#[test]
 fn every_reported_exchange_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut child =
