@@ -127,12 +127,10 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
             "/exit" | "/quit" => break,
             "/reset" => {
                 conversation.reset();
-                match &mut memory {
-                    Some(memory) => {
-                        memory.start_new()?;
-                        eprintln!("(new conversation `{}`)", memory.name());
-                    }
-                    None => eprintln!("(new conversation)"),
+                // An interactive chat always has a memory; only `-p` may go without.
+                if let Some(memory) = memory.as_mut() {
+                    memory.start_new()?;
+                    eprintln!("(new conversation `{}`)", memory.name());
                 }
                 continue;
             }

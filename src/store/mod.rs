@@ -77,7 +77,7 @@ macro_rules! summary_select {
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The file is not a SQLite database, or SQLite finds it damaged.
+    /// The file is not a Workly database (not SQLite, another program's), or SQLite finds it damaged.
     #[error("`{path}` is not a usable Workly database ({reason}); it was left untouched: move it away to start afresh")]
     Corrupt {
         /// The database file.
@@ -255,7 +255,16 @@ impl Store {
         // is written. (Switching to WAL writes the header of a database that is
         // not in WAL mode yet; every database Workly wrote already is.)
         let found: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sqlite)?;
-        connection.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())).map_err(sqlite)?;
+        let objects: i64 =
+            connection.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0)).map_err(sqlite)?;
+        // Version 0 with tables in it is another program's database: Workly's
+        // tables must not be added to it.
+        if found == 0 && objects > 0 {
+            return Err(StoreError::Corrupt {
+                path: display,
+                reason: "a SQLite database, but not Workly's".to_owned(),
+            });
+        }
         if found > schema::VERSION {
             return Err(StoreError::TooNew { path: display, found, supported: schema::VERSION });
         }
@@ -268,11 +277,6 @@ impl Store {
             store.migrate()?;
         }
         Ok(store)
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Applies the migrations this database lacks, in one transaction. The

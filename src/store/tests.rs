@@ -198,11 +198,16 @@ fn foreign_and_damaged_files_are_refused_and_left_untouched() {
     let random: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let mut damaged = SQLITE_HEADER.to_vec();
     damaged.extend_from_slice(&random);
-    let cases: [(&str, &[u8]); 4] = [
+    let foreign = tempfile::tempdir().unwrap();
+    let foreign_path = foreign.path().join("other.db");
+    Connection::open(&foreign_path).unwrap().execute_batch("CREATE TABLE notes (text TEXT);").unwrap();
+    let foreign_bytes = std::fs::read(&foreign_path).unwrap();
+    let cases: [(&str, &[u8]); 5] = [
         ("text", b"my notes about Kira\nnothing to see here\n"),
         ("random", &random),
         ("damaged", &damaged),
         ("short", b"SQLite"),
+        ("another program's", &foreign_bytes),
     ];
     for (name, bytes) in cases {
         let dir = tempfile::tempdir().unwrap();
