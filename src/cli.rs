@@ -4,7 +4,8 @@
 //! `main.rs` parses [`Cli`] and calls one `run` per subcommand; the runners live
 //! with what they run (`chat::terminal`, `bench`, ...). Exit codes: 0 success,
 //! 1 a failure at run time, 2 bad input (usage, a bad model or config file, a
-//! prompt that cannot fit), 130 interrupted.
+//! prompt that cannot fit, a damaged or newer database, an unknown
+//! conversation), 130 interrupted.
 
 use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
@@ -52,6 +53,12 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Serve Kira locally: an OpenAI-compatible API (and Kira's page).
     Serve(ServeArgs),
+    /// Browse, search, export or delete stored conversations.
+    History {
+        /// What to do with the history.
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Measure performance.
     Bench {
         /// Which benchmark.
@@ -87,6 +94,59 @@ pub enum ModelCommand {
         #[arg(long)]
         no_progress: bool,
     },
+}
+
+/// `workly history ...`
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Every conversation, most recently used first.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a conversation.
+    Show {
+        /// The conversation.
+        name: String,
+    },
+    /// Find messages containing every word given (quotes and operators are plain text).
+    Search {
+        /// Words to find.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// Search only this conversation.
+        #[arg(long, value_name = "NAME")]
+        conversation: Option<String>,
+        /// Most results shown.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a conversation to stdout.
+    Export {
+        /// The conversation.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+    },
+    /// Delete a conversation and everything said in it.
+    Delete {
+        /// The conversation.
+        name: String,
+    },
+}
+
+/// How `workly history export` writes a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object: the conversation and its messages with every stored field.
+    Json,
+    /// A readable transcript.
+    Markdown,
 }
 
 /// Flags that choose and tune the engine.
@@ -183,6 +243,12 @@ pub struct ChatArgs {
     /// `[persona]` table, else Kira).
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,
+    /// Continue this conversation, or start it under this name. Without it, a
+    /// chat continues the most recent conversation (or starts `chat-1`), and
+    /// `-p` answers without reading or storing history. Every exchange is saved
+    /// in the data directory; /reset starts a new conversation, keeping the old.
+    #[arg(long, value_name = "NAME")]
+    pub conversation: Option<String>,
 }
 
 /// `workly serve`
@@ -240,6 +306,8 @@ pub enum BenchCommand {
     Memory(BenchMemoryArgs),
     /// Emotion reading: the lexicon on the labelled set, the model's use of tags.
     Emotion(BenchEmotionArgs),
+    /// Time to store an exchange, and memory over many of them.
+    Store(BenchStoreArgs),
 }
 
 /// `workly bench llm`
@@ -296,6 +364,17 @@ pub struct BenchEmotionArgs {
     /// Only score the lexicon analyzer; load no model.
     #[arg(long)]
     pub no_model: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench store`
+#[derive(Debug, Clone, Args)]
+pub struct BenchStoreArgs {
+    /// Exchanges written (each timed).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub exchanges: u32,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -447,6 +526,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::emotion::inspect::NotUtf8>()
         {
             return EXIT_BAD_INPUT;
+        }
+        if let Some(store) = cause.downcast_ref::<crate::store::StoreError>() {
+            return if store.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_FAILURE };
         }
     }
     EXIT_FAILURE

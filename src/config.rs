@@ -166,6 +166,11 @@ impl Dirs {
         self.data.join("models")
     }
 
+    /// The conversation database.
+    pub fn database(&self) -> PathBuf {
+        self.data.join(crate::store::FILE_NAME)
+    }
+
     /// Saved persona KV states, loaded at start instead of a prefill.
     pub fn prompt_cache(&self) -> PathBuf {
         self.cache.join("prompts")

@@ -16,6 +16,8 @@
 //!   smoothed over the turn, and their avatar expressions.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
+//! - [`store`]: durable memory: conversations in SQLite, full-text search,
+//!   the `history` commands.
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
@@ -28,3 +30,4 @@ pub mod hardware;
 pub mod llm;
 pub mod model;
 pub mod server;
+pub mod store;

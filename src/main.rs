@@ -38,11 +38,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Chat(args) => workly::chat::terminal::run(&context, args),
         Command::Doctor(args) => cli::run_doctor(&context, args),
         Command::Serve(args) => workly::server::run(&context, args),
+        Command::History { command } => workly::store::history::run(&context.dirs, command),
         Command::Bench { command } => match command {
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
             BenchCommand::Emotion(args) => workly::bench::emotion::run(&context, args),
+            BenchCommand::Store(args) => workly::bench::store::run(&context, args),
         },
         Command::Model { .. } | Command::Emotion(_) => unreachable!("handled above"),
     }

@@ -99,8 +99,9 @@ fn json_one_shot_prints_one_object_with_measurements() {
 /// Runs an interactive `--json` chat over stdin; returns one object per turn.
 fn interactive_json(lines: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
+    // Interactive chats store their history: keep it in `dir`.
     let mut child = spawn(
-        workly(dir.path()).args([
+        workly(dir.path()).arg("--data-dir").arg(dir.path()).args([
             "chat",
             "--model",
             &model_arg(),
@@ -172,7 +173,15 @@ fn stream_stdout(child: &mut Child) -> mpsc::Receiver<Vec<u8>> {
 fn ctrl_c_stops_the_reply_not_the_program() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn(
-        workly(dir.path()).args(["chat", "--model", &model_arg(), "--max-tokens", "4000", "--temperature", "0"]),
+        workly(dir.path()).arg("--data-dir").arg(dir.path()).args([
+            "chat",
+            "--model",
+            &model_arg(),
+            "--max-tokens",
+            "4000",
+            "--temperature",
+            "0",
+        ]),
         Stdio::piped(),
     );
     let stdout = stream_stdout(&mut child);

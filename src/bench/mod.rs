@@ -7,6 +7,7 @@
 pub mod emotion;
 pub mod llm;
 pub mod memory;
+pub mod store;
 pub mod threads;
 
 use crate::llm::{Engine, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};

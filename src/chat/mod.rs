@@ -5,9 +5,11 @@
 //! messages for the next request so that they fit the context in tokens:
 //! the oldest exchanges leave first, the persona always stays. Because the
 //! engine shifts cached turns into place, dropping an old turn does not make
-//! the next request re-evaluate the rest. Durable storage is not this module's
-//! job yet: history lives for the process.
+//! the next request re-evaluate the rest. [`memory`] ties a conversation to
+//! the durable store: it resumes one after a restart, saves each exchange,
+//! and recalls older turns that left the context when they become relevant.
 
+pub mod memory;
 pub mod persona;
 pub mod terminal;
 
@@ -82,14 +84,34 @@ impl Conversation {
         reserve: usize,
         count: impl Fn(&[Message]) -> Result<usize, LlmError>,
     ) -> Result<Vec<Message>, LlmError> {
+        self.prompt_recalling(user, None, context_size, reserve, count)
+    }
+
+    /// Like [`Conversation::prompt_for`], with `recalled` (a note of older turns
+    /// brought back, see [`memory`]) placed with the new message. The note
+    /// goes late in the prompt, not into the system message: the persona and
+    /// the history after it are the prefix the engine keeps cached, and a note
+    /// that changes every turn must not come before them.
+    pub fn prompt_recalling(
+        &self,
+        user: &str,
+        recalled: Option<&str>,
+        context_size: usize,
+        reserve: usize,
+        count: impl Fn(&[Message]) -> Result<usize, LlmError>,
+    ) -> Result<Vec<Message>, LlmError> {
         let budget = context_size.saturating_sub(reserve);
+        let newest = match recalled {
+            Some(note) => memory::with_note(note, user),
+            None => Message::user(user),
+        };
         // Drop whole exchanges (user + assistant) so roles keep alternating.
         let mut first = 0;
         loop {
             let mut messages = Vec::with_capacity(self.turns.len() - first + 2);
             messages.push(self.system_for(user));
             messages.extend_from_slice(&self.turns[first..]);
-            messages.push(Message::user(user));
+            messages.push(newest.clone());
             let tokens = count(&messages)?;
             if tokens <= budget {
                 return Ok(messages);
@@ -145,6 +167,19 @@ mod tests {
         assert!(still[0].content.starts_with("Tu es Kira"));
         conversation.reset();
         assert!(conversation.system().content.starts_with("You are Kira"));
+    }
+
+    #[test]
+    fn a_recall_note_opens_the_new_message_and_counts_in_the_budget() {
+        let conversation = conversation();
+        let messages = conversation.prompt_recalling("new", Some("note"), 100, 10, chars).unwrap();
+        assert_eq!(messages.len(), 6);
+        assert_eq!(messages[0].content, "sys", "the persona prefix stays as it is");
+        assert_eq!(messages[5], memory::with_note("note", "new"));
+        assert!(messages[5].content.starts_with("(note)") && messages[5].content.ends_with("new"));
+        // persona 3 + second exchange 8 + note and message 11 = 22: the first exchange leaves.
+        let messages = conversation.prompt_recalling("new", Some("note"), 30, 6, chars).unwrap();
+        assert_eq!(messages[1].content, "cccc");
     }
 
     #[test]

@@ -7,11 +7,20 @@
 //! JSON object per turn and nothing else (the reply as the model wrote it; the
 //! terminal shows it without its emotion tags). A one-shot answer sizes its
 //! context to what it can need unless a size is set, so it starts sooner.
+//!
+//! The chat continues a stored conversation (`--conversation NAME`, else the
+//! most recent one) and saves every exchange before reporting the turn done;
+//! `/reset` moves on to a new stored conversation. `-p` touches the store only
+//! when `--conversation` names one, so a one-off question leaves no trace.
 
 use super::Conversation;
+use super::memory::Memory;
 use crate::cli::{self, ChatArgs, Context};
 use crate::emotion::tags::{Stripped, TagParser};
-use crate::llm::{CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, Prompt};
+use crate::llm::{
+    CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
+};
+use crate::store::{NewMessage, Store};
 use anyhow::Context as _;
 use serde::Serialize;
 use std::io::BufRead;
@@ -42,10 +51,12 @@ pub struct TurnReport<'a> {
     pub gpu_layers: u32,
     /// Why the reply ended.
     pub finish_reason: crate::llm::FinishReason,
+    /// Earlier messages, out of the context window, recalled into the prompt.
+    pub recalled_messages: usize,
 }
 
 impl<'a> TurnReport<'a> {
-    fn new(text: &'a str, stats: &GenerationStats, info: &EngineInfo) -> Self {
+    fn new(text: &'a str, stats: &GenerationStats, info: &EngineInfo, recalled_messages: usize) -> Self {
         Self {
             text,
             prompt_tokens: stats.prompt_tokens,
@@ -58,6 +69,7 @@ impl<'a> TurnReport<'a> {
             threads_prefill: info.threads_prefill,
             gpu_layers: info.gpu_layers,
             finish_reason: stats.finish_reason,
+            recalled_messages,
         }
     }
 }
@@ -70,9 +82,15 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // A one-shot answer warms up with the persona in its message's language.
     let system = args.prompt.as_deref().map_or_else(|| conversation.system(), |prompt| conversation.system_for(prompt));
+    // Opened before the model loads, so a damaged database is reported at once.
+    let mut memory = match (&args.prompt, &args.conversation) {
+        (Some(_), None) => None,
+        (_, name) => Some(Memory::open(Store::open(&context.dirs.database())?, name.as_deref())?),
+    };
     let mut prepared = args.engine.prepare(context, vec![system])?;
     let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
-    if let (Some(prompt), false) = (&args.prompt, context_chosen) {
+    // A small context suits a lone question, not one that continues a history.
+    if let (Some(prompt), false, None) = (&args.prompt, context_chosen, &memory) {
         prepared.engine.context_size =
             prepared.engine.context_size.min(one_shot_context(&conversation, prompt, args.sampling.max_tokens));
     }
@@ -85,8 +103,12 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
+    let resumed = match &memory {
+        Some(memory) => memory.resume(&mut conversation, engine.info().context_size as usize)?,
+        None => 0,
+    };
     if let Some(prompt) = &args.prompt {
-        turn(&engine, &mut conversation, args, prompt, &current)?;
+        turn(&engine, &mut conversation, memory.as_mut(), args, prompt, &current)?;
         return Ok(());
     }
     let name = conversation.persona().name.clone();
@@ -95,6 +117,9 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         engine.info().model_name,
         engine.info().threads_decode
     );
+    if let Some(memory) = &memory {
+        eprintln!("Conversation `{}` ({resumed} earlier messages loaded).", memory.name());
+    }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
@@ -106,7 +131,11 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
             "/exit" | "/quit" => break,
             "/reset" => {
                 conversation.reset();
-                eprintln!("(new conversation)");
+                // An interactive chat always has a memory; only `-p` may go without.
+                if let Some(memory) = memory.as_mut() {
+                    memory.start_new()?;
+                    eprintln!("(new conversation `{}`)", memory.name());
+                }
                 continue;
             }
             message => {
@@ -114,7 +143,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                     eprint!("{name}> ");
                 }
                 // A message that cannot fit is reported and the chat goes on.
-                if let Err(error) = turn(&engine, &mut conversation, args, message, &current) {
+                if let Err(error) = turn(&engine, &mut conversation, memory.as_mut(), args, message, &current) {
                     if cli::exit_code(&error) == cli::EXIT_BAD_INPUT {
                         eprintln!("workly: {error:#}");
                     } else {
@@ -137,19 +166,19 @@ fn one_shot_context(conversation: &Conversation, prompt: &str, max_tokens: u32) 
     u32::try_from(bound.next_multiple_of(256)).unwrap_or(u32::MAX)
 }
 
-/// One exchange: fit the history, stream the reply, record it.
+/// One exchange: fit the history, recall what left it, stream the reply,
+/// save and record it, then report it done.
 fn turn(
     engine: &Engine,
     conversation: &mut Conversation,
+    mut memory: Option<&mut Memory>,
     args: &ChatArgs,
     user: &str,
     current: &Current,
 ) -> anyhow::Result<()> {
+    let sent_at_ms = crate::store::now_ms();
     let info = engine.info();
-    let reserve = (args.sampling.max_tokens as usize).min(info.context_size as usize / 2);
-    let messages = conversation.prompt_for(user, info.context_size as usize, reserve, |messages| {
-        engine.count_tokens(Prompt::Messages(messages.to_vec()))
-    })?;
+    let (messages, recalled_messages) = prompt(engine, conversation, memory.as_deref(), args, user)?;
     let request = GenerationRequest {
         prompt: Prompt::Messages(messages),
         sampling: args.sampling.params(),
@@ -181,12 +210,18 @@ fn turn(
     };
     *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = None;
     let stats = outcome?;
+    if let Some(memory) = memory.as_mut() {
+        let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
+        let user_message = NewMessage { created_at_ms: sent_at_ms, ..NewMessage::new(user, count(user)?) };
+        // Emotion analysis is not wired in yet: the reply is stored without one.
+        memory.save(&user_message, &NewMessage::new(&text, count(&text)?))?;
+    }
     conversation.push_exchange(user, &text);
     if reader_gone {
         return Ok(());
     }
     if args.json {
-        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info))?;
+        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info, recalled_messages))?;
         cli::write_stdout(&(line + "\n"))?;
     } else {
         let rest: Stripped = tags.finish().into_iter().collect();
@@ -196,6 +231,33 @@ fn turn(
         }
     }
     Ok(())
+}
+
+/// The messages for answering `user`, and how many earlier messages recall
+/// brought back into them. Recall looks only past the turns that fit.
+fn prompt(
+    engine: &Engine,
+    conversation: &Conversation,
+    memory: Option<&Memory>,
+    args: &ChatArgs,
+    user: &str,
+) -> anyhow::Result<(Vec<Message>, usize)> {
+    let context_size = engine.info().context_size as usize;
+    let reserve = (args.sampling.max_tokens as usize).min(context_size / 2);
+    let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
+    let messages = conversation.prompt_for(user, context_size, reserve, count)?;
+    let Some(memory) = memory else { return Ok((messages, 0)) };
+    // Everything but the persona and the new message is history in the window.
+    let in_window = messages.len() - 2;
+    let Some(note) = memory.recall(user, in_window, |text| engine.count_tokens(Prompt::Text(text.to_owned())))? else {
+        return Ok((messages, 0));
+    };
+    match conversation.prompt_recalling(user, Some(&note.text), context_size, reserve, count) {
+        Ok(recalling) => Ok((recalling, note.messages)),
+        // The note is a bonus: a message that only fits without it goes without it.
+        Err(LlmError::PromptTooLong { .. }) => Ok((messages, 0)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,262 @@
+//! Unit tests of the store on real SQLite files in temporary directories.
+
+use super::*;
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join(FILE_NAME)).unwrap()
+}
+
+fn exchange(store: &mut Store, conversation: &ConversationRef, user: &str, reply: &str) {
+    store.append_exchange(conversation, &NewMessage::new(user, 4), &NewMessage::new(reply, 6)).unwrap();
+}
+
+#[test]
+fn bundled_sqlite_has_fts5_and_the_schema_is_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let version: i64 = store.connection.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+    assert_eq!(version, schema::VERSION);
+    let fts5: bool =
+        store.connection.query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |row| row.get(0)).unwrap();
+    assert!(fts5);
+    let journal: String = store.connection.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
+    assert_eq!(journal, "wal");
+    // 2 is FULL: see the module documentation.
+    let synchronous: i64 = store.connection.pragma_query_value(None, "synchronous", |row| row.get(0)).unwrap();
+    assert_eq!(synchronous, 2);
+}
+
+#[test]
+fn exchanges_round_trip_with_emotion_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let conversation = store.open_conversation("tea").unwrap();
+    let user = NewMessage { created_at_ms: 1_764_176_400_000, ..NewMessage::new("I like green tea", 5) };
+    let reply = NewMessage { emotion: Some(Emotion::Joy), intensity: Some(0.75), ..NewMessage::new("Me too!", 3) };
+    store.append_exchange(&conversation, &user, &reply).unwrap();
+    exchange(&mut store, &conversation, "And coffee?", "Less so.");
+    let messages = store.messages(&conversation).unwrap();
+    let contents: Vec<_> = messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["I like green tea", "Me too!", "And coffee?", "Less so."]);
+    assert_eq!(messages[0].role, Role::User);
+    assert_eq!(messages[0].created_at, "2025-11-26T17:00:00.000Z");
+    assert_eq!((messages[0].emotion, messages[0].intensity, messages[0].token_count), (None, None, 5));
+    assert_eq!(
+        (messages[1].role, messages[1].emotion, messages[1].intensity),
+        (Role::Assistant, Some(Emotion::Joy), Some(0.75))
+    );
+    // Opening it again by name finds the same conversation.
+    assert_eq!(store.open_conversation("tea").unwrap(), conversation);
+    let summary = store.summary(&conversation).unwrap();
+    assert_eq!((summary.name.as_str(), summary.messages), ("tea", 4));
+}
+
+#[test]
+fn an_exchange_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let conversation = store.open_conversation("x").unwrap();
+    // The schema refuses an intensity above 1: the reply fails, so the user
+    // message written before it in the same transaction must not stay.
+    let bad = NewMessage { intensity: Some(3.0), ..NewMessage::new("reply", 1) };
+    assert!(store.append_exchange(&conversation, &NewMessage::new("hello", 1), &bad).is_err());
+    assert!(store.messages(&conversation).unwrap().is_empty());
+}
+
+#[test]
+fn recent_messages_fit_a_token_budget_and_start_with_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let conversation = store.open_conversation("long").unwrap();
+    for i in 0..5 {
+        exchange(&mut store, &conversation, &format!("question {i}"), &format!("answer {i}"));
+    }
+    // Each exchange is 4 + 6 tokens: 24 tokens hold two exchanges and a lone
+    // answer, which is dropped so that the history starts with the user.
+    let recent = store.recent_messages(&conversation, 24).unwrap();
+    let contents: Vec<_> = recent.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["question 3", "answer 3", "question 4", "answer 4"]);
+    assert!(store.recent_messages(&conversation, 5).unwrap().is_empty());
+    assert_eq!(store.recent_messages(&conversation, usize::MAX).unwrap().len(), 10);
+}
+
+#[test]
+fn fresh_names_count_up_and_latest_follows_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    assert_eq!(store.latest_conversation().unwrap(), None);
+    let first = store.new_conversation().unwrap();
+    assert_eq!(first.name, "chat-1");
+    store.open_conversation("chat-7").unwrap();
+    store.open_conversation("chat-x").unwrap();
+    let next = store.new_conversation().unwrap();
+    assert_eq!(next.name, "chat-8");
+    std::thread::sleep(Duration::from_millis(5));
+    exchange(&mut store, &first, "hi", "hello");
+    assert_eq!(store.latest_conversation().unwrap(), Some(first));
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    for name in ["", "  ", " padded", "line\nbreak", &"x".repeat(101)] {
+        let error = store.open_conversation(name).unwrap_err();
+        assert!(matches!(error, StoreError::InvalidName { .. }) && error.is_bad_input(), "{name:?}: {error}");
+    }
+    let error = store.conversation("nobody").unwrap_err();
+    assert_eq!(error.to_string(), "no conversation named `nobody` (see `workly history list`)");
+    assert!(error.is_bad_input());
+}
+
+#[test]
+fn delete_removes_messages_and_their_index_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let kept = store.open_conversation("kept").unwrap();
+    let gone = store.open_conversation("gone").unwrap();
+    exchange(&mut store, &kept, "lighthouse keeper", "a quiet job");
+    exchange(&mut store, &gone, "lighthouse dreams", "blue light");
+    assert_eq!(store.delete_conversation("gone").unwrap(), 2);
+    assert!(matches!(store.conversation("gone"), Err(StoreError::UnknownConversation(_))));
+    let hits = store.search("lighthouse", None, 10).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].conversation, "kept");
+    let rows: i64 = store.connection.query_row("SELECT count(*) FROM messages_fts", [], |row| row.get(0)).unwrap();
+    assert_eq!(rows, 2);
+    // Writing to a conversation deleted under our feet is an error, not a crash.
+    let error = store.append_exchange(&gone, &NewMessage::new("a", 1), &NewMessage::new("b", 1)).unwrap_err();
+    assert!(matches!(error, StoreError::Deleted(_)));
+    assert!(matches!(store.delete_conversation("gone"), Err(StoreError::UnknownConversation(_))));
+}
+
+#[test]
+fn search_treats_quotes_and_operators_as_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let conversation = store.open_conversation("q").unwrap();
+    exchange(&mut store, &conversation, "Do you like \"green\" tea AND NOT coffee?", "C'est l'été, I prefer iced tea.");
+    exchange(&mut store, &conversation, "What about c++ or NEAR(x y)?", "Curly braces * everywhere ^^");
+    for text in ["\"green", "AND NOT", "c++", "NEAR(x", "tea*", "^^ *", "content:tea", "\"\"", "(", "-tea"] {
+        store.search(text, None, 10).unwrap_or_else(|error| panic!("{text:?}: {error}"));
+    }
+    let hits = store.search("\"green\" coffee", None, 10).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].snippet, "Do you like \"[green]\" tea AND NOT [coffee]?");
+    assert_eq!(store.search("NOT", None, 10).unwrap().len(), 1);
+    // Diacritics are folded both ways.
+    assert_eq!(store.search("ete", None, 10).unwrap()[0].role, Role::Assistant);
+    assert_eq!(store.search("tea", Some(&conversation), 1).unwrap().len(), 1);
+    assert!(store.search("!!!", None, 10).unwrap().is_empty());
+    let empty = store.open_conversation("empty").unwrap();
+    assert!(store.search("tea", Some(&empty), 10).unwrap().is_empty());
+}
+
+#[test]
+fn recall_skips_the_messages_still_in_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let conversation = store.open_conversation("r").unwrap();
+    let other = store.open_conversation("other").unwrap();
+    exchange(&mut store, &conversation, "My cat is called Miso.", "What a lovely name for a cat!");
+    exchange(&mut store, &other, "Miso soup is great.", "Indeed.");
+    exchange(&mut store, &conversation, "I went hiking today.", "Sounds fun.");
+    let all = store.recall(&conversation, "Do you remember my cat Miso?", 0, 3).unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all[0], Recollection { role: Role::User, snippet: "My cat is called Miso.".to_owned() });
+    // With the newest two messages in the window, the older ones still come back...
+    assert_eq!(store.recall(&conversation, "Miso", 2, 3).unwrap().len(), 1);
+    // ...but not once the window holds them all, nor from another conversation.
+    assert!(store.recall(&conversation, "Miso", 4, 3).unwrap().is_empty());
+    assert!(store.recall(&conversation, "hiking", 2, 3).unwrap().is_empty());
+    assert_eq!(store.recall(&conversation, "cat", 0, 1).unwrap().len(), 1);
+    assert!(store.recall(&conversation, "what do you think?", 0, 3).unwrap().is_empty());
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let conversation = store.open_conversation("kept").unwrap();
+    exchange(&mut store, &conversation, "remember the lighthouse", "I will");
+    drop(store);
+    let store = open(&dir);
+    let conversation = store.conversation("kept").unwrap();
+    assert_eq!(store.messages(&conversation).unwrap().len(), 2);
+    assert_eq!(store.search("lighthouse", None, 5).unwrap().len(), 1);
+}
+
+/// The file's bytes and the names of every file beside it.
+fn snapshot(dir: &Path, path: &Path) -> (Vec<u8>, Vec<std::ffi::OsString>) {
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    names.sort();
+    (std::fs::read(path).unwrap(), names)
+}
+
+#[test]
+fn foreign_and_damaged_files_are_refused_and_left_untouched() {
+    let random: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut damaged = SQLITE_HEADER.to_vec();
+    damaged.extend_from_slice(&random);
+    let foreign = tempfile::tempdir().unwrap();
+    let foreign_path = foreign.path().join("other.db");
+    Connection::open(&foreign_path).unwrap().execute_batch("CREATE TABLE notes (text TEXT);").unwrap();
+    let foreign_bytes = std::fs::read(&foreign_path).unwrap();
+    let cases: [(&str, &[u8]); 5] = [
+        ("text", b"my notes about Kira\nnothing to see here\n"),
+        ("random", &random),
+        ("damaged", &damaged),
+        ("short", b"SQLite"),
+        ("another program's", &foreign_bytes),
+    ];
+    for (name, bytes) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, bytes).unwrap();
+        let before = snapshot(dir.path(), &path);
+        let error = Store::open(&path).unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }) && error.is_bad_input(), "{name}: {error}");
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()) && !message.contains('\n'), "{name}: {message}");
+        assert_eq!(snapshot(dir.path(), &path), before, "{name}: the file or its directory changed");
+    }
+}
+
+#[test]
+fn a_database_from_a_newer_workly_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    drop(open(&dir));
+    {
+        let connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "user_version", schema::VERSION + 1).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let error = Store::open(&path).unwrap_err();
+    assert!(matches!(error, StoreError::TooNew { found, .. } if found == schema::VERSION + 1), "{error}");
+    assert!(error.is_bad_input());
+    assert!(error.to_string().contains("newer Workly"), "{error}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn an_empty_file_becomes_a_database_and_missing_directories_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, b"").unwrap();
+    Store::open(&path).unwrap().open_conversation("a").unwrap();
+    let nested = dir.path().join("a/b").join(FILE_NAME);
+    Store::open(&nested).unwrap();
+    assert!(nested.is_file());
+}
+
+#[test]
+fn an_unreadable_path_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: reading it fails.
+    let path = dir.path().join(FILE_NAME);
+    std::fs::create_dir(&path).unwrap();
+    let error = Store::open(&path).unwrap_err();
+    assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+    assert!(!error.is_bad_input());
+}
