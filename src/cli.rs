@@ -49,6 +49,12 @@ pub enum Command {
     },
     /// Report the hardware and the settings Workly picks for it.
     Doctor(DoctorArgs),
+    /// Control the avatar by hand, or run a reference receiver.
+    Avatar {
+        /// What to do.
+        #[command(subcommand)]
+        command: AvatarCommand,
+    },
     /// Measure performance.
     Bench {
         /// Which benchmark.
@@ -189,6 +195,57 @@ pub enum BenchCommand {
     Threads(BenchThreadsArgs),
     /// Resident memory over a long conversation.
     Memory(BenchMemoryArgs),
+}
+
+/// Where the avatar is shown: the Unity app and/or VMC receivers.
+#[derive(Debug, Clone, Args)]
+pub struct AvatarArgs {
+    /// The Unity avatar app's bridge; Workly connects to it, retrying while it is absent.
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::avatar::unity::DEFAULT_ADDRESS)]
+    pub unity: String,
+    /// Do not connect to the Unity app.
+    #[arg(long)]
+    pub no_unity: bool,
+    /// Also send to a VMC receiver (repeatable; the port defaults to 39539).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub vmc: Vec<String>,
+    /// At most N avatar writes or frames per second (default: commands leave at once,
+    /// VMC frames at 60 per second while something moves).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub avatar_fps: Option<u32>,
+}
+
+/// `workly avatar ...`
+#[derive(Debug, Subcommand)]
+pub enum AvatarCommand {
+    /// Send one command, e.g. `set_expression joy 0.8`, and exit once it is written.
+    Send(AvatarSendArgs),
+    /// Listen like the Unity app and print each command applied.
+    Peer(AvatarPeerArgs),
+}
+
+/// `workly avatar send`
+#[derive(Debug, Clone, Args)]
+pub struct AvatarSendArgs {
+    /// Where to send.
+    #[command(flatten)]
+    pub avatar: AvatarArgs,
+    /// The command and its arguments: load_model PATH | unload_model | set_expression NAME VALUE |
+    /// reset_expressions | set_transition_speed SPEED | set_auto_blink BOOL |
+    /// set_auto_head_movement BOOL [MIN_S MAX_S ANGLE] | set_head_pose YAW PITCH
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `workly avatar peer`
+#[derive(Debug, Clone, Args)]
+pub struct AvatarPeerArgs {
+    /// Port to listen on (0: any free port; the address is printed on stderr).
+    #[arg(long, default_value_t = 5555)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
 }
 
 /// `workly bench llm`
@@ -332,6 +389,9 @@ pub fn footprint(model: &ModelInfo) -> ModelFootprint {
 /// error types found in its chain.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if let Some(avatar) = cause.downcast_ref::<crate::avatar::AvatarError>() {
+            return if avatar.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_FAILURE };
+        }
         if let Some(llm) = cause.downcast_ref::<LlmError>() {
             return match llm {
                 LlmError::Model(_)

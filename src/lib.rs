@@ -13,10 +13,12 @@
 //! - [`llm`]: the engine thread that owns llama.cpp, generation, sampling,
 //!   streaming, cancellation and KV-cache reuse.
 //! - [`emotion`]: the six emotions, their tags and avatar expressions.
+//! - [`avatar`]: the avatar bridge: director, batcher, Unity and VMC transports.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
+pub mod avatar;
 pub mod bench;
 pub mod chat;
 pub mod cli;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use workly::cli::{self, BenchCommand, Cli, Command, ModelCommand};
+use workly::cli::{self, AvatarCommand, BenchCommand, Cli, Command, ModelCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +29,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         };
     }
+    // Avatar control needs no config either.
+    if let Command::Avatar { command } = &cli.command {
+        return match command {
+            AvatarCommand::Send(args) => workly::avatar::command_line::run_send(args),
+            AvatarCommand::Peer(args) => workly::avatar::command_line::run_peer(args),
+        };
+    }
     let context = cli::Context::resolve(cli)?;
     match &cli.command {
         Command::Chat(args) => workly::chat::terminal::run(&context, args),
@@ -38,7 +45,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
         },
-        Command::Model { .. } => unreachable!("handled above"),
+        Command::Model { .. } | Command::Avatar { .. } => unreachable!("handled above"),
     }
 }
 
