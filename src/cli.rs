@@ -195,6 +195,22 @@ pub enum BenchCommand {
     Threads(BenchThreadsArgs),
     /// Resident memory over a long conversation.
     Memory(BenchMemoryArgs),
+    /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
+    Ipc(BenchIpcArgs),
+}
+
+/// `workly bench ipc`
+#[derive(Debug, Clone, Args)]
+pub struct BenchIpcArgs {
+    /// Bursts of 10 commands timed per mode (after 100 discarded).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1000..))]
+    pub bursts: u32,
+    /// Seconds of sustained sending per mode.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the avatar is shown: the Unity app and/or VMC receivers.

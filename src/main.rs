@@ -44,6 +44,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
+            BenchCommand::Ipc(args) => workly::bench::ipc::run(args),
         },
         Command::Model { .. } | Command::Avatar { .. } => unreachable!("handled above"),
     }

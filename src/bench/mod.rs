@@ -4,6 +4,7 @@
 //! Figures are medians over repeated runs after a discarded first run, so one
 //! slow outlier (a page fault, a scheduler hiccup) does not move them.
 
+pub mod ipc;
 pub mod llm;
 pub mod memory;
 pub mod threads;
