@@ -500,3 +500,69 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn vmc_resends_the_whole_state_a_few_times_a_second_when_idle() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let config = BridgeConfig { unity: None, vmc: vec![receiver.local_addr().unwrap()], ..unity_config(free_port()) };
+    let bridge = AvatarBridge::start(config).unwrap();
+    bridge.send(set(Expression::Surprised, 0.6));
+    bridge.send(Command::SetTransitionSpeed(TransitionSpeed::new(10.0).unwrap()));
+    bridge.flush(WAIT).unwrap();
+    // Let the easing finish, then count frames for one second.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut buffer = [0u8; 2048];
+    receiver.set_nonblocking(true).unwrap();
+    while receiver.recv(&mut buffer).is_ok() {}
+    receiver.set_nonblocking(false).unwrap();
+    let started = Instant::now();
+    let mut frames = 0;
+    while started.elapsed() < Duration::from_secs(1) {
+        let read = receiver.recv(&mut buffer).unwrap();
+        let messages = decode(&buffer[..read]);
+        frames += messages.iter().filter(|m| m.addr == "/VMC/Ext/Blend/Apply").count();
+        let surprised = messages.iter().find(|m| m.args.first() == Some(&rosc::OscType::String("Surprised".into())));
+        assert_eq!(surprised.unwrap().args[1], rosc::OscType::Float(0.6));
+    }
+    assert!((2..=6).contains(&frames), "{frames} frames in an idle second");
+}
+
+#[test]
+fn avatar_fps_caps_the_write_rate() {
+    let peer = InProcessPeer::start("127.0.0.1:0".parse().unwrap());
+    let bridge = AvatarBridge::start(BridgeConfig { fps: Some(10), ..unity_config(peer.address) }).unwrap();
+    bridge.send(Command::ResetExpressions);
+    bridge.flush(WAIT).unwrap();
+    let started = Instant::now();
+    for step in 0..60 {
+        bridge.send(set(Expression::ALL[step % Expression::ALL.len()], 0.5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bridge.flush(WAIT).unwrap();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let writes = bridge.stats()[0].batch.frames - 1;
+    assert!(writes <= elapsed_ms / 100 + 2, "{writes} writes in {elapsed_ms} ms at 10 per second");
+    assert!(writes >= 2, "{writes} writes");
+    let state = peer.state();
+    assert!(Expression::ALL.iter().all(|e| state.target(*e) == Unit::new(0.5).unwrap()), "{state:?}");
+}
+
+#[test]
+fn bench_ipc_reports_every_figure_and_delivers_every_command() {
+    let output = workly().args(["bench", "ipc", "--json", "--bursts", "1000", "--seconds", "0.3"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for mode in ["unbatched", "batched"] {
+        let figures = &report[mode];
+        let latency = &figures["burst10_latency_us"];
+        assert!(latency["p50"].as_f64().unwrap() > 0.0 && latency["p99"].as_f64() >= latency["p50"].as_f64());
+        assert!(figures["throughput_commands_per_s"].as_f64().unwrap() > 0.0, "{figures}");
+        assert_eq!(figures["commands_applied"], figures["commands_handed"], "{mode}: every command applied");
+        if cfg!(target_os = "linux") {
+            assert!(figures["cpu_us_per_command"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let batched = &report["batched"];
+    assert!(batched["writes"].as_u64().unwrap() * 5 < batched["commands_applied"].as_u64().unwrap(), "{batched}");
+}
