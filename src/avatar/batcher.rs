@@ -12,7 +12,7 @@
 
 use super::command::Command;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -23,6 +23,8 @@ pub struct Batcher {
     queue: Mutex<Queue>,
     ready: Notify,
     drained: Condvar,
+    /// `pending.len()`, readable without the lock by a sender that polls it.
+    pending_len: AtomicUsize,
     counters: Counters,
 }
 
@@ -86,6 +88,7 @@ impl Batcher {
                 handed += 1;
                 coalesced += coalesce(&mut queue.pending, command);
             }
+            self.pending_len.store(queue.pending.len(), Ordering::Release);
         }
         if handed == 0 {
             return;
@@ -114,6 +117,7 @@ impl Batcher {
         }
         queue.in_flight += queue.pending.len();
         batch.append(&mut queue.pending);
+        self.pending_len.store(0, Ordering::Release);
         true
     }
 
@@ -139,6 +143,7 @@ impl Batcher {
             for command in newer {
                 coalesce(&mut queue.pending, command);
             }
+            self.pending_len.store(queue.pending.len(), Ordering::Release);
             queue.in_flight = queue.in_flight.saturating_sub(count);
         }
         self.ready.notify_one();
@@ -158,7 +163,7 @@ impl Batcher {
     /// Commands waiting for the writer to take them (not counting those
     /// being written).
     pub fn pending(&self) -> usize {
-        self.lock().pending.len()
+        self.pending_len.load(Ordering::Acquire)
     }
 
     /// Waits until nothing is pending or in flight; false if `timeout` passed first.
