@@ -566,3 +566,28 @@ fn bench_ipc_reports_every_figure_and_delivers_every_command() {
     let batched = &report["batched"];
     assert!(batched["writes"].as_u64().unwrap() * 5 < batched["commands_applied"].as_u64().unwrap(), "{batched}");
 }
+
+#[test]
+fn avatar_send_to_vmc_stays_until_the_value_has_eased_in() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver.set_read_timeout(Some(WAIT)).unwrap();
+    let vmc = receiver.local_addr().unwrap().to_string();
+    let mut child = workly()
+        .args(["avatar", "send", "--no-unity", "--vmc", &vmc, "set_expression", "joy", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut buffer = [0u8; 2048];
+    let mut last_joy = 0.0;
+    while last_joy != 1.0 {
+        let read = receiver.recv(&mut buffer).expect("frames until joy is shown");
+        for message in decode(&buffer[..read]) {
+            if let [rosc::OscType::String(name), rosc::OscType::Float(value)] = &message.args[..]
+                && name == "happy"
+            {
+                last_joy = *value;
+            }
+        }
+    }
+    assert!(child.wait().unwrap().success());
+}

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 /// How long `send` waits for Unity or a VMC socket before giving up.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest `send` keeps VMC frames going while a value eases in (about five
+/// seconds at the slowest transition speed that still converges visibly).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `workly avatar send COMMAND ARGS...`
 pub fn run_send(args: &AvatarSendArgs) -> anyhow::Result<()> {
@@ -19,6 +22,12 @@ pub fn run_send(args: &AvatarSendArgs) -> anyhow::Result<()> {
     let bridge = AvatarBridge::start(config)?;
     bridge.send(command);
     bridge.flush(SEND_TIMEOUT)?;
+    // VMC receivers show what each frame says, and this process is the only
+    // one sending them frames: stay until the eased value has arrived.
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    while bridge.stats().iter().any(|transport| transport.moving) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Ok(())
 }
 

@@ -104,8 +104,9 @@ pub struct BridgeConfig {
     pub vmc: Vec<SocketAddr>,
     /// Cap on writes and frames per second (`--avatar-fps`).
     pub fps: Option<u32>,
-    /// The director's timings, or `None` for manual control (only commands
-    /// sent with [`AvatarBridge::send`] go out).
+    /// The director's timings (its frame interval follows `fps`), or `None`
+    /// for manual control (only commands sent with [`AvatarBridge::send`] go
+    /// out).
     pub director: Option<DirectorConfig>,
     /// A model to load when the bridge starts.
     pub model: Option<ModelPath>,
@@ -116,7 +117,7 @@ pub struct BridgeConfig {
 impl BridgeConfig {
     /// The configuration the avatar flags describe, with the default director.
     pub fn from_args(args: &AvatarArgs) -> Result<Self, AvatarError> {
-        let unity = if args.no_unity { None } else { Some(resolve(&args.unity, 5555)?) };
+        let unity = if args.no_unity { None } else { Some(resolve(&args.unity, unity::DEFAULT_PORT)?) };
         let vmc = args.vmc.iter().map(|address| resolve(address, vmc::DEFAULT_PORT)).collect::<Result<Vec<_>, _>>()?;
         if unity.is_none() && vmc.is_empty() {
             return Err(AvatarError::NoTransport);
@@ -149,6 +150,7 @@ pub(crate) struct Link {
     connected: AtomicBool,
     connects: AtomicU64,
     replies: AtomicU64,
+    moving: AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -167,6 +169,10 @@ impl Link {
     fn record_replies(&self, lines: usize) {
         self.replies.fetch_add(lines as u64, Ordering::Relaxed);
     }
+
+    fn set_moving(&self, moving: bool) {
+        self.moving.store(moving, Ordering::Relaxed);
+    }
 }
 
 /// How one transport is doing, for metrics and `--verbose`.
@@ -180,6 +186,9 @@ pub struct TransportStats {
     pub connects: u64,
     /// Lines Unity sent back (acknowledgements, read and discarded).
     pub replies_received: u64,
+    /// Whether shown values are still easing towards their targets (VMC;
+    /// Unity eases on its side).
+    pub moving: bool,
     /// The last connection or send error.
     pub last_error: Option<String>,
     /// What became of the commands.
@@ -244,6 +253,7 @@ impl Outlet {
             connected: self.link.connected.load(Ordering::Relaxed),
             connects: self.link.connects.load(Ordering::Relaxed),
             replies_received: self.link.replies.load(Ordering::Relaxed),
+            moving: self.link.moving.load(Ordering::Relaxed),
             last_error: self.link.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
             batch: self.batcher.stats(),
         }
@@ -380,6 +390,12 @@ impl AvatarBridge {
         Ok(())
     }
 }
+
+// The chat may hold the handle behind an `Arc` and call it from any thread.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<AvatarBridge>();
+};
 
 impl Drop for AvatarBridge {
     fn drop(&mut self) {

@@ -228,7 +228,11 @@ pub async fn serve(
     let mut counts = PeerCounts::default();
     let serving = async {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                // Out of descriptors, say: wait rather than spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
             // The ack is politeness: a client that does not read it is fine.
             let _ = stream.set_nodelay(true);
             let _ = stream.write_all(UNITY_ACK).await;

@@ -21,6 +21,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The Unity app's default bridge address.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:5555";
+/// The Unity app's default port, for a `--unity HOST` without one.
+pub const DEFAULT_PORT: u16 = 5555;
 
 /// Where to connect and how to pace.
 #[derive(Debug, Clone)]
@@ -49,22 +51,28 @@ impl Default for Reconnect {
     }
 }
 
+/// What outlives one connection.
+#[derive(Debug, Default)]
+struct Session {
+    /// The state written so far, for restoring a restarted Unity app.
+    state: AvatarState,
+    /// The batch being written; kept here so a write cut short by a lost
+    /// connection can go back to the batcher.
+    batch: Vec<Command>,
+}
+
 /// Runs the Unity transport until the bridge stops it.
 pub(crate) async fn run(settings: UnitySettings, batcher: &Batcher, link: &Link) {
-    // The state written so far, for restoring a restarted Unity app.
-    let mut state = AvatarState::default();
-    // The batch being written; kept here so a write cut short by a lost
-    // connection can go back to the batcher.
-    let mut batch = Vec::new();
+    let mut session = Session::default();
     let mut delay = settings.reconnect.first;
     loop {
         match TcpStream::connect(settings.address).await {
             Ok(stream) => {
                 delay = settings.reconnect.first;
                 link.connected();
-                let reason = serve(stream, &settings, batcher, &mut state, &mut batch, link).await;
-                if !batch.is_empty() {
-                    batcher.requeue(&mut batch);
+                let reason = serve(stream, &settings, batcher, link, &mut session).await;
+                if !session.batch.is_empty() {
+                    batcher.requeue(&mut session.batch);
                 }
                 tracing::info!("avatar: {reason}; reconnecting");
                 link.failed(reason);
@@ -81,9 +89,8 @@ async fn serve(
     stream: TcpStream,
     settings: &UnitySettings,
     batcher: &Batcher,
-    state: &mut AvatarState,
-    batch: &mut Vec<Command>,
     link: &Link,
+    session: &mut Session,
 ) -> String {
     // Commands are small and latency matters more than packet count; the
     // batcher already fills each write.
@@ -91,7 +98,7 @@ async fn serve(
     let (reader, writer) = stream.into_split();
     tokio::select! {
         reason = discard_replies(reader, link) => reason,
-        reason = write_commands(writer, settings, batcher, state, batch) => reason,
+        reason = write_commands(writer, settings, batcher, session) => reason,
     }
 }
 
@@ -107,14 +114,14 @@ async fn discard_replies(mut reader: OwnedReadHalf, link: &Link) -> String {
     }
 }
 
-/// Restores `state`, then writes each batch in one write.
+/// Restores the session's state, then writes each batch in one write.
 async fn write_commands(
     mut writer: OwnedWriteHalf,
     settings: &UnitySettings,
     batcher: &Batcher,
-    state: &mut AvatarState,
-    batch: &mut Vec<Command>,
+    session: &mut Session,
 ) -> String {
+    let Session { state, batch } = session;
     let mut bytes = Vec::with_capacity(16 * 1024);
     let replay = state.replay();
     if !replay.is_empty() {

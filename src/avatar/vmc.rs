@@ -177,6 +177,7 @@ pub(crate) async fn run(settings: VmcSettings, batcher: &Batcher, link: &Link) {
         batch.iter().for_each(|command| frames.apply(command));
         let now = Instant::now();
         let moving = frames.advance(now);
+        link.set_moving(moving);
         let sent = send_frame(&socket, &settings.targets, &frames, now, link).await;
         batcher.record_frame(sent);
         batcher.finished(batch.len(), 0);
