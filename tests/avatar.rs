@@ -352,6 +352,7 @@ fn avatar_send_refuses_bad_input_with_exit_2() {
     assert_bad_input(&send(&["--no-unity", "reset_expressions"]), "--vmc");
     assert_bad_input(&send(&["--unity", "nowhere:notaport", "reset_expressions"]), "bad address");
     assert_bad_input(&send(&["load_model", "a\"b.vrm"]), "double quote");
+    assert_bad_input(&send(&["set_head_pose", "5", "-2"]), "VMC receivers only");
 }
 
 #[test]

@@ -19,6 +19,9 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn run_send(args: &AvatarSendArgs) -> anyhow::Result<()> {
     let command = Command::from_words(&args.command).map_err(AvatarError::from)?;
     let config = BridgeConfig { director: None, ..BridgeConfig::from_args(&args.avatar)? };
+    if matches!(command, Command::SetHeadPose(_)) && config.vmc.is_empty() {
+        return Err(AvatarError::VmcOnly(command.name()).into());
+    }
     let bridge = AvatarBridge::start(config)?;
     bridge.send(command);
     bridge.flush(SEND_TIMEOUT)?;

@@ -64,6 +64,9 @@ pub enum AvatarError {
     /// Neither Unity nor any VMC receiver to send to.
     #[error("no avatar transport: --no-unity needs at least one --vmc")]
     NoTransport,
+    /// A command only VMC carries, with no VMC receiver to send it to.
+    #[error("{0} goes to VMC receivers only (Unity moves the head itself): add --vmc")]
+    VmcOnly(&'static str),
     /// The bridge's thread or runtime could not start.
     #[error("cannot start the avatar bridge: {0}")]
     Start(#[source] std::io::Error),
@@ -91,7 +94,10 @@ impl AvatarError {
     /// Whether the user gave bad input (exit code 2) rather than something
     /// failing at run time.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, AvatarError::Command(_) | AvatarError::Address { .. } | AvatarError::NoTransport)
+        matches!(
+            self,
+            AvatarError::Command(_) | AvatarError::Address { .. } | AvatarError::NoTransport | AvatarError::VmcOnly(_)
+        )
     }
 }
 
