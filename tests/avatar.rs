@@ -592,3 +592,25 @@ fn avatar_send_to_vmc_stays_until_the_value_has_eased_in() {
     }
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn emotions_drive_unity_through_the_director() {
+    let peer = InProcessPeer::start("127.0.0.1:0".parse().unwrap());
+    let director = DirectorConfig { linger: Duration::from_millis(100), ..DirectorConfig::default() };
+    let bridge = AvatarBridge::start(BridgeConfig { director: Some(director), ..unity_config(peer.address) }).unwrap();
+    // On start: the transition speed, and Unity's own blink and head movement.
+    peer.wait_until(|applied, _| applied.len() == 3);
+    let state = peer.state();
+    assert_eq!((state.auto_blink, state.auto_head_movement), (Some(true), Some(HeadMovement::UNITY_DEFAULT)));
+
+    bridge.reply_started();
+    bridge.emotion(Emotion::Joy, 0.8);
+    bridge.emotion(Emotion::Sorrow, 0.5);
+    peer.wait_until(|_, state| state.target(Expression::Sorrow) == Unit::new(0.5).unwrap());
+    assert_eq!(peer.state().target(Expression::Joy), Unit::ZERO, "the previous expression is lowered");
+    // Held while speaking, well past the linger time.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(peer.state().target(Expression::Sorrow), Unit::new(0.5).unwrap());
+    bridge.reply_finished();
+    peer.wait_until(|_, state| state.target(Expression::Sorrow) == Unit::ZERO);
+}

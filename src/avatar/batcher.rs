@@ -198,7 +198,7 @@ impl Batcher {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // The queue stays consistent even if a holder panicked: every update
         // is a single push or move.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.queue)
     }
 }
 

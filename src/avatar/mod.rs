@@ -169,7 +169,7 @@ impl Link {
     fn failed(&self, reason: String) {
         tracing::debug!("avatar: {reason}");
         self.connected.store(false, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        *lock(&self.last_error) = Some(reason);
     }
 
     fn record_replies(&self, lines: usize) {
@@ -260,12 +260,15 @@ impl Outlet {
             connects: self.link.connects.load(Ordering::Relaxed),
             replies_received: self.link.replies.load(Ordering::Relaxed),
             moving: self.link.moving.load(Ordering::Relaxed),
-            last_error: self.link.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            last_error: lock(&self.link.last_error).clone(),
             batch: self.batcher.stats(),
         }
     }
 }
 
+/// Locks `mutex`, taking over a poisoned one: every value behind these locks
+/// is changed by single assignments or moves, so a panicking holder cannot
+/// leave it half-updated.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
