@@ -436,7 +436,8 @@ fn vmc_frames_carry_every_blendshape_then_apply() {
     }
     assert!(joy_values.windows(2).all(|pair| pair[0] <= pair[1]), "joy eases in: {joy_values:?}");
     assert!(joy_values.iter().any(|v| *v > 0.0 && *v < 1.0), "and is not snapped: {joy_values:?}");
-    assert!(bridge.stats()[0].batch.frames as usize >= joy_values.len());
+    // The frame counter moves once the datagrams are out, so it may trail the receiver a moment.
+    eventually(|| bridge.stats()[0].batch.frames as usize >= joy_values.len());
 }
 
 fn any_command() -> impl Strategy<Value = Option<Command>> {

@@ -151,8 +151,9 @@ async fn write_commands(
             return format!("cannot write to Unity: {error}");
         }
         batch.iter().for_each(|command| state.apply(command));
-        batcher.finished(batch.len(), 0);
+        // Counted before `finished` wakes a flush, so a flushed bridge's stats are complete.
         batcher.record_frame(bytes.len());
+        batcher.finished(batch.len(), 0);
         batch.clear();
         last_write = Some(Instant::now());
     }
