@@ -11,8 +11,8 @@ use std::time::Duration;
 
 /// How long `send` waits for Unity or a VMC socket before giving up.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest `send` keeps VMC frames going while a value eases in (about five
-/// seconds at the slowest transition speed that still converges visibly).
+/// Longest `send` keeps VMC frames going while a value eases in (at Unity's
+/// default transition speed of 2 that takes about 3.5 s).
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `workly avatar send COMMAND ARGS...`
