@@ -59,6 +59,12 @@ pub enum Command {
         #[command(subcommand)]
         command: HistoryCommand,
     },
+    /// Control the avatar by hand, or run a reference receiver.
+    Avatar {
+        /// What to do.
+        #[command(subcommand)]
+        command: AvatarCommand,
+    },
     /// Measure performance.
     Bench {
         /// Which benchmark.
@@ -308,6 +314,73 @@ pub enum BenchCommand {
     Emotion(BenchEmotionArgs),
     /// Time to store an exchange, and memory over many of them.
     Store(BenchStoreArgs),
+    /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
+    Ipc(BenchIpcArgs),
+}
+
+/// `workly bench ipc`
+#[derive(Debug, Clone, Args)]
+pub struct BenchIpcArgs {
+    /// Bursts of 10 commands timed per mode (after 100 discarded).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1000..))]
+    pub bursts: u32,
+    /// Seconds of sustained sending per mode.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the avatar is shown: the Unity app and/or VMC receivers.
+#[derive(Debug, Clone, Args)]
+pub struct AvatarArgs {
+    /// The Unity avatar app's bridge; Workly connects to it, retrying while it is absent.
+    #[arg(long, value_name = "HOST:PORT", default_value = crate::avatar::unity::DEFAULT_ADDRESS)]
+    pub unity: String,
+    /// Do not connect to the Unity app.
+    #[arg(long)]
+    pub no_unity: bool,
+    /// Also send to a VMC receiver (repeatable; the port defaults to 39539).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub vmc: Vec<String>,
+    /// At most N avatar writes or frames per second (default: commands leave at once,
+    /// VMC frames at 60 per second while something moves).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub avatar_fps: Option<u32>,
+}
+
+/// `workly avatar ...`
+#[derive(Debug, Subcommand)]
+pub enum AvatarCommand {
+    /// Send one command, e.g. `set_expression joy 0.8`, and exit once it is written.
+    Send(AvatarSendArgs),
+    /// Listen like the Unity app and print each command applied.
+    Peer(AvatarPeerArgs),
+}
+
+/// `workly avatar send`
+#[derive(Debug, Clone, Args)]
+pub struct AvatarSendArgs {
+    /// Where to send.
+    #[command(flatten)]
+    pub avatar: AvatarArgs,
+    /// The command and its arguments: load_model PATH | unload_model | set_expression NAME VALUE |
+    /// reset_expressions | set_transition_speed SPEED | set_auto_blink BOOL |
+    /// set_auto_head_movement BOOL [MIN_S MAX_S ANGLE] | set_head_pose YAW PITCH
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `workly avatar peer`
+#[derive(Debug, Clone, Args)]
+pub struct AvatarPeerArgs {
+    /// Port to listen on (0: any free port; the address is printed on stderr).
+    #[arg(long, default_value_t = 5555)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
 }
 
 /// `workly bench llm`
@@ -508,6 +581,9 @@ pub fn footprint(model: &ModelInfo) -> ModelFootprint {
 /// error types found in its chain.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
+        if let Some(avatar) = cause.downcast_ref::<crate::avatar::AvatarError>() {
+            return if avatar.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_FAILURE };
+        }
         if let Some(llm) = cause.downcast_ref::<LlmError>() {
             return match llm {
                 LlmError::Model(_)

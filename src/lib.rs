@@ -14,6 +14,7 @@
 //!   streaming, cancellation and KV-cache reuse.
 //! - [`emotion`]: the six emotions, reading them from a reply's tags and words,
 //!   smoothed over the turn, and their avatar expressions.
+//! - [`avatar`]: the avatar bridge: director, batcher, Unity and VMC transports.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
 //! - [`store`]: durable memory: conversations in SQLite, full-text search,
@@ -21,6 +22,7 @@
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
+pub mod avatar;
 pub mod bench;
 pub mod chat;
 pub mod cli;

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use workly::cli::{self, BenchCommand, Cli, Command, ModelCommand};
+use workly::cli::{self, AvatarCommand, BenchCommand, Cli, Command, ModelCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,6 +33,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Command::Emotion(args) = &cli.command {
         return workly::emotion::inspect::run(args);
     }
+    // Avatar control needs no config either.
+    if let Command::Avatar { command } = &cli.command {
+        return match command {
+            AvatarCommand::Send(args) => workly::avatar::command_line::run_send(args),
+            AvatarCommand::Peer(args) => workly::avatar::command_line::run_peer(args),
+        };
+    }
     let context = cli::Context::resolve(cli)?;
     match &cli.command {
         Command::Chat(args) => workly::chat::terminal::run(&context, args),
@@ -45,8 +52,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
             BenchCommand::Emotion(args) => workly::bench::emotion::run(&context, args),
             BenchCommand::Store(args) => workly::bench::store::run(&context, args),
+            BenchCommand::Ipc(args) => workly::bench::ipc::run(args),
         },
-        Command::Model { .. } | Command::Emotion(_) => unreachable!("handled above"),
+        Command::Model { .. } | Command::Emotion(_) | Command::Avatar { .. } => unreachable!("handled above"),
     }
 }
 

@@ -5,6 +5,7 @@
 //! slow outlier (a page fault, a scheduler hiccup) does not move them.
 
 pub mod emotion;
+pub mod ipc;
 pub mod llm;
 pub mod memory;
 pub mod store;

@@ -1,0 +1,62 @@
+//! `workly avatar send` and `workly avatar peer`: manual control of the
+//! avatar, and the reference receiver as a program.
+//!
+//! `send` starts a bridge without a director, hands it one command, waits
+//! until it is written and exits; `peer` listens like the Unity app and prints
+//! one line per command it applied, in the form `send` takes.
+
+use super::{AvatarBridge, AvatarError, BridgeConfig, Command, peer};
+use crate::cli::{AvatarPeerArgs, AvatarSendArgs};
+use std::time::Duration;
+
+/// How long `send` waits for Unity or a VMC socket before giving up.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest `send` keeps VMC frames going while a value eases in (at Unity's
+/// default transition speed of 2 that takes about 3.5 s).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `workly avatar send COMMAND ARGS...`
+pub fn run_send(args: &AvatarSendArgs) -> anyhow::Result<()> {
+    let command = Command::from_words(&args.command).map_err(AvatarError::from)?;
+    let config = BridgeConfig { director: None, ..BridgeConfig::from_args(&args.avatar)? };
+    if matches!(command, Command::SetHeadPose(_)) && config.vmc.is_empty() {
+        return Err(AvatarError::VmcOnly(command.name()).into());
+    }
+    let bridge = AvatarBridge::start(config)?;
+    bridge.send(command);
+    bridge.flush(SEND_TIMEOUT)?;
+    // VMC receivers show what each frame says, and this process is the only
+    // one sending them frames: stay until the eased value has arrived.
+    let deadline = std::time::Instant::now() + SETTLE_TIMEOUT;
+    while bridge.stats().iter().any(|transport| transport.moving) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// `workly avatar peer --port P`: serves until Ctrl-C.
+pub fn run_peer(args: &AvatarPeerArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AvatarError::Start)?;
+    runtime.block_on(async {
+        let address = std::net::SocketAddr::new(args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| AvatarError::Listen { address: address.to_string(), source })?;
+        let local =
+            listener.local_addr().map_err(|source| AvatarError::Listen { address: address.to_string(), source })?;
+        eprintln!("workly avatar peer: listening on {local}");
+        let shutdown = async {
+            // Without a signal handler the peer runs until killed, which is fine.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let counts = peer::serve(listener, shutdown, |command, _| {
+            // A closed stdout ends nothing: the peer keeps serving its client.
+            let _ = crate::cli::write_stdout(&format!("{command}\n"));
+        })
+        .await;
+        eprintln!("workly avatar peer: {} applied, {} refused", counts.applied, counts.refused);
+        Ok(())
+    })
+}
