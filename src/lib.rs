@@ -15,6 +15,7 @@
 //! - [`emotion`]: the six emotions, their tags and avatar expressions.
 //! - [`chat`]: the persona and the conversation loop of the terminal chat.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
+//! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
@@ -27,3 +28,4 @@ pub mod hardware;
 pub mod llm;
 pub mod model;
 pub mod server;
+pub mod vrm;
