@@ -56,43 +56,51 @@ fn normalize(v: [f32; 3]) -> [f32; 3] {
     [v[0] / length, v[1] / length, v[2] / length]
 }
 
-/// An ellipsoid around `center` with `radii`, front (+Z) at longitude 0;
-/// triangles whose three corners all fail `keep(position, normal)` are left
-/// out (the hair is an ellipsoid with the face cut away).
+/// Rings and segments of an ellipsoid: enough to look round at its size
+/// (every vertex carries a delta per expression, so small parts stay light).
+fn detail(radii: [f32; 3]) -> [usize; 2] {
+    if radii.iter().any(|&radius| radius > 0.05) { [28, 40] } else { [12, 18] }
+}
+
+/// An ellipsoid around `center` with `radii`, front (+Z) at longitude 0, with
+/// `[rings, segments]` quads. `lowest(longitude)` is how far down (as the unit
+/// sphere's y, -1 to 1) the surface reaches at each longitude: vertices below
+/// are pulled up onto that edge, so a cut follows the curve smoothly (the hair
+/// is an ellipsoid whose edge frames the face).
 fn ellipsoid(
     center: [f32; 3],
     radii: [f32; 3],
+    [rings, segments]: [usize; 2],
     material: usize,
-    keep: &dyn Fn([f32; 3], [f32; 3]) -> bool,
+    lowest: &dyn Fn(f32) -> f32,
     morph: Morph,
 ) -> Part {
-    const RINGS: usize = 28;
-    const SEGMENTS: usize = 40;
     let [a, b, c] = radii;
     let mut positions = Vec::new();
     let mut normals = Vec::new();
-    let mut kept = Vec::new();
-    for ring in 0..=RINGS {
-        let theta = PI * ring as f32 / RINGS as f32;
-        for segment in 0..=SEGMENTS {
-            let phi = 2.0 * PI * segment as f32 / SEGMENTS as f32;
+    let mut pulled = Vec::new();
+    for ring in 0..=rings {
+        for segment in 0..=segments {
+            let phi = 2.0 * PI * segment as f32 / segments as f32;
+            let floor = lowest(phi).clamp(-1.0, 1.0);
+            let height = (PI * ring as f32 / rings as f32).cos();
+            let theta = height.max(floor).acos();
             let unit = [theta.sin() * phi.sin(), theta.cos(), theta.sin() * phi.cos()];
-            let position = [center[0] + a * unit[0], center[1] + b * unit[1], center[2] + c * unit[2]];
-            let normal = normalize([unit[0] / a, unit[1] / b, unit[2] / c]);
-            kept.push(keep(position, normal));
-            positions.push(position);
-            normals.push(normal);
+            positions.push([center[0] + a * unit[0], center[1] + b * unit[1], center[2] + c * unit[2]]);
+            normals.push(normalize([unit[0] / a, unit[1] / b, unit[2] / c]));
+            pulled.push(height < floor);
         }
     }
     let mut indices = Vec::new();
-    let row = SEGMENTS + 1;
-    for ring in 0..RINGS {
-        for segment in 0..SEGMENTS {
+    let row = segments + 1;
+    for ring in 0..rings {
+        for segment in 0..segments {
             let i0 = ring * row + segment;
             let (i1, i2) = (i0 + 1, i0 + row);
             let i3 = i2 + 1;
             for triangle in [[i0, i2, i1], [i1, i2, i3]] {
-                if triangle.iter().any(|&i| kept[i]) {
+                // All three corners on the edge: a sliver of no area.
+                if !triangle.iter().all(|&i| pulled[i]) {
                     indices.extend(triangle.map(|i| i as u16));
                 }
             }
@@ -103,7 +111,7 @@ fn ellipsoid(
 
 /// A closed ellipsoid.
 fn blob(center: [f32; 3], radii: [f32; 3], material: usize, morph: Morph) -> Part {
-    ellipsoid(center, radii, material, &|_, _| true, morph)
+    ellipsoid(center, radii, detail(radii), material, &|_| -1.0, morph)
 }
 
 /// A cone from a base circle at `base` (radius `radius`, squashed by
@@ -217,14 +225,17 @@ fn face() -> Vec<Part> {
     let mut parts = vec![blob([0.0, 0.11, 0.0], [0.125, 0.115, 0.115], SKIN, &still)];
 
     let hair_center = [0.0, 0.118, -0.004];
-    let hair_keep = move |position: [f32; 3], normal: [f32; 3]| {
-        let height = position[1] - hair_center[1];
-        let front = normal[2];
-        // Spiky bangs across the front, a bob that falls lower at the sides and back.
-        let bangs = 0.008 * (position[0].atan2(position[2]) * 22.0).sin() * smoothstep(0.3, 0.7, front);
-        height > -0.085 + 0.143 * smoothstep(0.25, 0.9, front) + bangs
+    let hair_lowest = |longitude: f32| {
+        let front = longitude.cos();
+        // Pointed strands across the bangs: a triangle wave along the longitude.
+        let strand = ((longitude * 36.0 / (2.0 * PI)).fract() * 2.0 - 1.0).abs();
+        let bangs = -0.014 * (1.0 - strand) * smoothstep(0.5, 0.85, front);
+        // A bob: low at the sides and back, above the brows in front.
+        let edge = -0.085 + 0.148 * smoothstep(0.3, 0.9, front) + bangs;
+        edge / 0.125
     };
-    parts.push(ellipsoid(hair_center, [0.133, 0.125, 0.124], HAIR, &hair_keep, &still));
+    // Finer than the rest, so the strands are pointed and the edge smooth.
+    parts.push(ellipsoid(hair_center, [0.133, 0.125, 0.124], [48, 144], HAIR, &hair_lowest, &still));
 
     for side in [1.0f32, -1.0] {
         let tilt = 0.38f32;
