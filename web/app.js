@@ -181,7 +181,7 @@ function buildSliders() {
   for (const name of shown) {
     const label = document.createElement('label');
     label.className = 'row';
-    label.textContent = name;
+    label.textContent = name[0].toUpperCase() + name.slice(1);
     const input = document.createElement('input');
     Object.assign(input, { type: 'range', min: 0, max: 1, step: 0.01, value: 0, id: `expression-${name}` });
     input.addEventListener('input', () => avatar.setTarget(name, Number(input.value)));

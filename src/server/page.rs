@@ -8,10 +8,11 @@
 //! being framed by another site.
 
 use super::AppState;
+use super::error::ApiError;
 use crate::hardware::DoctorReport;
 use crate::llm::EngineInfo;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -101,7 +102,7 @@ pub async fn index() -> Response {
 pub async fn app_file(Path(file): Path<String>) -> Response {
     match APP_FILES.iter().find(|(name, _, _)| *name == file) {
         Some((_, content_type, contents)) => asset(content_type, *contents),
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => ApiError::not_found("no such file in the page").into_response(),
     }
 }
 
@@ -110,7 +111,7 @@ pub async fn vendor_file(Path(path): Path<String>) -> Response {
     let served = format!("/vendor/{path}");
     match vendor::VENDOR.iter().find(|(name, _)| *name == served) {
         Some((_, contents)) => asset("text/javascript; charset=utf-8", *contents),
-        None => StatusCode::NOT_FOUND.into_response(),
+        None => ApiError::not_found("no such module (only the page's dependencies are served)").into_response(),
     }
 }
 

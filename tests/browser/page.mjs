@@ -80,6 +80,7 @@ try {
   await page.waitForFunction(() => window.workly.expressionWeights().happy > 0.75, null, { timeout: 10_000 });
   assert.equal(await page.locator('#mood').textContent(), 'joy');
   await page.locator('#max-fps').fill('60');
+  await page.locator('#max-fps').blur();
   await page.waitForTimeout(500);
   for (const path of screenshots) await page.screenshot({ path });
   await page.locator('#max-fps').fill('5');
@@ -122,10 +123,8 @@ try {
   assert.ok(partial.some((text) => text.length < reply.length), 'some text showed before the reply ended');
   step(`Kira said: ${JSON.stringify(reply.slice(0, 80))}`);
   await page.locator('#max-fps').fill('60');
-  if (screenshots.length) {
-    const path = screenshots[0].replace(/\.png$/, '-custom.png');
-    await page.screenshot({ path });
-  }
+  // The last loaded sample, for a look at a model with a full body.
+  for (const path of screenshots) await page.screenshot({ path: path.replace(/\.png$/, '-custom.png') });
 
   assert.deepEqual(problems, [], 'no errors and no external requests');
   step('all good');
