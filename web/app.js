@@ -90,10 +90,7 @@ function receive(event) {
       break;
     }
     case 'emotion': {
-      if (avatar.showEmotion(event.emotion, event.intensity ?? 1)) {
-        state.lastEmotion = event.emotion;
-        $('mood').textContent = event.emotion;
-      }
+      if (avatar.showEmotion(event.emotion, event.intensity ?? 1)) state.lastEmotion = event.emotion;
       break;
     }
     case 'error': {
@@ -162,7 +159,10 @@ async function loadAvatar(source) {
     buildSliders();
     state.avatarLoaded = true;
     state.avatarLoads += 1;
+    state.lastEmotion = null;
   } catch (error) {
+    // The previous avatar, if any, is still shown.
+    state.avatarLoaded = avatar.vrm !== null;
     $('avatar-error').textContent = `Cannot load this avatar: ${error.message ?? error}`;
     $('avatar-error').hidden = false;
     throw error;
@@ -184,14 +184,19 @@ function buildSliders() {
     label.textContent = name[0].toUpperCase() + name.slice(1);
     const input = document.createElement('input');
     Object.assign(input, { type: 'range', min: 0, max: 1, step: 0.01, value: 0, id: `expression-${name}` });
-    input.addEventListener('input', () => avatar.setTarget(name, Number(input.value)));
+    input.addEventListener('input', () => {
+      avatar.setTarget(name, Number(input.value));
+      state.lastEmotion = name;
+    });
     label.append(input);
     container.append(label);
   }
 }
 
-// The sliders follow the live weights, except the one being dragged.
+// The sliders follow the live weights, except the one being dragged; the
+// caption says which emotion shows until the face returns to neutral.
 function syncSliders() {
+  $('mood').textContent = avatar.holding() && state.lastEmotion ? state.lastEmotion : 'neutral';
   const weights = avatar.expressionWeights();
   for (const name of EMOTIONAL_PRESETS) {
     const input = $(`expression-${name}`);
@@ -209,7 +214,7 @@ $('vrm-file').addEventListener('change', async (event) => {
 $('default-avatar').addEventListener('click', () => loadAvatar('/avatar/default.vrm').catch(() => {}));
 $('neutral').addEventListener('click', () => {
   avatar.showEmotion('neutral');
-  $('mood').textContent = 'neutral';
+  state.lastEmotion = null;
 });
 
 /** Binds a range input to a setting, showing its value. */

@@ -127,6 +127,11 @@ export class Avatar {
     return true;
   }
 
+  /** Whether an emotion (or a slider setting) is still being held. */
+  holding() {
+    return this.time <= this.emotionUntil;
+  }
+
   /** Sets one expression's target weight by hand (the sliders). */
   setTarget(name, weight) {
     this.targets[name] = weight;
