@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up everything Workly needs on a Debian machine with Rust: the system
-# packages llama.cpp builds with, the default model, and a release build.
-# With --tests, also what the test suite needs: the second test model and a
-# Python venv with the official `openai` client. Idempotent: a second run
+# packages llama.cpp builds with, the default model, the page's JavaScript
+# modules (npm, embedded by the build), and a release build.
+# With --tests, also what the test suite needs: the second test model, a
+# Python venv with the official `openai` client, and Chromium with
+# playwright-core for the page's browser test. Idempotent: a second run
 # checks and skips.
 #
 #   scripts/setup.sh [--tests]
@@ -26,6 +28,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 $for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv); }
 $for_tests && { command -v curl >/dev/null || need+=(curl); }
+command -v npm >/dev/null || need+=(nodejs npm)
+$for_tests && { command -v chromium >/dev/null || need+=(chromium); }
 if ((${#need[@]})); then
   say "installing ${need[*]}"
   sudo=""
@@ -101,6 +105,24 @@ if $for_tests; then
     "$venv/bin/pip" install -q --disable-pip-version-check "$openai_pin"
     echo "$openai_pin" >"$venv/.pinned"
   fi
+fi
+
+# --- the page's JavaScript modules ------------------------------------------
+# three.js and three-vrm, pinned in web/package-lock.json; build.rs embeds them
+# into the binary, so they must be installed before cargo builds. The tests
+# also need the dev dependencies (playwright-core). A stamp records what was
+# installed from which lock file.
+web="$repo/web"
+lock_sha=$(sha256_of "$web/package-lock.json")
+stamp="$web/node_modules/.workly-installed"
+installed=$(cat "$stamp" 2>/dev/null || true)
+if $for_tests; then wanted="$lock_sha dev"; else wanted="$lock_sha"; fi
+if [[ "$installed" != "$wanted" && "$installed" != "$lock_sha dev" ]]; then
+  say "installing the page's JavaScript modules (npm ci in web/)"
+  omit=(--omit=dev)
+  $for_tests && omit=()
+  (cd "$web" && npm ci --no-audit --no-fund --loglevel=error "${omit[@]}")
+  echo "$wanted" >"$stamp"
 fi
 
 # --- build -----------------------------------------------------------------

@@ -19,6 +19,7 @@
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
 //! - [`store`]: durable memory: conversations in SQLite, full-text search,
 //!   the `history` commands.
+//! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
 //! - [`bench`]: benchmark runners returning serde reports.
 //! - [`cli`]: the command-line surface and one `run` per subcommand.
 
@@ -33,3 +34,4 @@ pub mod llm;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod vrm;

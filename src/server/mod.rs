@@ -5,12 +5,14 @@
 //! (200) with the model's name. The OpenAI-compatible API ([`openai`]) runs on
 //! the engine's one sequence, so requests queue in arrival order; a bound on
 //! waiting requests turns the excess away with 503 and `Retry-After`. Every
-//! request passes the local-server checks in [`security`] first.
+//! request passes the local-server checks in [`security`] first. The page at
+//! `/` ([`page`]) chats over [`events`] and shows Kira's avatar.
 
 pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod openai;
+pub mod page;
 pub mod security;
 
 use crate::chat::{Conversation, Persona};
@@ -52,10 +54,12 @@ pub struct AppState {
     hub: events::Hub,
     /// The conversation the page holds with Kira.
     page: events::PageConversation,
+    /// The machine and the settings chosen for it, for `/v1/workly/doctor`.
+    doctor: crate::hardware::DoctorReport,
 }
 
 impl AppState {
-    fn new(model_id: String, max_queue: usize, persona: Persona) -> Self {
+    fn new(model_id: String, max_queue: usize, persona: Persona, doctor: crate::hardware::DoctorReport) -> Self {
         Self {
             engine: OnceLock::new(),
             failure: OnceLock::new(),
@@ -66,6 +70,7 @@ impl AppState {
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             hub: events::Hub::default(),
             page: std::sync::Mutex::new(Conversation::new(persona)),
+            doctor,
         }
     }
 
@@ -139,6 +144,11 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .route("/v1/chat/completions", post(openai::chat_completions))
         .route("/metrics", get(metrics))
         .route("/v1/events", get(events::events))
+        .route("/v1/workly/doctor", get(page::doctor))
+        .route("/", get(page::index))
+        .route("/app/{file}", get(page::app_file))
+        .route("/vendor/{*path}", get(page::vendor_file))
+        .route("/avatar/default.vrm", get(page::default_avatar))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(Arc::new(policy), security::guard))
@@ -157,7 +167,13 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let persona = context.persona(args.persona.as_deref())?;
     // The page chats as the persona: warm its prompt so the first reply is fast.
     let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
-    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona);
+    let doctor = crate::hardware::DoctorReport::new(
+        prepared.hardware,
+        cfg!(feature = "cuda"),
+        Some(prepared.tuning),
+        Some(prepared.engine.model.path.display().to_string()),
+    );
+    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona, doctor);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,0 +1,45 @@
+//! Embeds the page's JavaScript dependencies (three.js and three-vrm, pinned in
+//! `web/package.json` and installed by `scripts/setup.sh` with `npm ci`) into
+//! the binary, so `workly serve` needs no network and no files at run time.
+//!
+//! The build never runs npm itself: when `web/node_modules` is missing, the
+//! binary still builds and its page says how to install them.
+
+use std::path::Path;
+
+/// (path the server answers, file under `web/node_modules`).
+const VENDOR: [(&str, &str); 6] = [
+    ("/vendor/three/three.module.js", "three/build/three.module.js"),
+    // three.module.js imports its core as a sibling module.
+    ("/vendor/three/three.core.js", "three/build/three.core.js"),
+    ("/vendor/three/addons/loaders/GLTFLoader.js", "three/examples/jsm/loaders/GLTFLoader.js"),
+    ("/vendor/three/addons/utils/BufferGeometryUtils.js", "three/examples/jsm/utils/BufferGeometryUtils.js"),
+    ("/vendor/three/addons/utils/SkeletonUtils.js", "three/examples/jsm/utils/SkeletonUtils.js"),
+    ("/vendor/three-vrm/three-vrm.module.min.js", "@pixiv/three-vrm/lib/three-vrm.module.min.js"),
+];
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let modules = Path::new(&manifest).join("web/node_modules");
+    // npm rewrites this file on every install, so it marks a changed tree
+    // without cargo scanning all of node_modules.
+    println!("cargo:rerun-if-changed=web/package-lock.json");
+    println!("cargo:rerun-if-changed=web/node_modules/.package-lock.json");
+
+    let files: Vec<_> = VENDOR.iter().map(|(served, file)| (*served, modules.join(file))).collect();
+    let complete = files.iter().all(|(_, path)| path.is_file());
+    let mut code = String::from("/// The page's JavaScript dependencies: (served path, contents).\n");
+    code.push_str("pub static VENDOR: &[(&str, &[u8])] = &[\n");
+    if complete {
+        for (served, path) in &files {
+            code.push_str(&format!("    ({served:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        }
+    } else {
+        println!(
+            "cargo:warning=web/node_modules is missing or incomplete: the page will lack three.js (run scripts/setup.sh)"
+        );
+    }
+    code.push_str("];\n");
+    let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
+    std::fs::write(Path::new(&out).join("vendor.rs"), code).expect("OUT_DIR is writable");
+}

@@ -1,0 +1,167 @@
+//! Workly's page, end to end: a real `workly serve` on the real model, its
+//! page, modules, default avatar and doctor report over HTTP, then the page in
+//! headless Chromium (driven by `tests/browser/page.mjs` with playwright-core):
+//! the default avatar loads, a chat reply streams in, emotion events and
+//! sliders move the avatar's expressions, and the sample VRM 1.0 avatars load
+//! from the file input. The browser test saves a screenshot to its temporary
+//! directory and to `target/page-screenshot.png`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `workly serve`, killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `workly serve --port 0`; returns once it listens.
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_workly"))
+        .args(["serve", "--port", "0", "--model"])
+        .arg(common::default_model())
+        .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
+        .env("WORKLY_CONFIG", dir.path().join("config.toml"))
+        .env_remove("WORKLY_API_KEY")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("workly starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let address = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    Server { child, address, _dir: dir }
+}
+
+/// `GET path` (HTTP/1.0, so the body is not chunked): status, head and body.
+fn get(address: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|window| window == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_page_its_modules_the_avatar_and_the_doctor_report_are_served() {
+    let server = start();
+    let (status, head, body) = get(server.address, "/");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"));
+    let policy = head.lines().find(|line| line.starts_with("content-security-policy:")).expect("a CSP");
+    assert!(policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"), "{policy}");
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains("/app/app.js") && html.contains("\"@pixiv/three-vrm\""));
+    assert!(!html.contains("id=\"missing-modules\">"), "built with its modules (run scripts/setup.sh)");
+
+    for path in [
+        "/app/app.js",
+        "/app/avatar.js",
+        "/app/style.css",
+        "/vendor/three/three.module.js",
+        "/vendor/three/three.core.js",
+        "/vendor/three/addons/loaders/GLTFLoader.js",
+        "/vendor/three-vrm/three-vrm.module.min.js",
+    ] {
+        let (status, head, body) = get(server.address, path);
+        assert_eq!(status, 200, "{path}");
+        assert!(head.contains("x-content-type-options: nosniff"), "{path}");
+        assert!(body.len() > 1000, "{path} has content");
+    }
+    assert_eq!(get(server.address, "/vendor/three/nothing.js").0, 404);
+    assert_eq!(get(server.address, "/app/../Cargo.toml").0, 404);
+
+    let (status, head, body) = get(server.address, "/avatar/default.vrm");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: model/gltf-binary"));
+    assert_eq!(&body[..4], b"glTF");
+
+    // Ready within a minute; the report then names the engine's settings.
+    let mut report = serde_json::Value::Null;
+    for _ in 0..600 {
+        let (status, _, body) = get(server.address, "/v1/workly/doctor");
+        assert_eq!(status, 200);
+        report = serde_json::from_slice(&body).unwrap();
+        if report["status"] == "ready" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(report["status"], "ready", "{report}");
+    assert_eq!(report["model"], "SmolLM2-135M-Instruct.Q4_1");
+    assert!(report["engine"]["context_size"].as_u64().unwrap() > 0);
+    assert!(report["engine"]["threads_decode"].as_u64().unwrap() > 0);
+    assert!(report["engine"]["gpu_layers"].is_u64());
+    assert!(report["doctor"]["cpu"]["logical_cores"].as_u64().unwrap() > 0);
+    assert!(report["doctor"]["memory"]["total_bytes"].as_u64().unwrap() > 0);
+    assert!(report["doctor"]["gpus"].is_array());
+}
+
+/// Chromium, as `scripts/setup.sh --tests` installs it.
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(path.is_file(), "{} is missing: run scripts/test.sh (it installs chromium)", path.display());
+    path
+}
+
+#[test]
+fn the_page_chats_and_moves_the_avatar_in_a_browser() {
+    let web = repo().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: run scripts/test.sh (it runs npm ci in web/)"
+    );
+    let samples = repo().join("../shared/assets/vrm");
+    assert!(samples.is_dir(), "the sample avatars are missing: {}", samples.display());
+    let server = start();
+    let dir = tempfile::tempdir().unwrap();
+    let screenshot = dir.path().join("page.png");
+    let lead_copy = repo().join("target/page-screenshot.png");
+    let output = Command::new("node")
+        .arg(repo().join("tests/browser/page.mjs"))
+        .arg(format!("http://{}/", server.address))
+        .arg(&samples)
+        .arg(&screenshot)
+        .arg(&lead_copy)
+        .env("WORKLY_WEB_DIR", &web)
+        .env("CHROMIUM", chromium())
+        .output()
+        .expect("node runs (scripts/setup.sh installs it)");
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the browser test failed:\n{log}");
+    assert!(log.contains("page test: all good"), "{log}");
+    let png = std::fs::read(&screenshot).expect("a screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(lead_copy.is_file());
+}
