@@ -255,6 +255,9 @@ pub struct ChatArgs {
     /// in the data directory; /reset starts a new conversation, keeping the old.
     #[arg(long, value_name = "NAME")]
     pub conversation: Option<String>,
+    /// Where Kira's face is shown.
+    #[command(flatten)]
+    pub avatar: AvatarArgs,
 }
 
 /// `workly serve`

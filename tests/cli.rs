@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -461,4 +461,52 @@ fn llm_benchmark_reports_every_figure() {
     assert_eq!(turns.len(), 20);
     assert!(turns.iter().skip(1).all(|turn| turn["cached_tokens"].as_u64().unwrap() > 0));
     assert!(report["peak_rss_bytes"].as_u64().unwrap() >= report["rss_bytes"].as_u64().unwrap());
+}
+
+#[test]
+fn chat_drives_the_avatar_and_stores_the_reply_emotion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut peer = Command::new(env!("CARGO_BIN_EXE_workly"))
+        .args(["avatar", "peer", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    std::io::BufReader::new(peer.stderr.take().unwrap()).read_line(&mut banner).unwrap();
+    let address = banner.split_whitespace().last().unwrap().to_owned();
+    let data = dir.path().to_str().unwrap();
+    let output = run(workly(dir.path()).args([
+        "--data-dir",
+        data,
+        "chat",
+        "--model",
+        &model_arg(),
+        "--conversation",
+        "mood",
+        "--unity",
+        &address,
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "40",
+        "-p",
+        "I'm so happy, I got the job! Thank you so much!",
+    ]));
+    assert_success(&output);
+    let turn: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let emotion = turn["emotion"].as_str().unwrap().to_owned();
+    // What the Unity-like peer applied: the director's set-up, then the face.
+    peer.kill().unwrap();
+    let applied = text(&peer.wait_with_output().unwrap().stdout);
+    assert!(applied.contains("set_auto_blink true"), "{applied}");
+    if emotion != "neutral" {
+        assert!(applied.contains("set_expression"), "{emotion}: {applied}");
+    }
+    let export = run(workly(dir.path()).args(["--data-dir", data, "history", "export", "mood", "--format", "json"]));
+    assert_success(&export);
+    let export: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert_eq!(export["messages"][1]["emotion"], emotion.as_str());
+    assert!(!export["messages"][1]["content"].as_str().unwrap().contains("[joy]"));
 }

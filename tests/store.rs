@@ -233,7 +233,7 @@ fn history_lists_shows_and_searches() {
     let list = json(&history(dir.path(), &["list", "--json"]));
     let names: Vec<_> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["tea", "trip"], "most recently updated first");
-    assert_eq!(list[0]["messages"], 4);
+    assert_eq!(list[0]["message_count"], 4);
     let text = text(&history(dir.path(), &["list"]).stdout);
     assert!(text.starts_with("NAME") && text.contains("tea") && text.contains("trip"), "{text}");
 

@@ -15,8 +15,10 @@
 
 use super::Conversation;
 use super::memory::Memory;
+use crate::avatar::{AvatarBridge, BridgeConfig};
 use crate::cli::{self, ChatArgs, Context};
-use crate::emotion::tags::{Stripped, TagParser};
+use crate::emotion::Emotion;
+use crate::emotion::analyzer::{Analyzer, Update};
 use crate::llm::{
     CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
 };
@@ -53,10 +55,20 @@ pub struct TurnReport<'a> {
     pub finish_reason: crate::llm::FinishReason,
     /// Earlier messages, out of the context window, recalled into the prompt.
     pub recalled_messages: usize,
+    /// The reply's emotion (stored with it, shown by the avatar).
+    pub emotion: Emotion,
+    /// How strongly, 0 to 1.
+    pub intensity: f32,
 }
 
 impl<'a> TurnReport<'a> {
-    fn new(text: &'a str, stats: &GenerationStats, info: &EngineInfo, recalled_messages: usize) -> Self {
+    fn new(
+        text: &'a str,
+        stats: &GenerationStats,
+        info: &EngineInfo,
+        recalled_messages: usize,
+        (emotion, intensity): (Emotion, f32),
+    ) -> Self {
         Self {
             text,
             prompt_tokens: stats.prompt_tokens,
@@ -70,6 +82,8 @@ impl<'a> TurnReport<'a> {
             gpu_layers: info.gpu_layers,
             finish_reason: stats.finish_reason,
             recalled_messages,
+            emotion,
+            intensity,
         }
     }
 }
@@ -95,6 +109,9 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
             prepared.engine.context_size.min(one_shot_context(&conversation, prompt, args.sampling.max_tokens));
     }
     let engine = Engine::load(prepared.engine)?;
+    // Started after the model so a bad address is reported first; Unity may
+    // be absent, the bridge then retries in the background.
+    let avatar = AvatarBridge::start(BridgeConfig::from_args(&args.avatar)?)?;
     let current: Current = Arc::default();
     let handler_current = Arc::clone(&current);
     ctrlc::set_handler(move || match handler_current.lock().ok().and_then(|guard| guard.clone()) {
@@ -108,7 +125,12 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         None => 0,
     };
     if let Some(prompt) = &args.prompt {
-        turn(&engine, &mut conversation, memory.as_mut(), args, prompt, &current)?;
+        turn(&engine, &mut conversation, memory.as_mut(), &avatar, args, prompt, &current)?;
+        // Let the face reach the renderer before the process ends (not waiting
+        // for a renderer that is not there).
+        if avatar.stats().iter().any(|transport| transport.connected) {
+            let _ = avatar.flush(std::time::Duration::from_millis(500));
+        }
         return Ok(());
     }
     let name = conversation.persona().name.clone();
@@ -143,7 +165,8 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                     eprint!("{name}> ");
                 }
                 // A message that cannot fit is reported and the chat goes on.
-                if let Err(error) = turn(&engine, &mut conversation, memory.as_mut(), args, message, &current) {
+                if let Err(error) = turn(&engine, &mut conversation, memory.as_mut(), &avatar, args, message, &current)
+                {
                     if cli::exit_code(&error) == cli::EXIT_BAD_INPUT {
                         eprintln!("workly: {error:#}");
                     } else {
@@ -172,6 +195,7 @@ fn turn(
     engine: &Engine,
     conversation: &mut Conversation,
     mut memory: Option<&mut Memory>,
+    avatar: &AvatarBridge,
     args: &ChatArgs,
     user: &str,
     current: &Current,
@@ -190,14 +214,23 @@ fn turn(
     *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = Some(generation.cancel_token());
     let mut text = String::new();
     // Emotion tags are for the avatar: the person reads the text without them.
-    let mut tags = TagParser::new();
+    let mut analyzer = Analyzer::new();
+    let mut shown = String::new();
+    let show = |update: &Update, shown: &mut String| {
+        shown.push_str(&update.text);
+        if let Some(face) = update.face {
+            avatar.emotion(face.emotion, face.intensity);
+        }
+    };
+    avatar.reply_started();
     let mut reader_gone = false;
     let outcome = loop {
         match generation.blocking_next() {
             Some(GenerationEvent::Text(piece)) => {
                 text.push_str(&piece);
-                let shown: Stripped = tags.push(&piece).into_iter().collect();
-                if !args.json && !reader_gone && !cli::write_stdout(&shown.text)? {
+                let update = analyzer.push(&piece);
+                show(&update, &mut shown);
+                if !args.json && !reader_gone && !cli::write_stdout(&update.text)? {
                     // stdout was closed: stop generating, nobody reads it.
                     reader_gone = true;
                     generation.cancel_token().cancel();
@@ -209,23 +242,32 @@ fn turn(
         }
     };
     *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = None;
+    let (rest, feeling) = analyzer.finish();
+    let tail = rest.text.clone();
+    show(&rest, &mut shown);
+    avatar.reply_finished();
     let stats = outcome?;
     if let Some(memory) = memory.as_mut() {
         let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
         let user_message = NewMessage { created_at_ms: sent_at_ms, ..NewMessage::new(user, count(user)?) };
-        // Emotion analysis is not wired in yet: the reply is stored without one.
-        memory.save(&user_message, &NewMessage::new(&text, count(&text)?))?;
+        // The store keeps what the person read, with the emotion it showed.
+        let reply = NewMessage {
+            emotion: Some(feeling.emotion),
+            intensity: Some(feeling.intensity),
+            ..NewMessage::new(&shown, count(&shown)?)
+        };
+        memory.save(&user_message, &reply)?;
     }
     conversation.push_exchange(user, &text);
     if reader_gone {
         return Ok(());
     }
     if args.json {
-        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info, recalled_messages))?;
+        let feeling = (feeling.emotion, feeling.intensity);
+        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info, recalled_messages, feeling))?;
         cli::write_stdout(&(line + "\n"))?;
     } else {
-        let rest: Stripped = tags.finish().into_iter().collect();
-        cli::write_stdout(&(rest.text + "\n"))?;
+        cli::write_stdout(&(tail + "\n"))?;
         if stats.finish_reason == crate::llm::FinishReason::Cancelled {
             eprintln!("(stopped)");
         }

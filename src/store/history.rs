@@ -81,7 +81,7 @@ fn render_list(conversations: &[ConversationSummary]) -> String {
     for conversation in conversations {
         text.push_str(&format!(
             "{:<width$}  {:>8}  {}\n",
-            conversation.name, conversation.messages, conversation.updated_at
+            conversation.name, conversation.message_count, conversation.updated_at
         ));
     }
     text
@@ -89,7 +89,7 @@ fn render_list(conversations: &[ConversationSummary]) -> String {
 
 /// A conversation as a plain transcript.
 fn render_transcript(summary: &ConversationSummary, messages: &[StoredMessage]) -> String {
-    let mut text = format!("{} ({} messages, started {})\n", summary.name, summary.messages, summary.created_at);
+    let mut text = format!("{} ({} messages, started {})\n", summary.name, summary.message_count, summary.created_at);
     for message in messages {
         text.push_str(&format!("\n{}> {}\n", speaker(message.role), message.content));
     }
@@ -110,7 +110,7 @@ fn render_hits(hits: &[SearchHit]) -> String {
 fn render_markdown(summary: &ConversationSummary, messages: &[StoredMessage]) -> String {
     let mut text = format!(
         "# {}\n\nStarted {}, last updated {}, {} messages.\n",
-        summary.name, summary.created_at, summary.updated_at, summary.messages
+        summary.name, summary.created_at, summary.updated_at, summary.message_count
     );
     for message in messages {
         let feeling = match (message.emotion, message.intensity) {
@@ -144,7 +144,7 @@ mod tests {
     fn summary() -> ConversationSummary {
         ConversationSummary {
             name: "tea".to_owned(),
-            messages: 2,
+            message_count: 2,
             created_at: "2026-11-26T17:00:00.000Z".to_owned(),
             updated_at: "2026-11-26T17:01:00.000Z".to_owned(),
         }

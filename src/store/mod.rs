@@ -165,7 +165,7 @@ pub struct ConversationSummary {
     /// Its unique name.
     pub name: String,
     /// Messages in it.
-    pub messages: usize,
+    pub message_count: usize,
     /// When it was started (RFC 3339, UTC).
     pub created_at: String,
     /// When its last exchange was written (RFC 3339, UTC).
@@ -559,7 +559,7 @@ fn count(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<usize> {
 fn summary_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationSummary> {
     Ok(ConversationSummary {
         name: row.get(0)?,
-        messages: count(row, 1)?,
+        message_count: count(row, 1)?,
         created_at: row.get(2)?,
         updated_at: row.get(3)?,
     })

@@ -48,7 +48,7 @@ fn exchanges_round_trip_with_emotion_and_order() {
     // Opening it again by name finds the same conversation.
     assert_eq!(store.open_conversation("tea").unwrap(), conversation);
     let summary = store.summary(&conversation).unwrap();
-    assert_eq!((summary.name.as_str(), summary.messages), ("tea", 4));
+    assert_eq!((summary.name.as_str(), summary.message_count), ("tea", 4));
 }
 
 #[test]
