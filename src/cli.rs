@@ -281,6 +281,9 @@ pub struct ServeArgs {
     /// Who Kira is (see `workly chat --help`).
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,
+    /// Where Kira's face is shown.
+    #[command(flatten)]
+    pub avatar: AvatarArgs,
 }
 
 /// `workly doctor`

@@ -513,13 +513,14 @@ fn ws_read_until(
 
 #[test]
 fn events_stream_replies_and_take_chat_messages() {
-    let server = start(&[]);
+    let server = start(&["--no-unity"]);
     let stream = TcpStream::connect(server.address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let (mut socket, _) =
         tungstenite::client(format!("ws://{}/v1/events", server.address), stream).expect("the upgrade is accepted");
     let first = ws_read_until(&mut socket, |_| true);
     assert_eq!(first[0]["type"], "status");
+    assert_eq!(first[0]["unity"], "off", "started with --no-unity");
     if first[0]["status"] == "loading" {
         let ready = ws_read_until(&mut socket, |event| event["type"] == "status");
         assert_eq!(ready.last().unwrap()["status"], "ready");
@@ -536,6 +537,11 @@ fn events_stream_replies_and_take_chat_messages() {
     let done = events.last().unwrap();
     assert_eq!(done["type"], "reply_done", "{done}");
     assert_eq!(done["reply"], reply);
+    assert!(done["emotion"].is_string() && done["intensity"].is_number(), "{done}");
+    // What the page shows never carries the persona's emotion tags.
+    for tag in ["[joy]", "[neutral]", "[fun]", "[sorrow]", "[angry]", "[surprised]"] {
+        assert!(!text.contains(tag), "{text}");
+    }
 
     // The second message continues the same conversation: its history is cached.
     socket.send(tungstenite::Message::text(r#"{"type": "chat", "text": "What did I just say?"}"#)).unwrap();

@@ -283,6 +283,15 @@ pub struct AvatarBridge {
 }
 
 impl AvatarBridge {
+    /// Starts the bridge the avatar flags of `chat` or `serve` ask for, if
+    /// any: `--no-unity` without `--vmc` means no avatar, and the chat goes on.
+    pub fn start_if_wanted(args: &AvatarArgs) -> Result<Option<Self>, AvatarError> {
+        if args.no_unity && args.vmc.is_empty() {
+            return Ok(None);
+        }
+        Self::start(BridgeConfig::from_args(args)?).map(Some)
+    }
+
     /// Starts the bridge's thread and transports. Returns at once: Unity is
     /// connected in the background, and commands wait (coalesced) until it is.
     pub fn start(config: BridgeConfig) -> Result<Self, AvatarError> {

@@ -15,7 +15,7 @@
 
 use super::Conversation;
 use super::memory::Memory;
-use crate::avatar::{AvatarBridge, BridgeConfig};
+use crate::avatar::AvatarBridge;
 use crate::cli::{self, ChatArgs, Context};
 use crate::emotion::Emotion;
 use crate::emotion::analyzer::{Analyzer, Update};
@@ -111,7 +111,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     let engine = Engine::load(prepared.engine)?;
     // Started after the model so a bad address is reported first; Unity may
     // be absent, the bridge then retries in the background.
-    let avatar = AvatarBridge::start(BridgeConfig::from_args(&args.avatar)?)?;
+    let avatar = AvatarBridge::start_if_wanted(&args.avatar)?;
     let current: Current = Arc::default();
     let handler_current = Arc::clone(&current);
     ctrlc::set_handler(move || match handler_current.lock().ok().and_then(|guard| guard.clone()) {
@@ -125,10 +125,10 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         None => 0,
     };
     if let Some(prompt) = &args.prompt {
-        turn(&engine, &mut conversation, memory.as_mut(), &avatar, args, prompt, &current)?;
+        turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, prompt, &current)?;
         // Let the face reach the renderer before the process ends (not waiting
         // for a renderer that is not there).
-        if avatar.stats().iter().any(|transport| transport.connected) {
+        if let Some(avatar) = avatar.as_ref().filter(|a| a.stats().iter().any(|transport| transport.connected)) {
             let _ = avatar.flush(std::time::Duration::from_millis(500));
         }
         return Ok(());
@@ -165,7 +165,8 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                     eprint!("{name}> ");
                 }
                 // A message that cannot fit is reported and the chat goes on.
-                if let Err(error) = turn(&engine, &mut conversation, memory.as_mut(), &avatar, args, message, &current)
+                if let Err(error) =
+                    turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, message, &current)
                 {
                     if cli::exit_code(&error) == cli::EXIT_BAD_INPUT {
                         eprintln!("workly: {error:#}");
@@ -195,7 +196,7 @@ fn turn(
     engine: &Engine,
     conversation: &mut Conversation,
     mut memory: Option<&mut Memory>,
-    avatar: &AvatarBridge,
+    avatar: Option<&AvatarBridge>,
     args: &ChatArgs,
     user: &str,
     current: &Current,
@@ -218,11 +219,13 @@ fn turn(
     let mut shown = String::new();
     let show = |update: &Update, shown: &mut String| {
         shown.push_str(&update.text);
-        if let Some(face) = update.face {
+        if let (Some(face), Some(avatar)) = (update.face, avatar) {
             avatar.emotion(face.emotion, face.intensity);
         }
     };
-    avatar.reply_started();
+    if let Some(avatar) = avatar {
+        avatar.reply_started();
+    }
     let mut reader_gone = false;
     let outcome = loop {
         match generation.blocking_next() {
@@ -245,7 +248,9 @@ fn turn(
     let (rest, feeling) = analyzer.finish();
     let tail = rest.text.clone();
     show(&rest, &mut shown);
-    avatar.reply_finished();
+    if let Some(avatar) = avatar {
+        avatar.reply_finished();
+    }
     let stats = outcome?;
     if let Some(memory) = memory.as_mut() {
         let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));

@@ -14,7 +14,10 @@
 
 use super::AppState;
 use crate::chat::Conversation;
-use crate::llm::{FinishReason, GenerationEvent, GenerationRequest, GenerationStats, Prompt, SamplingParams};
+use crate::emotion::Emotion;
+use crate::emotion::analyzer::{Analyzer, Update};
+use crate::emotion::smoothing::TurnEmotion;
+use crate::llm::{FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
 use axum::extract::State;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -41,12 +44,16 @@ pub enum Source {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
-    /// Whether the model can answer.
+    /// Whether the model can answer, and whether the avatar's renderers are there.
     Status {
         /// `loading`, `ready` or `error`.
         status: &'static str,
         /// The model's id.
         model: String,
+        /// The Unity app: `connected (ADDRESS)`, `disconnected (ADDRESS)` or `off`.
+        unity: String,
+        /// VMC receivers, the same way.
+        vmc: String,
     },
     /// A reply started.
     ReplyStarted {
@@ -62,6 +69,15 @@ pub enum ServerEvent {
         /// The text.
         text: String,
     },
+    /// The face Kira shows changed while a reply streams.
+    Emotion {
+        /// The reply's id.
+        reply: String,
+        /// The emotion.
+        emotion: Emotion,
+        /// How strongly, 0 to 1.
+        intensity: f32,
+    },
     /// A reply ended.
     ReplyDone {
         /// The reply's id.
@@ -70,6 +86,10 @@ pub enum ServerEvent {
         finish_reason: FinishReason,
         /// Its measurements.
         stats: GenerationStats,
+        /// The reply's emotion over the whole turn.
+        emotion: Emotion,
+        /// How strongly, 0 to 1.
+        intensity: f32,
     },
     /// Something failed (a reply, or a client's message).
     Error {
@@ -98,13 +118,6 @@ impl Hub {
         publish(&self.sender, event);
     }
 
-    /// Announces reply `reply`, asked for by `source`; its events follow
-    /// through the returned publisher.
-    pub fn reply(&self, reply: &str, source: Source) -> ReplyEvents {
-        self.publish(&ServerEvent::ReplyStarted { reply: reply.to_owned(), source });
-        ReplyEvents { sender: self.sender.clone(), reply: reply.to_owned() }
-    }
-
     fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.sender.subscribe()
     }
@@ -120,27 +133,98 @@ fn publish(sender: &broadcast::Sender<Arc<str>>, event: &ServerEvent) {
     }
 }
 
-/// Publishes one reply's events.
-#[derive(Debug)]
-pub struct ReplyEvents {
-    sender: broadcast::Sender<Arc<str>>,
+/// One reply as Kira says it: the engine's text with its emotion tags taken
+/// out, the face it shows (published as `emotion` events and sent to the
+/// avatar), and the reply's events on the hub. Every reply goes through one,
+/// whoever asked for it.
+pub struct Voice {
+    state: Arc<AppState>,
     reply: String,
+    analyzer: Option<Analyzer>,
 }
 
-impl ReplyEvents {
-    /// Publishes an engine event of this reply.
-    pub fn forward(&self, event: &GenerationEvent) {
+/// What a reply said, as [`Voice::hear`] returns it.
+pub enum Said {
+    /// Text to show (possibly empty while a tag is undecided).
+    Text(String),
+    /// The end: the last text held back, the measurements and the reply's emotion.
+    Done(String, Box<GenerationStats>, TurnEmotion),
+    /// The generation failed.
+    Failed(LlmError),
+}
+
+impl Voice {
+    /// Announces reply `reply`, asked for by `source`.
+    pub fn start(state: &Arc<AppState>, reply: &str, source: Source) -> Self {
+        state.hub.publish(&ServerEvent::ReplyStarted { reply: reply.to_owned(), source });
+        if let Some(avatar) = &state.avatar {
+            avatar.reply_started();
+        }
+        Self { state: Arc::clone(state), reply: reply.to_owned(), analyzer: Some(Analyzer::new()) }
+    }
+
+    /// Takes the engine's next event; publishes what it means.
+    pub fn hear(&mut self, event: GenerationEvent) -> Said {
         let reply = self.reply.clone();
-        publish(
-            &self.sender,
-            &match event {
-                GenerationEvent::Text(text) => ServerEvent::Token { reply, text: text.clone() },
-                GenerationEvent::Done(stats) => {
-                    ServerEvent::ReplyDone { reply, finish_reason: stats.finish_reason, stats: stats.clone() }
-                }
-                GenerationEvent::Failed(error) => ServerEvent::Error { reply: Some(reply), message: error.to_string() },
-            },
-        );
+        match event {
+            GenerationEvent::Text(piece) => {
+                let Some(analyzer) = self.analyzer.as_mut() else { return Said::Text(String::new()) };
+                let update = analyzer.push(&piece);
+                self.show(&update);
+                Said::Text(update.text)
+            }
+            GenerationEvent::Done(stats) => {
+                let (update, feeling) = self.analyzer.take().unwrap_or_default().finish();
+                self.show(&update);
+                self.finished();
+                self.state.metrics.generation(&stats);
+                self.state.hub.publish(&ServerEvent::ReplyDone {
+                    reply,
+                    finish_reason: stats.finish_reason,
+                    stats: stats.clone(),
+                    emotion: feeling.emotion,
+                    intensity: feeling.intensity,
+                });
+                Said::Done(update.text, Box::new(stats), feeling)
+            }
+            GenerationEvent::Failed(error) => {
+                self.finished();
+                self.state.metrics.error();
+                self.state.hub.publish(&ServerEvent::Error { reply: Some(reply), message: error.to_string() });
+                Said::Failed(error)
+            }
+        }
+    }
+
+    fn show(&self, update: &Update) {
+        if !update.text.is_empty() {
+            self.state.hub.publish(&ServerEvent::Token { reply: self.reply.clone(), text: update.text.clone() });
+        }
+        if let Some(face) = update.face {
+            self.state.hub.publish(&ServerEvent::Emotion {
+                reply: self.reply.clone(),
+                emotion: face.emotion,
+                intensity: face.intensity,
+            });
+            if let Some(avatar) = &self.state.avatar {
+                avatar.emotion(face.emotion, face.intensity);
+            }
+        }
+    }
+
+    fn finished(&self) {
+        if let Some(avatar) = &self.state.avatar {
+            avatar.reply_finished();
+        }
+    }
+}
+
+impl Drop for Voice {
+    /// A reply dropped before its end (the client left) still lets the face relax.
+    fn drop(&mut self) {
+        if self.analyzer.is_some() {
+            self.finished();
+        }
     }
 }
 
@@ -211,7 +295,7 @@ fn handle(state: &Arc<AppState>, text: &str) {
 }
 
 /// One exchange of the page's conversation, published as it happens.
-fn page_turn(state: &AppState, user: &str) -> Result<(), String> {
+fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
     let _permit = state.admit().map_err(|error| error.message)?;
     let engine = state.engine().map_err(|error| error.message)?;
     let context = engine.info().context_size as usize;
@@ -231,20 +315,23 @@ fn page_turn(state: &AppState, user: &str) -> Result<(), String> {
     };
     let reply_id = state.reply_id();
     let mut generation = engine.generate(request).map_err(|error| error.to_string())?;
-    let events = state.hub.reply(&reply_id, Source::Page);
+    let mut voice = Voice::start(state, &reply_id, Source::Page);
+    // The history keeps the reply as the model wrote it (tags and all), so
+    // the next turn's prompt matches the cache.
     let mut text = String::new();
     while let Some(event) = generation.blocking_next() {
-        events.forward(&event);
-        match event {
-            GenerationEvent::Text(piece) => text.push_str(&piece),
-            GenerationEvent::Done(stats) => {
-                state.metrics.generation(&stats);
+        if let GenerationEvent::Text(piece) = &event {
+            text.push_str(piece);
+        }
+        match voice.hear(event) {
+            Said::Text(_) => {}
+            Said::Done(..) => {
                 if let Ok(mut conversation) = state.page.lock() {
                     conversation.push_exchange(user, &text);
                 }
                 return Ok(());
             }
-            GenerationEvent::Failed(_) => return Ok(()),
+            Said::Failed(_) => return Ok(()),
         }
     }
     Err("the engine stopped".to_owned())

@@ -3,6 +3,7 @@
 //! Everything is a relaxed atomic, updated once per request (never per token),
 //! so measuring costs nothing a user could notice.
 
+use crate::avatar::TransportStats;
 use crate::llm::GenerationStats;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,6 +138,28 @@ impl Metrics {
             "Generation speed after the first token.",
         );
         out
+    }
+}
+
+/// An avatar counter: its name, its help, and how to read it.
+type AvatarCounter = (&'static str, &'static str, fn(&TransportStats) -> u64);
+
+/// Appends each avatar transport's counters, labelled by transport.
+pub fn render_avatar(out: &mut String, transports: &[TransportStats]) {
+    let rows: [AvatarCounter; 4] = [
+        ("workly_avatar_commands_sent_total", "Avatar commands written to a renderer.", |t| t.batch.commands_sent),
+        ("workly_avatar_commands_coalesced_total", "Avatar commands replaced by a newer one before leaving.", |t| {
+            t.batch.commands_coalesced
+        }),
+        ("workly_avatar_commands_dropped_total", "Avatar commands dropped.", |t| t.batch.commands_dropped),
+        ("workly_avatar_frames_total", "Writes (Unity) or frames (VMC) sent to a renderer.", |t| t.batch.frames),
+    ];
+    for (name, help, value) in rows {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for transport in transports {
+            let label = transport.transport.replace(['"', '\\', '\n'], "_");
+            let _ = writeln!(out, "{name}{{transport=\"{label}\"}} {}", value(transport));
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod openai;
 pub mod page;
 pub mod security;
 
+use crate::avatar::AvatarBridge;
 use crate::chat::{Conversation, Persona};
 use crate::cli::{Context, ServeArgs};
 use crate::llm::{Engine, EngineConfig, LlmError, Message};
@@ -56,10 +57,18 @@ pub struct AppState {
     page: events::PageConversation,
     /// The machine and the settings chosen for it, for `/v1/workly/doctor`.
     doctor: crate::hardware::DoctorReport,
+    /// The Unity app and VMC receivers the replies' emotions go to.
+    avatar: Option<AvatarBridge>,
 }
 
 impl AppState {
-    fn new(model_id: String, max_queue: usize, persona: Persona, doctor: crate::hardware::DoctorReport) -> Self {
+    fn new(
+        model_id: String,
+        max_queue: usize,
+        persona: Persona,
+        doctor: crate::hardware::DoctorReport,
+        avatar: Option<AvatarBridge>,
+    ) -> Self {
         Self {
             engine: OnceLock::new(),
             failure: OnceLock::new(),
@@ -70,6 +79,7 @@ impl AppState {
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             hub: events::Hub::default(),
             page: std::sync::Mutex::new(Conversation::new(persona)),
+            avatar,
             doctor,
         }
     }
@@ -88,7 +98,25 @@ impl AppState {
             (None, Some(_)) => "error",
             (None, None) => "loading",
         };
-        events::ServerEvent::Status { status, model: self.model_id.clone() }
+        let (unity, vmc) = self.avatar_status();
+        events::ServerEvent::Status { status, model: self.model_id.clone(), unity, vmc }
+    }
+
+    /// How the Unity app and the VMC receivers are doing, in words.
+    fn avatar_status(&self) -> (String, String) {
+        let stats = self.avatar.as_ref().map(AvatarBridge::stats).unwrap_or_default();
+        let describe = |kind: &str| {
+            let found: Vec<String> = stats
+                .iter()
+                .filter_map(|transport| {
+                    let address = transport.transport.strip_prefix(kind)?.trim();
+                    let state = if transport.connected { "connected" } else { "disconnected" };
+                    Some(format!("{state} ({address})"))
+                })
+                .collect();
+            if found.is_empty() { "off".to_owned() } else { found.join(", ") }
+        };
+        (describe("unity"), describe("vmc"))
     }
 
     /// The engine, or why it cannot answer yet.
@@ -128,7 +156,9 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /metrics`
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let depth = state.max_queue - state.queue.available_permits();
-    let text = state.metrics.render(depth, crate::hardware::process_rss_bytes());
+    let mut text = state.metrics.render(depth, crate::hardware::process_rss_bytes());
+    let avatar = state.avatar.as_ref().map(AvatarBridge::stats).unwrap_or_default();
+    metrics::render_avatar(&mut text, &avatar);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -173,7 +203,8 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
         Some(prepared.tuning),
         Some(prepared.engine.model.path.display().to_string()),
     );
-    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona, doctor);
+    let avatar = AvatarBridge::start_if_wanted(&args.avatar)?;
+    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona, doctor, avatar);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -211,6 +242,22 @@ async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy, state: Ap
         }
     });
 
+    // Tell the page when the Unity app or a VMC receiver comes or goes.
+    if state.avatar.is_some() {
+        let watched = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut shown = watched.avatar_status();
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let now = watched.avatar_status();
+                if now != shown {
+                    shown = now;
+                    watched.hub.publish(&watched.status_event());
+                }
+            }
+        });
+    }
     let app = router(Arc::clone(&state), policy);
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     tokio::select! {

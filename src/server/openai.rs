@@ -10,11 +10,10 @@
 
 use super::AppState;
 use super::error::ApiError;
-use super::events::{ReplyEvents, Source};
-use crate::llm::{
-    FinishReason, Generation, GenerationEvent, GenerationRequest, GenerationStats, Message, Prompt, Role,
-    SamplingParams,
-};
+use super::events::{Said, Source, Voice};
+use crate::emotion::Emotion;
+use crate::emotion::smoothing::TurnEmotion;
+use crate::llm::{FinishReason, Generation, GenerationRequest, GenerationStats, Message, Prompt, Role, SamplingParams};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -204,14 +203,20 @@ impl Usage {
 /// how the reply was produced.
 #[derive(Debug, Serialize)]
 struct Extension {
+    /// The reply's emotion (its tags, else its words), as the avatar showed it.
+    emotion: Emotion,
+    /// How strongly, 0 to 1.
+    intensity: f32,
     ttft_ms: f64,
     prefill_tokens_per_s: f64,
     decode_tokens_per_s: f64,
 }
 
 impl Extension {
-    fn of(stats: &GenerationStats) -> Self {
+    fn of(stats: &GenerationStats, feeling: &TurnEmotion) -> Self {
         Self {
+            emotion: feeling.emotion,
+            intensity: feeling.intensity,
             ttft_ms: stats.ttft_ms,
             prefill_tokens_per_s: stats.prefill_tokens_per_s,
             decode_tokens_per_s: stats.decode_tokens_per_s,
@@ -273,27 +278,25 @@ struct Reply {
 }
 
 async fn whole(
-    state: &AppState,
+    state: &Arc<AppState>,
     reply: Reply,
     mut generation: Generation,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
-    let events = state.hub.reply(&reply.id, Source::Api);
+    let mut voice = Voice::start(state, &reply.id, Source::Api);
     let mut text = String::new();
-    let stats = loop {
-        let event = generation.next().await;
-        if let Some(event) = &event {
-            events.forward(event);
-        }
-        match event {
-            Some(GenerationEvent::Text(piece)) => text.push_str(&piece),
-            Some(GenerationEvent::Done(stats)) => break stats,
-            Some(GenerationEvent::Failed(error)) => return Err(error.into()),
-            None => return Err(ApiError::internal("the engine stopped")),
+    let (stats, feeling) = loop {
+        let Some(event) = generation.next().await else { return Err(ApiError::internal("the engine stopped")) };
+        match voice.hear(event) {
+            Said::Text(piece) => text.push_str(&piece),
+            Said::Done(tail, stats, feeling) => {
+                text.push_str(&tail);
+                break (stats, feeling);
+            }
+            Said::Failed(error) => return Err(error.into()),
         }
     };
     drop(permit);
-    state.metrics.generation(&stats);
     Ok(Json(serde_json::json!({
         "id": reply.id,
         "object": "chat.completion",
@@ -305,7 +308,7 @@ async fn whole(
             "finish_reason": finish_reason(stats.finish_reason),
         }],
         "usage": Usage::of(&stats),
-        "workly": Extension::of(&stats),
+        "workly": Extension::of(&stats, &feeling),
     }))
     .into_response())
 }
@@ -323,8 +326,7 @@ enum Phase {
 }
 
 struct Streaming {
-    state: Arc<AppState>,
-    events: ReplyEvents,
+    voice: Voice,
     reply: Reply,
     generation: Generation,
     include_usage: bool,
@@ -356,27 +358,29 @@ impl Streaming {
     async fn next_event(&mut self) -> Option<Event> {
         match std::mem::replace(&mut self.phase, Phase::Text) {
             Phase::Start => Some(self.chunk(serde_json::json!({"role": "assistant", "content": ""}), None)),
-            Phase::Text => match self.generation.next().await.inspect(|event| self.events.forward(event)) {
-                Some(GenerationEvent::Text(piece)) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
-                Some(GenerationEvent::Done(stats)) => {
-                    self.state.metrics.generation(&stats);
-                    let mut last = self.chunk_json(serde_json::json!({}), Some(stats.finish_reason));
-                    last["workly"] = serde_json::json!(Extension::of(&stats));
-                    let event = Event::default().data(last.to_string());
-                    self.phase = if self.include_usage { Phase::Usage(Box::new(stats)) } else { Phase::Done };
-                    Some(event)
-                }
-                Some(GenerationEvent::Failed(error)) => {
+            Phase::Text => {
+                let Some(event) = self.generation.next().await else {
                     self.phase = Phase::Ended;
-                    self.state.metrics.error();
-                    Some(Event::default().data(ApiError::from(error).body().to_string()))
+                    return Some(Event::default().data(ApiError::internal("the engine stopped").body().to_string()));
+                };
+                match self.voice.hear(event) {
+                    // Text held back while a tag is undecided: nothing to send yet.
+                    Said::Text(piece) if piece.is_empty() => Some(Event::default().comment("")),
+                    Said::Text(piece) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
+                    Said::Done(tail, stats, feeling) => {
+                        let delta =
+                            if tail.is_empty() { serde_json::json!({}) } else { serde_json::json!({"content": tail}) };
+                        let mut last = self.chunk_json(delta, Some(stats.finish_reason));
+                        last["workly"] = serde_json::json!(Extension::of(&stats, &feeling));
+                        self.phase = if self.include_usage { Phase::Usage(stats) } else { Phase::Done };
+                        Some(Event::default().data(last.to_string()))
+                    }
+                    Said::Failed(error) => {
+                        self.phase = Phase::Ended;
+                        Some(Event::default().data(ApiError::from(error).body().to_string()))
+                    }
                 }
-                None => {
-                    self.phase = Phase::Ended;
-                    self.state.metrics.error();
-                    Some(Event::default().data(ApiError::internal("the engine stopped").body().to_string()))
-                }
-            },
+            }
             Phase::Usage(stats) => {
                 self.phase = Phase::Done;
                 let chunk = serde_json::json!({
@@ -410,8 +414,8 @@ fn stream(
     permit: OwnedSemaphorePermit,
     include_usage: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let events = state.hub.reply(&reply.id, Source::Api);
-    let streaming = Streaming { state, events, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
+    let voice = Voice::start(&state, &reply.id, Source::Api);
+    let streaming = Streaming { voice, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
     Sse::new(futures_util::stream::unfold(streaming, |mut streaming| async move {
         streaming.next_event().await.map(|event| (Ok(event), streaming))
     }))
