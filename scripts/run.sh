@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Sets Workly up (scripts/setup.sh) and runs it. With no arguments Kira says
-# hello; otherwise the arguments go to `workly` (e.g. `scripts/run.sh chat`).
+# Sets Workly up (scripts/setup.sh) and runs it. With no arguments it serves
+# Kira at http://127.0.0.1:8080/ (the page, the OpenAI-compatible API, the
+# avatar bridge) until Ctrl-C; otherwise the arguments go to `workly`
+# (e.g. `scripts/run.sh chat`).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 "$repo/scripts/setup.sh"
@@ -8,4 +10,4 @@ workly="${CARGO_TARGET_DIR:-$repo/target}/release/workly"
 if (($#)); then
   exec "$workly" "$@"
 fi
-exec "$workly" chat -p "Bonjour Kira ! Présente-toi en une phrase."
+exec "$workly" serve
