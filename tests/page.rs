@@ -8,53 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::server::start;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-/// A running `workly serve`, killed when dropped.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `workly serve --port 0`; returns once it listens.
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_workly"))
-        .args(["serve", "--port", "0", "--model"])
-        .arg(common::default_model())
-        .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
-        .env("WORKLY_CONFIG", dir.path().join("config.toml"))
-        .env_remove("WORKLY_API_KEY")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("workly starts");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let address = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    Server { child, address, _dir: dir }
-}
 
 /// `GET path` (HTTP/1.0, so the body is not chunked): status, head and body.
 fn get(address: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
@@ -75,7 +35,7 @@ fn repo() -> &'static Path {
 
 #[test]
 fn the_page_its_modules_the_avatar_and_the_doctor_report_are_served() {
-    let server = start();
+    let server = start(&[]);
     let (status, head, body) = get(server.address, "/");
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/html"));
@@ -144,7 +104,7 @@ fn the_page_chats_and_moves_the_avatar_in_a_browser() {
     );
     let samples = repo().join("../shared/assets/vrm");
     assert!(samples.is_dir(), "the sample avatars are missing: {}", samples.display());
-    let server = start();
+    let server = start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let screenshot = dir.path().join("page.png");
     let lead_copy = repo().join("target/page-screenshot.png");

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod server;
+
 use std::path::PathBuf;
 
 /// Workly's data directory as the set-up script fills it (`WORKLY_DATA_DIR` wins).
