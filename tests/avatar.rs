@@ -4,6 +4,9 @@
 //! decoded with `rosc`, and the Unity encoder checked against the Unity
 //! parser's rules.
 
+mod common;
+
+use common::assert_bad_input;
 use proptest::prelude::*;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -336,23 +339,16 @@ fn the_peer_program_killed_and_restarted_gets_the_state_again() {
     expect_line(&second.lines, "set_expression sorrow 0.25");
 }
 
-fn assert_bad_input(output: &std::process::Output, needle: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(needle), "{needle:?} missing from {stderr}");
-}
-
 #[test]
 fn avatar_send_refuses_bad_input_with_exit_2() {
     let send = |args: &[&str]| workly().args(["avatar", "send"]).args(args).output().unwrap();
-    assert_bad_input(&send(&["set_expression", "joy", "NaN"]), "finite number");
-    assert_bad_input(&send(&["set_expression", "grin", "1"]), "unknown expression");
-    assert_bad_input(&send(&["dance"]), "unknown avatar command");
-    assert_bad_input(&send(&["--no-unity", "reset_expressions"]), "--vmc");
-    assert_bad_input(&send(&["--unity", "nowhere:notaport", "reset_expressions"]), "bad address");
-    assert_bad_input(&send(&["load_model", "a\"b.vrm"]), "double quote");
-    assert_bad_input(&send(&["set_head_pose", "5", "-2"]), "VMC receivers only");
+    assert_bad_input(&send(&["set_expression", "joy", "NaN"]), &["finite number"]);
+    assert_bad_input(&send(&["set_expression", "grin", "1"]), &["unknown expression"]);
+    assert_bad_input(&send(&["dance"]), &["unknown avatar command"]);
+    assert_bad_input(&send(&["--no-unity", "reset_expressions"]), &["--vmc"]);
+    assert_bad_input(&send(&["--unity", "nowhere:notaport", "reset_expressions"]), &["bad address"]);
+    assert_bad_input(&send(&["load_model", "a\"b.vrm"]), &["double quote"]);
+    assert_bad_input(&send(&["set_head_pose", "5", "-2"]), &["VMC receivers only"]);
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{assert_bad_input, assert_success, text};
+
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -33,26 +35,6 @@ fn spawn(command: &mut Command, stdin: Stdio) -> Child {
 
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("workly runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Asserts a clean exit, showing the status (a signal, say) and stderr if not.
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}: {}", output.status, text(&output.stderr));
-}
-
-/// Asserts exit code 2 and a single stderr line containing every `needle`.
-fn assert_bad_input(output: &Output, needles: &[&str]) {
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
-    }
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::text;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -27,10 +29,6 @@ fn run(command: &mut Command, stdin: &[u8]) -> Output {
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("workly starts");
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().expect("workly runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn assert_success(output: &Output) {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{assert_bad_input, assert_success, text};
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -48,24 +50,6 @@ fn chat_lines(command: &mut Command, lines: &[&str]) -> (Vec<serde_json::Value>,
     assert_success(&output);
     let turns = text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     (turns, text(&output.stderr))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn assert_success(output: &Output) {
-    assert!(output.status.success(), "{}: {}", output.status, text(&output.stderr));
-}
-
-/// Asserts exit code 2 and one stderr line containing every `needle`.
-fn assert_bad_input(output: &Output, needles: &[&str]) {
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
-    }
 }
 
 fn history(dir: &Path, args: &[&str]) -> Output {

@@ -8,6 +8,7 @@
 pub mod server;
 
 use std::path::PathBuf;
+use std::process::Output;
 
 /// Workly's data directory as the set-up script fills it (`WORKLY_DATA_DIR` wins).
 pub fn data_dir() -> PathBuf {
@@ -52,4 +53,26 @@ pub fn test_python() -> PathBuf {
 /// Gemma 3 270M Q4_K_M: another architecture, with sliding-window attention.
 pub fn gemma_model() -> PathBuf {
     model("gemma-3-270m-Q4_K_M.gguf")
+}
+
+/// A child's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts a clean exit, showing the status (a signal, say) and stderr if not.
+pub fn assert_success(output: &Output) {
+    assert!(output.status.success(), "{}: {}", output.status, text(&output.stderr));
+}
+
+/// Asserts exit code 2 and a single stderr line containing every `needle`,
+/// never a panic.
+pub fn assert_bad_input(output: &Output, needles: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
