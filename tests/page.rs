@@ -95,6 +95,27 @@ fn chromium() -> PathBuf {
     path
 }
 
+/// The project's sample VRM files, in `shared/assets/vrm` beside the
+/// repository. A clone elsewhere (CI clones to a temporary directory) finds
+/// them beside the repository it was cloned from; `WORKLY_SHARED_DIR` names
+/// the shared directory outright.
+fn sample_avatars() -> PathBuf {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("WORKLY_SHARED_DIR").map(PathBuf::from).into_iter().collect();
+    candidates.push(repo().join("../shared"));
+    let origin = Command::new("git").args(["config", "--get", "remote.origin.url"]).current_dir(repo()).output();
+    if let Ok(origin) = origin {
+        let url = String::from_utf8_lossy(&origin.stdout).trim().to_owned();
+        let path = Path::new(url.strip_prefix("file://").unwrap_or(&url));
+        if path.is_absolute() {
+            candidates.push(path.join("../shared"));
+        }
+    }
+    let found = candidates.iter().map(|shared| shared.join("assets/vrm")).find(|dir| dir.is_dir());
+    found.unwrap_or_else(|| {
+        panic!("the sample avatars (shared/assets/vrm) are missing; looked in {candidates:?}; set WORKLY_SHARED_DIR")
+    })
+}
+
 #[test]
 fn the_page_chats_and_moves_the_avatar_in_a_browser() {
     let web = repo().join("web");
@@ -102,8 +123,7 @@ fn the_page_chats_and_moves_the_avatar_in_a_browser() {
         web.join("node_modules/playwright-core").is_dir(),
         "playwright-core is missing: run scripts/test.sh (it runs npm ci in web/)"
     );
-    let samples = repo().join("../shared/assets/vrm");
-    assert!(samples.is_dir(), "the sample avatars are missing: {}", samples.display());
+    let samples = sample_avatars();
     let server = start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let screenshot = dir.path().join("page.png");
