@@ -34,6 +34,7 @@ fn unity_config(address: SocketAddr) -> BridgeConfig {
         director: None,
         model: None,
         reconnect: Reconnect { first: Duration::from_millis(20), max: Duration::from_millis(200) },
+        tap: None,
     }
 }
 

@@ -519,3 +519,40 @@ fn events_stream_replies_and_take_chat_messages() {
     let events = ws_read_until(&mut socket, |event| event["type"] == "error");
     assert!(events.last().unwrap()["message"].as_str().unwrap().contains("cannot read the message"));
 }
+
+#[test]
+fn events_show_the_unity_app_connecting_and_the_commands_it_gets() {
+    // A port with nobody on it yet: the bridge retries until the peer comes.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let unity = format!("127.0.0.1:{port}");
+    let server = start(&["--unity", &unity]);
+    let stream = TcpStream::connect(server.address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let (mut socket, _) = tungstenite::client(format!("ws://{}/v1/events", server.address), stream).unwrap();
+    let first = ws_read_until(&mut socket, |_| true);
+    assert_eq!(first[0]["unity"], format!("disconnected ({unity})"));
+
+    let mut peer = Command::new(env!("CARGO_BIN_EXE_workly"))
+        .args(["avatar", "peer", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both come: the first write to Unity, and the status saying it is there.
+    let connected = format!("connected ({unity})");
+    let (mut commands, mut seen_connected) = (None, false);
+    while commands.is_none() || !seen_connected {
+        let event = ws_read_until(&mut socket, |_| true).remove(0);
+        match event["type"].as_str() {
+            Some("avatar") if commands.is_none() => commands = Some(event["commands"].clone()),
+            Some("status") => seen_connected |= event["unity"] == connected.as_str(),
+            _ => {}
+        }
+    }
+    // The director's set-up, as the JSON lines Unity received.
+    let commands = commands.unwrap();
+    let lines = commands.as_array().unwrap();
+    assert!(lines.iter().any(|line| line.as_str().unwrap().contains("\"set_auto_blink\"")), "{lines:?}");
+    peer.kill().unwrap();
+    peer.wait().unwrap();
+}

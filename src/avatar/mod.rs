@@ -118,6 +118,19 @@ pub struct BridgeConfig {
     pub model: Option<ModelPath>,
     /// Backoff between attempts to connect to Unity.
     pub reconnect: Reconnect,
+    /// Told each frame written to Unity (its JSON lines), e.g. to show clients
+    /// the same commands the renderer got.
+    pub tap: Option<FrameTap>,
+}
+
+/// Something told each frame written to the Unity app.
+#[derive(Clone)]
+pub struct FrameTap(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for FrameTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameTap")
+    }
 }
 
 impl BridgeConfig {
@@ -135,6 +148,7 @@ impl BridgeConfig {
             director: Some(DirectorConfig::default()),
             model: None,
             reconnect: Reconnect::default(),
+            tap: None,
         })
     }
 }
@@ -285,11 +299,12 @@ pub struct AvatarBridge {
 impl AvatarBridge {
     /// Starts the bridge the avatar flags of `chat` or `serve` ask for, if
     /// any: `--no-unity` without `--vmc` means no avatar, and the chat goes on.
-    pub fn start_if_wanted(args: &AvatarArgs) -> Result<Option<Self>, AvatarError> {
+    /// `tap` is told each frame written to Unity.
+    pub fn start_if_wanted(args: &AvatarArgs, tap: Option<FrameTap>) -> Result<Option<Self>, AvatarError> {
         if args.no_unity && args.vmc.is_empty() {
             return Ok(None);
         }
-        Self::start(BridgeConfig::from_args(args)?).map(Some)
+        Self::start(BridgeConfig { tap, ..BridgeConfig::from_args(args)? }).map(Some)
     }
 
     /// Starts the bridge's thread and transports. Returns at once: Unity is
@@ -314,7 +329,8 @@ impl AvatarBridge {
         let mut transports: Vec<(Arc<Outlet>, Transport)> = Vec::new();
         if let Some(address) = config.unity {
             let outlet = Outlet::new(format!("unity {address}"), director(IdleMotion::Renderer));
-            let settings = UnitySettings { address, reconnect: config.reconnect, min_write_interval };
+            let settings =
+                UnitySettings { address, reconnect: config.reconnect, min_write_interval, tap: config.tap.clone() };
             transports.push((outlet, Transport::Unity(settings)));
         }
         if !config.vmc.is_empty() {

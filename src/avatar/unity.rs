@@ -33,6 +33,8 @@ pub struct UnitySettings {
     pub reconnect: Reconnect,
     /// Shortest time between two writes (`--avatar-fps`), if capped.
     pub min_write_interval: Option<Duration>,
+    /// Told each frame written.
+    pub tap: Option<super::FrameTap>,
 }
 
 /// Backoff between connection attempts: doubling from `first` up to `max`,
@@ -151,6 +153,10 @@ async fn write_commands(
             return format!("cannot write to Unity: {error}");
         }
         batch.iter().for_each(|command| state.apply(command));
+        if let Some(tap) = &settings.tap {
+            // The encoder writes ASCII JSON lines only.
+            (tap.0)(std::str::from_utf8(&bytes).unwrap_or_default());
+        }
         // Counted before `finished` wakes a flush, so a flushed bridge's stats are complete.
         batcher.record_frame(bytes.len());
         batcher.finished(batch.len(), 0);

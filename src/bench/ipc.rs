@@ -106,6 +106,7 @@ pub fn measure(bursts: u32, sustain: Duration) -> anyhow::Result<IpcReport> {
             director: None,
             model: None,
             reconnect: Default::default(),
+            tap: None,
         };
         let bridge = AvatarBridge::start(config)?;
         let writes = || Some(bridge.stats()[0].batch);

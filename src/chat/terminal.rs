@@ -111,7 +111,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     let engine = Engine::load(prepared.engine)?;
     // Started after the model so a bad address is reported first; Unity may
     // be absent, the bridge then retries in the background.
-    let avatar = AvatarBridge::start_if_wanted(&args.avatar)?;
+    let avatar = AvatarBridge::start_if_wanted(&args.avatar, None)?;
     let current: Current = Arc::default();
     let handler_current = Arc::clone(&current);
     ctrlc::set_handler(move || match handler_current.lock().ok().and_then(|guard| guard.clone()) {

@@ -13,6 +13,7 @@
 //! `{"type": "reset"}` to start it over.
 
 use super::AppState;
+use crate::avatar::FrameTap;
 use crate::chat::Conversation;
 use crate::emotion::Emotion;
 use crate::emotion::analyzer::{Analyzer, Update};
@@ -91,6 +92,11 @@ pub enum ServerEvent {
         /// How strongly, 0 to 1.
         intensity: f32,
     },
+    /// Commands written to the Unity app, as the lines it received.
+    Avatar {
+        /// The JSON lines of one write, in order.
+        commands: Vec<String>,
+    },
     /// Something failed (a reply, or a client's message).
     Error {
         /// The reply concerned, if any.
@@ -116,6 +122,19 @@ impl Hub {
     /// Sends `event` to every connected client (none is fine).
     pub fn publish(&self, event: &ServerEvent) {
         publish(&self.sender, event);
+    }
+
+    /// Publishes each frame the avatar bridge writes to Unity as an `avatar`
+    /// event: clients see exactly what the renderer got.
+    pub fn avatar_tap(&self) -> FrameTap {
+        let sender = self.sender.clone();
+        FrameTap(Arc::new(move |frame: &str| {
+            // Skip splitting the frame when nobody listens.
+            if sender.receiver_count() > 0 {
+                let commands = frame.lines().map(str::to_owned).collect();
+                publish(&sender, &ServerEvent::Avatar { commands });
+            }
+        }))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {

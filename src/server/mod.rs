@@ -68,6 +68,7 @@ impl AppState {
         persona: Persona,
         doctor: crate::hardware::DoctorReport,
         avatar: Option<AvatarBridge>,
+        hub: events::Hub,
     ) -> Self {
         Self {
             engine: OnceLock::new(),
@@ -77,7 +78,7 @@ impl AppState {
             max_queue,
             metrics: metrics::Metrics::default(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-            hub: events::Hub::default(),
+            hub,
             page: std::sync::Mutex::new(Conversation::new(persona)),
             avatar,
             doctor,
@@ -203,8 +204,9 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
         Some(prepared.tuning),
         Some(prepared.engine.model.path.display().to_string()),
     );
-    let avatar = AvatarBridge::start_if_wanted(&args.avatar)?;
-    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona, doctor, avatar);
+    let hub = events::Hub::default();
+    let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
+    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona, doctor, avatar, hub);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
