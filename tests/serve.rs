@@ -556,3 +556,27 @@ fn events_show_the_unity_app_connecting_and_the_commands_it_gets() {
     peer.kill().unwrap();
     peer.wait().unwrap();
 }
+
+#[test]
+fn huge_messages_many_messages_and_huge_max_tokens_get_clear_answers() {
+    let server = start(&["--no-unity"]);
+    wait_ready(server.address);
+    // A 1 MB message: refused in OpenAI's shape, not truncated, no memory blow-up.
+    let huge = "word ".repeat(200_000);
+    let error = assert_openai_error(
+        &chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": huge}]})),
+        400,
+    );
+    assert_eq!(error["code"], "context_length_exceeded");
+    // 10,000 messages: the same.
+    let many: Vec<_> = (0..10_000).map(|i| serde_json::json!({"role": "user", "content": format!("m{i}")})).collect();
+    let error = assert_openai_error(&chat(server.address, serde_json::json!({"messages": many})), 400);
+    assert_eq!(error["code"], "context_length_exceeded");
+    // max_tokens of a billion: capped at the context (documented), and the reply ends.
+    let capped = chat(
+        server.address,
+        serde_json::json!({"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 1_000_000_000u64}),
+    );
+    assert_eq!(capped.status, 200, "{capped:?}");
+    assert!(capped.json()["usage"]["completion_tokens"].as_u64().unwrap() < 8192);
+}
