@@ -195,7 +195,7 @@ impl Voice {
             GenerationEvent::Done(stats) => {
                 let (update, feeling) = self.analyzer.take().unwrap_or_default().finish();
                 self.show(&update);
-                self.finished();
+                self.relax();
                 self.state.metrics.generation(&stats);
                 self.state.hub.publish(&ServerEvent::ReplyDone {
                     reply,
@@ -207,7 +207,7 @@ impl Voice {
                 Said::Done(update.text, Box::new(stats), feeling)
             }
             GenerationEvent::Failed(error) => {
-                self.finished();
+                self.end();
                 self.state.metrics.error();
                 self.state.hub.publish(&ServerEvent::Error { reply: Some(reply), message: error.to_string() });
                 Said::Failed(error)
@@ -231,7 +231,15 @@ impl Voice {
         }
     }
 
-    fn finished(&self) {
+    /// Ends a reply that has not ended yet (the analyzer goes at the end), so
+    /// the avatar hears of it once whether it finished, failed or was dropped.
+    fn end(&mut self) {
+        if self.analyzer.take().is_some() {
+            self.relax();
+        }
+    }
+
+    fn relax(&self) {
         if let Some(avatar) = &self.state.avatar {
             avatar.reply_finished();
         }
@@ -241,9 +249,7 @@ impl Voice {
 impl Drop for Voice {
     /// A reply dropped before its end (the client left) still lets the face relax.
     fn drop(&mut self) {
-        if self.analyzer.is_some() {
-            self.finished();
-        }
+        self.end();
     }
 }
 
