@@ -94,20 +94,26 @@ type Current = Arc<Mutex<Option<CancelToken>>>;
 /// Runs `workly chat`.
 pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
-    // A one-shot answer warms up with the persona in its message's language.
-    let system = args.prompt.as_deref().map_or_else(|| conversation.system(), |prompt| conversation.system_for(prompt));
     // Opened before the model loads, so a damaged database is reported at once.
     let mut memory = match (&args.prompt, &args.conversation) {
         (Some(_), None) => None,
         (_, name) => Some(Memory::open(Store::open(&context.dirs.database())?, name.as_deref())?),
     };
-    let mut prepared = args.engine.prepare(context, vec![system])?;
+    let mut prepared = args.engine.prepare(context, Vec::new())?;
     let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
     // A small context suits a lone question, not one that continues a history.
     if let (Some(prompt), false, None) = (&args.prompt, context_chosen, &memory) {
         prepared.engine.context_size =
             prepared.engine.context_size.min(one_shot_context(&conversation, prompt, args.sampling.max_tokens));
     }
+    let resumed = match &memory {
+        Some(memory) => memory.resume(&mut conversation, prepared.engine.context_size as usize)?,
+        None => 0,
+    };
+    // Warm up with the persona in the conversation's language: the resumed
+    // history's, else the one-shot message's.
+    let system = args.prompt.as_deref().map_or_else(|| conversation.system(), |prompt| conversation.system_for(prompt));
+    prepared.engine.warmup_messages = vec![system];
     let engine = Engine::load(prepared.engine)?;
     // Started after the model so a bad address is reported first; Unity may
     // be absent, the bridge then retries in the background.
@@ -120,10 +126,6 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     })
     .context("cannot install the Ctrl-C handler")?;
 
-    let resumed = match &memory {
-        Some(memory) => memory.resume(&mut conversation, engine.info().context_size as usize)?,
-        None => 0,
-    };
     if let Some(prompt) = &args.prompt {
         turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, prompt, &current)?;
         // Let the face reach the renderer before the process ends (not waiting

@@ -749,10 +749,12 @@ impl<'m> Worker<'m> {
     fn generate(&mut self, job: Job) {
         match self.run(&job) {
             Ok((stats, reply)) => {
+                let cancelled = stats.finish_reason == FinishReason::Cancelled;
                 let _ = job.events.blocking_send(GenerationEvent::Done(stats));
                 // The reply is out; while the person reads it and types, evaluate
-                // what the next turn will start with.
-                if let Prompt::Messages(messages) = &job.request.prompt {
+                // what the next turn will start with (not for a reply nobody
+                // waited for to the end: its client may be gone).
+                if let (Prompt::Messages(messages), false) = (&job.request.prompt, cancelled) {
                     let mut next = messages.clone();
                     next.push(Message::assistant(reply));
                     self.prepare_next_turn(&next);

@@ -119,6 +119,11 @@ impl Default for Hub {
 }
 
 impl Hub {
+    /// Whether any client listens (events for nobody need not be built).
+    pub fn has_listeners(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
     /// Sends `event` to every connected client (none is fine).
     pub fn publish(&self, event: &ServerEvent) {
         publish(&self.sender, event);
@@ -184,7 +189,6 @@ impl Voice {
 
     /// Takes the engine's next event; publishes what it means.
     pub fn hear(&mut self, event: GenerationEvent) -> Said {
-        let reply = self.reply.clone();
         match event {
             GenerationEvent::Text(piece) => {
                 let Some(analyzer) = self.analyzer.as_mut() else { return Said::Text(String::new()) };
@@ -198,7 +202,7 @@ impl Voice {
                 self.relax();
                 self.state.metrics.generation(&stats);
                 self.state.hub.publish(&ServerEvent::ReplyDone {
-                    reply,
+                    reply: self.reply.clone(),
                     finish_reason: stats.finish_reason,
                     stats: stats.clone(),
                     emotion: feeling.emotion,
@@ -208,15 +212,16 @@ impl Voice {
             }
             GenerationEvent::Failed(error) => {
                 self.end();
-                self.state.metrics.error();
-                self.state.hub.publish(&ServerEvent::Error { reply: Some(reply), message: error.to_string() });
+                self.state
+                    .hub
+                    .publish(&ServerEvent::Error { reply: Some(self.reply.clone()), message: error.to_string() });
                 Said::Failed(error)
             }
         }
     }
 
     fn show(&self, update: &Update) {
-        if !update.text.is_empty() {
+        if !update.text.is_empty() && self.state.hub.has_listeners() {
             self.state.hub.publish(&ServerEvent::Token { reply: self.reply.clone(), text: update.text.clone() });
         }
         if let Some(face) = update.face {
@@ -229,6 +234,12 @@ impl Voice {
                 avatar.emotion(face.emotion, face.intensity);
             }
         }
+    }
+
+    /// Counts a failure that no HTTP status reports: the stream was already
+    /// under way (a whole reply's failure is counted where it is returned).
+    pub fn count_failure(&self) {
+        self.state.metrics.error();
     }
 
     /// Ends a reply that has not ended yet (the analyzer goes at the end), so
@@ -324,13 +335,13 @@ fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
     let _permit = state.admit().map_err(|error| error.message)?;
     let engine = state.engine().map_err(|error| error.message)?;
     let context = engine.info().context_size as usize;
-    let messages = {
-        let conversation = state.page.lock().map_err(|_| "the conversation is unavailable".to_owned())?;
-        let reserve = (PAGE_MAX_TOKENS as usize).min(context / 2);
-        conversation
-            .prompt_for(user, context, reserve, |messages| engine.count_tokens(Prompt::Messages(messages.to_vec())))
-            .map_err(|error| error.to_string())?
-    };
+    // A copy: counting tokens waits on the engine, which may be busy with a
+    // whole reply, and the lock must not be held that long.
+    let conversation = state.page.lock().map_err(|_| "the conversation is unavailable".to_owned())?.clone();
+    let reserve = (PAGE_MAX_TOKENS as usize).min(context / 2);
+    let messages = conversation
+        .prompt_for(user, context, reserve, |messages| engine.count_tokens(Prompt::Messages(messages.to_vec())))
+        .map_err(|error| error.to_string())?;
     let request = GenerationRequest {
         prompt: Prompt::Messages(messages),
         sampling: SamplingParams::default(),

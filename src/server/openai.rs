@@ -377,6 +377,7 @@ impl Streaming {
                     }
                     Said::Failed(error) => {
                         self.phase = Phase::Ended;
+                        self.voice.count_failure();
                         Some(Event::default().data(ApiError::from(error).body().to_string()))
                     }
                 }
