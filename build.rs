@@ -24,7 +24,13 @@ fn main() {
     // npm rewrites this file on every install, so it marks a changed tree
     // without cargo scanning all of node_modules.
     println!("cargo:rerun-if-changed=web/package-lock.json");
-    println!("cargo:rerun-if-changed=web/node_modules/.package-lock.json");
+    // Cargo reruns a script on every build while a watched file is missing:
+    // without node_modules, watch `web/` itself, which changes when they come.
+    if modules.join(".package-lock.json").is_file() {
+        println!("cargo:rerun-if-changed=web/node_modules/.package-lock.json");
+    } else {
+        println!("cargo:rerun-if-changed=web");
+    }
 
     let files: Vec<_> = VENDOR.iter().map(|(served, file)| (*served, modules.join(file))).collect();
     let complete = files.iter().all(|(_, path)| path.is_file());

@@ -140,9 +140,10 @@ impl Batcher {
         {
             let mut queue = self.lock();
             let newer = std::mem::replace(&mut queue.pending, std::mem::take(batch));
-            for command in newer {
-                coalesce(&mut queue.pending, command);
-            }
+            // What the newer commands supersede is coalesced like at `push`,
+            // so handed = sent + coalesced + dropped still holds.
+            let coalesced: u64 = newer.into_iter().map(|command| coalesce(&mut queue.pending, command)).sum();
+            self.counters.coalesced.fetch_add(coalesced, Ordering::Relaxed);
             self.pending_len.store(queue.pending.len(), Ordering::Release);
             queue.in_flight = queue.in_flight.saturating_sub(count);
         }

@@ -247,8 +247,9 @@ impl PeerThread {
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 let sink = |_: &Command, _: &crate::avatar::state::AvatarState| {
-                    let applied = shared.applied.fetch_add(1, Ordering::Relaxed) + 1;
+                    // The time first: whoever sees the new count reads this command's time.
                     shared.last_applied_ns.store(shared.base.elapsed().as_nanos() as u64, Ordering::Release);
+                    let applied = shared.applied.fetch_add(1, Ordering::Release) + 1;
                     if applied == shared.target.load(Ordering::Acquire) {
                         let _ = reached_tx.send(());
                     }

@@ -328,8 +328,11 @@ impl Store {
         if let Some(conversation) = self.find(name)? {
             return Ok(conversation);
         }
-        let id = insert_conversation(&self.connection, name).map_err(|error| self.error(error))?;
-        Ok(ConversationRef { id, name: name.to_owned() })
+        match insert_conversation(&self.connection, name) {
+            Ok(id) => Ok(ConversationRef { id, name: name.to_owned() }),
+            // Another process may have started it between the look-up and the insert.
+            Err(error) => self.find(name)?.ok_or_else(|| self.error(error)),
+        }
     }
 
     /// Starts a conversation with a name not used yet (`chat-N`, one more than
