@@ -106,7 +106,7 @@ impl Persona {
         }
         let tags = config.emotion_tags.unwrap_or(true);
         let custom = config.system_prompt.is_some() || config.personality.is_some() || config.style.is_some();
-        let mut system_prompt = match &config.system_prompt {
+        let body = match &config.system_prompt {
             Some(_) if config.personality.is_some() || config.style.is_some() => {
                 return Err(ConfigError::Persona(
                     "`system_prompt` replaces `personality` and `style`: set one or the others".to_owned(),
@@ -119,21 +119,12 @@ impl Persona {
             None => {
                 let personality = config.personality.as_deref().unwrap_or(ENGLISH.personality).trim();
                 let style = config.style.as_deref().unwrap_or(ENGLISH.style).trim();
-                format!("{} {name}, {personality}.\n{style}", ENGLISH.you_are)
+                introduce(&ENGLISH, name, personality, style)
             }
         };
-        if tags {
-            system_prompt.push('\n');
-            system_prompt.push_str(&tag_instruction(&ENGLISH));
-        }
-        let french_system_prompt = (!custom).then(|| {
-            let mut prompt = format!("{} {name}, {}.\n{}", FRENCH.you_are, FRENCH.personality, FRENCH.style);
-            if tags {
-                prompt.push('\n');
-                prompt.push_str(&tag_instruction(&FRENCH));
-            }
-            prompt
-        });
+        let system_prompt = with_tags(body, tags, &ENGLISH);
+        let french_system_prompt =
+            (!custom).then(|| with_tags(introduce(&FRENCH, name, FRENCH.personality, FRENCH.style), tags, &FRENCH));
         Ok(Self { name: name.to_owned(), system_prompt, french_system_prompt })
     }
 
@@ -146,10 +137,19 @@ impl Persona {
     }
 }
 
-/// Asks for one tag per sentence, then shows how.
-fn tag_instruction(wording: &Wording) -> String {
-    let tags: Vec<String> = Emotion::ALL.iter().map(|emotion| format!("[{emotion}]")).collect();
-    format!("{} {}.\n{}", wording.tags, tags.join(" "), wording.example)
+/// "You are NAME, PERSONALITY." and the style, in `wording`'s language.
+fn introduce(wording: &Wording, name: &str, personality: &str, style: &str) -> String {
+    format!("{} {name}, {personality}.\n{style}", wording.you_are)
+}
+
+/// `prompt`, followed when `tags` by the request for one tag per sentence and
+/// an example of it.
+fn with_tags(mut prompt: String, tags: bool, wording: &Wording) -> String {
+    if tags {
+        let names: Vec<String> = Emotion::ALL.iter().map(|emotion| format!("[{emotion}]")).collect();
+        prompt.push_str(&format!("\n{} {}.\n{}", wording.tags, names.join(" "), wording.example));
+    }
+    prompt
 }
 
 #[cfg(test)]

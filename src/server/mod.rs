@@ -16,9 +16,9 @@ pub mod page;
 pub mod security;
 
 use crate::avatar::AvatarBridge;
-use crate::chat::{Conversation, Persona};
+use crate::chat::Conversation;
 use crate::cli::{Context, ServeArgs};
-use crate::llm::{Engine, EngineConfig, LlmError, Message};
+use crate::llm::{Engine, EngineConfig, LlmError};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -65,7 +65,7 @@ impl AppState {
     fn new(
         model_id: String,
         max_queue: usize,
-        persona: Persona,
+        page: Conversation,
         doctor: crate::hardware::DoctorReport,
         avatar: Option<AvatarBridge>,
         hub: events::Hub,
@@ -79,7 +79,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             hub,
-            page: std::sync::Mutex::new(Conversation::new(persona)),
+            page: std::sync::Mutex::new(page),
             avatar,
             doctor,
         }
@@ -195,9 +195,9 @@ fn model_id(config: &EngineConfig) -> String {
 /// Runs `workly serve` until Ctrl-C or SIGTERM.
 pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let policy = Policy::new(args.host, args.api_key.clone())?;
-    let persona = context.persona(args.persona.as_deref())?;
+    let page = Conversation::new(context.persona(args.persona.as_deref())?);
     // The page chats as the persona: warm its prompt so the first reply is fast.
-    let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
+    let prepared = args.engine.prepare(context, vec![page.system()])?;
     let doctor = crate::hardware::DoctorReport::new(
         prepared.hardware,
         cfg!(feature = "cuda"),
@@ -206,7 +206,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     );
     let hub = events::Hub::default();
     let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
-    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), persona, doctor, avatar, hub);
+    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), page, doctor, avatar, hub);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
