@@ -281,6 +281,9 @@ pub struct ServeArgs {
     /// Who Kira is (see `workly chat --help`).
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,
+    /// The stored conversation the page continues (default: the most recent).
+    #[arg(long, value_name = "NAME")]
+    pub conversation: Option<String>,
     /// Where Kira's face is shown.
     #[command(flatten)]
     pub avatar: AvatarArgs,

@@ -10,7 +10,8 @@
 //! the recent turns.
 
 use super::Conversation;
-use crate::llm::{LlmError, Message, Role};
+use crate::emotion::smoothing::TurnEmotion;
+use crate::llm::{Engine, LlmError, Message, Prompt, Role};
 use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError};
 
 /// Most earlier messages recalled for one turn.
@@ -70,8 +71,16 @@ impl Memory {
 
     /// Saves a completed exchange; once this returns, it survives a crash or a
     /// power cut.
-    pub fn save(&mut self, user: &NewMessage<'_>, assistant: &NewMessage<'_>) -> Result<(), StoreError> {
-        self.store.append_exchange(&self.conversation, user, assistant)
+    pub fn save(&mut self, exchange: &Exchange) -> Result<(), StoreError> {
+        let user =
+            NewMessage { created_at_ms: exchange.sent_at_ms, ..NewMessage::new(&exchange.user, exchange.user_tokens) };
+        // The store keeps what the person read, with the emotion it showed.
+        let reply = NewMessage {
+            emotion: Some(exchange.feeling.emotion),
+            intensity: Some(exchange.feeling.intensity),
+            ..NewMessage::new(&exchange.reply, exchange.reply_tokens)
+        };
+        self.store.append_exchange(&self.conversation, &user, &reply)
     }
 
     /// Leaves this conversation for a new, empty one (the old one stays stored).
@@ -80,18 +89,82 @@ impl Memory {
         Ok(())
     }
 
-    /// A note of earlier messages relevant to `user`, leaving out the newest
+    /// Earlier messages relevant to `user`, best first, leaving out the newest
     /// `in_window` (the model sees those anyway): at most
-    /// [`RECALL_MAX_MESSAGES`] pieces, as many as fit [`RECALL_MAX_TOKENS`]
-    /// tokens by `count`. `None` when nothing relevant is out of the window.
-    pub fn recall(
-        &self,
+    /// [`RECALL_MAX_MESSAGES`]. Only the store is asked, so a caller may hold
+    /// a lock around this and count tokens after letting it go.
+    pub fn recollect(&self, user: &str, in_window: usize) -> Result<Vec<Recollection>, StoreError> {
+        self.store.recall(&self.conversation, user, in_window, RECALL_MAX_MESSAGES)
+    }
+}
+
+/// A finished exchange, ready to save. Its tokens are counted up front
+/// (counting waits on the engine, which may be busy with another reply), so
+/// saving it holds nothing but the store.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    user: String,
+    user_tokens: usize,
+    sent_at_ms: i64,
+    reply: String,
+    reply_tokens: usize,
+    feeling: TurnEmotion,
+}
+
+impl Exchange {
+    /// The person's message.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The person's `user` message, sent at `sent_at_ms`, and the `reply` they
+    /// read with the emotion it showed; tokens counted by `count`.
+    pub fn count(
         user: &str,
-        in_window: usize,
+        sent_at_ms: i64,
+        reply: &str,
+        feeling: TurnEmotion,
         count: impl Fn(&str) -> Result<usize, LlmError>,
-    ) -> anyhow::Result<Option<Note>> {
-        let recollections = self.store.recall(&self.conversation, user, in_window, RECALL_MAX_MESSAGES)?;
-        Ok(note(&recollections, RECALL_MAX_TOKENS, count)?)
+    ) -> Result<Self, LlmError> {
+        Ok(Self {
+            user: user.to_owned(),
+            user_tokens: count(user)?,
+            sent_at_ms,
+            reply: reply.to_owned(),
+            reply_tokens: count(reply)?,
+            feeling,
+        })
+    }
+}
+
+/// The messages for answering `user` in `conversation` with `engine`, leaving
+/// room for a `max_tokens` reply, and how many earlier messages recall brought
+/// back into them. `recollect` is asked for the messages relevant to `user`
+/// past the `in_window` newest ones (see [`Memory::recollect`]); a chat
+/// without memory passes one that finds nothing.
+pub fn prompt(
+    engine: &Engine,
+    conversation: &Conversation,
+    user: &str,
+    max_tokens: u32,
+    recollect: impl FnOnce(usize) -> anyhow::Result<Vec<Recollection>>,
+) -> anyhow::Result<(Vec<Message>, usize)> {
+    let context_size = engine.info().context_size as usize;
+    let reserve = (max_tokens as usize).min(context_size / 2);
+    let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
+    let messages = conversation.prompt_for(user, context_size, reserve, count)?;
+    // Everything but the persona and the new message is history in the window.
+    let recollections = recollect(messages.len() - 2)?;
+    let Some(note) =
+        note(&recollections, RECALL_MAX_TOKENS, |text| engine.count_tokens(Prompt::Text(text.to_owned())))?
+    else {
+        return Ok((messages, 0));
+    };
+    match conversation.prompt_recalling(user, Some(&note.text), context_size, reserve, count) {
+        Ok(recalling) => Ok((recalling, note.messages)),
+        // The note is a bonus: a message that only fits without it goes without it.
+        Err(LlmError::PromptTooLong { .. }) => Ok((messages, 0)),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -14,15 +14,13 @@
 //! when `--conversation` names one, so a one-off question leaves no trace.
 
 use super::Conversation;
-use super::memory::Memory;
+use super::memory::{self, Exchange, Memory};
 use crate::avatar::AvatarBridge;
 use crate::cli::{self, ChatArgs, Context};
 use crate::emotion::Emotion;
 use crate::emotion::analyzer::{Analyzer, Update};
-use crate::llm::{
-    CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
-};
-use crate::store::{NewMessage, Store};
+use crate::llm::{CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, Prompt};
+use crate::store::Store;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::io::BufRead;
@@ -205,7 +203,12 @@ fn turn(
 ) -> anyhow::Result<()> {
     let sent_at_ms = crate::store::now_ms();
     let info = engine.info();
-    let (messages, recalled_messages) = prompt(engine, conversation, memory.as_deref(), args, user)?;
+    let recollect = |in_window| match memory.as_deref() {
+        Some(memory) => Ok(memory.recollect(user, in_window)?),
+        None => Ok(Vec::new()),
+    };
+    let (messages, recalled_messages) =
+        memory::prompt(engine, conversation, user, args.sampling.max_tokens, recollect)?;
     let request = GenerationRequest {
         prompt: Prompt::Messages(messages),
         sampling: args.sampling.params(),
@@ -256,14 +259,7 @@ fn turn(
     let stats = outcome?;
     if let Some(memory) = memory.as_mut() {
         let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
-        let user_message = NewMessage { created_at_ms: sent_at_ms, ..NewMessage::new(user, count(user)?) };
-        // The store keeps what the person read, with the emotion it showed.
-        let reply = NewMessage {
-            emotion: Some(feeling.emotion),
-            intensity: Some(feeling.intensity),
-            ..NewMessage::new(&shown, count(&shown)?)
-        };
-        memory.save(&user_message, &reply)?;
+        memory.save(&Exchange::count(user, sent_at_ms, &shown, feeling, count)?)?;
     }
     conversation.push_exchange(user, &text);
     if reader_gone {
@@ -280,33 +276,6 @@ fn turn(
         }
     }
     Ok(())
-}
-
-/// The messages for answering `user`, and how many earlier messages recall
-/// brought back into them. Recall looks only past the turns that fit.
-fn prompt(
-    engine: &Engine,
-    conversation: &Conversation,
-    memory: Option<&Memory>,
-    args: &ChatArgs,
-    user: &str,
-) -> anyhow::Result<(Vec<Message>, usize)> {
-    let context_size = engine.info().context_size as usize;
-    let reserve = (args.sampling.max_tokens as usize).min(context_size / 2);
-    let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
-    let messages = conversation.prompt_for(user, context_size, reserve, count)?;
-    let Some(memory) = memory else { return Ok((messages, 0)) };
-    // Everything but the persona and the new message is history in the window.
-    let in_window = messages.len() - 2;
-    let Some(note) = memory.recall(user, in_window, |text| engine.count_tokens(Prompt::Text(text.to_owned())))? else {
-        return Ok((messages, 0));
-    };
-    match conversation.prompt_recalling(user, Some(&note.text), context_size, reserve, count) {
-        Ok(recalling) => Ok((recalling, note.messages)),
-        // The note is a bonus: a message that only fits without it goes without it.
-        Err(LlmError::PromptTooLong { .. }) => Ok((messages, 0)),
-        Err(error) => Err(error.into()),
-    }
 }
 
 #[cfg(test)]

@@ -15,15 +15,16 @@
 use super::AppState;
 use crate::avatar::FrameTap;
 use crate::chat::Conversation;
+use crate::chat::memory::{Exchange, Memory};
 use crate::emotion::Emotion;
 use crate::emotion::analyzer::{Analyzer, Update};
 use crate::emotion::smoothing::TurnEmotion;
-use crate::llm::{FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
+use crate::llm::{CancelToken, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
 use axum::extract::State;
-use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 /// Events a slow client may fall behind by before it skips some.
@@ -178,12 +179,14 @@ pub enum Said {
 }
 
 impl Voice {
-    /// Announces reply `reply`, asked for by `source`.
-    pub fn start(state: &Arc<AppState>, reply: &str, source: Source) -> Self {
+    /// Announces reply `reply`, asked for by `source`; `cancel` stops it when
+    /// the server shuts down.
+    pub fn start(state: &Arc<AppState>, reply: &str, source: Source, cancel: CancelToken) -> Self {
         state.hub.publish(&ServerEvent::ReplyStarted { reply: reply.to_owned(), source });
         if let Some(avatar) = &state.avatar {
             avatar.reply_started();
         }
+        state.replies.enter(reply, cancel);
         Self { state: Arc::clone(state), reply: reply.to_owned(), analyzer: Some(Analyzer::new()) }
     }
 
@@ -197,27 +200,42 @@ impl Voice {
                 Said::Text(update.text)
             }
             GenerationEvent::Done(stats) => {
-                let (update, feeling) = self.analyzer.take().unwrap_or_default().finish();
-                self.show(&update);
-                self.relax();
-                self.state.metrics.generation(&stats);
-                self.state.hub.publish(&ServerEvent::ReplyDone {
-                    reply: self.reply.clone(),
-                    finish_reason: stats.finish_reason,
-                    stats: stats.clone(),
-                    emotion: feeling.emotion,
-                    intensity: feeling.intensity,
-                });
-                Said::Done(update.text, Box::new(stats), feeling)
+                let (tail, feeling) = self.conclude(&stats);
+                self.announce(&stats, &feeling);
+                Said::Done(tail, Box::new(stats), feeling)
             }
             GenerationEvent::Failed(error) => {
-                self.end();
-                self.state
-                    .hub
-                    .publish(&ServerEvent::Error { reply: Some(self.reply.clone()), message: error.to_string() });
+                self.fail(error.to_string());
                 Said::Failed(error)
             }
         }
+    }
+
+    /// The reply's end, before it is announced: the text held back, shown,
+    /// and the reply's emotion. The face relaxes and the metrics count it.
+    pub fn conclude(&mut self, stats: &GenerationStats) -> (String, TurnEmotion) {
+        let (update, feeling) = self.analyzer.take().unwrap_or_default().finish();
+        self.show(&update);
+        self.relax();
+        self.state.metrics.generation(stats);
+        (update.text, feeling)
+    }
+
+    /// Tells every client the reply ended (after [`Voice::conclude`]).
+    pub fn announce(&self, stats: &GenerationStats, feeling: &TurnEmotion) {
+        self.state.hub.publish(&ServerEvent::ReplyDone {
+            reply: self.reply.clone(),
+            finish_reason: stats.finish_reason,
+            stats: stats.clone(),
+            emotion: feeling.emotion,
+            intensity: feeling.intensity,
+        });
+    }
+
+    /// Tells every client the reply failed, saying why.
+    pub fn fail(&mut self, message: String) {
+        self.end();
+        self.state.hub.publish(&ServerEvent::Error { reply: Some(self.reply.clone()), message });
     }
 
     fn show(&self, update: &Update) {
@@ -258,9 +276,11 @@ impl Voice {
 }
 
 impl Drop for Voice {
-    /// A reply dropped before its end (the client left) still lets the face relax.
+    /// A reply dropped before its end (the client left) still lets the face
+    /// relax; a shutdown stops waiting for it.
     fn drop(&mut self) {
         self.end();
+        self.state.replies.leave(&self.reply);
     }
 }
 
@@ -281,6 +301,7 @@ pub async fn events(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrad
 
 async fn serve_client(state: Arc<AppState>, mut socket: WebSocket) {
     let mut events = state.hub.subscribe();
+    let mut closing = state.closing.subscribe();
     let status = state.status_event();
     if send(&mut socket, &serde_json::to_string(&status).unwrap_or_default()).await.is_err() {
         return;
@@ -297,6 +318,16 @@ async fn serve_client(state: Arc<AppState>, mut socket: WebSocket) {
                 Some(Ok(WsMessage::Text(text))) => handle(&state, text.as_str()),
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
+            },
+            // The server is stopping and every reply has ended: send what is
+            // left, then say goodbye.
+            () = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+                while let Ok(json) = events.try_recv() {
+                    if send(&mut socket, &json).await.is_err() { return }
+                }
+                let frame = CloseFrame { code: close_code::AWAY, reason: "the server is stopping".into() };
+                let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                return;
             },
         }
     }
@@ -319,8 +350,12 @@ fn handle(state: &Arc<AppState>, text: &str) {
             });
         }
         Ok(ClientMessage::Reset) => {
-            if let Ok(mut conversation) = state.page.lock() {
-                conversation.reset();
+            let started = match state.page.lock() {
+                Ok(mut page) => page.start_new(),
+                Err(_) => Err(UNAVAILABLE.to_owned()),
+            };
+            if let Err(message) = started {
+                state.hub.publish(&ServerEvent::Error { reply: None, message });
             }
         }
         Err(error) => state.hub.publish(&ServerEvent::Error {
@@ -330,18 +365,26 @@ fn handle(state: &Arc<AppState>, text: &str) {
     }
 }
 
-/// One exchange of the page's conversation, published as it happens.
+/// What a page turn says when the conversation's lock was poisoned.
+const UNAVAILABLE: &str = "the conversation is unavailable";
+
+/// One exchange of the page's conversation, published as it happens. The
+/// exchange is saved before `reply_done` goes out; if it cannot be (a full
+/// disk), the reply ends with an error instead, and the conversation goes on
+/// from the last saved turn.
 fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
     let _permit = state.admit().map_err(|error| error.message)?;
     let engine = state.engine().map_err(|error| error.message)?;
-    let context = engine.info().context_size as usize;
+    let sent_at_ms = crate::store::now_ms();
     // A copy: counting tokens waits on the engine, which may be busy with a
     // whole reply, and the lock must not be held that long.
-    let conversation = state.page.lock().map_err(|_| "the conversation is unavailable".to_owned())?.clone();
-    let reserve = (PAGE_MAX_TOKENS as usize).min(context / 2);
-    let messages = conversation
-        .prompt_for(user, context, reserve, |messages| engine.count_tokens(Prompt::Messages(messages.to_vec())))
-        .map_err(|error| error.to_string())?;
+    let conversation = state.page.lock().map_err(|_| UNAVAILABLE.to_owned())?.conversation.clone();
+    let recollect = |in_window| match state.page.lock() {
+        Ok(page) => Ok(page.memory.recollect(user, in_window)?),
+        Err(_) => Err(anyhow::anyhow!(UNAVAILABLE)),
+    };
+    let (messages, _) = crate::chat::memory::prompt(engine, &conversation, user, PAGE_MAX_TOKENS, recollect)
+        .map_err(|error| format!("{error:#}"))?;
     let request = GenerationRequest {
         prompt: Prompt::Messages(messages),
         sampling: SamplingParams::default(),
@@ -351,27 +394,71 @@ fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
     };
     let reply_id = state.reply_id();
     let mut generation = engine.generate(request).map_err(|error| error.to_string())?;
-    let mut voice = Voice::start(state, &reply_id, Source::Page);
+    let mut voice = Voice::start(state, &reply_id, Source::Page, generation.cancel_token());
     // The history keeps the reply as the model wrote it (tags and all), so
-    // the next turn's prompt matches the cache.
+    // the next turn's prompt matches the cache; the store keeps what was shown.
     let mut text = String::new();
-    while let Some(event) = generation.blocking_next() {
-        if let GenerationEvent::Text(piece) = &event {
-            text.push_str(piece);
-        }
-        match voice.hear(event) {
-            Said::Text(_) => {}
-            Said::Done(..) => {
-                if let Ok(mut conversation) = state.page.lock() {
-                    conversation.push_exchange(user, &text);
+    let mut shown = String::new();
+    let stats = loop {
+        match generation.blocking_next() {
+            Some(GenerationEvent::Done(stats)) => break stats,
+            Some(GenerationEvent::Text(piece)) => {
+                text.push_str(&piece);
+                if let Said::Text(piece) = voice.hear(GenerationEvent::Text(piece)) {
+                    shown.push_str(&piece);
                 }
+            }
+            Some(failed) => {
+                voice.hear(failed);
                 return Ok(());
             }
-            Said::Failed(_) => return Ok(()),
+            None => return Err("the engine stopped".to_owned()),
+        }
+    };
+    let (tail, feeling) = voice.conclude(&stats);
+    shown.push_str(&tail);
+    let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
+    let saved = Exchange::count(user, sent_at_ms, &shown, feeling, count)
+        .map_err(|error| error.to_string())
+        .and_then(|exchange| state.page.lock().map_err(|_| UNAVAILABLE.to_owned())?.save(&exchange, &text));
+    match saved {
+        Ok(()) => voice.announce(&stats, &feeling),
+        Err(message) => {
+            state.metrics.error();
+            voice.fail(message);
         }
     }
-    Err("the engine stopped".to_owned())
+    Ok(())
 }
 
-/// The page's conversation, shared by every connected page.
-pub type PageConversation = Mutex<Conversation>;
+/// The conversation the page holds with Kira (shared by every connected
+/// page): what the model sees, and the stored conversation behind it.
+#[derive(Debug)]
+pub struct PageChat {
+    conversation: Conversation,
+    memory: Memory,
+}
+
+impl PageChat {
+    /// The page's chat: `conversation` (resumed from `memory`) and where it is saved.
+    pub fn new(conversation: Conversation, memory: Memory) -> Self {
+        Self { conversation, memory }
+    }
+
+    /// Saves `exchange` and then adds it to the conversation (`reply` as the
+    /// model wrote it); a turn that cannot be saved is not added either.
+    fn save(&mut self, exchange: &Exchange, reply: &str) -> Result<(), String> {
+        self.memory.save(exchange).map_err(|error| {
+            format!("this exchange could not be saved ({error}); the conversation goes on from the last saved one")
+        })?;
+        self.conversation.push_exchange(exchange.user(), reply);
+        Ok(())
+    }
+
+    /// Starts a new stored conversation (the old one stays stored).
+    fn start_new(&mut self) -> Result<(), String> {
+        self.memory.start_new().map_err(|error| format!("cannot start a new conversation: {error}"))?;
+        self.conversation.reset();
+        Ok(())
+    }
+}

@@ -14,9 +14,11 @@ pub mod metrics;
 pub mod openai;
 pub mod page;
 pub mod security;
+pub mod shutdown;
 
 use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;
+use crate::chat::memory::Memory;
 use crate::cli::{Context, ServeArgs};
 use crate::llm::{Engine, EngineConfig, LlmError};
 use anyhow::Context as _;
@@ -26,10 +28,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiError;
+use crate::store::Store;
 use security::Policy;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a shutdown waits for cut replies to end (their turns to be saved).
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Largest request body accepted (a long conversation fits many times over).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -53,19 +59,23 @@ pub struct AppState {
     started_unix: u64,
     /// Where events go to `/v1/events` clients.
     hub: events::Hub,
-    /// The conversation the page holds with Kira.
-    page: events::PageConversation,
+    /// The conversation the page holds with Kira, and where it is stored.
+    page: std::sync::Mutex<events::PageChat>,
     /// The machine and the settings chosen for it, for `/v1/workly/doctor`.
     doctor: crate::hardware::DoctorReport,
     /// The Unity app and VMC receivers the replies' emotions go to.
     avatar: Option<AvatarBridge>,
+    /// The replies under way, which a shutdown cuts and waits for.
+    replies: shutdown::Replies,
+    /// Becomes `true` when the WebSockets are to close (the server is stopping).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
     fn new(
         model_id: String,
         max_queue: usize,
-        page: Conversation,
+        page: events::PageChat,
         doctor: crate::hardware::DoctorReport,
         avatar: Option<AvatarBridge>,
         hub: events::Hub,
@@ -82,6 +92,8 @@ impl AppState {
             page: std::sync::Mutex::new(page),
             avatar,
             doctor,
+            replies: shutdown::Replies::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -129,8 +141,11 @@ impl AppState {
         }
     }
 
-    /// A place in the queue, or 503 when it is full.
+    /// A place in the queue, or 503 when it is full or the server is stopping.
     fn admit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        if self.replies.stopping() {
+            return Err(ApiError::unavailable("the server is shutting down", 5));
+        }
         Arc::clone(&self.queue)
             .try_acquire_owned()
             .map_err(|_| ApiError::unavailable("too many requests are waiting; retry shortly", 1))
@@ -195,9 +210,14 @@ fn model_id(config: &EngineConfig) -> String {
 /// Runs `workly serve` until Ctrl-C or SIGTERM.
 pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let policy = Policy::new(args.host, args.api_key.clone())?;
-    let page = Conversation::new(context.persona(args.persona.as_deref())?);
+    let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
+    // Opened before the model loads, so a damaged database is reported at once.
+    let memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
+    let mut prepared = args.engine.prepare(context, Vec::new())?;
+    let resumed = memory.resume(&mut conversation, prepared.engine.context_size as usize)?;
+    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
     // The page chats as the persona: warm its prompt so the first reply is fast.
-    let prepared = args.engine.prepare(context, vec![page.system()])?;
+    prepared.engine.warmup_messages = vec![conversation.system()];
     let doctor = crate::hardware::DoctorReport::new(
         prepared.hardware,
         cfg!(feature = "cuda"),
@@ -206,22 +226,30 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     );
     let hub = events::Hub::default();
     let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
+    let page = events::PageChat::new(conversation, memory);
     let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), page, doctor, avatar, hub);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(prepared.engine, args, policy, state))
+    runtime.block_on(serve(prepared.engine, args, policy, state, &resuming))
 }
 
-async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy, state: AppState) -> anyhow::Result<()> {
+async fn serve(
+    config: EngineConfig,
+    args: &ServeArgs,
+    policy: Policy,
+    state: AppState,
+    resuming: &str,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let address = listener.local_addr()?;
     let state = Arc::new(state);
     eprintln!("workly: listening on http://{address}/ (loading {})", state.model_id);
+    eprintln!("{resuming}");
 
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<LlmError>();
     let loading = Arc::clone(&state);
@@ -261,29 +289,20 @@ async fn serve(config: EngineConfig, args: &ServeArgs, policy: Policy, state: Ap
         });
     }
     let app = router(Arc::clone(&state), policy);
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let stopping = Arc::clone(&state);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown::signal().await;
+        eprintln!("workly: stopping");
+        stopping.replies.stop();
+        if !stopping.replies.ended(SHUTDOWN_WAIT).await {
+            tracing::warn!("replies still running at shutdown");
+        }
+        stopping.closing.send_replace(true);
+    });
     tokio::select! {
         served = server => served.context("the server failed")?,
         // A server whose model cannot load is no use: say why and stop.
         Ok(error) = failed_rx => return Err(error.into()),
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return interrupt.await.unwrap_or(()),
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    interrupt.await.unwrap_or(());
 }

@@ -227,7 +227,8 @@ impl Extension {
 fn finish_reason(reason: FinishReason) -> &'static str {
     match reason {
         FinishReason::Length => "length",
-        // A cancelled generation only ends for a client that has gone.
+        // A reply is cancelled when its client has gone or the server stops;
+        // OpenAI has no reason for that, and the reply does end there.
         FinishReason::Stop | FinishReason::Cancelled => "stop",
     }
 }
@@ -283,7 +284,7 @@ async fn whole(
     mut generation: Generation,
     permit: OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
-    let mut voice = Voice::start(state, &reply.id, Source::Api);
+    let mut voice = Voice::start(state, &reply.id, Source::Api, generation.cancel_token());
     let mut text = String::new();
     let (stats, feeling) = loop {
         let Some(event) = generation.next().await else { return Err(ApiError::internal("the engine stopped")) };
@@ -415,7 +416,7 @@ fn stream(
     permit: OwnedSemaphorePermit,
     include_usage: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let voice = Voice::start(&state, &reply.id, Source::Api);
+    let voice = Voice::start(&state, &reply.id, Source::Api, generation.cancel_token());
     let streaming = Streaming { voice, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
     Sse::new(futures_util::stream::unfold(streaming, |mut streaming| async move {
         streaming.next_event().await.map(|event| (Ok(event), streaming))

@@ -27,6 +27,7 @@ pub fn start(extra: &[&str]) -> Server {
         .args(["serve", "--port", "0", "--model"])
         .arg(super::default_model())
         .args(extra)
+        .env("WORKLY_DATA_DIR", dir.path().join("data"))
         .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
         .env("WORKLY_CONFIG", dir.path().join("config.toml"))
         .env_remove("WORKLY_API_KEY")
