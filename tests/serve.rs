@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::server::start;
+use common::server::{connect_events, ends_reply, read_until, reply_text, say, start};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -449,47 +449,23 @@ fn plain_curl_streams_and_gets_whole_replies() {
     assert!(streamed.trim_end().ends_with("data: [DONE]"), "{streamed}");
 }
 
-/// Reads WebSocket text messages as JSON until `until` matches one; returns all.
-fn ws_read_until(
-    socket: &mut tungstenite::WebSocket<TcpStream>,
-    until: impl Fn(&serde_json::Value) -> bool,
-) -> Vec<serde_json::Value> {
-    let mut seen = Vec::new();
-    loop {
-        let message = socket.read().expect("the event stream stays open");
-        if let tungstenite::Message::Text(text) = message {
-            let event: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
-            let done = until(&event);
-            seen.push(event);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
-
 #[test]
 fn events_stream_replies_and_take_chat_messages() {
     let server = start(&["--no-unity"]);
-    let stream = TcpStream::connect(server.address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let (mut socket, _) =
-        tungstenite::client(format!("ws://{}/v1/events", server.address), stream).expect("the upgrade is accepted");
-    let first = ws_read_until(&mut socket, |_| true);
-    assert_eq!(first[0]["type"], "status");
-    assert_eq!(first[0]["unity"], "off", "started with --no-unity");
-    if first[0]["status"] == "loading" {
-        let ready = ws_read_until(&mut socket, |event| event["type"] == "status");
+    let (mut socket, first) = connect_events(server.address);
+    assert_eq!(first["unity"], "off", "started with --no-unity");
+    if first["status"] == "loading" {
+        let ready = read_until(&mut socket, |event| event["type"] == "status");
         assert_eq!(ready.last().unwrap()["status"], "ready");
     }
 
     // A chat message from this client: the reply streams back as events.
-    socket.send(tungstenite::Message::text(r#"{"type": "chat", "text": "Hi Kira!"}"#)).unwrap();
-    let events = ws_read_until(&mut socket, |event| event["type"] == "reply_done" || event["type"] == "error");
+    say(&mut socket, "Hi Kira!");
+    let events = read_until(&mut socket, ends_reply);
     assert_eq!(events[0]["type"], "reply_started");
     assert_eq!(events[0]["source"], "page");
     let reply = events[0]["reply"].clone();
-    let text: String = events.iter().filter(|e| e["type"] == "token").map(|e| e["text"].as_str().unwrap()).collect();
+    let text = reply_text(&events);
     assert!(!text.is_empty());
     let done = events.last().unwrap();
     assert_eq!(done["type"], "reply_done", "{done}");
@@ -501,8 +477,8 @@ fn events_stream_replies_and_take_chat_messages() {
     }
 
     // The second message continues the same conversation: its history is cached.
-    socket.send(tungstenite::Message::text(r#"{"type": "chat", "text": "What did I just say?"}"#)).unwrap();
-    let events = ws_read_until(&mut socket, |event| event["type"] == "reply_done");
+    say(&mut socket, "What did I just say?");
+    let events = read_until(&mut socket, |event| event["type"] == "reply_done");
     let stats = &events.last().unwrap()["stats"];
     assert!(stats["cached_tokens"].as_u64().unwrap() > 0, "{stats}");
 
@@ -510,13 +486,13 @@ fn events_stream_replies_and_take_chat_messages() {
     let api =
         chat(server.address, serde_json::json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}));
     assert_eq!(api.status, 200);
-    let events = ws_read_until(&mut socket, |event| event["type"] == "reply_done");
+    let events = read_until(&mut socket, |event| event["type"] == "reply_done");
     assert!(events.iter().any(|event| event["type"] == "reply_started" && event["source"] == "api"));
     assert_eq!(events.last().unwrap()["reply"], api.json()["id"]);
 
     // Nonsense gets an error event, and the stream goes on.
     socket.send(tungstenite::Message::text("not json")).unwrap();
-    let events = ws_read_until(&mut socket, |event| event["type"] == "error");
+    let events = read_until(&mut socket, |event| event["type"] == "error");
     assert!(events.last().unwrap()["message"].as_str().unwrap().contains("cannot read the message"));
 }
 
@@ -526,11 +502,8 @@ fn events_show_the_unity_app_connecting_and_the_commands_it_gets() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let unity = format!("127.0.0.1:{port}");
     let server = start(&["--unity", &unity]);
-    let stream = TcpStream::connect(server.address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let (mut socket, _) = tungstenite::client(format!("ws://{}/v1/events", server.address), stream).unwrap();
-    let first = ws_read_until(&mut socket, |_| true);
-    assert_eq!(first[0]["unity"], format!("disconnected ({unity})"));
+    let (mut socket, first) = connect_events(server.address);
+    assert_eq!(first["unity"], format!("disconnected ({unity})"));
 
     let mut peer = Command::new(env!("CARGO_BIN_EXE_workly"))
         .args(["avatar", "peer", "--port", &port.to_string()])
@@ -542,7 +515,7 @@ fn events_show_the_unity_app_connecting_and_the_commands_it_gets() {
     let connected = format!("connected ({unity})");
     let (mut commands, mut seen_connected) = (None, false);
     while commands.is_none() || !seen_connected {
-        let event = ws_read_until(&mut socket, |_| true).remove(0);
+        let event = read_until(&mut socket, |_| true).remove(0);
         match event["type"].as_str() {
             Some("avatar") if commands.is_none() => commands = Some(event["commands"].clone()),
             Some("status") => seen_connected |= event["unity"] == connected.as_str(),

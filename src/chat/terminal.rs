@@ -3,7 +3,8 @@
 //! With `-p TEXT` it answers once, streaming only the reply to stdout so it
 //! pipes cleanly; otherwise it reads lines from stdin until `/exit` or end of
 //! input, with `/reset` to start over. Ctrl-C stops the reply being written,
-//! not the program (at the prompt it exits). With `--json`, stdout carries one
+//! not the program (at the prompt it exits); SIGTERM stops the reply too, and
+//! the chat exits once the turn is saved. With `--json`, stdout carries one
 //! JSON object per turn and nothing else (the reply as the model wrote it; the
 //! terminal shows it without its emotion tags). A one-shot answer sizes its
 //! context to what it can need unless a size is set, so it starts sooner.
@@ -86,8 +87,68 @@ impl<'a> TurnReport<'a> {
     }
 }
 
-/// The generation Ctrl-C should stop, if one is running.
-type Current = Arc<Mutex<Option<CancelToken>>>;
+/// Where the chat is, which decides what Ctrl-C and SIGTERM do. At the
+/// prompt nothing is under way, so either ends the chat at once (Ctrl-C with
+/// the interrupted code, SIGTERM with 0). During a turn Ctrl-C cuts the reply
+/// short and the chat goes on; SIGTERM cuts it too and ends the chat once the
+/// turn is saved and reported. Once the reply is complete, neither can lose
+/// the turn being saved.
+#[derive(Debug, Default)]
+struct Turning {
+    /// A turn is under way.
+    busy: bool,
+    /// Stops the reply being generated, if one is.
+    reply: Option<CancelToken>,
+    /// A signal came before the reply started: cut it as soon as it does.
+    cut: bool,
+    /// SIGTERM came during the turn: end the chat after it.
+    ending: bool,
+}
+
+impl Turning {
+    /// The reply that `cancel` stops is being generated.
+    fn generating(&mut self, cancel: CancelToken) {
+        if self.cut {
+            cancel.cancel();
+        }
+        self.reply = Some(cancel);
+    }
+}
+
+/// The chat's [`Turning`], shared with the signal thread.
+type Current = Arc<Mutex<Turning>>;
+
+/// Starts the thread that handles Ctrl-C and SIGTERM for `current`.
+fn handle_signals(current: &Current) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot handle signals")?;
+    let current = Arc::clone(current);
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            let Ok(mut turning) = current.lock() else { std::process::exit(i32::from(cli::EXIT_INTERRUPTED)) };
+            if !turning.busy {
+                std::process::exit(if signal == SIGTERM { 0 } else { i32::from(cli::EXIT_INTERRUPTED) });
+            }
+            match &turning.reply {
+                Some(reply) => reply.cancel(),
+                None => turning.cut = true,
+            }
+            turning.ending |= signal == SIGTERM;
+        }
+    })?;
+    Ok(())
+}
+
+/// Runs one turn with `current` marking it under way; whether SIGTERM asked
+/// the chat to end meanwhile.
+fn guarded(current: &Current, turn: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<bool> {
+    let lock = || current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"));
+    *lock()? = Turning { busy: true, ..Turning::default() };
+    let outcome = turn();
+    let mut turning = lock()?;
+    turning.busy = false;
+    outcome.map(|()| turning.ending)
+}
 
 /// Runs `workly chat`.
 pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
@@ -117,15 +178,12 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     // be absent, the bridge then retries in the background.
     let avatar = AvatarBridge::start_if_wanted(&args.avatar, None)?;
     let current: Current = Arc::default();
-    let handler_current = Arc::clone(&current);
-    ctrlc::set_handler(move || match handler_current.lock().ok().and_then(|guard| guard.clone()) {
-        Some(token) => token.cancel(),
-        None => std::process::exit(i32::from(cli::EXIT_INTERRUPTED)),
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    handle_signals(&current)?;
 
     if let Some(prompt) = &args.prompt {
-        turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, prompt, &current)?;
+        guarded(&current, || {
+            turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, prompt, &current)
+        })?;
         // Let the face reach the renderer before the process ends (not waiting
         // for a renderer that is not there).
         if let Some(avatar) = avatar.as_ref().filter(|a| a.stats().iter().any(|transport| transport.connected)) {
@@ -164,15 +222,16 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                 if !args.json {
                     eprint!("{name}> ");
                 }
-                // A message that cannot fit is reported and the chat goes on.
-                if let Err(error) =
+                let done = guarded(&current, || {
                     turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, message, &current)
-                {
-                    if cli::exit_code(&error) == cli::EXIT_BAD_INPUT {
-                        eprintln!("workly: {error:#}");
-                    } else {
-                        return Err(error);
-                    }
+                });
+                match done {
+                    Ok(false) => {}
+                    // SIGTERM: the turn is saved, the chat ends.
+                    Ok(true) => break,
+                    // A message that cannot fit is reported and the chat goes on.
+                    Err(error) if cli::exit_code(&error) == cli::EXIT_BAD_INPUT => eprintln!("workly: {error:#}"),
+                    Err(error) => return Err(error),
                 }
             }
         }
@@ -217,7 +276,7 @@ fn turn(
         ignore_eos: false,
     };
     let mut generation = engine.generate(request)?;
-    *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = Some(generation.cancel_token());
+    current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"))?.generating(generation.cancel_token());
     let mut text = String::new();
     // Emotion tags are for the avatar: the person reads the text without them.
     let mut analyzer = Analyzer::new();
@@ -249,7 +308,7 @@ fn turn(
             None => break Err(crate::llm::LlmError::Stopped),
         }
     };
-    *current.lock().map_err(|_| anyhow::anyhow!("Ctrl-C state poisoned"))? = None;
+    current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"))?.reply = None;
     let (rest, feeling) = analyzer.finish();
     let tail = rest.text.clone();
     show(&rest, &mut shown);

@@ -19,7 +19,9 @@ use crate::chat::memory::{Exchange, Memory};
 use crate::emotion::Emotion;
 use crate::emotion::analyzer::{Analyzer, Update};
 use crate::emotion::smoothing::TurnEmotion;
-use crate::llm::{CancelToken, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
+use crate::llm::{
+    CancelToken, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams,
+};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;

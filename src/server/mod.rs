@@ -21,6 +21,7 @@ use crate::chat::Conversation;
 use crate::chat::memory::Memory;
 use crate::cli::{Context, ServeArgs};
 use crate::llm::{Engine, EngineConfig, LlmError};
+use crate::store::Store;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -28,7 +29,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiError;
-use crate::store::Store;
 use security::Policy;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -298,6 +298,11 @@ async fn serve(
             tracing::warn!("replies still running at shutdown");
         }
         stopping.closing.send_replace(true);
+        // Each WebSocket holds a receiver until it has said goodbye.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while stopping.closing.receiver_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     });
     tokio::select! {
         served = server => served.context("the server failed")?,
