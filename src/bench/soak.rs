@@ -119,7 +119,9 @@ pub struct SoakInterval {
     /// Time to first content token seen by the API clients, queueing included.
     pub ttft_ms: Percentiles,
     /// The server's own time to first token for the same replies (its
-    /// `workly.ttft_ms`): the engine's part, without the queue.
+    /// `workly.ttft_ms`, from handing the request to the engine, queue
+    /// included): what is left of `ttft_ms` is HTTP and text held back while
+    /// an emotion tag is undecided.
     pub server_ttft_ms: Percentiles,
     /// The server's resident memory at the interval's end.
     pub rss_bytes: Option<u64>,
