@@ -14,7 +14,7 @@
 //! failure, an `error` event, a stream without its final chunk, an error the
 //! server counted), the avatar peer applied commands, and, for runs of two
 //! minutes or more, the server's final resident memory within 3 % of the
-//! value after the first minute. A failed verdict exits with the failure code
+//! value after the first minute, and the server exited cleanly on SIGTERM. A failed verdict exits with the failure code
 //! after the report is printed.
 //!
 //! Clients speak plain HTTP and WebSocket from threads: the bench drives the
@@ -97,7 +97,8 @@ pub struct SoakReport {
     pub rss_final_bytes: Option<u64>,
     /// Final over first, as a percentage change.
     pub rss_growth_percent: Option<f64>,
-    /// Whether the server exited by itself on SIGTERM (it was killed otherwise).
+    /// Whether the server exited by itself, successfully, on SIGTERM (it
+    /// was killed, or had exited before, otherwise).
     pub server_stopped_cleanly: bool,
     /// Whether the run passed, and why not.
     pub verdict: Verdict,
@@ -191,6 +192,9 @@ impl Verdict {
         if !avatar_applied {
             failures.push("the avatar peer applied no command".to_owned());
         }
+        if !report.server_stopped_cleanly {
+            failures.push("the server did not exit cleanly on SIGTERM".to_owned());
+        }
         Self { passed: failures.is_empty(), no_errors, rss_flat, avatar_applied, failures }
     }
 }
@@ -247,6 +251,9 @@ pub fn soak(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<SoakRepor
         thread.join().map_err(|_| anyhow::anyhow!("an API client panicked"))?;
     }
     let events = page.join().map_err(|_| anyhow::anyhow!("the WebSocket client panicked"))?;
+    if let Ok(Some(status)) = server.child.try_wait() {
+        tally.error(Instant::now(), "server", format!("exited during the soak ({status})"));
+    }
     let rss_final_bytes = server.rss_bytes();
     let counters = server_counters(&base_url);
     let server_stopped_cleanly = server.stop();
@@ -699,8 +706,12 @@ impl ServerChild {
     }
 
     /// Asks the server to stop as Ctrl-C would; kills it if it lingers.
-    /// Returns whether it exited by itself.
+    /// Returns whether it exited by itself, successfully.
     fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            // Gone before it was asked: not a clean stop.
+            return false;
+        }
         #[cfg(unix)]
         let asked = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -711,8 +722,8 @@ impl ServerChild {
         let asked = false;
         let started = Instant::now();
         while asked && started.elapsed() < STOP_TIMEOUT {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -791,9 +802,6 @@ fn render(report: &SoakReport) -> String {
     ));
     for error in &report.first_errors {
         text.push_str(&format!("error: {error}\n"));
-    }
-    if !report.server_stopped_cleanly {
-        text.push_str("the server did not exit on SIGTERM and was killed\n");
     }
     text.push_str(&if report.verdict.passed {
         "verdict: PASS\n".to_owned()
@@ -918,6 +926,9 @@ mod tests {
         assert!(!verdict.passed && !verdict.no_errors);
         let verdict = Verdict::judge(&report(3, 0, Some(0.0), 0));
         assert!(!verdict.passed && !verdict.avatar_applied);
+        let mut killed = report(3, 0, Some(0.0), 5);
+        killed.server_stopped_cleanly = false;
+        assert!(!Verdict::judge(&killed).passed);
         // One interval is too short to judge memory, so it cannot fail on it.
         let verdict = Verdict::judge(&report(1, 0, Some(50.0), 5));
         assert!(verdict.passed && verdict.rss_flat.is_none(), "{verdict:?}");
