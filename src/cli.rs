@@ -325,6 +325,41 @@ pub enum BenchCommand {
     Store(BenchStoreArgs),
     /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
     Ipc(BenchIpcArgs),
+    /// A real server under concurrent conversations for minutes: errors, TTFT and memory over time.
+    Soak(BenchSoakArgs),
+}
+
+/// `workly bench soak`
+#[derive(Debug, Clone, Args)]
+pub struct BenchSoakArgs {
+    /// Engine choice and tuning, passed on to the server.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// How long to run, in minutes (fractions allowed: 0.5 is 30 seconds).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_number)]
+    pub minutes: f64,
+    /// Concurrent API clients (a WebSocket client chats beside them); with it,
+    /// they stay within the server's default queue bound of 16.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=15))]
+    pub clients: u16,
+    /// Most tokens in each reply.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Seconds per row of the report (a minute unless a quick check wants shorter rows).
+    #[arg(long, default_value_t = 60.0, value_parser = positive_number, hide = true)]
+    pub interval_seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A finite number above 0.
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(_) => Err("must be above 0".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// `workly bench ipc`
@@ -507,6 +542,28 @@ pub struct Prepared {
 }
 
 impl EngineArgs {
+    /// The flags that set these tuning choices again, for a child `workly`
+    /// (the model is left out: the caller passes the file it resolved).
+    pub fn tuning_flags(&self) -> Vec<String> {
+        fn name(value: &impl clap::ValueEnum) -> String {
+            value.to_possible_value().map(|value| value.get_name().to_owned()).unwrap_or_default()
+        }
+        let mut flags = Vec::new();
+        let mut flag = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                flags.extend([flag.to_owned(), value]);
+            }
+        };
+        flag("--context-size", self.context_size.map(|value| value.to_string()));
+        flag("--threads", self.threads.map(|value| value.to_string()));
+        flag("--gpu-layers", self.gpu_layers.map(|value| value.to_string()));
+        flag("--batch-size", self.batch_size.map(|value| value.to_string()));
+        flag("--chat-template", self.chat_template.clone());
+        flag("--kv-cache-type", self.kv_cache_type.as_ref().map(name));
+        flag("--flash-attn", self.flash_attn.as_ref().map(name));
+        flags
+    }
+
     /// The model file these flags (or the config file, or the default) name,
     /// validated and described.
     pub fn model_info(&self, context: &Context) -> anyhow::Result<ModelInfo> {

@@ -53,6 +53,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::Emotion(args) => workly::bench::emotion::run(&context, args),
             BenchCommand::Store(args) => workly::bench::store::run(&context, args),
             BenchCommand::Ipc(args) => workly::bench::ipc::run(args),
+            BenchCommand::Soak(args) => workly::bench::soak::run(&context, args),
         },
         Command::Model { .. } | Command::Emotion(_) | Command::Avatar { .. } => unreachable!("handled above"),
     }

@@ -10,6 +10,7 @@
 //! `/proc/self/task/*/schedstat`; absent where there is no `/proc`). The peer
 //! runs in-process on its own thread and runtime.
 
+use super::Percentiles;
 use crate::avatar::command::{Command, Expression, HeadMovement, TransitionSpeed, Unit};
 use crate::avatar::{AvatarBridge, BridgeConfig, peer};
 use crate::cli::BenchIpcArgs;
@@ -56,23 +57,6 @@ pub struct ModeReport {
     pub writes: u64,
     /// Workly's CPU time per applied command during the throughput run.
     pub cpu_us_per_command: Option<f64>,
-}
-
-/// Latency percentiles, in microseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-}
-
-impl Percentiles {
-    fn of(values: &mut [f64]) -> Self {
-        values.sort_by(f64::total_cmp);
-        let at = |p: f64| values.get((p * (values.len() as f64 - 1.0)).round() as usize).copied().unwrap_or(0.0);
-        Self { p50: at(0.50), p99: at(0.99) }
-    }
 }
 
 /// Runs `workly bench ipc`.
@@ -207,9 +191,11 @@ fn rounds() -> Vec<Vec<Command>> {
         .collect()
 }
 
-/// The reference peer on its own thread, counting what it applies.
-struct PeerThread {
-    address: SocketAddr,
+/// The reference peer on its own thread, counting what it applies (the soak
+/// benchmark attaches its server's avatar bridge to one too).
+pub(super) struct PeerThread {
+    /// Where the peer listens.
+    pub(super) address: SocketAddr,
     probe: Arc<Probe>,
     reached: mpsc::Receiver<()>,
     /// The peer thread's id, to leave its CPU time out of Workly's.
@@ -227,7 +213,8 @@ struct Probe {
 }
 
 impl PeerThread {
-    fn start() -> anyhow::Result<Self> {
+    /// Starts a peer on a free loopback port.
+    pub(super) fn start() -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the peer")?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
@@ -261,7 +248,8 @@ impl PeerThread {
         Ok(Self { address, probe, reached, tid, stop: Some(stop), thread: Some(thread) })
     }
 
-    fn applied(&self) -> u64 {
+    /// Commands applied so far.
+    pub(super) fn applied(&self) -> u64 {
         self.probe.applied.load(Ordering::Acquire)
     }
 
@@ -355,12 +343,5 @@ mod tests {
                 assert!(round[..i].iter().all(|earlier| !later.supersedes(earlier)), "{later}");
             }
         }
-    }
-
-    #[test]
-    fn percentiles_pick_nearest_ranks() {
-        let mut values: Vec<f64> = (1..=100).map(f64::from).collect();
-        let percentiles = Percentiles::of(&mut values);
-        assert_eq!((percentiles.p50, percentiles.p99), (51.0, 99.0));
     }
 }

@@ -8,6 +8,7 @@ pub mod emotion;
 pub mod ipc;
 pub mod llm;
 pub mod memory;
+pub mod soak;
 pub mod store;
 pub mod threads;
 
@@ -23,6 +24,25 @@ pub fn median(values: &[f64]) -> f64 {
     sorted.sort_by(f64::total_cmp);
     let middle = sorted.len() / 2;
     if sorted.len().is_multiple_of(2) { (sorted[middle - 1] + sorted[middle]) / 2.0 } else { sorted[middle] }
+}
+
+/// The median and 99th percentile of a set of measurements (their unit is in
+/// the name of the field holding them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values`, sorting them in place (0 for none).
+    pub fn of(values: &mut [f64]) -> Self {
+        values.sort_by(f64::total_cmp);
+        let at = |p: f64| values.get((p * (values.len() as f64 - 1.0)).round() as usize).copied().unwrap_or(0.0);
+        Self { p50: at(0.50), p99: at(0.99) }
+    }
 }
 
 /// Prints a report as JSON or as its text rendering.
@@ -98,12 +118,20 @@ pub fn measure(runs: u32, mut once: impl FnMut() -> Result<f64, LlmError>) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use super::{Percentiles, median};
 
     #[test]
     fn median_of_odd_even_and_empty() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn percentiles_pick_nearest_ranks() {
+        let mut values: Vec<f64> = (1..=100).map(f64::from).collect();
+        let percentiles = Percentiles::of(&mut values);
+        assert_eq!((percentiles.p50, percentiles.p99), (51.0, 99.0));
+        assert_eq!(Percentiles::of(&mut []), Percentiles::default());
     }
 }

@@ -1,5 +1,6 @@
 //! Memory detection: how much RAM the machine has and how much is free for a
-//! model, plus this process's resident and peak memory for benchmarks.
+//! model, plus the resident and peak memory of this process (or another, such as
+//! the server a soak benchmark runs) for benchmarks.
 //!
 //! A container's memory limit counts as the machine's size: loading a model
 //! sized for the host into a 4 GiB cgroup ends with the OOM killer.
@@ -42,14 +43,28 @@ impl MemoryInfo {
 /// which is out of reach without `unsafe`.
 #[cfg(target_os = "linux")]
 pub fn process_rss_bytes() -> Option<u64> {
-    proc_status_kib("VmRSS:").map(|kib| kib.saturating_mul(1024))
+    proc_status_kib("self", "VmRSS:").map(|kib| kib.saturating_mul(1024))
 }
 
 /// Resident memory of this process right now, in bytes; `None` where unknown.
 #[cfg(not(target_os = "linux"))]
 pub fn process_rss_bytes() -> Option<u64> {
+    rss_bytes_of(sysinfo::get_current_pid().ok()?.as_u32())
+}
+
+/// Resident memory of process `pid` right now, in bytes; `None` where unknown
+/// or once the process is gone.
+#[cfg(target_os = "linux")]
+pub fn rss_bytes_of(pid: u32) -> Option<u64> {
+    proc_status_kib(&pid.to_string(), "VmRSS:").map(|kib| kib.saturating_mul(1024))
+}
+
+/// Resident memory of process `pid` right now, in bytes; `None` where unknown
+/// or once the process is gone.
+#[cfg(not(target_os = "linux"))]
+pub fn rss_bytes_of(pid: u32) -> Option<u64> {
     use sysinfo::{ProcessRefreshKind, ProcessesToUpdate};
-    let pid = sysinfo::get_current_pid().ok()?;
+    let pid = sysinfo::Pid::from_u32(pid);
     let mut system = System::new().ok()?;
     system.refresh_processes_specifics(
         ProcessesToUpdate::Some(&[pid]),
@@ -63,7 +78,7 @@ pub fn process_rss_bytes() -> Option<u64> {
 /// `None` where the OS does not keep it (everywhere but Linux).
 #[cfg(target_os = "linux")]
 pub fn peak_rss_bytes() -> Option<u64> {
-    proc_status_kib("VmHWM:").map(|kib| kib.saturating_mul(1024))
+    proc_status_kib("self", "VmHWM:").map(|kib| kib.saturating_mul(1024))
 }
 
 /// Highest resident memory this process has reached, in bytes; `None` where
@@ -73,10 +88,11 @@ pub fn peak_rss_bytes() -> Option<u64> {
     None
 }
 
-/// Value in KiB of the `/proc/self/status` line starting with `key`.
+/// Value in KiB of the `/proc/<process>/status` line starting with `key`
+/// (`process` is a pid or `self`).
 #[cfg(target_os = "linux")]
-fn proc_status_kib(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+fn proc_status_kib(process: &str, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     parse_status_kib(&status, key)
 }
 
@@ -117,6 +133,9 @@ mod tests {
         assert!(rss > 0);
         // VmHWM is the maximum of VmRSS over time, and it was read after VmRSS.
         assert!(peak >= rss, "peak {peak} below rss {rss}");
+        // The same figure read by pid, as a soak reads its server's.
+        let by_pid = rss_bytes_of(std::process::id()).expect("this process has a status");
+        assert!(by_pid > 0);
     }
 
     #[cfg(target_os = "linux")]

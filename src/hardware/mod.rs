@@ -20,7 +20,7 @@ use sysinfo::System;
 
 pub use cpu::CpuInfo;
 pub use gpu::GpuInfo;
-pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes};
+pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use policy::{
     GpuPlan, ModelFootprint, ThreadChoice, ThreadMeasurements, ThreadRow, ThreadSource, Tuning, choose_batch_size,
     choose_context_size, choose_threads, plan_gpu_layers,

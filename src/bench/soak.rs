@@ -1,0 +1,936 @@
+//! `workly bench soak`: the real server under hours-long use, in minutes.
+//!
+//! It starts `workly serve` as a child process (the binary running the bench,
+//! a temporary data directory, the same model and engine flags) with its
+//! avatar bridge attached to an in-process reference Unity peer, then keeps
+//! it busy: several API clients, each holding a streamed multi-turn
+//! conversation on `/v1/chat/completions`, and one WebSocket client on
+//! `/v1/events` chatting in the page's conversation and counting the events
+//! it hears. Each report row covers one minute: requests, errors, the time to
+//! first content token seen by the API clients (queueing included) and the
+//! server's resident memory at the minute's end.
+//!
+//! The verdict: no errors anywhere (a status that is not 2xx, a transport
+//! failure, an `error` event, a stream without its final chunk, an error the
+//! server counted), the avatar peer applied commands, and, for runs of two
+//! minutes or more, the server's final resident memory within 3 % of the
+//! value after the first minute, and the server exited cleanly on SIGTERM. A failed verdict exits with the failure code
+//! after the report is printed.
+//!
+//! Clients speak plain HTTP and WebSocket from threads: the bench drives the
+//! server from outside, as any other client would, and shares nothing with it
+//! but the socket. Memory stays bounded: per-minute tallies only (each with
+//! that minute's TTFT list), a few error messages, a few lines of the
+//! server's log.
+
+use super::Percentiles;
+use super::ipc::PeerThread;
+use super::llm::SCRIPT;
+use crate::chat::Persona;
+use crate::cli::{BenchSoakArgs, Context};
+use crate::config;
+use anyhow::Context as _;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Exchanges an API client keeps in its history (older ones are dropped, as
+/// an app with a short memory would).
+const HISTORY_EXCHANGES: usize = 3;
+/// Turns after which a client starts a new conversation, so prompts (and the
+/// server's page conversation) stay bounded however long the soak runs.
+const RESTART_EVERY: usize = 8;
+/// Largest growth of the server's resident memory, from the end of the first
+/// minute to the end of the run, that still counts as flat.
+pub const FLAT_RSS_PERCENT: f64 = 3.0;
+/// Longest wait for the server to load its model.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest a reply may take, queueing included, before it counts as an error.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest wait for the server to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Error messages kept for the report (the count covers every error).
+const ERRORS_KEPT: usize = 10;
+/// Lines of the server's log kept to explain a failure to start.
+const LOG_LINES_KEPT: usize = 20;
+
+/// The report of `workly bench soak`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakReport {
+    /// The model the server loaded (its API id).
+    pub model: String,
+    /// Length of the run asked for.
+    pub minutes: f64,
+    /// Concurrent API clients.
+    pub clients: u16,
+    /// Most tokens per reply.
+    pub max_tokens: u32,
+    /// Length of one row, in seconds (60 but for quick checks).
+    pub interval_s: f64,
+    /// One row per interval, in order.
+    pub intervals: Vec<SoakInterval>,
+    /// Every request: API completions and page chat turns.
+    pub requests: u64,
+    /// Of those, streamed `/v1/chat/completions` requests.
+    pub api_requests: u64,
+    /// Of those, chat turns sent over `/v1/events`.
+    pub page_turns: u64,
+    /// Requests that failed, as the clients saw it.
+    pub errors: u64,
+    /// The first few errors, in words.
+    pub first_errors: Vec<String>,
+    /// Time to first content token of every API reply.
+    pub ttft_ms: Percentiles,
+    /// What the WebSocket client heard.
+    pub events: EventCounts,
+    /// The server's own counters at the end (`/metrics`), if it answered.
+    pub server: Option<ServerCounters>,
+    /// Commands the avatar peer applied.
+    pub avatar_commands_applied: u64,
+    /// The server's resident memory at the end of the first interval.
+    pub rss_first_bytes: Option<u64>,
+    /// The server's resident memory once every client had finished.
+    pub rss_final_bytes: Option<u64>,
+    /// Final over first, as a percentage change.
+    pub rss_growth_percent: Option<f64>,
+    /// Whether the server exited by itself, successfully, on SIGTERM (it
+    /// was killed, or had exited before, otherwise).
+    pub server_stopped_cleanly: bool,
+    /// Whether the run passed, and why not.
+    pub verdict: Verdict,
+}
+
+/// One interval of the run (a minute unless asked otherwise).
+#[derive(Debug, Clone, Serialize)]
+pub struct SoakInterval {
+    /// 1-based.
+    pub index: usize,
+    /// Seconds from the start of the run to the interval's end.
+    pub end_s: f64,
+    /// Requests started in it (API and page).
+    pub requests: u64,
+    /// Of those, requests that failed.
+    pub errors: u64,
+    /// API replies whose first content token was timed.
+    pub ttft_samples: usize,
+    /// Time to first content token seen by the API clients, queueing included.
+    pub ttft_ms: Percentiles,
+    /// The server's own time to first token for the same replies (its
+    /// `workly.ttft_ms`, from handing the request to the engine, queue
+    /// included): what is left of `ttft_ms` is HTTP and text held back while
+    /// an emotion tag is undecided.
+    pub server_ttft_ms: Percentiles,
+    /// The server's resident memory at the interval's end.
+    pub rss_bytes: Option<u64>,
+}
+
+/// Events the `/v1/events` client received, by type.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct EventCounts {
+    /// Every event.
+    pub received: u64,
+    /// Replies that ended, whoever asked.
+    pub reply_done: u64,
+    /// Pieces of reply text.
+    pub token: u64,
+    /// Writes to the Unity app.
+    pub avatar: u64,
+    /// `error` events.
+    pub error: u64,
+}
+
+/// The server's own view, from `/metrics`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ServerCounters {
+    /// `workly_requests_total`.
+    pub requests: u64,
+    /// `workly_request_errors_total`.
+    pub errors: u64,
+}
+
+/// Whether the soak passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// Every check held.
+    pub passed: bool,
+    /// No client error, no `error` event, no error counted by the server.
+    pub no_errors: bool,
+    /// Final memory within 3 % of the first interval's; `None` for runs
+    /// shorter than two intervals, too short to tell.
+    pub rss_flat: Option<bool>,
+    /// The avatar peer applied at least one command.
+    pub avatar_applied: bool,
+    /// What failed, in words.
+    pub failures: Vec<String>,
+}
+
+impl Verdict {
+    fn judge(report: &SoakReport) -> Self {
+        let server_errors = report.server.map_or(0, |server| server.errors);
+        let no_errors = report.errors == 0 && report.events.error == 0 && server_errors == 0;
+        let rss_flat = if report.intervals.len() >= 2 {
+            Some(report.rss_growth_percent.is_some_and(|growth| growth.abs() <= FLAT_RSS_PERCENT))
+        } else {
+            None
+        };
+        let avatar_applied = report.avatar_commands_applied > 0;
+        let mut failures = Vec::new();
+        if !no_errors {
+            failures.push(format!(
+                "{} client errors, {} error events, {server_errors} server errors",
+                report.errors, report.events.error
+            ));
+        }
+        if rss_flat == Some(false) {
+            let growth = report.rss_growth_percent.map_or("unknown".to_owned(), |growth| format!("{growth:+.2}%"));
+            failures.push(format!("resident memory moved {growth} (more than {FLAT_RSS_PERCENT}%)"));
+        }
+        if !avatar_applied {
+            failures.push("the avatar peer applied no command".to_owned());
+        }
+        if !report.server_stopped_cleanly {
+            failures.push("the server did not exit cleanly on SIGTERM".to_owned());
+        }
+        Self { passed: failures.is_empty(), no_errors, rss_flat, avatar_applied, failures }
+    }
+}
+
+/// Runs `workly bench soak`.
+pub fn run(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<()> {
+    let report = soak(context, args)?;
+    super::print(&report, args.json, render)?;
+    if !report.verdict.passed {
+        anyhow::bail!("the soak failed: {}", report.verdict.failures.join("; "));
+    }
+    Ok(())
+}
+
+/// Runs the soak and returns its report.
+pub fn soak(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<SoakReport> {
+    let model = args.engine.model_info(context)?;
+    let peer = PeerThread::start()?;
+    let mut server = ServerChild::start(context, args, &model.path, peer.address)?;
+    let model_id = server.wait_ready()?;
+
+    let duration = Duration::from_secs_f64(args.minutes * 60.0);
+    let interval = Duration::from_secs_f64(args.interval_seconds);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tally = Arc::new(Tally::new(started, interval, duration));
+    let base_url = format!("http://{}", server.address);
+    let mut threads = Vec::new();
+    for client in 0..usize::from(args.clients) {
+        let (tally, url, max_tokens) = (Arc::clone(&tally), base_url.clone(), args.max_tokens);
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("workly-soak-api-{client}"))
+                .spawn(move || api_client(client, &url, max_tokens, deadline, &tally))?,
+        );
+    }
+    let page = {
+        let (tally, address) = (Arc::clone(&tally), server.address);
+        std::thread::Builder::new()
+            .name("workly-soak-page".to_owned())
+            .spawn(move || page_client(address, deadline, &tally))?
+    };
+
+    // The memory of each interval, read at its end.
+    let intervals = tally.intervals();
+    let mut rss = Vec::with_capacity(intervals);
+    for index in 1..=intervals {
+        let end = (started + interval * index as u32).min(deadline);
+        std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        rss.push(server.rss_bytes());
+        tracing::info!(interval = index, rss_bytes = ?rss.last(), "soak sample");
+    }
+    for thread in threads {
+        thread.join().map_err(|_| anyhow::anyhow!("an API client panicked"))?;
+    }
+    let events = page.join().map_err(|_| anyhow::anyhow!("the WebSocket client panicked"))?;
+    if let Ok(Some(status)) = server.child.try_wait() {
+        tally.error(Instant::now(), "server", format!("exited during the soak ({status})"));
+    }
+    let rss_final_bytes = server.rss_bytes();
+    let counters = server_counters(&base_url);
+    let server_stopped_cleanly = server.stop();
+
+    let tally = Arc::into_inner(tally).context("a client outlived the soak")?;
+    let (windows, first_errors) = tally.into_parts();
+    let mut all_ttft_ms = Vec::new();
+    let mut report_intervals = Vec::with_capacity(windows.len());
+    let (mut api_requests, mut page_turns, mut errors) = (0, 0, 0);
+    for (index, (mut window, rss_bytes)) in windows.into_iter().zip(rss).enumerate() {
+        api_requests += window.api_requests;
+        page_turns += window.page_turns;
+        errors += window.errors;
+        all_ttft_ms.extend_from_slice(&window.ttft_ms);
+        report_intervals.push(SoakInterval {
+            index: index + 1,
+            end_s: (interval.as_secs_f64() * (index + 1) as f64).min(duration.as_secs_f64()),
+            requests: window.api_requests + window.page_turns,
+            errors: window.errors,
+            ttft_samples: window.ttft_ms.len(),
+            ttft_ms: Percentiles::of(&mut window.ttft_ms),
+            server_ttft_ms: Percentiles::of(&mut window.server_ttft_ms),
+            rss_bytes,
+        });
+    }
+    let rss_first_bytes = report_intervals.first().and_then(|first| first.rss_bytes);
+    let rss_growth_percent = match (rss_first_bytes, rss_final_bytes) {
+        (Some(first), Some(last)) if first > 0 => Some((last as f64 - first as f64) / first as f64 * 100.0),
+        _ => None,
+    };
+    let mut report = SoakReport {
+        model: model_id,
+        minutes: args.minutes,
+        clients: args.clients,
+        max_tokens: args.max_tokens,
+        interval_s: interval.as_secs_f64(),
+        intervals: report_intervals,
+        requests: api_requests + page_turns,
+        api_requests,
+        page_turns,
+        errors,
+        first_errors,
+        ttft_ms: Percentiles::of(&mut all_ttft_ms),
+        events,
+        server: counters,
+        avatar_commands_applied: peer.applied(),
+        rss_first_bytes,
+        rss_final_bytes,
+        rss_growth_percent,
+        server_stopped_cleanly,
+        verdict: Verdict {
+            passed: false,
+            no_errors: false,
+            rss_flat: None,
+            avatar_applied: false,
+            failures: Vec::new(),
+        },
+    };
+    report.verdict = Verdict::judge(&report);
+    Ok(report)
+}
+
+/// What the clients count, shared between them: one window per interval,
+/// each request counted in the interval it started in.
+struct Tally {
+    started: Instant,
+    interval: Duration,
+    windows: Mutex<Vec<Window>>,
+    first_errors: Mutex<Vec<String>>,
+}
+
+/// One interval's counts.
+#[derive(Debug, Default)]
+struct Window {
+    api_requests: u64,
+    page_turns: u64,
+    errors: u64,
+    ttft_ms: Vec<f64>,
+    server_ttft_ms: Vec<f64>,
+}
+
+impl Tally {
+    fn new(started: Instant, interval: Duration, duration: Duration) -> Self {
+        // The last interval may be shorter; a run shorter than one has one.
+        let intervals = (duration.as_secs_f64() / interval.as_secs_f64()).ceil().max(1.0) as usize;
+        Self {
+            started,
+            interval,
+            windows: Mutex::new((0..intervals).map(|_| Window::default()).collect()),
+            first_errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn intervals(&self) -> usize {
+        self.windows.lock().map_or(1, |windows| windows.len())
+    }
+
+    /// Updates the window of a request that started at `at`.
+    fn record(&self, at: Instant, update: impl FnOnce(&mut Window)) {
+        let index = (at.saturating_duration_since(self.started).as_secs_f64() / self.interval.as_secs_f64()) as usize;
+        if let Ok(mut windows) = self.windows.lock() {
+            let last = windows.len() - 1;
+            update(&mut windows[index.min(last)]);
+        }
+    }
+
+    /// Counts a failed request that started at `at`.
+    fn error(&self, at: Instant, who: &str, message: String) {
+        tracing::warn!("soak: {who}: {message}");
+        self.record(at, |window| window.errors += 1);
+        if let Ok(mut kept) = self.first_errors.lock()
+            && kept.len() < ERRORS_KEPT
+        {
+            kept.push(format!("{who}: {message}"));
+        }
+    }
+
+    fn into_parts(self) -> (Vec<Window>, Vec<String>) {
+        (self.windows.into_inner().unwrap_or_default(), self.first_errors.into_inner().unwrap_or_default())
+    }
+}
+
+/// A chat message in the API's shape.
+fn message(role: &str, content: &str) -> serde_json::Value {
+    serde_json::json!({ "role": role, "content": content })
+}
+
+/// One API client: a streamed conversation, turn after turn, until the deadline.
+fn api_client(client: usize, base_url: &str, max_tokens: u32, deadline: Instant, tally: &Tally) {
+    let agent = ureq::Agent::config_builder()
+        // Statuses are counted here, not turned into transport errors.
+        .http_status_as_error(false)
+        .timeout_global(Some(REPLY_TIMEOUT))
+        .build()
+        .new_agent();
+    let url = format!("{base_url}/v1/chat/completions");
+    let who = format!("API client {client}");
+    let system = message("system", &Persona::default().system_prompt);
+    let mut history: VecDeque<[serde_json::Value; 2]> = VecDeque::with_capacity(HISTORY_EXCHANGES + 1);
+    // Clients start at different lines, so their prompts differ.
+    let mut turn = client * 5;
+    while Instant::now() < deadline {
+        if turn.is_multiple_of(RESTART_EVERY) {
+            history.clear();
+        }
+        let user = SCRIPT[turn % SCRIPT.len()];
+        turn += 1;
+        let mut messages = vec![system.clone()];
+        messages.extend(history.iter().flatten().cloned());
+        messages.push(message("user", user));
+        let body = serde_json::json!({ "messages": messages, "max_tokens": max_tokens, "stream": true });
+        let sent = Instant::now();
+        match stream_reply(&agent, &url, &body, sent) {
+            Ok(reply) => {
+                tally.record(sent, |window| {
+                    window.api_requests += 1;
+                    window.ttft_ms.extend(reply.ttft_ms);
+                    window.server_ttft_ms.extend(reply.server_ttft_ms);
+                });
+                history.push_back([message("user", user), message("assistant", &reply.text)]);
+                if history.len() > HISTORY_EXCHANGES {
+                    history.pop_front();
+                }
+            }
+            Err(error) => {
+                tally.record(sent, |window| window.api_requests += 1);
+                tally.error(sent, &who, error);
+                // A server in trouble is not hammered in a tight loop.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// A streamed reply as a client saw it.
+struct StreamedReply {
+    text: String,
+    /// Time to the first chunk carrying content (none if the reply was empty).
+    ttft_ms: Option<f64>,
+    /// The server's own figure, from the final chunk's `workly` object.
+    server_ttft_ms: Option<f64>,
+}
+
+/// Sends one streamed request and reads its events to `[DONE]`; any failure
+/// is an error in words.
+fn stream_reply(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &serde_json::Value,
+    sent: Instant,
+) -> Result<StreamedReply, String> {
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .map_err(|error| format!("request failed: {error}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let detail = response.body_mut().read_to_string().unwrap_or_default();
+        return Err(format!("HTTP {status}: {}", detail.trim()));
+    }
+    let mut reply = StreamedReply { text: String::new(), ttft_ms: None, server_ttft_ms: None };
+    let mut finished = false;
+    for line in BufReader::new(response.into_body().into_reader()).lines() {
+        let line = line.map_err(|error| format!("stream broken: {error}"))?;
+        // Blank lines end events; `:` lines are keep-alive comments.
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        if data == "[DONE]" {
+            return if finished { Ok(reply) } else { Err("[DONE] before a final chunk".to_owned()) };
+        }
+        let chunk: serde_json::Value =
+            serde_json::from_str(data).map_err(|error| format!("unreadable chunk {data:?}: {error}"))?;
+        if let Some(error) = chunk.get("error") {
+            return Err(format!("error in the stream: {}", error["message"].as_str().unwrap_or_default()));
+        }
+        let choice = &chunk["choices"][0];
+        if let Some(content) = choice["delta"]["content"].as_str()
+            && !content.is_empty()
+        {
+            reply.ttft_ms.get_or_insert_with(|| sent.elapsed().as_secs_f64() * 1e3);
+            reply.text.push_str(content);
+        }
+        if choice["finish_reason"].is_string() {
+            finished = true;
+            reply.server_ttft_ms = chunk["workly"]["ttft_ms"].as_f64();
+        }
+    }
+    Err(if finished { "the stream ended without [DONE]" } else { "the stream ended without a final chunk" }.to_owned())
+}
+
+/// The page's side: chat turns over `/v1/events`, one at a time, until the
+/// deadline; every event heard is counted.
+fn page_client(address: SocketAddr, deadline: Instant, tally: &Tally) -> EventCounts {
+    let mut counts = EventCounts::default();
+    let opened = Instant::now();
+    let connect = || -> anyhow::Result<tungstenite::WebSocket<TcpStream>> {
+        let stream = TcpStream::connect(address)?;
+        // Short reads, so the deadline and the reply timeout are noticed.
+        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(tungstenite::client(format!("ws://{address}/v1/events"), stream)?.0)
+    };
+    let mut socket = match connect() {
+        Ok(socket) => socket,
+        Err(error) => {
+            tally.error(opened, "WebSocket client", format!("cannot connect: {error:#}"));
+            return counts;
+        }
+    };
+    // The turn waiting for its reply: when it was sent, and its reply's id
+    // once `reply_started` named it.
+    let mut waiting: Option<(Instant, Option<String>)> = None;
+    let mut turn: usize = 0;
+    loop {
+        if waiting.is_none() {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if turn > 0 && turn.is_multiple_of(RESTART_EVERY) {
+                let _ = socket.send(tungstenite::Message::text(r#"{"type":"reset"}"#));
+            }
+            let chat = serde_json::json!({ "type": "chat", "text": SCRIPT[turn % SCRIPT.len()] });
+            turn += 1;
+            let sent = Instant::now();
+            tally.record(sent, |window| window.page_turns += 1);
+            if let Err(error) = socket.send(tungstenite::Message::text(chat.to_string())) {
+                tally.error(sent, "WebSocket client", format!("cannot send: {error}"));
+                break;
+            }
+            waiting = Some((sent, None));
+        }
+        if let Some((sent, _)) = &waiting
+            && sent.elapsed() > REPLY_TIMEOUT
+        {
+            tally.error(*sent, "WebSocket client", format!("no reply in {} s", REPLY_TIMEOUT.as_secs()));
+            waiting = None;
+            continue;
+        }
+        let text = match socket.read() {
+            Ok(tungstenite::Message::Text(text)) => text,
+            Ok(tungstenite::Message::Close(_)) => {
+                tally.error(
+                    waiting.map_or(Instant::now(), |(sent, _)| sent),
+                    "WebSocket client",
+                    "closed by the server".to_owned(),
+                );
+                return counts;
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(error))
+                if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                continue;
+            }
+            Err(error) => {
+                tally.error(
+                    waiting.map_or(Instant::now(), |(sent, _)| sent),
+                    "WebSocket client",
+                    format!("read failed: {error}"),
+                );
+                return counts;
+            }
+        };
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+            tally.error(Instant::now(), "WebSocket client", format!("unreadable event {text:?}"));
+            continue;
+        };
+        counts.received += 1;
+        let reply = event["reply"].as_str();
+        match event["type"].as_str().unwrap_or_default() {
+            "reply_started" => {
+                // Only this client chats in the page: a page reply is its own.
+                if event["source"] == "page"
+                    && let Some((_, id @ None)) = &mut waiting
+                {
+                    *id = reply.map(str::to_owned);
+                }
+            }
+            "token" => counts.token += 1,
+            "avatar" => counts.avatar += 1,
+            "reply_done" => {
+                counts.reply_done += 1;
+                if waiting.as_ref().is_some_and(|(_, id)| id.is_some() && id.as_deref() == reply) {
+                    waiting = None;
+                }
+            }
+            "error" => {
+                counts.error += 1;
+                // No reply named: this client's message or turn failed. A
+                // named one is this client's, or an API reply its own client counts.
+                let ours = reply.is_none() || waiting.as_ref().is_some_and(|(_, id)| id.as_deref() == reply);
+                if ours {
+                    let sent = waiting.take().map_or(Instant::now(), |(sent, _)| sent);
+                    tally.error(sent, "WebSocket client", event["message"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = socket.close(None);
+    // Read the close handshake through, so the server sees a clean goodbye.
+    while socket.read().is_ok() {}
+    counts
+}
+
+/// Reads the server's request and error counters from `/metrics`.
+fn server_counters(base_url: &str) -> Option<ServerCounters> {
+    let text = ureq::get(&format!("{base_url}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
+    let counter = |name: &str| {
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+    };
+    Some(ServerCounters {
+        requests: counter("workly_requests_total")? as u64,
+        errors: counter("workly_request_errors_total")? as u64,
+    })
+}
+
+/// `workly serve` as a child process, killed if still running when dropped.
+struct ServerChild {
+    child: Child,
+    address: SocketAddr,
+    /// The last lines of its log, to say why it failed.
+    log: Arc<Mutex<VecDeque<String>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl ServerChild {
+    /// Starts the server on a free port of loopback, attached to the Unity
+    /// peer at `unity`; returns once it listens.
+    fn start(
+        context: &Context,
+        args: &BenchSoakArgs,
+        model: &std::path::Path,
+        unity: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir().context("cannot create a data directory for the server")?;
+        let exe = std::env::current_exe().context("cannot find the workly binary")?;
+        let mut child = Command::new(exe)
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(["serve", "--host", "127.0.0.1", "--port", "0", "--unity", &unity.to_string(), "--model"])
+            .arg(model)
+            .args(args.engine.tuning_flags())
+            // The same cache (saved thread counts, the persona's KV state) and
+            // config file as this process, not the temporary directory's.
+            .env(config::env::CACHE_DIR, &context.dirs.cache)
+            .env(config::env::CONFIG, &context.dirs.config_file)
+            // Loopback needs no key, and the clients send none.
+            .env_remove("WORKLY_API_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start workly serve")?;
+        let stderr = child.stderr.take().context("the server's stderr is not piped")?;
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES_KEPT)));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let kept = Arc::clone(&log);
+        // Keep reading the log to its end, so the server never blocks on a full pipe.
+        std::thread::Builder::new().name("workly-soak-server-log".to_owned()).spawn(move || {
+            let mut address_tx = Some(address_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = listening_address(&line)
+                    && let Some(sender) = address_tx.take()
+                {
+                    let _ = sender.send(address);
+                }
+                if let Ok(mut kept) = kept.lock() {
+                    if kept.len() == LOG_LINES_KEPT {
+                        kept.pop_front();
+                    }
+                    kept.push_back(line);
+                }
+            }
+        })?;
+        let mut server = Self { child, address: SocketAddr::from(([127, 0, 0, 1], 0)), log, _data_dir: data_dir };
+        // The log closes without an address if the server exits first.
+        server.address = match address_rx.recv_timeout(READY_TIMEOUT) {
+            Ok(address) => address,
+            Err(_) => return Err(server.failure("the server did not start listening")),
+        };
+        Ok(server)
+    }
+
+    /// Waits until `/health` says ready; returns the model's id.
+    fn wait_ready(&mut self) -> anyhow::Result<String> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(5)))
+            .build()
+            .new_agent();
+        let url = format!("http://{}/health", self.address);
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(self.failure(&format!("the server exited ({status})")));
+            }
+            if let Ok(mut response) = agent.get(&url).call()
+                && response.status().is_success()
+            {
+                let health: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string()?)?;
+                return Ok(health["model"].as_str().unwrap_or_default().to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(self.failure("the model did not load in time"))
+    }
+
+    fn rss_bytes(&self) -> Option<u64> {
+        crate::hardware::rss_bytes_of(self.child.id())
+    }
+
+    /// Asks the server to stop as Ctrl-C would; kills it if it lingers.
+    /// Returns whether it exited by itself, successfully.
+    fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            // Gone before it was asked: not a clean stop.
+            return false;
+        }
+        #[cfg(unix)]
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        #[cfg(not(unix))]
+        let asked = false;
+        let started = Instant::now();
+        while asked && started.elapsed() < STOP_TIMEOUT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!("the server did not exit on SIGTERM; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    /// `what`, with the end of the server's log.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.log.lock().map(|log| log.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
+        anyhow::anyhow!("{what}; its log ends with:\n{log}")
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The address in the server's `listening on http://ADDRESS/` line.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    line.split_once("listening on http://")?.1.split('/').next()?.parse().ok()
+}
+
+fn render(report: &SoakReport) -> String {
+    let mib = |bytes: Option<u64>| bytes.map_or("n/a".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1048576.0));
+    let mut text = format!(
+        "model {}, {} API clients and a WebSocket client, {} minutes, replies up to {} tokens\n",
+        report.model, report.clients, report.minutes, report.max_tokens
+    );
+    let unit = if report.interval_s == 60.0 { "minute".to_owned() } else { format!("{}s", report.interval_s) };
+    text.push_str(&format!(
+        "{unit:>8} {:>9} {:>7} {:>13} {:>13} {:>9}\n",
+        "requests", "errors", "TTFT p50 ms", "TTFT p99 ms", "RSS MiB"
+    ));
+    for interval in &report.intervals {
+        text.push_str(&format!(
+            "{:>8} {:>9} {:>7} {:>13.1} {:>13.1} {:>9}\n",
+            interval.index,
+            interval.requests,
+            interval.errors,
+            interval.ttft_ms.p50,
+            interval.ttft_ms.p99,
+            mib(interval.rss_bytes)
+        ));
+    }
+    text.push_str(&format!(
+        "{} requests ({} API, {} page turns), {} errors; TTFT p50 {:.1} ms, p99 {:.1} ms\n",
+        report.requests, report.api_requests, report.page_turns, report.errors, report.ttft_ms.p50, report.ttft_ms.p99
+    ));
+    text.push_str(&format!(
+        "events: {} received, {} replies done, {} avatar writes, {} errors; avatar peer applied {} commands\n",
+        report.events.received,
+        report.events.reply_done,
+        report.events.avatar,
+        report.events.error,
+        report.avatar_commands_applied
+    ));
+    if let Some(server) = report.server {
+        text.push_str(&format!("server counted {} requests, {} errors\n", server.requests, server.errors));
+    }
+    let growth = report.rss_growth_percent.map_or("n/a".to_owned(), |growth| format!("{growth:+.2}%"));
+    text.push_str(&format!(
+        "RSS after the first {unit} {} MiB, at the end {} MiB ({growth}){}\n",
+        mib(report.rss_first_bytes),
+        mib(report.rss_final_bytes),
+        if report.verdict.rss_flat.is_none() { ", too short a run to judge" } else { "" }
+    ));
+    for error in &report.first_errors {
+        text.push_str(&format!("error: {error}\n"));
+    }
+    text.push_str(&if report.verdict.passed {
+        "verdict: PASS\n".to_owned()
+    } else {
+        format!("verdict: FAIL ({})\n", report.verdict.failures.join("; "))
+    });
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_address_the_server_prints() {
+        let line = "workly: listening on http://127.0.0.1:39251/ (loading SmolLM2-135M-Instruct.Q4_1)";
+        assert_eq!(listening_address(line), Some("127.0.0.1:39251".parse().unwrap()));
+        assert_eq!(listening_address("WARN ignoring saved thread measurements"), None);
+    }
+
+    #[test]
+    fn the_server_gets_the_same_tuning_flags() {
+        use clap::Parser as _;
+        let given = [
+            "--context-size",
+            "1024",
+            "--threads",
+            "2",
+            "--gpu-layers",
+            "0",
+            "--batch-size",
+            "256",
+            "--chat-template",
+            "chatml",
+            "--kv-cache-type",
+            "q8_0",
+            "--flash-attn",
+            "on",
+        ];
+        let parse = |flags: &[&str]| {
+            let cli = crate::cli::Cli::try_parse_from(["workly", "bench", "soak"].iter().chain(flags)).unwrap();
+            let crate::cli::Command::Bench { command: crate::cli::BenchCommand::Soak(args) } = cli.command else {
+                panic!("bench soak expected")
+            };
+            args.engine
+        };
+        let flags = parse(&given).tuning_flags();
+        assert_eq!(flags, given);
+        assert!(parse(&[]).tuning_flags().is_empty());
+    }
+
+    #[test]
+    fn requests_count_in_the_interval_they_started_in() {
+        let started = Instant::now();
+        let tally = Tally::new(started, Duration::from_secs(60), Duration::from_secs(150));
+        assert_eq!(tally.intervals(), 3);
+        tally.record(started + Duration::from_secs(59), |window| window.api_requests += 1);
+        tally.record(started + Duration::from_secs(61), |window| window.api_requests += 1);
+        // Requests still running after the deadline belong to the last interval.
+        tally.error(started + Duration::from_secs(400), "test", "late".to_owned());
+        let (windows, errors) = tally.into_parts();
+        let requests: Vec<u64> = windows.iter().map(|window| window.api_requests).collect();
+        assert_eq!(requests, [1, 1, 0]);
+        assert_eq!(windows[2].errors, 1);
+        assert_eq!(errors, ["test: late"]);
+    }
+
+    #[test]
+    fn a_short_run_has_one_interval() {
+        let tally = Tally::new(Instant::now(), Duration::from_secs(60), Duration::from_secs(18));
+        assert_eq!(tally.intervals(), 1);
+    }
+
+    fn report(intervals: usize, errors: u64, rss_growth_percent: Option<f64>, avatar: u64) -> SoakReport {
+        let interval = SoakInterval {
+            index: 1,
+            end_s: 60.0,
+            requests: 10,
+            errors: 0,
+            ttft_samples: 10,
+            ttft_ms: Percentiles::default(),
+            server_ttft_ms: Percentiles::default(),
+            rss_bytes: Some(100),
+        };
+        SoakReport {
+            model: "m".to_owned(),
+            minutes: intervals as f64,
+            clients: 3,
+            max_tokens: 64,
+            interval_s: 60.0,
+            intervals: vec![interval; intervals],
+            requests: 10,
+            api_requests: 8,
+            page_turns: 2,
+            errors,
+            first_errors: Vec::new(),
+            ttft_ms: Percentiles::default(),
+            events: EventCounts::default(),
+            server: Some(ServerCounters { requests: 8, errors: 0 }),
+            avatar_commands_applied: avatar,
+            rss_first_bytes: Some(100),
+            rss_final_bytes: Some(100),
+            rss_growth_percent,
+            server_stopped_cleanly: true,
+            verdict: Verdict {
+                passed: false,
+                no_errors: false,
+                rss_flat: None,
+                avatar_applied: false,
+                failures: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_verdict_wants_no_errors_flat_memory_and_an_avatar() {
+        let verdict = Verdict::judge(&report(3, 0, Some(2.9), 5));
+        assert!(verdict.passed && verdict.rss_flat == Some(true), "{verdict:?}");
+        let verdict = Verdict::judge(&report(3, 0, Some(-3.5), 5));
+        assert_eq!((verdict.passed, verdict.rss_flat), (false, Some(false)));
+        let verdict = Verdict::judge(&report(3, 1, Some(0.0), 5));
+        assert!(!verdict.passed && !verdict.no_errors);
+        let verdict = Verdict::judge(&report(3, 0, Some(0.0), 0));
+        assert!(!verdict.passed && !verdict.avatar_applied);
+        let mut killed = report(3, 0, Some(0.0), 5);
+        killed.server_stopped_cleanly = false;
+        assert!(!Verdict::judge(&killed).passed);
+        // One interval is too short to judge memory, so it cannot fail on it.
+        let verdict = Verdict::judge(&report(1, 0, Some(50.0), 5));
+        assert!(verdict.passed && verdict.rss_flat.is_none(), "{verdict:?}");
+    }
+}
