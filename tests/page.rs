@@ -2,8 +2,8 @@
 //! page, modules, default avatar and doctor report over HTTP, then the page in
 //! headless Chromium (driven by `tests/browser/page.mjs` with playwright-core):
 //! the default avatar loads, a chat reply streams in, emotion events and
-//! sliders move the avatar's expressions, and the sample VRM 1.0 avatars load
-//! from the file input. The browser test saves a screenshot to its temporary
+//! sliders move the avatar's expressions, the sample VRM 1.0 avatars load
+//! from the file input, and the stored conversation is back after a reload. The browser test saves a screenshot to its temporary
 //! directory and to `target/page-screenshot.png`.
 
 mod common;

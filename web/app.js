@@ -16,6 +16,8 @@ const state = {
   tokens: 0,
   lastEmotion: null,
   socket: null,
+  /** The stored conversation's name. */
+  conversation: null,
 };
 
 const avatar = new Avatar($('avatar-canvas'));
@@ -243,6 +245,21 @@ bindToggle('blink', 'blink');
 bindToggle('head-motion', 'headMotion');
 bindToggle('look-at', 'lookAt');
 
+// --- the stored conversation -------------------------------------------------
+
+/** Shows the conversation so far (what Kira remembers), when the page opens. */
+async function loadConversation() {
+  try {
+    const response = await fetch('/v1/workly/conversation');
+    if (!response.ok) return;
+    const { name, messages } = await response.json();
+    state.conversation = name;
+    for (const message of messages) addMessage(message.role === 'user' ? 'you' : 'kira', message.content);
+  } catch (error) {
+    console.error('cannot read /v1/workly/conversation', error);
+  }
+}
+
 // --- engine facts --------------------------------------------------------------
 
 function gib(bytes) {
@@ -290,13 +307,15 @@ window.workly = {
   get replying() { return state.replying; },
   get tokens() { return state.tokens; },
   get lastEmotion() { return state.lastEmotion; },
+  get conversation() { return state.conversation; },
   expressionNames: () => avatar.expressionNames(),
   expressionWeights: () => avatar.expressionWeights(),
   receive,
   settings: avatar.settings,
 };
 
-connect();
+// History first, so replies streaming in land after it.
+loadConversation().then(connect);
 loadDoctor();
 syncSliders();
 loadAvatar('/avatar/default.vrm').catch((error) => console.error('default avatar', error));

@@ -12,7 +12,7 @@
 use super::Conversation;
 use crate::emotion::smoothing::TurnEmotion;
 use crate::llm::{Engine, LlmError, Message, Prompt, Role};
-use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError};
+use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError, StoredMessage};
 
 /// Most earlier messages recalled for one turn.
 pub const RECALL_MAX_MESSAGES: usize = 3;
@@ -62,11 +62,17 @@ impl Memory {
     /// `max_tokens` (more could never fit the context) into `conversation`;
     /// returns how many messages it loaded.
     pub fn resume(&self, conversation: &mut Conversation, max_tokens: usize) -> Result<usize, StoreError> {
-        let messages = self.store.recent_messages(&self.conversation, max_tokens)?;
+        let messages = self.recent(max_tokens)?;
         for pair in messages.chunks_exact(2) {
             conversation.push_exchange(&pair[0].content, &pair[1].content);
         }
         Ok(messages.len() / 2 * 2)
+    }
+
+    /// The newest stored messages whose tokens add up to at most
+    /// `max_tokens`, oldest first, starting with the person's.
+    pub fn recent(&self, max_tokens: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        self.store.recent_messages(&self.conversation, max_tokens)
     }
 
     /// Saves a completed exchange; once this returns, it survives a crash or a

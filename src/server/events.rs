@@ -22,6 +22,7 @@ use crate::emotion::smoothing::TurnEmotion;
 use crate::llm::{
     CancelToken, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams,
 };
+use crate::store::{StoreError, StoredMessage};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
@@ -439,12 +440,29 @@ fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
 pub struct PageChat {
     conversation: Conversation,
     memory: Memory,
+    /// Tokens of stored history the page shows: what a context holds.
+    shown_tokens: usize,
+}
+
+/// What `GET /v1/workly/conversation` answers.
+#[derive(Debug, Serialize)]
+pub struct Transcript {
+    /// The stored conversation's name.
+    pub name: String,
+    /// Its newest messages, as many as the model's context holds, oldest first.
+    pub messages: Vec<StoredMessage>,
 }
 
 impl PageChat {
-    /// The page's chat: `conversation` (resumed from `memory`) and where it is saved.
-    pub fn new(conversation: Conversation, memory: Memory) -> Self {
-        Self { conversation, memory }
+    /// The page's chat: `conversation` (resumed from `memory`), where it is
+    /// saved, and how many tokens of it the page shows (the context size).
+    pub fn new(conversation: Conversation, memory: Memory, shown_tokens: usize) -> Self {
+        Self { conversation, memory, shown_tokens }
+    }
+
+    /// The conversation's newest stored messages, for a page that opens.
+    pub fn transcript(&self) -> Result<Transcript, StoreError> {
+        Ok(Transcript { name: self.memory.name().to_owned(), messages: self.memory.recent(self.shown_tokens)? })
     }
 
     /// Saves `exchange` and then adds it to the conversation (`reply` as the

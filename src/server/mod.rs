@@ -191,6 +191,7 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/events", get(events::events))
         .route("/v1/workly/doctor", get(page::doctor))
+        .route("/v1/workly/conversation", get(page::conversation))
         .route("/", get(page::index))
         .route("/app/{file}", get(page::app_file))
         .route("/vendor/{*path}", get(page::vendor_file))
@@ -226,7 +227,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     );
     let hub = events::Hub::default();
     let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
-    let page = events::PageChat::new(conversation, memory);
+    let page = events::PageChat::new(conversation, memory, prepared.engine.context_size as usize);
     let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), page, doctor, avatar, hub);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

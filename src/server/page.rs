@@ -146,6 +146,14 @@ pub async fn doctor(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(Doctor { model: &state.model_id, status, engine, doctor: &state.doctor }).into_response()
 }
 
+/// `GET /v1/workly/conversation`: the page's stored conversation, its newest
+/// messages first shown when a page opens.
+pub async fn conversation(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let page = state.page.lock().map_err(|_| ApiError::internal("the conversation is unavailable"))?;
+    let transcript = page.transcript().map_err(|error| ApiError::internal(error.to_string()))?;
+    Ok(axum::Json(transcript).into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

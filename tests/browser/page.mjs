@@ -126,6 +126,12 @@ try {
   // The last loaded sample, for a look at a model with a full body.
   for (const path of screenshots) await page.screenshot({ path: path.replace(/\.png$/, '-custom.png') });
 
+  step('the conversation is still there after a reload');
+  await page.reload();
+  await page.waitForFunction(() => window.workly?.conversation && document.querySelectorAll('.message.kira').length > 0, null, { timeout: 30_000 });
+  assert.equal((await page.locator('.message.you').last().textContent()), 'Hi Kira! Tell me about your day in two sentences.');
+  assert.equal((await page.locator('.message.kira').last().textContent()).trim(), reply.trim());
+
   assert.deepEqual(problems, [], 'no errors and no external requests');
   step('all good');
 } finally {
