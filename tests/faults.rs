@@ -7,7 +7,7 @@
 mod common;
 
 use common::server::{Events, ends_reply, read_until, ready_events, reply_text, say, start_in};
-use common::{assert_bad_input, assert_success, text};
+use common::{assert_bad_input, assert_success, text, workly_in};
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -21,22 +21,10 @@ const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// A message that makes a long reply, so a fault can land in the middle of it.
 const LONG: &str = "Write a very long story about a dragon and a lighthouse.";
 
-fn workly(data: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_workly"));
-    command
-        .arg("--data-dir")
-        .arg(data)
-        .env("WORKLY_CACHE_DIR", data.join("cache"))
-        .env("WORKLY_CONFIG", data.join("config.toml"))
-        .env_remove("WORKLY_MODEL")
-        .env_remove("RUST_LOG");
-    command
-}
-
 /// The stored messages of conversation `name` in `data`, as (role, content).
 fn stored(data: &Path, name: &str) -> Vec<(String, String)> {
     let output =
-        workly(data).args(["history", "export", name, "--format", "json"]).stdin(Stdio::null()).output().unwrap();
+        workly_in(data).args(["history", "export", name, "--format", "json"]).stdin(Stdio::null()).output().unwrap();
     assert_success(&output);
     let export: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     export["messages"]
@@ -137,7 +125,7 @@ fn sigterm_mid_reply_cuts_it_saves_the_turn_and_exits_0() {
 #[test]
 fn sigterm_mid_reply_in_the_terminal_chat_saves_the_turn_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = workly(dir.path())
+    let mut child = workly_in(dir.path())
         .args(["chat", "--conversation", "quit", "--max-tokens", "4000", "--model"])
         .arg(common::default_model())
         .stdin(Stdio::piped())
@@ -280,7 +268,7 @@ fn the_model_file_vanishing_or_replaced_while_serving_changes_nothing_until_rest
 
     // A restart reads the file again, and says what is wrong with it.
     let output =
-        workly(&data).args(["serve", "--port", "0", "--model"]).arg(&model).stdin(Stdio::null()).output().unwrap();
+        workly_in(&data).args(["serve", "--port", "0", "--model"]).arg(&model).stdin(Stdio::null()).output().unwrap();
     assert_bad_input(&output, &["kira.gguf"]);
 }
 
@@ -288,6 +276,6 @@ fn the_model_file_vanishing_or_replaced_while_serving_changes_nothing_until_rest
 fn serve_refuses_a_broken_config_file_at_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.toml"), "context_size = \"big\"\n").unwrap();
-    let output = workly(dir.path()).args(["serve", "--port", "0"]).stdin(Stdio::null()).output().unwrap();
+    let output = workly_in(dir.path()).args(["serve", "--port", "0"]).stdin(Stdio::null()).output().unwrap();
     assert_bad_input(&output, &["config.toml"]);
 }

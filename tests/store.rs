@@ -5,30 +5,17 @@
 
 mod common;
 
-use common::{assert_bad_input, assert_success, text};
+use common::{assert_bad_input, assert_success, text, workly_in};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use workly::store::{FILE_NAME, NewMessage, Store};
 
-/// `workly --data-dir DIR`, with nothing read from the user's own settings.
-fn workly(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_workly"));
-    command
-        .arg("--data-dir")
-        .arg(dir)
-        .env("WORKLY_CACHE_DIR", dir.join("cache"))
-        .env("WORKLY_CONFIG", dir.join("config.toml"))
-        .env_remove("WORKLY_MODEL")
-        .env_remove("RUST_LOG");
-    command
-}
-
 /// `workly chat --conversation NAME --json` on the default model, short
 /// greedy replies.
 fn chat(dir: &Path, conversation: &str) -> Command {
-    let mut command = workly(dir);
+    let mut command = workly_in(dir);
     command.args(["chat", "--model", common::default_model().to_str().unwrap(), "--json", "--temperature", "0"]);
     command.args(["--max-tokens", "8", "--conversation", conversation]);
     command
@@ -53,7 +40,7 @@ fn chat_lines(command: &mut Command, lines: &[&str]) -> (Vec<serde_json::Value>,
 }
 
 fn history(dir: &Path, args: &[&str]) -> Output {
-    run(workly(dir).arg("history").args(args))
+    run(workly_in(dir).arg("history").args(args))
 }
 
 fn json(output: &Output) -> serde_json::Value {
@@ -92,7 +79,7 @@ fn a_conversation_resumes_after_a_restart() {
     assert_success(&output);
     assert_eq!(contents(dir.path(), "trip")[6], "And the food?");
     let empty = tempfile::tempdir().unwrap();
-    let output = run(workly(empty.path()).args([
+    let output = run(workly_in(empty.path()).args([
         "chat",
         "--model",
         common::default_model().to_str().unwrap(),
@@ -109,7 +96,7 @@ fn a_conversation_resumes_after_a_restart() {
 fn without_a_name_the_chat_continues_the_latest_and_reset_starts_another() {
     let dir = tempfile::tempdir().unwrap();
     let plain = || {
-        let mut command = workly(dir.path());
+        let mut command = workly_in(dir.path());
         let model = common::default_model();
         command.args(["chat", "--model", model.to_str().unwrap(), "--json", "--temperature", "0", "--max-tokens", "4"]);
         command
@@ -283,7 +270,7 @@ fn a_damaged_database_is_refused_and_left_untouched() {
     let name = path.display().to_string();
     assert_bad_input(&history(dir.path(), &["list"]), &[&name, "not a usable Workly database"]);
     // The chat refuses it before loading a model.
-    let output = run(workly(dir.path()).args(["chat", "--model", "/nonexistent.gguf", "--conversation", "x"]));
+    let output = run(workly_in(dir.path()).args(["chat", "--model", "/nonexistent.gguf", "--conversation", "x"]));
     assert_bad_input(&output, &[&name]);
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -302,7 +289,7 @@ fn a_database_from_a_newer_workly_is_refused() {
 #[test]
 fn store_benchmark_reports_append_time_and_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let report = json(&run(workly(dir.path()).args(["bench", "store", "--json", "--exchanges", "50"])));
+    let report = json(&run(workly_in(dir.path()).args(["bench", "store", "--json", "--exchanges", "50"])));
     assert_eq!(report["exchanges"], 50);
     let median = report["append_median_ms"].as_f64().unwrap();
     assert!(median > 0.0 && median <= report["append_p99_ms"].as_f64().unwrap(), "{report}");

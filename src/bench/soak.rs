@@ -153,7 +153,7 @@ pub struct ServerCounters {
 }
 
 /// Whether the soak passed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Verdict {
     /// Every check held.
     pub passed: bool,
@@ -304,13 +304,7 @@ pub fn soak(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<SoakRepor
         rss_final_bytes,
         rss_growth_percent,
         server_stopped_cleanly,
-        verdict: Verdict {
-            passed: false,
-            no_errors: false,
-            rss_flat: None,
-            avatar_applied: false,
-            failures: Vec::new(),
-        },
+        verdict: Verdict::default(),
     };
     report.verdict = Verdict::judge(&report);
     Ok(report)
@@ -906,13 +900,7 @@ mod tests {
             rss_final_bytes: Some(100),
             rss_growth_percent,
             server_stopped_cleanly: true,
-            verdict: Verdict {
-                passed: false,
-                no_errors: false,
-                rss_flat: None,
-                avatar_applied: false,
-                failures: Vec::new(),
-            },
+            verdict: Verdict::default(),
         }
     }
 

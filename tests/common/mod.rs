@@ -7,8 +7,8 @@
 
 pub mod server;
 
-use std::path::PathBuf;
-use std::process::Output;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// Workly's data directory as the set-up script fills it (`WORKLY_DATA_DIR` wins).
 pub fn data_dir() -> PathBuf {
@@ -75,4 +75,17 @@ pub fn assert_bad_input(output: &Output, needles: &[&str]) {
         assert!(stderr.contains(needle), "{needle:?} missing from: {stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `workly --data-dir DIR`, with nothing read from the user's own settings.
+pub fn workly_in(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_workly"));
+    command
+        .arg("--data-dir")
+        .arg(dir)
+        .env("WORKLY_CACHE_DIR", dir.join("cache"))
+        .env("WORKLY_CONFIG", dir.join("config.toml"))
+        .env_remove("WORKLY_MODEL")
+        .env_remove("RUST_LOG");
+    command
 }
