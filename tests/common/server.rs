@@ -5,7 +5,6 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// A running `workly serve`, killed when dropped.
@@ -81,12 +80,13 @@ pub fn start_in(data: &Path, scratch: &Path, extra: &[&str]) -> Server {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    let address = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let address = line.split("http://").nth(1).and_then(|rest| rest.split('/').next()).and_then(|a| a.parse().ok());
+    let Some(address) = address else {
+        // Not left running behind the failed test.
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no address in {line:?}");
+    };
     let mut resuming = String::new();
     stderr.read_line(&mut resuming).unwrap();
     // Keep draining stderr so the server never blocks on a full pipe.
@@ -148,17 +148,4 @@ pub fn ends_reply(event: &serde_json::Value) -> bool {
 /// The reply text carried by `events`' tokens.
 pub fn reply_text(events: &[serde_json::Value]) -> String {
     events.iter().filter(|e| e["type"] == "token").map(|e| e["text"].as_str().unwrap()).collect()
-}
-
-/// Reads a child's stderr lines on a thread, forwarding them.
-pub fn lines_of(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }
