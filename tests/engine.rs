@@ -199,6 +199,24 @@ fn dropping_the_stream_frees_the_engine() {
 }
 
 #[test]
+fn token_counts_do_not_wait_for_replies() {
+    let engine = engine(common::default_model(), 2048, Vec::new());
+    // Both fit their event queues, so neither waits for its reader.
+    let long = |text: &str| GenerationRequest { ignore_eos: true, ..greedy(vec![Message::user(text)], 250) };
+    let mut first = engine.generate(long("Tell a long story.")).unwrap();
+    let queued = engine.generate(long("Tell another long story.")).unwrap();
+    assert!(matches!(first.blocking_next(), Some(GenerationEvent::Text(_))));
+    assert!(engine.count_tokens(Prompt::Text("Hello there".into())).unwrap() > 0);
+    // Answered during the first reply: the queued one has not started, so
+    // cancelling it now leaves it without a token.
+    queued.cancel_token().cancel();
+    let (_, queued) = queued.collect_blocking().unwrap();
+    assert_eq!((queued.finish_reason, queued.completion_tokens), (FinishReason::Cancelled, 0));
+    let (_, first) = first.collect_blocking().unwrap();
+    assert_eq!(first.completion_tokens, 250);
+}
+
+#[test]
 fn token_counts_are_exact() {
     let engine = engine(common::default_model(), 2048, Vec::new());
     let messages = vec![Message::system(SYSTEM), Message::user("Hello there")];

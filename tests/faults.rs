@@ -228,6 +228,53 @@ fn a_full_disk_fails_the_turn_clearly_keeps_serving_and_recovers() {
     assert_eq!(stored(&data, "full"), expected, "the failed turn is not half-stored; the others are whole");
 }
 
+#[test]
+fn a_full_disk_in_the_terminal_chat_loses_that_exchange_not_the_chat() {
+    let Some(disk) = SmallDisk::mount(4 << 20) else {
+        eprintln!("skipped: mounting a size-limited tmpfs needs root");
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let data = disk.path().join("data");
+    let mut child = workly_in(&data)
+        .env("WORKLY_CACHE_DIR", scratch.path())
+        .args(["chat", "--conversation", "full", "--json", "--max-tokens", "24", "--temperature", "0", "--model"])
+        .arg(common::default_model())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut turns = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut say = |message: &str| -> serde_json::Value {
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+        serde_json::from_str(&turns.next().expect("a turn").unwrap()).unwrap()
+    };
+    let first = say("Hello Kira!");
+    assert_eq!(first["stored"], true, "{first}");
+    let filler = disk.path().join("filler");
+    disk.fill(&filler);
+    let second = say("Tell me about the sea.");
+    assert_eq!(second["stored"], false, "{second}");
+    std::fs::remove_file(&filler).unwrap();
+    let third = say("Hello again!");
+    assert_eq!(third["stored"], true, "{third}");
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output);
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("could not be saved").count(), 1, "{stderr}");
+
+    assert_intact(&data);
+    // (`text` is the reply as the model wrote it; the store keeps it as shown.)
+    let messages = stored(&data, "full");
+    let roles: Vec<&str> = messages.iter().map(|(role, _)| role.as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
+    assert_eq!((messages[0].1.as_str(), messages[2].1.as_str()), ("Hello Kira!", "Hello again!"));
+}
+
 /// A whole (not streamed) chat completion; its HTTP status and body.
 fn complete(address: SocketAddr, content: &str) -> (u16, serde_json::Value) {
     let body = serde_json::json!({"messages": [{"role": "user", "content": content}], "max_tokens": 8}).to_string();

@@ -116,31 +116,47 @@ fn sample_avatars() -> PathBuf {
     })
 }
 
-#[test]
-fn the_page_chats_and_moves_the_avatar_in_a_browser() {
+/// `web/`, with playwright-core installed.
+fn web() -> PathBuf {
     let web = repo().join("web");
     assert!(
         web.join("node_modules/playwright-core").is_dir(),
         "playwright-core is missing: run scripts/test.sh (it runs npm ci in web/)"
     );
-    let samples = sample_avatars();
-    let server = start(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let screenshot = dir.path().join("page.png");
-    let lead_copy = repo().join("target/page-screenshot.png");
+    web
+}
+
+/// Runs `node tests/browser/SCRIPT ARGS...`; its log, once it passed.
+fn browser_test(script: &str, args: &[&std::ffi::OsStr]) -> String {
     let output = Command::new("node")
-        .arg(repo().join("tests/browser/page.mjs"))
-        .arg(format!("http://{}/", server.address))
-        .arg(&samples)
-        .arg(&screenshot)
-        .arg(&lead_copy)
-        .env("WORKLY_WEB_DIR", &web)
+        .arg(repo().join("tests/browser").join(script))
+        .args(args)
+        .env("WORKLY_WEB_DIR", web())
         .env("CHROMIUM", chromium())
         .output()
         .expect("node runs (scripts/setup.sh installs it)");
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the browser test failed:\n{log}");
-    assert!(log.contains("page test: all good"), "{log}");
+    assert!(log.contains("all good"), "{log}");
+    log
+}
+
+#[test]
+fn the_page_asks_for_the_api_key_a_server_wants() {
+    let server = start(&["--api-key", "kira-key"]);
+    let base = format!("http://{}/", server.address);
+    browser_test("key.mjs", &[base.as_ref(), "kira-key".as_ref()]);
+}
+
+#[test]
+fn the_page_chats_and_moves_the_avatar_in_a_browser() {
+    let samples = sample_avatars();
+    let server = start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let screenshot = dir.path().join("page.png");
+    let lead_copy = repo().join("target/page-screenshot.png");
+    let base = format!("http://{}/", server.address);
+    browser_test("page.mjs", &[base.as_ref(), samples.as_os_str(), screenshot.as_os_str(), lead_copy.as_os_str()]);
     let png = std::fs::read(&screenshot).expect("a screenshot");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(lead_copy.is_file());

@@ -18,7 +18,25 @@ const state = {
   socket: null,
   /** The stored conversation's name. */
   conversation: null,
+  /** The API key a server started with `--api-key` wants (kept in this browser). */
+  apiKey: localStorage.getItem('workly-api-key'),
 };
+
+/** Fetches `path` from the server, with the API key if there is one. */
+function api(path) {
+  return fetch(path, { headers: state.apiKey ? { Authorization: `Bearer ${state.apiKey}` } : {} });
+}
+
+/**
+ * A browser WebSocket cannot send an Authorization header, so the key
+ * travels as a subprotocol, hex-encoded to be a valid token; the server
+ * answers with `workly`.
+ */
+function eventProtocols() {
+  if (!state.apiKey) return undefined;
+  const hex = Array.from(new TextEncoder().encode(state.apiKey), (byte) => byte.toString(16).padStart(2, '0')).join('');
+  return ['workly', `workly-key.${hex}`];
+}
 
 const avatar = new Avatar($('avatar-canvas'));
 
@@ -109,7 +127,7 @@ function receive(event) {
 
 function connect() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/v1/events`);
+  const socket = new WebSocket(`${scheme}://${location.host}/v1/events`, eventProtocols());
   state.socket = socket;
   socket.addEventListener('message', (message) => {
     try {
@@ -250,15 +268,42 @@ bindToggle('look-at', 'lookAt');
 /** Shows the conversation so far (what Kira remembers), when the page opens. */
 async function loadConversation() {
   try {
-    const response = await fetch('/v1/workly/conversation');
-    if (!response.ok) return;
+    const response = await api('/v1/workly/conversation');
+    if (response.status === 401) return false;
+    if (!response.ok) return true;
     const { name, messages } = await response.json();
     state.conversation = name;
     for (const message of messages) addMessage(message.role === 'user' ? 'you' : 'kira', message.content);
   } catch (error) {
     console.error('cannot read /v1/workly/conversation', error);
   }
+  return true;
 }
+
+/** Opens the page's session: the history, then the events; asks for the API key first if it is needed. */
+async function start() {
+  const allowed = await loadConversation();
+  $('key-form').hidden = allowed;
+  $('chat-form').hidden = !allowed;
+  if (!allowed) {
+    setStatus('locked', 'API key needed');
+    if (state.apiKey) {
+      $('api-key').value = '';
+      $('api-key').placeholder = 'That key was not accepted; try again';
+    }
+    $('api-key').focus();
+    return;
+  }
+  connect();
+  loadDoctor();
+}
+
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  state.apiKey = $('api-key').value.trim();
+  localStorage.setItem('workly-api-key', state.apiKey);
+  start();
+});
 
 // --- engine facts --------------------------------------------------------------
 
@@ -268,7 +313,7 @@ function gib(bytes) {
 
 async function loadDoctor() {
   try {
-    const response = await fetch('/v1/workly/doctor');
+    const response = await api('/v1/workly/doctor');
     if (!response.ok) return;
     const report = await response.json();
     const { engine, doctor } = report;
@@ -315,7 +360,6 @@ window.workly = {
 };
 
 // History first, so replies streaming in land after it.
-loadConversation().then(connect);
-loadDoctor();
+start();
 syncSliders();
 loadAvatar('/avatar/default.vrm').catch((error) => console.error('default avatar', error));

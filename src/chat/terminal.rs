@@ -58,6 +58,9 @@ pub struct TurnReport<'a> {
     pub emotion: Emotion,
     /// How strongly, 0 to 1.
     pub intensity: f32,
+    /// Whether the exchange is in the conversation store (not with `-p`
+    /// alone, nor when saving it failed).
+    pub stored: bool,
 }
 
 impl<'a> TurnReport<'a> {
@@ -67,6 +70,7 @@ impl<'a> TurnReport<'a> {
         info: &EngineInfo,
         recalled_messages: usize,
         (emotion, intensity): (Emotion, f32),
+        stored: bool,
     ) -> Self {
         Self {
             text,
@@ -83,6 +87,7 @@ impl<'a> TurnReport<'a> {
             recalled_messages,
             emotion,
             intensity,
+            stored,
         }
     }
 }
@@ -316,17 +321,33 @@ fn turn(
         avatar.reply_finished();
     }
     let stats = outcome?;
-    if let Some(memory) = memory.as_mut() {
-        let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
-        memory.save(&Exchange::count(user, sent_at_ms, &shown, feeling, count)?)?;
+    let stored = match memory.as_mut() {
+        None => false,
+        Some(memory) => {
+            let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
+            match memory.save(&Exchange::count(user, sent_at_ms, &shown, feeling, count)?) {
+                Ok(()) => true,
+                // A one-shot answer that was to be stored fails without it.
+                Err(error) if args.prompt.is_some() => return Err(error).context("the exchange could not be saved"),
+                // The chat goes on from the last saved exchange, as a restart would.
+                Err(error) => {
+                    eprintln!(
+                        "workly: this exchange could not be saved ({error}); the conversation goes on from the last saved one"
+                    );
+                    false
+                }
+            }
+        }
+    };
+    if stored || memory.is_none() {
+        conversation.push_exchange(user, &text);
     }
-    conversation.push_exchange(user, &text);
     if reader_gone {
         return Ok(());
     }
     if args.json {
         let feeling = (feeling.emotion, feeling.intensity);
-        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info, recalled_messages, feeling))?;
+        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info, recalled_messages, feeling, stored))?;
         cli::write_stdout(&(line + "\n"))?;
     } else {
         cli::write_stdout(&(tail + "\n"))?;

@@ -35,6 +35,7 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaModel, RopeType};
 use llama_cpp_2::token::LlamaToken;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -408,7 +409,7 @@ fn engine_thread(
             return;
         }
     };
-    let worker = Worker::new(&model, backend, &config);
+    let worker = Worker::new(&model, backend, &config, &commands);
     let mut worker = match worker {
         Ok(worker) => worker,
         Err(error) => {
@@ -442,11 +443,11 @@ fn engine_thread(
     if ready.send(Ok(info)).is_err() {
         return;
     }
-    while let Ok(command) = commands.recv() {
+    while let Some(command) = worker.next_command() {
         match command {
             Command::Generate(job) => worker.generate(*job),
             Command::CountTokens { prompt, reply } => {
-                let _ = reply.send(worker.tokenize_prompt(&prompt).map(|(tokens, _)| tokens.len()));
+                let _ = reply.send(worker.count(&prompt));
             }
             Command::ClearCache { reply } => {
                 worker.clear();
@@ -479,10 +480,20 @@ struct Worker<'m> {
     sliding_window: Option<usize>,
     /// What a saved KV state depends on besides the model and tokens.
     cache_layout: String,
+    /// The engine's commands.
+    commands: &'m Receiver<Command>,
+    /// Commands that arrived during a generation, in order, after the token
+    /// counts among them were answered.
+    backlog: VecDeque<Command>,
 }
 
 impl<'m> Worker<'m> {
-    fn new(model: &'m LlamaModel, backend: &LlamaBackend, config: &'m EngineConfig) -> Result<Self, LlmError> {
+    fn new(
+        model: &'m LlamaModel,
+        backend: &LlamaBackend,
+        config: &'m EngineConfig,
+        commands: &'m Receiver<Command>,
+    ) -> Result<Self, LlmError> {
         let info = &config.model;
         let n_ctx = config.context_size.clamp(64, model.n_ctx_train().max(64));
         let n_batch = config.batch_size.clamp(1, n_ctx);
@@ -539,7 +550,36 @@ impl<'m> Worker<'m> {
                 config.kv_cache_type,
                 config.flash_attention
             ),
+            commands,
+            backlog: VecDeque::new(),
         })
+    }
+
+    /// The next command: the backlog's first, else the next to arrive;
+    /// `None` once every handle is gone.
+    fn next_command(&mut self) -> Option<Command> {
+        self.backlog.pop_front().or_else(|| self.commands.recv().ok())
+    }
+
+    /// Answers the token counts that arrived meanwhile, keeping any other
+    /// command for later in its order. Called between the steps of a
+    /// generation: a count (a server fitting a history to the context, which
+    /// may take several) never waits for a whole reply, nor for the replies
+    /// queued before it.
+    fn answer_counts(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::CountTokens { prompt, reply } => {
+                    let _ = reply.send(self.count(&prompt));
+                }
+                other => self.backlog.push_back(other),
+            }
+        }
+    }
+
+    /// The tokens `prompt` makes.
+    fn count(&self, prompt: &Prompt) -> Result<usize, LlmError> {
+        self.tokenize_prompt(prompt).map(|(tokens, _)| tokens.len())
     }
 
     fn build_template(model: &LlamaModel, config: &EngineConfig) -> Result<ChatTemplate, LlmError> {
@@ -675,6 +715,7 @@ impl<'m> Worker<'m> {
     /// Evaluates `tokens` after what is cached, in batches; logits only for the last.
     fn prefill(&mut self, tokens: &[i32], cancel: &CancelToken) -> Result<bool, LlmError> {
         for (index, chunk) in tokens.chunks(self.n_batch).enumerate() {
+            self.answer_counts();
             if cancel.is_cancelled() {
                 return Ok(false);
             }
@@ -857,6 +898,7 @@ impl<'m> Worker<'m> {
                     None => break FinishReason::Length,
                 }
             }
+            self.answer_counts();
             self.decode_one(token).inspect_err(|_| self.clear())?;
             token = sampler.sample(&self.ctx, -1).0;
         };

@@ -299,7 +299,9 @@ enum ClientMessage {
 
 /// `GET /v1/events` (a WebSocket upgrade; the origin was checked by the guard).
 pub async fn events(State(state): State<Arc<AppState>>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.on_upgrade(move |socket| serve_client(state, socket))
+    // A browser that offered protocols (the page does, to carry an API key)
+    // needs one of them chosen.
+    upgrade.protocols(["workly"]).on_upgrade(move |socket| serve_client(state, socket))
 }
 
 async fn serve_client(state: Arc<AppState>, mut socket: WebSocket) {

@@ -8,7 +8,8 @@
 //!   origins than loopback ones (or this server) are refused, WebSocket
 //!   upgrades and CORS pre-flights included, so a site cannot drive Kira.
 //! - **API key.** Binding to a non-loopback address needs `--api-key`; then
-//!   every API request must carry it as a Bearer token.
+//!   every API request must carry it as a Bearer token (a browser's
+//!   WebSocket, which cannot, offers it as a subprotocol instead).
 
 use super::error::ApiError;
 use axum::extract::{Request, State};
@@ -80,12 +81,26 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     given.len() == expected.len() && given.iter().zip(expected).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
+/// The subprotocol that carries the key of a WebSocket opened by a browser
+/// (which cannot send an `Authorization` header): `workly-key.` and the key's
+/// bytes in hex, so that any key makes a valid protocol token.
+const KEY_PROTOCOL: &str = "workly-key.";
+
 fn authorized(headers: &HeaderMap, key: &str) -> bool {
-    headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|given| same_secret(given.trim().as_bytes(), key.as_bytes()))
+        .is_some_and(|given| same_secret(given.trim().as_bytes(), key.as_bytes()));
+    bearer
+        || headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|protocol| protocol.trim().strip_prefix(KEY_PROTOCOL))
+            .filter_map(|given| hex::decode(given).ok())
+            .any(|given| same_secret(&given, key.as_bytes()))
 }
 
 /// Paths anyone who passed the host and origin checks may read without the
@@ -176,5 +191,19 @@ mod tests {
         assert!(authorized(&headers, "secret"));
         assert!(!authorized(&headers, "secreT"));
         assert!(!authorized(&headers, "secret2"));
+    }
+
+    #[test]
+    fn websocket_keys_come_as_a_hex_subprotocol() {
+        let offer = |protocols: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(protocols));
+            headers
+        };
+        // "sécret" in UTF-8: any key makes a valid token.
+        assert!(authorized(&offer("workly, workly-key.73c3a963726574"), "sécret"));
+        assert!(!authorized(&offer("workly, workly-key.73c3a9637265"), "sécret"));
+        assert!(!authorized(&offer("workly, workly-key.not-hex"), "sécret"));
+        assert!(!authorized(&offer("workly"), "sécret"));
     }
 }
