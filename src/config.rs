@@ -103,8 +103,10 @@ impl PersonaConfig {
     }
 }
 
-/// Parses `text` (read from `path`) as TOML, with the parser's message on one line.
-fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+/// Parses `text` (read from `path`) as TOML, with the parser's message on one
+/// line; what [`FileConfig::load`] and [`PersonaConfig::load`] do once the file
+/// is read.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|error| ConfigError::Parse {
         path: path.display().to_string(),
         message: error.message().replace('\n', " "),

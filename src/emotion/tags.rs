@@ -96,9 +96,15 @@ impl TagParser {
             if let Ok(emotion) = name.parse::<Emotion>() {
                 events.tag(emotion);
                 self.drop_space = true;
-                // The visible fragment before this tag is live again.
-                self.open = std::mem::take(&mut self.outer);
-                self.shown = self.open.len();
+                if self.shown > 0 {
+                    // The tag began in visible text, which still ends with
+                    // that fragment: it stays live.
+                    self.open.truncate(self.shown);
+                } else {
+                    // The visible fragment before this tag is live again.
+                    self.open = std::mem::take(&mut self.outer);
+                    self.shown = self.open.len();
+                }
             } else {
                 events.text(&self.open[self.shown..]);
                 events.character(']');
@@ -279,6 +285,18 @@ mod tests {
         let stripped = strip("[jo[fun]y] end");
         assert!(!contains_valid_tag(&stripped.text), "{stripped:?}");
         assert_eq!(stripped.tags, [Emotion::Fun, Emotion::Joy]);
+    }
+
+    #[test]
+    fn a_fragment_completed_across_a_removed_tag_stays_live() {
+        // Found by the emotion_tags fuzz target: once "[joy" + "]" had been
+        // taken as a tag, the visible "[joy" was forgotten and the next "]"
+        // was shown after it.
+        for text in ["\u{5}[joy[fun]]]O.hh[aappy]\u{1}\0\0\0\0\0\0\u{4}", "[joy[fun]]]", "[jo[fun]y]y] end"] {
+            let stripped = strip(text);
+            assert!(!contains_valid_tag(&stripped.text), "{text:?} -> {stripped:?}");
+        }
+        assert_eq!(strip("[jo[fun]y]y] end").text, "[joend");
     }
 
     #[test]

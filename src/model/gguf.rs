@@ -545,7 +545,19 @@ impl GgufFile {
             return Err(unreadable(io::Error::new(io::ErrorKind::IsADirectory, "it is a directory")));
         }
         let reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
-        parse(reader, metadata.len(), path)
+        Self::from_reader(reader, metadata.len(), path)
+    }
+
+    /// Reads and validates a GGUF stream of `file_size_bytes` bytes; `path`
+    /// only names the source in errors. [`GgufFile::open`] calls this on a
+    /// file; it also takes bytes already in memory (`&[u8]` is a reader).
+    pub fn from_reader(reader: impl Read, file_size_bytes: u64, path: impl AsRef<Path>) -> Result<Self, GgufError> {
+        let path = path.as_ref();
+        if file_size_bytes == 0 {
+            return Err(GgufError::Empty { path: path.to_path_buf() });
+        }
+        let mut reader = Reader { inner: reader, position_bytes: 0, file_size_bytes, section: GgufSection::Header };
+        parse_sections(&mut reader, path).map_err(|fault| fault.into_error(path, file_size_bytes))
     }
 
     /// The file this was read from.
@@ -890,15 +902,6 @@ fn initial_capacity(count: u64) -> usize {
     usize::try_from(count).unwrap_or(MAX_INITIAL_CAPACITY).min(MAX_INITIAL_CAPACITY)
 }
 
-/// Parses a GGUF stream of `file_size_bytes` bytes that came from `path`.
-fn parse(reader: impl Read, file_size_bytes: u64, path: &Path) -> Result<GgufFile, GgufError> {
-    if file_size_bytes == 0 {
-        return Err(GgufError::Empty { path: path.to_path_buf() });
-    }
-    let mut reader = Reader { inner: reader, position_bytes: 0, file_size_bytes, section: GgufSection::Header };
-    parse_sections(&mut reader, path).map_err(|fault| fault.into_error(path, file_size_bytes))
-}
-
 /// Shows the first bytes of a file, with non-printable bytes as `.`.
 fn printable(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| if byte.is_ascii_graphic() || *byte == b' ' { char::from(*byte) } else { '.' }).collect()
@@ -1152,8 +1155,6 @@ pub(crate) mod test_writer {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Cursor;
-
     use proptest::prelude::*;
 
     use super::test_writer as writer;
@@ -1162,7 +1163,7 @@ mod tests {
     const TEST_PATH: &str = "/models/test.gguf";
 
     fn parse_bytes(bytes: &[u8]) -> Result<GgufFile, GgufError> {
-        parse(Cursor::new(bytes), bytes.len() as u64, Path::new(TEST_PATH))
+        GgufFile::from_reader(bytes, bytes.len() as u64, TEST_PATH)
     }
 
     fn sample_kvs() -> Vec<(&'static str, MetadataValue)> {

@@ -81,13 +81,19 @@ struct Part {
 const MAX_STOP: usize = 16;
 
 /// A request turned into what the engine runs, with what the response needs.
-struct Decoded {
-    request: GenerationRequest,
-    stream: bool,
-    include_usage: bool,
+#[derive(Debug)]
+pub struct Decoded {
+    /// What the engine runs.
+    pub request: GenerationRequest,
+    /// Whether the reply is streamed as server-sent events.
+    pub stream: bool,
+    /// Whether the last streamed chunk carries token usage.
+    pub include_usage: bool,
 }
 
-fn decode(body: &[u8], context_size: u32) -> Result<Decoded, ApiError> {
+/// Decodes a `/v1/chat/completions` body for a model with `context_size`
+/// tokens of context; every mistake is one line in OpenAI's error shape.
+pub fn decode(body: &[u8], context_size: u32) -> Result<Decoded, ApiError> {
     let chat: ChatRequest =
         serde_json::from_slice(body).map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))?;
     if chat.n.is_some_and(|n| n != 1) {
