@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_bad_input, assert_success, text};
+use common::{assert_bad_input, assert_success, chat_lines, text};
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -82,27 +82,18 @@ fn json_one_shot_prints_one_object_with_measurements() {
 fn interactive_json(lines: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     // Interactive chats store their history: keep it in `dir`.
-    let mut child = spawn(
-        workly(dir.path()).arg("--data-dir").arg(dir.path()).args([
-            "chat",
-            "--model",
-            &model_arg(),
-            "--json",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "24",
-        ]),
-        Stdio::piped(),
-    );
-    let mut stdin = child.stdin.take().unwrap();
-    for line in lines {
-        writeln!(stdin, "{line}").unwrap();
-    }
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    assert_success(&output);
-    text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    let mut command = workly(dir.path());
+    command.arg("--data-dir").arg(dir.path()).args([
+        "chat",
+        "--model",
+        &model_arg(),
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "24",
+    ]);
+    chat_lines(&mut command, lines).0
 }
 
 fn field(turn: &serde_json::Value, key: &str) -> u64 {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_bad_input, assert_success, text, workly_in};
+use common::{assert_bad_input, assert_success, chat_lines, text, workly_in};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -23,20 +23,6 @@ fn chat(dir: &Path, conversation: &str) -> Command {
 
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("workly runs")
-}
-
-/// Runs a chat over stdin; returns one JSON object per turn.
-fn chat_lines(command: &mut Command, lines: &[&str]) -> (Vec<serde_json::Value>, String) {
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    for line in lines {
-        writeln!(stdin, "{line}").unwrap();
-    }
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    assert_success(&output);
-    let turns = text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
-    (turns, text(&output.stderr))
 }
 
 fn history(dir: &Path, args: &[&str]) -> Output {

@@ -7,8 +7,9 @@
 
 pub mod server;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Workly's data directory as the set-up script fills it (`WORKLY_DATA_DIR` wins).
 pub fn data_dir() -> PathBuf {
@@ -88,4 +89,19 @@ pub fn workly_in(dir: &Path) -> Command {
         .env_remove("WORKLY_MODEL")
         .env_remove("RUST_LOG");
     command
+}
+
+/// Runs a `--json` chat over stdin, one line each; returns one JSON object
+/// per turn and the chat's stderr, once it exited cleanly.
+pub fn chat_lines(command: &mut Command, lines: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output);
+    let turns = text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    (turns, text(&output.stderr))
 }
