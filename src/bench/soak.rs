@@ -47,6 +47,11 @@ const RESTART_EVERY: usize = 8;
 /// Largest growth of the server's resident memory, from the end of the first
 /// minute to the end of the run, that still counts as flat.
 pub const FLAT_RSS_PERCENT: f64 = 3.0;
+/// Shortest soak whose memory is judged. In the first minutes the server's
+/// resident set still grows as the KV cache, SQLite's page cache and the
+/// allocator's arenas are first touched; a verdict on seconds of it would
+/// measure that warm-up, not a leak.
+pub const MIN_MINUTES_TO_JUDGE_RSS: f64 = 2.0;
 /// Longest wait for the server to load its model.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Longest a reply may take, queueing included, before it counts as an error.
@@ -160,7 +165,7 @@ pub struct Verdict {
     /// No client error, no `error` event, no error counted by the server.
     pub no_errors: bool,
     /// Final memory within 3 % of the first interval's; `None` for runs
-    /// shorter than two intervals, too short to tell.
+    /// shorter than two minutes or two intervals, too short to tell.
     pub rss_flat: Option<bool>,
     /// The avatar peer applied at least one command.
     pub avatar_applied: bool,
@@ -172,7 +177,7 @@ impl Verdict {
     fn judge(report: &SoakReport) -> Self {
         let server_errors = report.server.map_or(0, |server| server.errors);
         let no_errors = report.errors == 0 && report.events.error == 0 && server_errors == 0;
-        let rss_flat = if report.intervals.len() >= 2 {
+        let rss_flat = if report.intervals.len() >= 2 && report.minutes >= MIN_MINUTES_TO_JUDGE_RSS {
             Some(report.rss_growth_percent.is_some_and(|growth| growth.abs() <= FLAT_RSS_PERCENT))
         } else {
             None
@@ -917,8 +922,13 @@ mod tests {
         let mut killed = report(3, 0, Some(0.0), 5);
         killed.server_stopped_cleanly = false;
         assert!(!Verdict::judge(&killed).passed);
-        // One interval is too short to judge memory, so it cannot fail on it.
+        // One interval, or a run of seconds, is too short to judge memory,
+        // so it cannot fail on it.
         let verdict = Verdict::judge(&report(1, 0, Some(50.0), 5));
+        assert!(verdict.passed && verdict.rss_flat.is_none(), "{verdict:?}");
+        let mut short = report(3, 0, Some(50.0), 5);
+        short.minutes = 0.25;
+        let verdict = Verdict::judge(&short);
         assert!(verdict.passed && verdict.rss_flat.is_none(), "{verdict:?}");
     }
 }
