@@ -574,7 +574,7 @@ impl EngineArgs {
 
     /// Resolves the model and tunes the engine for this machine: flags win over
     /// the config file, which wins over what the hardware policy picks.
-    pub fn prepare(&self, context: &Context, warmup_messages: Vec<Message>) -> anyhow::Result<Prepared> {
+    pub fn prepare(&self, context: &Context, warmup: Vec<Vec<Message>>) -> anyhow::Result<Prepared> {
         let model = self.model_info(context)?;
         let hardware = Hardware::detect();
         let measured = match ThreadMeasurements::load(&context.dirs.thread_measurements()) {
@@ -622,7 +622,7 @@ impl EngineArgs {
             context_size: tuning.context_size,
             batch_size: tuning.batch_size,
             chat_template: self.chat_template.clone().or_else(|| context.file.chat_template.clone()),
-            warmup_messages,
+            warmup,
             llama_logs: context.llama_logs,
             prompt_cache: Some(context.dirs.prompt_cache()),
             kv_cache_type,

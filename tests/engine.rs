@@ -10,7 +10,7 @@ use workly::llm::{
 };
 use workly::model::ModelInfo;
 
-fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Message>) -> Engine {
+fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Vec<Message>>) -> Engine {
     // The Gemma 3 test model's GGUF carries no chat template: use the built-in one.
     let chat_template = model.to_string_lossy().contains("gemma").then(|| "gemma".to_owned());
     Engine::load(EngineConfig {
@@ -21,7 +21,7 @@ fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Message>) ->
         context_size,
         batch_size: 512,
         chat_template,
-        warmup_messages: warmup,
+        warmup,
         llama_logs: std::env::var_os("RUST_LOG").is_some(),
         prompt_cache: None,
         kv_cache_type: KvCacheType::default(),
@@ -75,7 +75,7 @@ fn assert_turns_reuse_cache(turns: &[GenerationStats]) {
 
 #[test]
 fn smollm2_conversation_prefills_only_new_tokens() {
-    let engine = engine(common::default_model(), 2048, vec![Message::system(SYSTEM)]);
+    let engine = engine(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
     assert!(engine.info().warm_tokens > 10, "warm-up caches the persona: {:?}", engine.info());
     let turns = conversation(&engine, 24);
     // Warm-up cached the persona, so even the first turn reuses it.
@@ -85,7 +85,7 @@ fn smollm2_conversation_prefills_only_new_tokens() {
 
 #[test]
 fn gemma3_sliding_window_cache_is_reused_across_turns() {
-    let engine = engine(common::gemma_model(), 2048, vec![Message::system(SYSTEM)]);
+    let engine = engine(common::gemma_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
     let turns = conversation(&engine, 24);
     assert_turns_reuse_cache(&turns);
 }
@@ -112,9 +112,50 @@ fn gemma3_reuse_survives_rollback_past_the_window() {
     assert_eq!(warm_text, cold_text, "cached and cold evaluation must agree");
 }
 
+const SYSTEM_FR: &str = "Tu es Kira, une compagne chaleureuse et curieuse. Réponds en deux phrases courtes.";
+
+/// Warm-up keeps every opening; a conversation that starts with one the cache
+/// no longer holds loads it back instead of prefilling it, and answers as a
+/// cold engine does.
+fn every_warmed_opening_is_reused(model: std::path::PathBuf) {
+    let engine = engine(model, 2048, vec![vec![Message::system(SYSTEM)], vec![Message::system(SYSTEM_FR)]]);
+    // Only the user's message and the turn headers around it are evaluated
+    // (at most 20 tokens here), never the persona's 20 to 40 as well.
+    let only_the_message = |stats: &GenerationStats| {
+        assert!(stats.prefill_tokens <= 20 && stats.prompt_tokens >= 30, "{stats:?}");
+    };
+    // The English persona was warmed last-but-first: it is what the cache holds.
+    let english_chat = vec![Message::system(SYSTEM), Message::user("Tell me about the moon.")];
+    let (_, first) = run(&engine, greedy(english_chat.clone(), 24));
+    only_the_message(&first);
+    // A French conversation after it starts from the French snapshot.
+    let french_chat = vec![Message::system(SYSTEM_FR), Message::user("Parle-moi de la lune.")];
+    let (french_text, french_stats) = run(&engine, greedy(french_chat.clone(), 24));
+    only_the_message(&french_stats);
+    // And back: the English one comes from its snapshot again.
+    let (english_text, again) = run(&engine, greedy(english_chat.clone(), 24));
+    only_the_message(&again);
+    for (chat, warm_text) in [(french_chat, french_text), (english_chat, english_text)] {
+        engine.clear_cache().unwrap();
+        let (cold_text, cold) = run(&engine, greedy(chat, 24));
+        assert_eq!(cold.cached_tokens, 0, "clearing forgets the snapshots too");
+        assert_eq!(warm_text, cold_text, "a loaded snapshot answers like a computed cache");
+    }
+}
+
+#[test]
+fn smollm2_keeps_every_warmed_opening() {
+    every_warmed_opening_is_reused(common::default_model());
+}
+
+#[test]
+fn gemma3_keeps_every_warmed_opening() {
+    every_warmed_opening_is_reused(common::gemma_model());
+}
+
 #[test]
 fn cached_prefix_gives_the_same_reply_as_a_cold_cache() {
-    let engine = engine(common::default_model(), 2048, vec![Message::system(SYSTEM)]);
+    let engine = engine(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
     let messages = vec![Message::system(SYSTEM), Message::user("Name three colours of the rainbow.")];
     let (warm_text, warm) = run(&engine, greedy(messages.clone(), 24));
     assert!(warm.cached_tokens > 0);
@@ -290,7 +331,7 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
             context_size: 1024,
             batch_size: 512,
             chat_template: None,
-            warmup_messages: vec![Message::system(SYSTEM)],
+            warmup: vec![vec![Message::system(SYSTEM)]],
             llama_logs: false,
             prompt_cache: Some(dir.path().to_path_buf()),
             kv_cache_type: KvCacheType::default(),
@@ -323,7 +364,7 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
 
 #[test]
 fn the_next_turn_header_is_evaluated_before_the_person_answers() {
-    let engine = engine(common::default_model(), 2048, vec![Message::system(SYSTEM)]);
+    let engine = engine(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
     let mut messages = vec![Message::system(SYSTEM), Message::user(SCRIPT[0])];
     let (reply, _) = run(&engine, greedy(messages.clone(), 24));
     messages.push(Message::assistant(reply));

@@ -11,7 +11,7 @@
 use crate::chat::{Conversation, Persona};
 use crate::cli::{BenchEmotionArgs, Context};
 use crate::emotion::{Emotion, lexicon, tags};
-use crate::llm::{Engine, LlmError, Message};
+use crate::llm::{Engine, LlmError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -146,7 +146,7 @@ pub fn run(context: &Context, args: &BenchEmotionArgs) -> anyhow::Result<()> {
         None
     } else {
         let persona = Persona::default();
-        let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
+        let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
         let engine = Engine::load(prepared.engine)?;
         Some(measure_tag_share(&engine, persona, args.turns as usize)?)
     };

@@ -110,7 +110,7 @@ pub const SCRIPT: &[&str] = &[
 /// Runs `workly bench llm`.
 pub fn run(context: &Context, args: &BenchLlmArgs) -> anyhow::Result<()> {
     let persona = Persona::default();
-    let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
+    let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
     let report = measure_llm(&engine, &persona, args.runs)?;
     super::print(&report, args.json, render)

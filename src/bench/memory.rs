@@ -10,7 +10,7 @@ use super::llm::{SCRIPT, chat_turn};
 use crate::chat::{Conversation, Persona};
 use crate::cli::{BenchMemoryArgs, Context};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
-use crate::llm::{Engine, Message};
+use crate::llm::Engine;
 use serde::Serialize;
 
 /// Turns between two memory samples.
@@ -47,7 +47,7 @@ pub struct MemoryReport {
 /// Runs `workly bench memory`.
 pub fn run(context: &Context, args: &BenchMemoryArgs) -> anyhow::Result<()> {
     let persona = Persona::default();
-    let prepared = args.engine.prepare(context, vec![Message::system(persona.system_prompt.clone())])?;
+    let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
     let context_size = engine.info().context_size as usize;
     let mut conversation = Conversation::new(persona);

@@ -38,6 +38,15 @@ impl Conversation {
         self.system_in(self.language.unwrap_or_default())
     }
 
+    /// Every way this conversation's requests can start: the persona's system
+    /// message in each language it speaks, the conversation's own first (what
+    /// the engine warms up with; duplicates are dropped there).
+    pub fn openings(&self) -> Vec<Vec<Message>> {
+        let own = self.language.unwrap_or_default();
+        let others = [Language::English, Language::French].into_iter().filter(|&language| language != own);
+        std::iter::once(own).chain(others).map(|language| vec![self.system_in(language)]).collect()
+    }
+
     /// The system message a request answering `user` starts with.
     pub fn system_for(&self, user: &str) -> Message {
         self.system_in(self.language_for(user))

@@ -174,10 +174,12 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         Some(memory) => memory.resume(&mut conversation, prepared.engine.context_size as usize)?,
         None => 0,
     };
-    // Warm up with the persona in the conversation's language: the resumed
-    // history's, else the one-shot message's.
-    let system = args.prompt.as_deref().map_or_else(|| conversation.system(), |prompt| conversation.system_for(prompt));
-    prepared.engine.warmup_messages = vec![system];
+    // A one-shot message needs only the persona in its own language; a
+    // session warms every language, the resumed history's first.
+    prepared.engine.warmup = match args.prompt.as_deref() {
+        Some(prompt) => vec![vec![conversation.system_for(prompt)]],
+        None => conversation.openings(),
+    };
     let engine = Engine::load(prepared.engine)?;
     // Started after the model so a bad address is reported first; Unity may
     // be absent, the bridge then retries in the background.

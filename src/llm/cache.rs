@@ -11,7 +11,8 @@
 //!
 //! The plan is pure data so it can be tested without a model; the engine
 //! applies it with `seq_rm` and `seq_add`. This module also plans the context
-//! shift used when generation reaches the end of the context.
+//! shift used when generation reaches the end of the context, and picks which
+//! in-memory snapshot of a conversation start, if any, beats the cache.
 
 /// One edit of the KV cache, in cache positions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,10 +131,49 @@ pub fn apply_edits(tokens: &mut Vec<i32>, edits: &[KvEdit]) {
     *tokens = cells.into_iter().map(|(_, token)| token).collect();
 }
 
+/// The snapshot to load before planning, if one beats the cache: among
+/// `snapshots` (each the tokens a saved KV state holds), the longest that
+/// `prompt` starts with (before its last token, which is always evaluated),
+/// when it keeps at least `min_gain` tokens more than the `current` plan.
+pub fn pick_snapshot<'a>(
+    snapshots: impl IntoIterator<Item = &'a [i32]>,
+    prompt: &[i32],
+    current: usize,
+    min_gain: usize,
+) -> Option<usize> {
+    let limit = &prompt[..prompt.len().saturating_sub(1)];
+    snapshots
+        .into_iter()
+        .enumerate()
+        .filter(|(_, tokens)| !tokens.is_empty() && limit.starts_with(tokens))
+        .max_by_key(|(_, tokens)| tokens.len())
+        .filter(|(_, tokens)| tokens.len() >= current + min_gain)
+        .map(|(index, _)| index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_snapshot_is_picked_only_when_the_prompt_starts_with_it_and_it_gains() {
+        let english: &[i32] = &[1, 2, 3, 4, 5, 6];
+        let french: &[i32] = &[1, 2, 7, 8, 9, 10, 11];
+        let snapshots = [english, french];
+        // A French conversation while the English persona is cached.
+        assert_eq!(pick_snapshot(snapshots, &[1, 2, 7, 8, 9, 10, 11, 20, 21], 2, 4), Some(1));
+        // The cache already keeps as much, or almost: no restore.
+        assert_eq!(pick_snapshot(snapshots, &[1, 2, 7, 8, 9, 10, 11, 20, 21], 7, 4), None);
+        assert_eq!(pick_snapshot(snapshots, &[1, 2, 7, 8, 9, 10, 11, 20, 21], 4, 4), None);
+        // A prompt that only shares part of a snapshot, or is no longer than it.
+        assert_eq!(pick_snapshot(snapshots, &[1, 2, 3, 4, 99, 100], 0, 1), None);
+        assert_eq!(pick_snapshot(snapshots, english, 0, 1), None);
+        // The longest matching one wins.
+        let longer: &[i32] = &[1, 2, 3, 4, 5, 6, 12];
+        assert_eq!(pick_snapshot([english, longer], &[1, 2, 3, 4, 5, 6, 12, 13], 0, 1), Some(1));
+        assert_eq!(pick_snapshot([&[][..]], &[1, 2], 0, 0), None);
+    }
 
     #[test]
     fn appended_turn_reuses_the_whole_cache() {

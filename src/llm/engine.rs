@@ -18,7 +18,11 @@
 //! Idle time is used too: warm-up restores (or computes and saves) the
 //! persona's KV state ([`super::prompt_cache`]), and after each chat reply the
 //! thread evaluates the template's header of the next user turn, so a new
-//! message only prefills its own tokens.
+//! message only prefills its own tokens. The persona may open a conversation
+//! in several ways (one system prompt per language): warm-up keeps each
+//! opening's state in memory, and a request that starts with one the cache no
+//! longer holds loads it back ([`super::cache::pick_snapshot`]) in a
+//! millisecond instead of prefilling it again.
 
 use super::LlmError;
 use super::cache::{self, KvEdit};
@@ -29,6 +33,7 @@ use super::template::{ChatTemplate, Message, Role, TemplateError};
 use crate::model::ModelInfo;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{self as context_params, LlamaContextParams};
+use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -86,9 +91,11 @@ pub struct EngineConfig {
     pub batch_size: u32,
     /// `--chat-template` override: a built-in name, inline Jinja, or a file.
     pub chat_template: Option<String>,
-    /// Messages prefilled during warm-up (the persona), so the first request
-    /// finds them already in the cache.
-    pub warmup_messages: Vec<Message>,
+    /// Conversation openings prefilled during warm-up (the persona's system
+    /// prompt, in each language it speaks), so a first request finds its own
+    /// already evaluated. The first is left in the cache; each is also kept as
+    /// an in-memory snapshot of its KV state for later conversations.
+    pub warmup: Vec<Vec<Message>>,
     /// Forward llama.cpp's own log to `tracing`.
     pub llama_logs: bool,
     /// Directory of saved persona KV states (see [`super::prompt_cache`]); `None`
@@ -381,7 +388,8 @@ impl Engine {
         answer.blocking_recv().map_err(|_| LlmError::Stopped)?
     }
 
-    /// Forgets the cached conversation (the next request prefills everything).
+    /// Forgets every cached token, the warmed openings' snapshots too: the
+    /// next request prefills everything, as on a cold engine.
     pub fn clear_cache(&self) -> Result<(), LlmError> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::ClearCache { reply }).map_err(|_| LlmError::Stopped)?;
@@ -419,7 +427,7 @@ fn engine_thread(
     };
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let warm_started = Instant::now();
-    let (warm_tokens, warm_from_disk) = match worker.warm_up(&config.warmup_messages, config.prompt_cache.as_deref()) {
+    let (warm_tokens, warm_from_disk) = match worker.warm_up(&config.warmup, config.prompt_cache.as_deref()) {
         Ok(warm) => warm,
         Err(error) => {
             let _ = ready.send(Err(error));
@@ -451,6 +459,7 @@ fn engine_thread(
             }
             Command::ClearCache { reply } => {
                 worker.clear();
+                worker.snapshots.clear();
                 let _ = reply.send(());
             }
         }
@@ -485,7 +494,20 @@ struct Worker<'m> {
     /// Commands that arrived during a generation, in order, after the token
     /// counts among them were answered.
     backlog: VecDeque<Command>,
+    /// The warmed conversation openings, ready to be loaded back.
+    snapshots: Vec<Snapshot>,
 }
+
+/// A sequence's KV state kept in memory, and the tokens it holds.
+struct Snapshot {
+    tokens: Vec<i32>,
+    state: SeqState,
+}
+
+/// Fewest tokens a snapshot must add to what the cache keeps to be loaded:
+/// loading copies the whole state, which costs about as much as evaluating a
+/// few tokens.
+const MIN_SNAPSHOT_GAIN: usize = 8;
 
 impl<'m> Worker<'m> {
     fn new(
@@ -552,6 +574,7 @@ impl<'m> Worker<'m> {
             ),
             commands,
             backlog: VecDeque::new(),
+            snapshots: Vec::new(),
         })
     }
 
@@ -639,35 +662,78 @@ impl<'m> Worker<'m> {
 
     /// Runs both graphs once (a prefill batch and a single-token decode) so the
     /// weights are paged in and the thread pool is up before the first request.
-    /// The persona's tokens stay cached, so the first reply prefills only the
-    /// user's message.
-    /// Returns the tokens left cached and whether they came from the prompt
-    /// cache on disk.
-    fn warm_up(&mut self, messages: &[Message], prompt_cache: Option<&Path>) -> Result<(usize, bool), LlmError> {
-        let prefix = if messages.is_empty() { Vec::new() } else { self.next_turn_prefix(messages).unwrap_or_default() };
-        let prefix = if prefix.len() + 2 > self.n_ctx { Vec::new() } else { prefix };
-        let probe = if prefix.is_empty() { vec![self.model.vocab().bos().0] } else { prefix.clone() };
-        let saved = prompt_cache
-            .filter(|_| !prefix.is_empty())
-            .map(|dir| prompt_cache::path_for(dir, self.model_path, &prefix, &self.cache_layout));
-        let restored = saved.as_deref().is_some_and(|path| self.restore(path, &prefix));
-        if !restored {
-            self.prefill(&probe, &CancelToken::new())?;
-            if let Some(path) = &saved {
-                self.save(path);
+    /// Each opening's tokens (up to the next user message) are restored from
+    /// disk or prefilled, and kept as a snapshot; the first opening stays
+    /// cached, so the first reply prefills only the user's message.
+    /// Returns the tokens left cached and whether every opening came from the
+    /// prompt cache on disk.
+    fn warm_up(&mut self, openings: &[Vec<Message>], prompt_cache: Option<&Path>) -> Result<(usize, bool), LlmError> {
+        let mut prefixes: Vec<Vec<i32>> = Vec::new();
+        for messages in openings.iter().filter(|messages| !messages.is_empty()) {
+            let prefix = self.next_turn_prefix(messages).unwrap_or_default();
+            if !prefix.is_empty() && prefix.len() + 2 <= self.n_ctx && !prefixes.contains(&prefix) {
+                prefixes.push(prefix);
             }
+        }
+        // The first opening goes last, so it is the one left in the cache.
+        let mut restored_all = !prefixes.is_empty();
+        for prefix in prefixes.iter().rev() {
+            self.clear();
+            let saved =
+                prompt_cache.map(|dir| prompt_cache::path_for(dir, self.model_path, prefix, &self.cache_layout));
+            let restored = saved.as_deref().is_some_and(|path| self.restore(path, prefix));
+            if !restored {
+                self.prefill(prefix, &CancelToken::new())?;
+                if let Some(path) = &saved {
+                    self.save(path);
+                }
+            }
+            restored_all &= restored;
+            match self.ctx.state_seq_get(SEQ, LlamaStateSeqFlags::empty()) {
+                Ok(state) => self.snapshots.push(Snapshot { tokens: prefix.clone(), state }),
+                Err(error) => tracing::warn!(%error, "cannot keep a snapshot of a conversation opening"),
+            }
+        }
+        if prefixes.is_empty() {
+            self.prefill(&[self.model.vocab().bos().0], &CancelToken::new())?;
         }
         // One single-token step: the decode path has its own graph and thread
         // count, and it touches every weight, paging the model in.
-        let last = *probe.last().unwrap_or(&0);
-        self.decode_one(last)?;
+        let kept = self.cached.len();
+        self.decode_one(*self.cached.last().unwrap_or(&0))?;
         self.cached.pop();
-        self.remove_from(probe.len())?;
-        if prefix.is_empty() {
+        self.remove_from(kept)?;
+        if prefixes.is_empty() {
             self.clear();
         }
         self.ctx.synchronize();
-        Ok((self.cached.len(), restored))
+        Ok((self.cached.len(), restored_all))
+    }
+
+    /// Loads the snapshot that keeps more of `prompt` than the cache would,
+    /// if there is one; the reuse plan then starts from it.
+    /// `current`: the tokens the cache's own plan keeps. Returns whether the
+    /// cache changed.
+    fn load_snapshot_for(&mut self, prompt: &[i32], current: usize) -> bool {
+        let candidates = self.snapshots.iter().map(|snapshot| snapshot.tokens.as_slice());
+        let Some(index) = cache::pick_snapshot(candidates, prompt, current, MIN_SNAPSHOT_GAIN) else { return false };
+        self.clear();
+        let snapshot = &self.snapshots[index];
+        match self.ctx.state_seq_set(&snapshot.state, SEQ) {
+            Ok(()) => self.cached.clone_from(&snapshot.tokens),
+            Err(error) => {
+                tracing::warn!(%error, "cannot load a snapshot; dropping it");
+                self.clear();
+                self.snapshots.remove(index);
+            }
+        }
+        true
+    }
+
+    /// Shortest run of cached tokens worth shifting into place (0: none, for
+    /// caches that cannot shift).
+    fn min_chunk(&self) -> usize {
+        if self.can_shift { MIN_REUSE_CHUNK } else { 0 }
     }
 
     /// Loads a saved prompt state; true when it holds exactly `tokens`.
@@ -767,8 +833,10 @@ impl<'m> Worker<'m> {
     /// Brings the cache to the longest reusable prefix of `prompt`; returns
     /// (tokens reused, tokens of those that were shifted).
     fn reuse(&mut self, prompt: &[i32]) -> (usize, usize) {
-        let min_chunk = if self.can_shift { MIN_REUSE_CHUNK } else { 0 };
-        let plan = cache::plan_reuse(&self.cached, prompt, min_chunk);
+        let mut plan = cache::plan_reuse(&self.cached, prompt, self.min_chunk());
+        if self.load_snapshot_for(prompt, plan.reused) {
+            plan = cache::plan_reuse(&self.cached, prompt, self.min_chunk());
+        }
         if self.apply(&plan.edits).is_err() {
             // Some memories cannot remove a middle range; start clean rather than guess.
             self.clear();

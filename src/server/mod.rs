@@ -217,8 +217,9 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let mut prepared = args.engine.prepare(context, Vec::new())?;
     let resumed = memory.resume(&mut conversation, prepared.engine.context_size as usize)?;
     let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
-    // The page chats as the persona: warm its prompt so the first reply is fast.
-    prepared.engine.warmup_messages = vec![conversation.system()];
+    // The page chats as the persona: warm its prompt, in every language, so
+    // the first reply of any conversation is fast.
+    prepared.engine.warmup = conversation.openings();
     let doctor = crate::hardware::DoctorReport::new(
         prepared.hardware,
         cfg!(feature = "cuda"),
