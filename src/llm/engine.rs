@@ -313,6 +313,7 @@ enum Command {
     Generate(Box<Job>),
     CountTokens { prompt: Prompt, reply: oneshot::Sender<Result<usize, LlmError>> },
     ClearCache { reply: oneshot::Sender<()> },
+    Idle { reply: oneshot::Sender<()> },
 }
 
 struct Job {
@@ -388,11 +389,23 @@ impl Engine {
         answer.blocking_recv().map_err(|_| LlmError::Stopped)?
     }
 
+    /// Returns once the engine has done everything asked of it before, the
+    /// idle work after a reply included (evaluating the next turn's header):
+    /// what the time a person takes to read and type gives it between turns.
+    pub fn wait_idle(&self) -> Result<(), LlmError> {
+        self.acknowledged(|reply| Command::Idle { reply })
+    }
+
     /// Forgets every cached token, the warmed openings' snapshots too: the
     /// next request prefills everything, as on a cold engine.
     pub fn clear_cache(&self) -> Result<(), LlmError> {
+        self.acknowledged(|reply| Command::ClearCache { reply })
+    }
+
+    /// Sends a command that answers once done, and waits for the answer.
+    fn acknowledged(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) -> Result<(), LlmError> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::ClearCache { reply }).map_err(|_| LlmError::Stopped)?;
+        self.commands.send(command(reply)).map_err(|_| LlmError::Stopped)?;
         answer.blocking_recv().map_err(|_| LlmError::Stopped)
     }
 }
@@ -460,6 +473,9 @@ fn engine_thread(
             Command::ClearCache { reply } => {
                 worker.clear();
                 worker.snapshots.clear();
+                let _ = reply.send(());
+            }
+            Command::Idle { reply } => {
                 let _ = reply.send(());
             }
         }
