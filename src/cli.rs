@@ -313,6 +313,8 @@ pub struct EmotionArgs {
 /// `workly bench ...`
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Every benchmark below but the store and soak ones, written to a folder as JSON, Markdown and SVG charts.
+    All(BenchAllArgs),
     /// Load, warm-up, time to first token, prefill and decode speed, a 20-turn conversation.
     Llm(BenchLlmArgs),
     /// Prefill and decode speed for every thread count; saves the best for later runs.
@@ -425,6 +427,26 @@ pub struct AvatarPeerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
+}
+
+/// `workly bench all`
+#[derive(Debug, Clone, Args)]
+pub struct BenchAllArgs {
+    /// Engine choice and tuning (thread flags are ignored by the thread sweep).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Folder the report is written to (`report.json`, `REPORT.md`, charts); created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Measured runs per figure (after one discarded run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Turns of the conversation whose memory is sampled (every 50 turns, and the last).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turns: u32,
+    /// Print the whole report as JSON (it is also written to the folder).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `workly bench llm`

@@ -47,6 +47,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Serve(args) => workly::server::run(&context, args),
         Command::History { command } => workly::store::history::run(&context.dirs, command),
         Command::Bench { command } => match command {
+            BenchCommand::All(args) => workly::bench::all::run(&context, args),
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),

@@ -9,7 +9,7 @@
 //! persona and greedy sampling, so both figures are reproducible.
 
 use crate::chat::{Conversation, Persona};
-use crate::cli::{BenchEmotionArgs, Context};
+use crate::cli::{BenchEmotionArgs, Context, EngineArgs};
 use crate::emotion::{Emotion, lexicon, tags};
 use crate::llm::{Engine, LlmError};
 use serde::Serialize;
@@ -141,16 +141,24 @@ pub struct EmotionReport {
 
 /// Runs `workly bench emotion`.
 pub fn run(context: &Context, args: &BenchEmotionArgs) -> anyhow::Result<()> {
+    let engine = (!args.no_model).then_some(&args.engine);
+    super::print(&report(context, engine, args.turns)?, args.json, render)
+}
+
+/// Scores the lexicon, and the model's tags over `turns` turns when an
+/// engine is given.
+pub fn report(context: &Context, engine: Option<&EngineArgs>, turns: u32) -> anyhow::Result<EmotionReport> {
     let lexicon = score_lexicon(&labelled_set()?);
-    let tags = if args.no_model {
-        None
-    } else {
-        let persona = Persona::default();
-        let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
-        let engine = Engine::load(prepared.engine)?;
-        Some(measure_tag_share(&engine, persona, args.turns as usize)?)
+    let tags = match engine {
+        None => None,
+        Some(engine) => {
+            let persona = Persona::default();
+            let prepared = engine.prepare(context, Conversation::new(persona.clone()).openings())?;
+            let engine = Engine::load(prepared.engine)?;
+            Some(measure_tag_share(&engine, persona, turns as usize)?)
+        }
     };
-    super::print(&EmotionReport { lexicon, tags }, args.json, render)
+    Ok(EmotionReport { lexicon, tags })
 }
 
 /// Scores [`lexicon::analyze`] on `set`.
@@ -235,7 +243,7 @@ pub fn measure_tag_share(engine: &Engine, persona: Persona, turns: usize) -> Res
     })
 }
 
-fn render(report: &EmotionReport) -> String {
+pub(super) fn render(report: &EmotionReport) -> String {
     let scores = &report.lexicon;
     let languages: Vec<String> = scores
         .accuracy_by_language

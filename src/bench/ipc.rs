@@ -10,7 +10,7 @@
 //! `/proc/self/task/*/schedstat`; absent where there is no `/proc`). The peer
 //! runs in-process on its own thread and runtime.
 
-use super::Percentiles;
+use super::{Percentiles, Quantile};
 use crate::avatar::command::{Command, Expression, HeadMovement, TransitionSpeed, Unit};
 use crate::avatar::{AvatarBridge, BridgeConfig, peer};
 use crate::cli::BenchIpcArgs;
@@ -44,6 +44,8 @@ pub struct IpcReport {
 pub struct ModeReport {
     /// From handing 10 commands over until the peer parsed the tenth.
     pub burst10_latency_us: Percentiles,
+    /// The same latencies' distribution.
+    pub burst10_latency_us_distribution: Vec<Quantile>,
     /// Bursts timed.
     pub bursts: u32,
     /// Commands the peer applied per second while sending flat out.
@@ -160,6 +162,7 @@ fn measure_mode(
         _ => handed,
     };
     Ok(ModeReport {
+        burst10_latency_us_distribution: super::distribution(&mut latencies_us),
         burst10_latency_us: Percentiles::of(&mut latencies_us),
         bursts,
         throughput_commands_per_s: applied as f64 / seconds,
@@ -302,7 +305,7 @@ fn thread_cpu_ns(tid: &str) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
-fn render(report: &IpcReport) -> String {
+pub(super) fn render(report: &IpcReport) -> String {
     let (unbatched, batched) = (&report.unbatched, &report.batched);
     let cpu = |mode: &ModeReport| mode.cpu_us_per_command.map_or("n/a".to_owned(), |us| format!("{us:.2} us"));
     let mut text = String::from("Avatar commands to a Unity-like peer over loopback TCP\n");

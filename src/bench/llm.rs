@@ -7,7 +7,7 @@
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::chat::{Conversation, Persona};
-use crate::cli::{BenchLlmArgs, Context};
+use crate::cli::{BenchLlmArgs, Context, EngineArgs};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
 use crate::llm::{Engine, GenerationRequest, GenerationStats, LlmError, Message, Prompt, SamplingParams};
 use serde::Serialize;
@@ -109,11 +109,15 @@ pub const SCRIPT: &[&str] = &[
 
 /// Runs `workly bench llm`.
 pub fn run(context: &Context, args: &BenchLlmArgs) -> anyhow::Result<()> {
+    super::print(&report(context, &args.engine, args.runs)?, args.json, render)
+}
+
+/// Loads the engine as `workly chat` would and measures it.
+pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Result<LlmReport> {
     let persona = Persona::default();
-    let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
+    let prepared = engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
-    let report = measure_llm(&engine, &persona, args.runs)?;
-    super::print(&report, args.json, render)
+    Ok(measure_llm(&engine, &persona, runs)?)
 }
 
 fn chat_request(messages: Vec<Message>, max_tokens: u32) -> GenerationRequest {
@@ -229,7 +233,7 @@ pub fn chat_turn(
     engine.generate(chat_request(messages, REPLY_TOKENS))?.collect_blocking()
 }
 
-fn render(report: &LlmReport) -> String {
+pub(super) fn render(report: &LlmReport) -> String {
     let mut text = format!(
         "model {} ({} decode / {} prefill threads, {} GPU layers), medians of {} runs\n\
          load            {:>9.1} ms\n\

@@ -8,7 +8,7 @@
 
 use super::llm::{SCRIPT, chat_turn};
 use crate::chat::{Conversation, Persona};
-use crate::cli::{BenchMemoryArgs, Context};
+use crate::cli::{BenchMemoryArgs, Context, EngineArgs};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
 use crate::llm::Engine;
 use serde::Serialize;
@@ -46,17 +46,22 @@ pub struct MemoryReport {
 
 /// Runs `workly bench memory`.
 pub fn run(context: &Context, args: &BenchMemoryArgs) -> anyhow::Result<()> {
+    super::print(&report(context, &args.engine, args.turns)?, args.json, render)
+}
+
+/// Plays a conversation of `turns` turns and samples the resident memory.
+pub fn report(context: &Context, engine: &EngineArgs, turns: u32) -> anyhow::Result<MemoryReport> {
     let persona = Persona::default();
-    let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
+    let prepared = engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
     let context_size = engine.info().context_size as usize;
     let mut conversation = Conversation::new(persona);
     let mut samples = Vec::new();
-    for turn in 1..=args.turns {
+    for turn in 1..=turns {
         let user = SCRIPT[(turn as usize - 1) % SCRIPT.len()];
         let (text, stats) = chat_turn(&engine, &conversation, user, context_size)?;
         conversation.push_exchange(user, &text);
-        if turn % SAMPLE_EVERY == 0 || turn == args.turns {
+        if turn % SAMPLE_EVERY == 0 || turn == turns {
             let rss_bytes = process_rss_bytes().unwrap_or(0);
             tracing::info!(turn, rss_bytes, "memory sample");
             samples.push(MemorySample { turn, rss_bytes, prompt_tokens: stats.prompt_tokens });
@@ -68,18 +73,17 @@ pub fn run(context: &Context, args: &BenchMemoryArgs) -> anyhow::Result<()> {
         }
         _ => 0.0,
     };
-    let report = MemoryReport {
+    Ok(MemoryReport {
         model: engine.info().model_name.clone(),
         context_size: engine.info().context_size,
-        turns: args.turns,
+        turns,
         samples,
         growth_percent,
         peak_rss_bytes: peak_rss_bytes().unwrap_or(0),
-    };
-    super::print(&report, args.json, render)
+    })
 }
 
-fn render(report: &MemoryReport) -> String {
+pub(super) fn render(report: &MemoryReport) -> String {
     let mut text = format!(
         "model {}, context {} tokens, {} turns\n turn    RSS MiB   prompt tokens\n",
         report.model, report.context_size, report.turns

@@ -4,6 +4,8 @@
 //! Figures are medians over repeated runs after a discarded first run, so one
 //! slow outlier (a page fault, a scheduler hiccup) does not move them.
 
+pub mod all;
+pub mod chart;
 pub mod emotion;
 pub mod ipc;
 pub mod llm;
@@ -40,9 +42,36 @@ impl Percentiles {
     /// Nearest-rank percentiles of `values`, sorting them in place (0 for none).
     pub fn of(values: &mut [f64]) -> Self {
         values.sort_by(f64::total_cmp);
-        let at = |p: f64| values.get((p * (values.len() as f64 - 1.0)).round() as usize).copied().unwrap_or(0.0);
-        Self { p50: at(0.50), p99: at(0.99) }
+        Self { p50: nearest_rank(values, 0.50), p99: nearest_rank(values, 0.99) }
     }
+}
+
+/// One point of a distribution: a share `q` of the measurements are at most
+/// `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantile {
+    /// The share, from 0 to 1.
+    pub q: f64,
+    /// The measurement at that rank.
+    pub value: f64,
+}
+
+/// The shares a distribution is reported at: enough points to draw its shape.
+const DISTRIBUTION_SHARES: [f64; 9] = [0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99];
+
+/// Nearest-rank quantiles of `values` at [`DISTRIBUTION_SHARES`], sorting them
+/// in place (empty for none).
+pub fn distribution(values: &mut [f64]) -> Vec<Quantile> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    values.sort_by(f64::total_cmp);
+    DISTRIBUTION_SHARES.iter().map(|&q| Quantile { q, value: nearest_rank(values, q) }).collect()
+}
+
+/// The value at share `p` of sorted `values` (0 for none).
+fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    sorted.get((p * (sorted.len() as f64 - 1.0)).round() as usize).copied().unwrap_or(0.0)
 }
 
 /// Prints a report as JSON or as its text rendering.
@@ -118,7 +147,7 @@ pub fn measure(runs: u32, mut once: impl FnMut() -> Result<f64, LlmError>) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::{Percentiles, median};
+    use super::{DISTRIBUTION_SHARES, Percentiles, distribution, median};
 
     #[test]
     fn median_of_odd_even_and_empty() {
@@ -133,5 +162,16 @@ mod tests {
         let percentiles = Percentiles::of(&mut values);
         assert_eq!((percentiles.p50, percentiles.p99), (51.0, 99.0));
         assert_eq!(Percentiles::of(&mut []), Percentiles::default());
+    }
+
+    #[test]
+    fn a_distribution_climbs_through_its_shares() {
+        let mut values: Vec<f64> = (1..=101).rev().map(f64::from).collect();
+        let points = distribution(&mut values);
+        let shares: Vec<f64> = points.iter().map(|point| point.q).collect();
+        assert_eq!(shares, DISTRIBUTION_SHARES);
+        let at: Vec<f64> = points.iter().map(|point| point.value).collect();
+        assert_eq!(at, [2.0, 6.0, 11.0, 26.0, 51.0, 76.0, 91.0, 96.0, 100.0]);
+        assert!(distribution(&mut []).is_empty());
     }
 }

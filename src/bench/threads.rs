@@ -7,7 +7,7 @@
 //! cache, and later runs read it ([`crate::hardware::ThreadMeasurements`]).
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
-use crate::cli::{BenchThreadsArgs, Context};
+use crate::cli::{BenchThreadsArgs, Context, EngineArgs};
 use crate::hardware::{ThreadChoice, ThreadMeasurements, ThreadRow};
 use crate::llm::Engine;
 use serde::Serialize;
@@ -30,7 +30,12 @@ pub struct ThreadsReport {
 
 /// Runs `workly bench threads`.
 pub fn run(context: &Context, args: &BenchThreadsArgs) -> anyhow::Result<()> {
-    let prepared = args.engine.prepare(context, Vec::new())?;
+    super::print(&report(context, &args.engine, args.runs)?, args.json, render)
+}
+
+/// Measures every thread count and saves the measurements for later runs.
+pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Result<ThreadsReport> {
+    let prepared = engine.prepare(context, Vec::new())?;
     let logical = prepared.hardware.cpu.logical_cores.max(1);
     let mut rows = Vec::with_capacity(logical);
     for threads in 1..=logical {
@@ -39,8 +44,8 @@ pub fn run(context: &Context, args: &BenchThreadsArgs) -> anyhow::Result<()> {
         config.threads_prefill = threads;
         let engine = Engine::load(config)?;
         let prompt = text_of_tokens(&engine, PREFILL_TOKENS)?;
-        let prefill_tokens_per_s = measure(args.runs, || Ok(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
-        let decode_tokens_per_s = measure(args.runs, || Ok(decode_once(&engine, DECODE_TOKENS)?.decode_tokens_per_s))?;
+        let prefill_tokens_per_s = measure(runs, || Ok(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
+        let decode_tokens_per_s = measure(runs, || Ok(decode_once(&engine, DECODE_TOKENS)?.decode_tokens_per_s))?;
         tracing::info!(threads, prefill_tokens_per_s, decode_tokens_per_s, "measured");
         rows.push(ThreadRow { threads, prefill_tokens_per_s, decode_tokens_per_s });
     }
@@ -52,11 +57,10 @@ pub fn run(context: &Context, args: &BenchThreadsArgs) -> anyhow::Result<()> {
     };
     let path = context.dirs.thread_measurements();
     measurements.save(&path)?;
-    let report = ThreadsReport { chosen: measurements.pick(), measurements, saved_to: path.display().to_string() };
-    super::print(&report, args.json, render)
+    Ok(ThreadsReport { chosen: measurements.pick(), measurements, saved_to: path.display().to_string() })
 }
 
-fn render(report: &ThreadsReport) -> String {
+pub(super) fn render(report: &ThreadsReport) -> String {
     let mut text = format!(
         "{} ({} logical cores), model {}\nthreads   prefill tokens/s   decode tokens/s\n",
         report.measurements.cpu_model, report.measurements.logical_cores, report.measurements.model_file

@@ -1,0 +1,60 @@
+//! `workly bench all` end to end on the real model, shortened: one run per
+//! figure and a 50-turn conversation. Checks that the folder holds the JSON
+//! report, the Markdown report and one chart per measured series.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+#[test]
+fn bench_all_writes_the_report_and_its_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let output = Command::new(env!("CARGO_BIN_EXE_workly"))
+        .args(["bench", "all", "--json", "--runs", "1", "--turns", "50", "--out"])
+        .arg(&out)
+        .arg("--model")
+        .arg(common::default_model())
+        // The thread sweep saves its measurements in the cache: keep them here.
+        .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
+        .env("WORKLY_CONFIG", dir.path().join("config.toml"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = common::text(&output.stdout);
+    assert!(output.status.success(), "{}: {stdout}\n{}", output.status, common::text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report, written, "stdout and report.json hold the same report");
+
+    let logical = report["machine"]["cpu"]["logical_cores"].as_u64().unwrap();
+    assert_eq!(report["threads"]["measurements"]["rows"].as_array().unwrap().len() as u64, logical);
+    assert_eq!(report["llm"]["multi_turn"].as_array().unwrap().len(), 20);
+    assert!(report["llm"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let samples = report["memory"]["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "50 turns sample once: {samples:?}");
+    assert_eq!(samples[0]["turn"], 50);
+    for mode in ["batched", "unbatched"] {
+        let points = report["ipc"][mode]["burst10_latency_us_distribution"].as_array().unwrap();
+        assert_eq!(points.len(), 9, "{mode}: {points:?}");
+        let values: Vec<f64> = points.iter().map(|point| point["value"].as_f64().unwrap()).collect();
+        assert!(values.windows(2).all(|pair| pair[0] <= pair[1]) && values[0] > 0.0, "{mode}: {values:?}");
+    }
+    assert!(report["emotion"]["tags"]["replies"].as_u64().unwrap() > 0);
+    assert!(report["gpu_note"].as_str().unwrap().contains("GPU"), "{report}");
+
+    let markdown = std::fs::read_to_string(out.join("REPORT.md")).unwrap();
+    for (chart, lines) in [("threads.svg", 2), ("ttft_by_turn.svg", 1), ("rss_by_turn.svg", 1), ("ipc_latency.svg", 2)]
+    {
+        let svg = std::fs::read_to_string(out.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"), "{chart}");
+        assert_eq!(svg.matches("<polyline").count(), lines, "{chart}");
+        assert!(markdown.contains(&format!("]({chart})")), "REPORT.md shows {chart}");
+    }
+    for heading in ["## Threads", "## Engine", "## Memory", "## Avatar commands", "## Emotion", "## GPU"] {
+        assert!(markdown.contains(heading), "{heading} missing:\n{markdown}");
+    }
+    assert!(markdown.contains("20-turn conversation"), "{markdown}");
+}
