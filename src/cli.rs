@@ -319,6 +319,8 @@ pub enum BenchCommand {
     Llm(BenchLlmArgs),
     /// Prefill and decode speed for every thread count; saves the best for later runs.
     Threads(BenchThreadsArgs),
+    /// Prefill speed by batch size and prompt length: would a batch following the prompt length pay?
+    Batch(BenchBatchArgs),
     /// Resident memory over a long conversation.
     Memory(BenchMemoryArgs),
     /// Emotion reading: the lexicon on the labelled set, the model's use of tags.
@@ -470,6 +472,26 @@ pub struct BenchThreadsArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Measured runs per thread count (after one discarded run).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench batch`
+#[derive(Debug, Clone, Args)]
+pub struct BenchBatchArgs {
+    /// Engine choice (the batch size flag is ignored: every size listed is tried).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Batch sizes to compare (Workly's fixed one is always added).
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128, 256, 512, 1024, 2048], value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub batch_sizes: Vec<u32>,
+    /// Prompt lengths, in tokens.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64, 256, 1024, 2048], value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32768))]
+    pub prompt_tokens: Vec<usize>,
+    /// Measured runs per figure (after one discarded run).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
     /// Print JSON.

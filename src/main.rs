@@ -50,6 +50,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::All(args) => workly::bench::all::run(&context, args),
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
+            BenchCommand::Batch(args) => workly::bench::batch::run(&context, args),
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
             BenchCommand::Emotion(args) => workly::bench::emotion::run(&context, args),
             BenchCommand::Store(args) => workly::bench::store::run(&context, args),

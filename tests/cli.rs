@@ -437,6 +437,33 @@ fn llm_benchmark_reports_every_figure() {
 }
 
 #[test]
+fn batch_benchmark_compares_every_size_with_the_fixed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["bench", "batch", "--json", "--runs", "1", "--batch-sizes", "16,64", "--prompt-tokens", "8,100"];
+    let output = run(workly(dir.path()).args(args).args(["--model", &model_arg()]));
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Workly's own size (512 at the default context) joins the listed ones.
+    assert_eq!(report["fixed_batch_size"], 512);
+    assert_eq!(report["batch_sizes"], serde_json::json!([16, 64, 512]));
+    let rows = report["rows"].as_array().unwrap();
+    let lengths: Vec<u64> = rows.iter().map(|row| row["prompt_tokens"].as_u64().unwrap()).collect();
+    assert_eq!(lengths, [8, 100]);
+    for row in rows {
+        let speeds = row["tokens_per_s"].as_array().unwrap();
+        assert_eq!(speeds.len(), 3, "{row}");
+        assert!(speeds.iter().all(|speed| speed.as_f64().unwrap() > 0.0), "{row}");
+        assert!([16, 64, 512].contains(&row["best_batch_size"].as_u64().unwrap()), "{row}");
+        assert!(row["gain_percent"].as_f64().unwrap() >= 0.0, "the best is at least the fixed one: {row}");
+    }
+    let helps = report["dynamic_helps"].as_bool().unwrap();
+    assert_eq!(helps, report["best_gain_percent"].as_f64().unwrap() >= 5.0);
+    // Bad sizes are refused by the argument parser.
+    let output = run(workly(dir.path()).args(["bench", "batch", "--batch-sizes", "0"]));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
 fn chat_drives_the_avatar_and_stores_the_reply_emotion() {
     let dir = tempfile::tempdir().unwrap();
     let mut peer = Command::new(env!("CARGO_BIN_EXE_workly"))

@@ -5,6 +5,7 @@
 //! slow outlier (a page fault, a scheduler hiccup) does not move them.
 
 pub mod all;
+pub mod batch;
 pub mod chart;
 pub mod emotion;
 pub mod ipc;

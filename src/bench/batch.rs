@@ -1,0 +1,199 @@
+//! `workly bench batch`: does a prefill batch size that follows the prompt
+//! length beat Workly's fixed one?
+//!
+//! The original companion listed "dynamic batch size" as future work. In
+//! llama.cpp the batch size (`n_batch`, and `n_ubatch`, which Workly sets
+//! equal) is fixed when the context is created: a prompt of up to that many
+//! tokens is evaluated as one matrix product per weight, a longer one in
+//! several. A dynamic size would mean one context per size, or recreating the
+//! context, so it must earn its keep. This benchmark loads one engine per batch
+//! size and measures prefill speed for each prompt length, the engines taking
+//! turns within each round so a change in the machine's load hits them alike.
+
+use super::{median, prefill_once, text_of_tokens};
+use crate::cli::{BenchBatchArgs, Context};
+use crate::hardware::choose_batch_size;
+use crate::llm::Engine;
+use serde::Serialize;
+
+/// Gain over the fixed batch size below which a dynamic one is not worth it:
+/// about the spread of repeated runs on a quiet machine.
+const WORTHWHILE_GAIN_PERCENT: f64 = 5.0;
+
+/// The report of `workly bench batch`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    /// The model measured.
+    pub model: String,
+    /// Prefill threads.
+    pub threads_prefill: usize,
+    /// Measured runs per figure.
+    pub runs: u32,
+    /// The batch size Workly uses for every prompt (for this context size).
+    pub fixed_batch_size: u32,
+    /// Batch sizes measured.
+    pub batch_sizes: Vec<u32>,
+    /// One row per prompt length.
+    pub rows: Vec<BatchRow>,
+    /// The largest gain of the best batch size over the fixed one, in percent.
+    pub best_gain_percent: f64,
+    /// Whether that gain reaches [`WORTHWHILE_GAIN_PERCENT`].
+    pub dynamic_helps: bool,
+}
+
+/// Prefill speed of one prompt length at every batch size.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchRow {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Median prefill tokens/s, in the order of `batch_sizes`.
+    pub tokens_per_s: Vec<f64>,
+    /// The fastest batch size for this length.
+    pub best_batch_size: u32,
+    /// Its speed over the fixed batch size's, minus one, in percent.
+    pub gain_percent: f64,
+}
+
+/// Runs `workly bench batch`.
+pub fn run(context: &Context, args: &BenchBatchArgs) -> anyhow::Result<()> {
+    let report = measure_batches(context, args)?;
+    super::print(&report, args.json, render)
+}
+
+fn measure_batches(context: &Context, args: &BenchBatchArgs) -> anyhow::Result<BatchReport> {
+    let mut batch_sizes = args.batch_sizes.clone();
+    let mut lengths = args.prompt_tokens.clone();
+    batch_sizes.sort_unstable();
+    batch_sizes.dedup();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let longest = lengths.last().copied().unwrap_or(1);
+    let prepared = args.engine.prepare(context, Vec::new())?;
+    // Room for the longest prompt and its one generated token; the KV cache's
+    // size does not change the cost of a prefill from an empty cache.
+    let context_size = u32::try_from(longest + 16).unwrap_or(u32::MAX).max(prepared.engine.context_size);
+    let fixed_batch_size = choose_batch_size(prepared.engine.context_size);
+    if !batch_sizes.contains(&fixed_batch_size) {
+        batch_sizes.push(fixed_batch_size);
+        batch_sizes.sort_unstable();
+    }
+    let engines = batch_sizes
+        .iter()
+        .map(|&batch_size| {
+            let mut config = prepared.engine.clone();
+            config.batch_size = batch_size;
+            config.context_size = context_size;
+            Engine::load(config)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let prompts = lengths.iter().map(|&tokens| text_of_tokens(&engines[0], tokens)).collect::<Result<Vec<_>, _>>()?;
+
+    // One discarded pass (pages the weights in, sizes the buffers), then
+    // rounds in which every engine measures every prompt once.
+    let mut speeds = vec![vec![Vec::with_capacity(args.runs as usize); engines.len()]; lengths.len()];
+    for round in 0..=args.runs {
+        tracing::info!(round, "batch round");
+        for (prompt, by_engine) in prompts.iter().zip(&mut speeds) {
+            for (engine, values) in engines.iter().zip(by_engine.iter_mut()) {
+                let speed = prefill_once(engine, prompt)?.prefill_tokens_per_s;
+                if round > 0 {
+                    values.push(speed);
+                }
+            }
+        }
+    }
+    let fixed = batch_sizes.iter().position(|&size| size == fixed_batch_size).unwrap_or(0);
+    let rows: Vec<BatchRow> = lengths
+        .iter()
+        .zip(&speeds)
+        .map(|(&prompt_tokens, by_engine)| {
+            let tokens_per_s: Vec<f64> = by_engine.iter().map(|values| median(values)).collect();
+            let (best, best_speed) =
+                tokens_per_s.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((fixed, 0.0));
+            let gain_percent = gain(best_speed, tokens_per_s[fixed]);
+            BatchRow { prompt_tokens, tokens_per_s, best_batch_size: batch_sizes[best], gain_percent }
+        })
+        .collect();
+    let best_gain_percent = rows.iter().map(|row| row.gain_percent).fold(0.0, f64::max);
+    Ok(BatchReport {
+        model: engines[0].info().model_name.clone(),
+        threads_prefill: engines[0].info().threads_prefill,
+        runs: args.runs,
+        fixed_batch_size,
+        batch_sizes,
+        rows,
+        best_gain_percent,
+        dynamic_helps: best_gain_percent >= WORTHWHILE_GAIN_PERCENT,
+    })
+}
+
+/// `better` over `base`, minus one, in percent (0 when `base` is 0).
+fn gain(better: f64, base: f64) -> f64 {
+    if base > 0.0 { (better / base - 1.0) * 100.0 } else { 0.0 }
+}
+
+fn render(report: &BatchReport) -> String {
+    let mut text = format!(
+        "model {} ({} prefill threads), prefill tokens/s, medians of {} runs; Workly's fixed batch: {}\n",
+        report.model, report.threads_prefill, report.runs, report.fixed_batch_size
+    );
+    text.push_str("prompt  ");
+    for size in &report.batch_sizes {
+        text.push_str(&format!("{:>9}", format!("b={size}")));
+    }
+    text.push_str("   best    gain\n");
+    for row in &report.rows {
+        text.push_str(&format!("{:>6}  ", row.prompt_tokens));
+        for speed in &row.tokens_per_s {
+            text.push_str(&format!("{speed:>9.1}"));
+        }
+        text.push_str(&format!("  {:>5}  {:>+5.1}%\n", row.best_batch_size, row.gain_percent));
+    }
+    text.push_str(&if report.dynamic_helps {
+        format!(
+            "choosing the batch size by prompt length would gain up to {:.1}% here\n",
+            report.best_gain_percent
+        )
+    } else {
+        format!(
+            "no batch size beats the fixed one by {WORTHWHILE_GAIN_PERCENT}% or more (best: {:+.1}%): a dynamic batch size does not pay here\n",
+            report.best_gain_percent
+        )
+    });
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gain_is_relative_to_the_fixed_size() {
+        assert_eq!(gain(110.0, 100.0).round(), 10.0);
+        assert_eq!(gain(100.0, 100.0), 0.0);
+        assert_eq!(gain(5.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn the_table_names_the_best_size_and_the_verdict() {
+        let report = BatchReport {
+            model: "m".to_owned(),
+            threads_prefill: 2,
+            runs: 3,
+            fixed_batch_size: 512,
+            batch_sizes: vec![64, 512],
+            rows: vec![BatchRow {
+                prompt_tokens: 1024,
+                tokens_per_s: vec![250.0, 270.0],
+                best_batch_size: 512,
+                gain_percent: 0.0,
+            }],
+            best_gain_percent: 0.0,
+            dynamic_helps: false,
+        };
+        let text = render(&report);
+        assert!(text.contains("   b=64  b=512"), "{text}");
+        assert!(text.contains("  1024      250.0    270.0    512   +0.0%"), "{text}");
+        assert!(text.contains("does not pay here"), "{text}");
+    }
+}
