@@ -192,7 +192,7 @@ mod tests {
             dynamic_helps: false,
         };
         let text = render(&report);
-        assert!(text.contains("   b=64  b=512"), "{text}");
+        assert!(text.contains("     b=64    b=512"), "{text}");
         assert!(text.contains("  1024      250.0    270.0    512   +0.0%"), "{text}");
         assert!(text.contains("does not pay here"), "{text}");
     }
