@@ -11,8 +11,11 @@ conversation is sent to each, turn by turn, streamed, greedy:
   prompt changes every turn;
 * **full** (Workly only): the whole growing history.
 
-For every turn the client records the time to the first streamed token (from
-sending the request), and the streaming speed it received (tokens after the
+Before each turn the client pauses ``--pause`` seconds, untimed, as a person
+reads the reply and types the next message (Workly uses that time to evaluate
+the next turn's header; a client firing turns back to back would make that
+work count against the next turn instead). For every turn the client records
+the time to the first streamed token (from sending the request), and the streaming speed it received (tokens after the
 first over the time they took, counted from the usage the server reports or
 from the chunks). Workly also reports its engine's own decode speed in each
 reply (``workly.decode_tokens_per_s``), so the share of the engine's speed a
@@ -147,8 +150,9 @@ def stream_turn(port: int, messages: list[dict[str, str]], max_tokens: int) -> d
     }
 
 
-def conversation(port: int, window: int | None, turns: int, max_tokens: int) -> list[dict[str, Any]]:
+def conversation(port: int, window: int | None, args: argparse.Namespace) -> list[dict[str, Any]]:
     """The scripted conversation; `window` exchanges of history (None: all)."""
+    turns, max_tokens = args.turns, args.max_tokens
     exchanges: list[tuple[str, str]] = []
     results = []
     for user in SCRIPT[:turns]:
@@ -157,6 +161,7 @@ def conversation(port: int, window: int | None, turns: int, max_tokens: int) -> 
         for asked, answered in kept:
             messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
         messages.append({"role": "user", "content": user})
+        time.sleep(args.pause)
         result = stream_turn(port, messages, max_tokens)
         exchanges.append((user, result["text"]))
         results.append(result)
@@ -221,6 +226,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=len(SCRIPT))
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--pause", type=float, default=0.5, help="untimed seconds before each turn (reading, typing)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     if not (VENV / "bin" / "python").exists():
@@ -235,15 +241,15 @@ def main() -> None:
             if stack == "python":
                 process = start_python(args, port)
                 try:
-                    python_window.append(conversation(port, args.window, args.turns, args.max_tokens))
+                    python_window.append(conversation(port, args.window, args))
                 finally:
                     stop(process)
             else:
                 process, startup = start_workly(args, port)
                 try:
                     startups.append(startup)
-                    workly_window.append(conversation(port, args.window, args.turns, args.max_tokens))
-                    workly_full.append(conversation(port, None, args.turns, args.max_tokens))
+                    workly_window.append(conversation(port, args.window, args))
+                    workly_full.append(conversation(port, None, args))
                 finally:
                     stop(process)
 
