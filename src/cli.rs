@@ -9,7 +9,10 @@
 
 use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
-use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, ThreadSource, Tuning};
+use crate::hardware::{
+    CUDA_BUILT, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
+    TuningRequest, place_gpu_layers,
+};
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, LlmError, Message, SamplingParams};
 use crate::model::{self, ModelInfo};
 use anyhow::Context as _;
@@ -170,6 +173,19 @@ pub struct EngineArgs {
     /// Layers to offload to the GPU (default: as many as fit in free VRAM).
     #[arg(long)]
     pub gpu_layers: Option<u32>,
+    /// How the model is spread over several GPUs (default: layer).
+    #[arg(long, value_enum)]
+    pub split_mode: Option<SplitMode>,
+    /// GPUs to use, by the index `workly doctor` shows, e.g. 0,1 (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "INDEX,...")]
+    pub devices: Vec<u32>,
+    /// The GPU of --split-mode none (default: the first one used).
+    #[arg(long, value_name = "INDEX")]
+    pub main_gpu: Option<u32>,
+    /// Share of the layers per GPU used, e.g. 3,1 (default: by free VRAM). A CUDA
+    /// build takes it in `workly doctor` only: this llama.cpp binding cannot pass it on yet.
+    #[arg(long, value_delimiter = ',', value_parser = proportion, value_name = "N,...")]
+    pub tensor_split: Vec<f64>,
     /// Prefill batch size in tokens.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
@@ -355,6 +371,15 @@ pub struct BenchSoakArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A finite number of 0 or more.
+fn proportion(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        Ok(_) => Err("must be a proportion of 0 or more".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// A finite number above 0.
@@ -592,6 +617,9 @@ impl EngineArgs {
         fn name(value: &impl clap::ValueEnum) -> String {
             value.to_possible_value().map(|value| value.get_name().to_owned()).unwrap_or_default()
         }
+        fn join(values: &[impl ToString]) -> String {
+            values.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        }
         let mut flags = Vec::new();
         let mut flag = |flag: &str, value: Option<String>| {
             if let Some(value) = value {
@@ -601,6 +629,10 @@ impl EngineArgs {
         flag("--context-size", self.context_size.map(|value| value.to_string()));
         flag("--threads", self.threads.map(|value| value.to_string()));
         flag("--gpu-layers", self.gpu_layers.map(|value| value.to_string()));
+        flag("--split-mode", self.split_mode.as_ref().map(name));
+        flag("--devices", (!self.devices.is_empty()).then(|| join(&self.devices)));
+        flag("--main-gpu", self.main_gpu.map(|value| value.to_string()));
+        flag("--tensor-split", (!self.tensor_split.is_empty()).then(|| join(&self.tensor_split)));
         flag("--batch-size", self.batch_size.map(|value| value.to_string()));
         flag("--chat-template", self.chat_template.clone());
         flag("--kv-cache-type", self.kv_cache_type.as_ref().map(name));
@@ -616,11 +648,35 @@ impl EngineArgs {
         Ok(ModelInfo::read(&path)?)
     }
 
+    /// The multi-GPU flags, each falling back to the config file.
+    pub fn gpu_selection(&self, file: &FileConfig) -> GpuSelection {
+        // A list flag given on the command line replaces the file's list.
+        fn or_file<T: Clone>(flag: &[T], file: Option<&Vec<T>>) -> Vec<T> {
+            if flag.is_empty() { file.cloned().unwrap_or_default() } else { flag.to_vec() }
+        }
+        GpuSelection {
+            split_mode: self.split_mode.or(file.split_mode).unwrap_or_default(),
+            devices: or_file(&self.devices, file.devices.as_ref()),
+            main_gpu: self.main_gpu.or(file.main_gpu),
+            tensor_split: or_file(&self.tensor_split, file.tensor_split.as_ref()),
+        }
+    }
+
     /// Resolves the model and tunes the engine for this machine: flags win over
     /// the config file, which wins over what the hardware policy picks.
+    ///
+    /// The GPU selection is checked against the detected GPUs (a bad one is
+    /// bad input); without a GPU backend it is accepted with one warning, as
+    /// `--gpu-layers` is, since the same flags may serve a CUDA build later.
     pub fn prepare(&self, context: &Context, warmup: Vec<Vec<Message>>) -> anyhow::Result<Prepared> {
         let model = self.model_info(context)?;
         let hardware = Hardware::detect();
+        let gpus = self.gpu_selection(&context.file);
+        gpus.check(&hardware.gpus)?;
+        let gpu_layers = self.gpu_layers.or(context.file.gpu_layers);
+        if !CUDA_BUILT && (gpus.is_set() || gpu_layers.is_some_and(|layers| layers > 0)) {
+            warn_no_gpu_backend();
+        }
         let measured = match ThreadMeasurements::load(&context.dirs.thread_measurements()) {
             Ok(measured) => measured.filter(|m| m.matches(&hardware.cpu)),
             Err(error) => {
@@ -628,17 +684,24 @@ impl EngineArgs {
                 None
             }
         };
-        let requested_context = self.context_size.or(context.file.context_size);
-        let mut tuning =
-            Tuning::choose(&hardware, &footprint(&model), measured.as_ref(), requested_context, cfg!(feature = "cuda"));
+        let request = TuningRequest {
+            context_size: self.context_size.or(context.file.context_size),
+            gpus: gpus.clone(),
+            cuda_built: CUDA_BUILT,
+        };
+        let footprint = footprint(&model);
+        let mut tuning = Tuning::choose(&hardware, &footprint, measured.as_ref(), &request);
         if let Some(threads) = self.threads.map(usize::from).or(context.file.threads) {
             tuning.threads_decode = threads;
             tuning.threads_prefill = threads;
             tuning.thread_source = ThreadSource::Configured;
         }
-        if let Some(layers) = self.gpu_layers.or(context.file.gpu_layers) {
+        if let Some(layers) = gpu_layers {
             tuning.gpu_layers = layers;
             tuning.gpu_reason = "set by --gpu-layers or the config file".to_owned();
+            if CUDA_BUILT {
+                tuning.gpu_split = place_gpu_layers(&footprint, &hardware.gpus, &gpus, tuning.context_size, layers);
+            }
         }
         if let Some(batch) = self.batch_size.or(context.file.batch_size) {
             tuning.batch_size = batch;
@@ -663,6 +726,7 @@ impl EngineArgs {
             threads_decode: tuning.threads_decode,
             threads_prefill: tuning.threads_prefill,
             gpu_layers: tuning.gpu_layers,
+            gpus,
             context_size: tuning.context_size,
             batch_size: tuning.batch_size,
             chat_template: self.chat_template.clone().or_else(|| context.file.chat_template.clone()),
@@ -674,6 +738,17 @@ impl EngineArgs {
         };
         Ok(Prepared { engine, hardware, tuning })
     }
+}
+
+/// Says once per process that the GPU flags do nothing in this build.
+fn warn_no_gpu_backend() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::warn!(
+            "--gpu-layers, --split-mode, --devices, --main-gpu and --tensor-split have no effect: \
+             this build has no GPU backend (rebuild with --features cuda)"
+        );
+    });
 }
 
 /// What the hardware policies need to know about a model.
@@ -700,6 +775,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
                 | LlmError::Template(_)
                 | LlmError::Sampling(_)
                 | LlmError::PromptTooLong { .. }
+                | LlmError::Gpu(_)
                 | LlmError::EmptyPrompt => EXIT_BAD_INPUT,
                 _ => EXIT_FAILURE,
             };
@@ -707,6 +783,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.is::<model::GgufError>()
             || cause.is::<model::locate::LocateError>()
             || cause.is::<config::ConfigError>()
+            || cause.is::<crate::hardware::GpuSelectionError>()
             || cause.is::<crate::llm::template::TemplateError>()
             || cause.is::<crate::server::security::ExposedWithoutKey>()
             || cause.is::<crate::emotion::inspect::NotUtf8>()
@@ -766,7 +843,7 @@ pub fn run_doctor(context: &Context, args: &DoctorArgs) -> anyhow::Result<()> {
     let prepared = args.engine.prepare(context, Vec::new())?;
     let report = crate::hardware::DoctorReport::new(
         prepared.hardware,
-        cfg!(feature = "cuda"),
+        CUDA_BUILT,
         Some(prepared.tuning),
         Some(prepared.engine.model.path.display().to_string()),
     );

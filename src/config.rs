@@ -64,6 +64,14 @@ pub struct FileConfig {
     pub threads: Option<usize>,
     /// Layers offloaded to the GPU.
     pub gpu_layers: Option<u32>,
+    /// How the model is spread over several GPUs (`none`, `layer`, `row`).
+    pub split_mode: Option<crate::hardware::SplitMode>,
+    /// GPUs to use, by the index `workly doctor` shows.
+    pub devices: Option<Vec<u32>>,
+    /// The GPU of split mode `none`.
+    pub main_gpu: Option<u32>,
+    /// Share of the layers per GPU used (planned by `workly doctor` only; see `--tensor-split`).
+    pub tensor_split: Option<Vec<f64>>,
     /// Prefill batch size.
     pub batch_size: Option<u32>,
     /// Chat template override (file, inline Jinja or `chatml`).
@@ -202,6 +210,14 @@ mod tests {
         let config = FileConfig::load(&path).unwrap();
         assert_eq!(config.context_size, Some(2048));
         assert_eq!(config.threads, Some(3));
+
+        std::fs::write(&path, "split_mode = \"row\"\ndevices = [1, 0]\nmain_gpu = 1\ntensor_split = [3, 1.5]\n")
+            .unwrap();
+        let config = FileConfig::load(&path).unwrap();
+        assert_eq!(config.split_mode, Some(crate::hardware::SplitMode::Row));
+        assert_eq!(config.devices, Some(vec![1, 0]));
+        assert_eq!(config.main_gpu, Some(1));
+        assert_eq!(config.tensor_split, Some(vec![3.0, 1.5]));
 
         std::fs::write(&path, "context_sise = 2048\n").unwrap();
         let error = FileConfig::load(&path).unwrap_err().to_string();

@@ -333,6 +333,52 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn bad_gpu_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // Values clap refuses, with its usage message.
+    for (flag, value, named) in
+        [("--split-mode", "diagonal", "diagonal"), ("--devices", "0,zero", "zero"), ("--tensor-split", "3,-1", "-1")]
+    {
+        let output = run(workly(dir.path()).args(["doctor", "--model", &model_arg(), flag, value]));
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}");
+        assert!(text(&output.stderr).contains(named), "{flag} {value}: {}", text(&output.stderr));
+    }
+    // Selections that contradict themselves, whatever GPUs this machine has.
+    let doctor = |flags: &[&str]| run(workly(dir.path()).args(["doctor", "--model", &model_arg()]).args(flags));
+    assert_bad_input(&doctor(&["--devices", "0,0"]), &["--devices names GPU 0 twice"]);
+    assert_bad_input(&doctor(&["--devices", "0", "--main-gpu", "1"]), &["--main-gpu 1 is not among --devices 0"]);
+    assert_bad_input(&doctor(&["--devices", "0", "--tensor-split", "3,1"]), &["2 proportions for 1 GPUs"]);
+    assert_bad_input(&doctor(&["--tensor-split", "0,0"]), &["at least one proportion"]);
+    // The config file's values are checked the same way.
+    write_file(dir.path(), "config.toml", b"devices = [1, 1]\n");
+    assert_bad_input(&doctor(&[]), &["--devices names GPU 1 twice"]);
+}
+
+#[test]
+fn gpu_flags_without_a_gpu_backend_warn_once() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let gpu_flags = ["--split-mode", "row", "--devices", "0", "--main-gpu", "0", "--tensor-split", "1"];
+    let output = run(workly(dir.path()).args(["doctor", "--json", "--model", &model_arg()]).args(gpu_flags));
+    assert_success(&output);
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("have no effect: this build has no GPU backend"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["tuning"]["split_mode"], "row");
+    assert_eq!(report["tuning"]["gpu_split"], serde_json::json!([]));
+    // A reply is unaffected by them: the engine leaves them out.
+    let output = run(workly(dir.path())
+        .args(["chat", "--model", &model_arg(), "--max-tokens", "4", "--gpu-layers", "99", "-p", "Hi"])
+        .args(gpu_flags));
+    assert_success(&output);
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("have no effect").count(), 1, "{stderr}");
+}
+
+#[test]
 fn a_prompt_that_cannot_fit_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let long = "tell me more about that ".repeat(60);

@@ -3,7 +3,8 @@
 //! This module owns hardware detection ([`Hardware::detect`]), the policies
 //! that turn a machine and a model into llama.cpp settings ([`Tuning`] and the
 //! `choose_*`/`plan_*` functions, all pure and fed by data), the saved thread
-//! benchmark ([`ThreadMeasurements`]) and the `workly doctor` report
+//! benchmark ([`ThreadMeasurements`]), the GPUs a model may use ([`GpuSelection`])
+//! and the `workly doctor` report
 //! ([`DoctorReport`]). Detection never fails: what cannot be read is reported
 //! as unknown, because a CPU-only answer is always a usable one.
 
@@ -22,8 +23,9 @@ pub use cpu::CpuInfo;
 pub use gpu::GpuInfo;
 pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use policy::{
-    GpuPlan, ModelFootprint, ThreadChoice, ThreadMeasurements, ThreadRow, ThreadSource, Tuning, choose_batch_size,
-    choose_context_size, choose_threads, plan_gpu_layers,
+    GpuPlan, GpuSelection, GpuSelectionError, GpuShare, ModelFootprint, SplitMode, ThreadChoice, ThreadMeasurements,
+    ThreadRow, ThreadSource, Tuning, TuningRequest, choose_batch_size, choose_context_size, choose_threads,
+    place_gpu_layers, plan_gpu_layers,
 };
 pub use report::DoctorReport;
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuInfo, GpuInfo, Hardware, MemoryInfo, ThreadSource, Tuning, format_gib};
+use super::{CpuInfo, GpuInfo, Hardware, MemoryInfo, SplitMode, ThreadSource, Tuning, format_gib};
 
 /// Everything `workly doctor` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +109,24 @@ fn render_tuning(out: &mut String, tuning: &Tuning) {
     let _ =
         writeln!(out, "  threads:    {} decode, {} prefill ({source})", tuning.threads_decode, tuning.threads_prefill);
     let _ = writeln!(out, "  GPU layers: {} ({})", tuning.gpu_layers, tuning.gpu_reason);
+    if !tuning.gpu_split.is_empty() {
+        let mode = match tuning.split_mode {
+            SplitMode::None => "none, one GPU",
+            SplitMode::Layer => "layer, whole layers per GPU",
+            SplitMode::Row => "row, each matrix over the GPUs",
+        };
+        let _ = writeln!(out, "  split:      {mode}");
+        for share in &tuning.gpu_split {
+            let _ = writeln!(
+                out,
+                "    GPU {}:    {} layers, {} of a {} budget",
+                share.index,
+                share.layers,
+                format_gib(share.used_bytes),
+                format_gib(share.budget_bytes)
+            );
+        }
+    }
     let _ = writeln!(out, "  context:    {} tokens", tuning.context_size);
     let _ = writeln!(out, "  batch:      {} tokens", tuning.batch_size);
 }
@@ -116,6 +134,7 @@ fn render_tuning(out: &mut String, tuning: &Tuning) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hardware::{ModelFootprint, TuningRequest};
 
     /// This build machine: a 2-core EPYC VM without a GPU.
     fn epyc_vm() -> Hardware {
@@ -139,6 +158,8 @@ mod tests {
             thread_source: ThreadSource::Heuristic,
             gpu_layers: 0,
             gpu_reason: "CPU only: this build has no CUDA support; rebuild with --features cuda".into(),
+            split_mode: SplitMode::Layer,
+            gpu_split: Vec::new(),
             context_size: 3072,
             batch_size: 512,
         }
@@ -167,6 +188,8 @@ mod tests {
                 thread_source: ThreadSource::Measured,
                 gpu_layers: 33,
                 gpu_reason: "all 32 layers and the output layer fit".into(),
+                split_mode: SplitMode::Layer,
+                gpu_split: Vec::new(),
                 context_size: 4096,
                 batch_size: 512,
             }),
@@ -198,6 +221,23 @@ mod tests {
     #[test]
     fn text_for_a_gpu_laptop() {
         insta::assert_snapshot!(laptop_report().render_text());
+    }
+
+    #[test]
+    fn text_for_two_gpus() {
+        // A recorded machine (two RTX 3090s) and a 70B Q4_K_M-like model, through the real policy.
+        let hardware: Hardware = serde_json::from_str(include_str!("machines/two-rtx-3090.json")).unwrap();
+        let footprint = ModelFootprint {
+            layers: 80,
+            layer_bytes: vec![500 << 20; 80],
+            output_bytes: 800 << 20,
+            kv_bytes_per_token: 2 * 80 * 8 * 128 * 2,
+            context_length_train: 8192,
+        };
+        let request = TuningRequest { context_size: Some(8192), cuda_built: true, ..TuningRequest::default() };
+        let tuning = Tuning::choose(&hardware, &footprint, None, &request);
+        let report = DoctorReport::new(hardware, true, Some(tuning), Some("llama-70b-q4_k_m.gguf".into()));
+        insta::assert_snapshot!(report.render_text());
     }
 
     #[test]

@@ -30,13 +30,14 @@ use super::prompt_cache;
 use super::sampling::SamplingParams;
 use super::stream::TextStream;
 use super::template::{ChatTemplate, Message, Role, TemplateError};
+use crate::hardware::{GpuSelection, SplitMode};
 use crate::model::ModelInfo;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{self as context_params, LlamaContextParams};
 use llama_cpp_2::context::session::{LlamaStateSeqFlags, SeqState};
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
-use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::params::{LlamaModelParams, LlamaSplitMode};
 use llama_cpp_2::model::{LlamaModel, RopeType};
 use llama_cpp_2::token::LlamaToken;
 use serde::Serialize;
@@ -85,6 +86,9 @@ pub struct EngineConfig {
     pub threads_prefill: usize,
     /// Layers offloaded to the GPU (0 on CPU-only builds).
     pub gpu_layers: u32,
+    /// Which GPUs llama.cpp may use and how it splits the layers over them
+    /// (a `tensor_split` is refused at load: see [`model_params`]).
+    pub gpus: GpuSelection,
     /// Context size in tokens.
     pub context_size: u32,
     /// Tokens evaluated per llama.cpp batch during prefill.
@@ -410,6 +414,64 @@ impl Engine {
     }
 }
 
+/// llama.cpp's model parameters for `config`: GPU layers and the multi-GPU split.
+///
+/// A build without a GPU backend has no GPU device: the multi-GPU flags,
+/// warned about when they were read, are then left out. Otherwise a
+/// `tensor_split` is refused rather than silently dropped: llama-cpp-2
+/// 0.1.160 has no setter for it (only its automatic `fit_params` fills it).
+/// Without one llama.cpp splits by each GPU's free memory, which is what
+/// Workly's plan assumes. GPU indices are Workly's (NVML's): the n-th GPU
+/// among llama.cpp's backend devices is taken as GPU n, which holds when
+/// `CUDA_DEVICE_ORDER=PCI_BUS_ID` (CUDA otherwise lists the fastest first).
+fn model_params(config: &EngineConfig) -> Result<LlamaModelParams, LlmError> {
+    let gpus = &config.gpus;
+    let split_mode = match gpus.split_mode {
+        SplitMode::None => LlamaSplitMode::None,
+        SplitMode::Layer => LlamaSplitMode::Layer,
+        SplitMode::Row => LlamaSplitMode::Row,
+    };
+    let mut params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers).with_split_mode(split_mode);
+    // ggml numbers every backend device, the CPU included; Workly numbers GPUs only.
+    let backend_gpus: Vec<usize> = llama_cpp_2::list_llama_ggml_backend_devices()
+        .into_iter()
+        .filter(|device| device.device_type == llama_cpp_2::LlamaBackendDeviceType::Gpu)
+        .map(|device| device.index)
+        .collect();
+    if backend_gpus.is_empty() {
+        return Ok(params);
+    }
+    if !gpus.tensor_split.is_empty() {
+        return Err(LlmError::Gpu(
+            "--tensor-split cannot be passed to llama.cpp yet (this binding has no setter for it); \
+             `workly doctor` plans with it, and --devices picks the GPUs"
+                .to_owned(),
+        ));
+    }
+    let backend_index = |gpu: u32| {
+        backend_gpus.get(gpu as usize).copied().ok_or_else(|| {
+            LlmError::Gpu(format!("llama.cpp sees {} GPUs, so there is no GPU {gpu} to use", backend_gpus.len()))
+        })
+    };
+    if !gpus.devices.is_empty() {
+        let devices = gpus.devices.iter().map(|&gpu| backend_index(gpu)).collect::<Result<Vec<_>, _>>()?;
+        params = params.with_devices(&devices).map_err(|error| LlmError::Gpu(error.to_string()))?;
+    }
+    if let Some(main) = gpus.main_gpu {
+        backend_index(main)?;
+        // llama.cpp's main_gpu is a position in the list of devices it uses.
+        let position = match gpus.devices.as_slice() {
+            [] => Some(main as usize),
+            devices => devices.iter().position(|&gpu| gpu == main),
+        };
+        let position = position
+            .and_then(|position| i32::try_from(position).ok())
+            .ok_or_else(|| LlmError::Gpu(format!("--main-gpu {main} is not among the GPUs used")))?;
+        params = params.with_main_gpu(position);
+    }
+    Ok(params)
+}
+
 fn engine_thread(
     config: EngineConfig,
     commands: Receiver<Command>,
@@ -418,7 +480,7 @@ fn engine_thread(
     let started = Instant::now();
     let path = config.model.path.clone();
     let loaded = backend(config.llama_logs).and_then(|backend| {
-        let params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers);
+        let params = model_params(&config)?;
         LlamaModel::load_from_file(backend, &path, &params)
             .map(|model| (backend, model))
             .map_err(|_| LlmError::Load { path: path.display().to_string() })

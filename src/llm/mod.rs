@@ -67,6 +67,9 @@ pub enum LlmError {
     /// The prompt rendered to no tokens.
     #[error("the prompt is empty")]
     EmptyPrompt,
+    /// A GPU choice llama.cpp (or this binding of it) cannot follow.
+    #[error("{0}")]
+    Gpu(String),
     /// llama.cpp failed while evaluating tokens.
     #[error("llama.cpp failed to evaluate the prompt: {0}")]
     Decode(String),
