@@ -9,7 +9,7 @@
 
 use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
-use crate::hardware::{Hardware, ModelFootprint, ThreadMeasurements, ThreadSource, Tuning};
+use crate::hardware::{GpuBackend, Hardware, ModelFootprint, ThreadMeasurements, ThreadSource, Tuning};
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, LlmError, Message, SamplingParams};
 use crate::model::{self, ModelInfo};
 use anyhow::Context as _;
@@ -167,7 +167,8 @@ pub struct EngineArgs {
     /// Threads for decode and prefill (default: measured or physical cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Layers to offload to the GPU (default: as many as fit in free VRAM).
+    /// Layers to offload to the GPU; 999 offloads all (default: as many as fit in free
+    /// VRAM with CUDA, none with Vulkan, which cannot read free VRAM).
     #[arg(long)]
     pub gpu_layers: Option<u32>,
     /// Prefill batch size in tokens.
@@ -608,7 +609,7 @@ impl EngineArgs {
         };
         let requested_context = self.context_size.or(context.file.context_size);
         let mut tuning =
-            Tuning::choose(&hardware, &footprint(&model), measured.as_ref(), requested_context, cfg!(feature = "cuda"));
+            Tuning::choose(&hardware, &footprint(&model), measured.as_ref(), requested_context, GpuBackend::BUILT);
         if let Some(threads) = self.threads.map(usize::from).or(context.file.threads) {
             tuning.threads_decode = threads;
             tuning.threads_prefill = threads;
@@ -744,7 +745,7 @@ pub fn run_doctor(context: &Context, args: &DoctorArgs) -> anyhow::Result<()> {
     let prepared = args.engine.prepare(context, Vec::new())?;
     let report = crate::hardware::DoctorReport::new(
         prepared.hardware,
-        cfg!(feature = "cuda"),
+        GpuBackend::BUILT,
         Some(prepared.tuning),
         Some(prepared.engine.model.path.display().to_string()),
     );

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuInfo, GpuInfo, Hardware, HardwareError, format_gib};
+use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, HardwareError, format_gib};
 
 /// Memory a model needs, as read from its GGUF file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,12 +204,31 @@ fn kv_bytes_per_layer(footprint: &ModelFootprint, context_size: u32) -> u64 {
 /// headroom (the larger of 512 MiB and a tenth of the card). Layers are
 /// offloaded in order while each one's weights plus its share of the KV cache
 /// still fit; when all of them fit and the output layer does too, the plan is
-/// `layers + 1`. Nothing is offloaded when llama.cpp was built without CUDA,
-/// when there is no GPU, or when the footprint is inconsistent.
-pub fn plan_gpu_layers(footprint: &ModelFootprint, gpus: &[GpuInfo], context_size: u32, cuda_built: bool) -> GpuPlan {
+/// `layers + 1`. Nothing is offloaded when llama.cpp was built without a GPU
+/// backend, when there is no GPU, or when the footprint is inconsistent.
+///
+/// A Vulkan build offloads nothing either: its GPUs (AMD, Intel) have no NVML,
+/// so their free VRAM is unknown and a guess could fail the model load. The
+/// user's `--gpu-layers` is taken as given instead (999 offloads every layer).
+pub fn plan_gpu_layers(
+    footprint: &ModelFootprint,
+    gpus: &[GpuInfo],
+    context_size: u32,
+    backend: GpuBackend,
+) -> GpuPlan {
     let none = |reason: String| GpuPlan { gpu_layers: 0, reason };
-    if !cuda_built {
-        return none("CPU only: this build has no CUDA support; rebuild with --features cuda".into());
+    match backend {
+        GpuBackend::Cpu => {
+            return none(
+                "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan".into(),
+            );
+        }
+        GpuBackend::Vulkan => {
+            return none(
+                "CPU only: a Vulkan build cannot read free VRAM; set --gpu-layers to offload (999 for all)".into(),
+            );
+        }
+        GpuBackend::Cuda => {}
     }
     let Some(gpu) = gpus.iter().max_by_key(|gpu| gpu.free_bytes) else {
         return none("CPU only: no NVIDIA GPU found".into());
@@ -357,11 +376,11 @@ impl Tuning {
         footprint: &ModelFootprint,
         measured: Option<&ThreadMeasurements>,
         requested_context: Option<u32>,
-        cuda_built: bool,
+        backend: GpuBackend,
     ) -> Self {
         let threads = choose_threads(&hardware.cpu, measured);
         let context_size = choose_context_size(footprint, hardware.memory.available_bytes, requested_context);
-        let gpu = plan_gpu_layers(footprint, &hardware.gpus, context_size, cuda_built);
+        let gpu = plan_gpu_layers(footprint, &hardware.gpus, context_size, backend);
         Self {
             threads_decode: threads.decode,
             threads_prefill: threads.prefill,
@@ -564,7 +583,7 @@ mod tests {
     fn laptop_4050_takes_most_of_a_7b_with_full_attention() {
         // Budget: 5.6 GiB free - 0.6 GiB headroom = 5 GiB; each layer is
         // 120 MiB of weights + 64 MiB of KV at 4096 tokens, so 27 fit.
-        let plan = plan_gpu_layers(&seven_b(32, 4096), &[rtx_4050()], 4096, true);
+        let plan = plan_gpu_layers(&seven_b(32, 4096), &[rtx_4050()], 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 27, "{}", plan.reason);
         assert!(plan.reason.starts_with("27 of 32 layers fit"), "{}", plan.reason);
     }
@@ -572,19 +591,19 @@ mod tests {
     #[test]
     fn laptop_4050_takes_all_of_a_7b_with_grouped_query_attention() {
         // 32 x (120 + 16) MiB + 280 MiB = 4632 MiB <= 5120 MiB.
-        let plan = plan_gpu_layers(&seven_b(8, 32768), &[rtx_4050()], 4096, true);
+        let plan = plan_gpu_layers(&seven_b(8, 32768), &[rtx_4050()], 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 33, "{}", plan.reason);
         // At 8192 tokens the layers still fit, the output layer does not.
-        let plan = plan_gpu_layers(&seven_b(8, 32768), &[rtx_4050()], 8192, true);
+        let plan = plan_gpu_layers(&seven_b(8, 32768), &[rtx_4050()], 8192, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 32, "{}", plan.reason);
         assert!(plan.reason.contains("not the 0.3 GiB output layer"), "{}", plan.reason);
     }
 
     #[test]
     fn h100_takes_everything() {
-        let plan = plan_gpu_layers(&seven_b(32, 4096), &[h100()], 4096, true);
+        let plan = plan_gpu_layers(&seven_b(32, 4096), &[h100()], 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 33, "{}", plan.reason);
-        let plan = plan_gpu_layers(&seventy_b(), &[h100()], 8192, true);
+        let plan = plan_gpu_layers(&seventy_b(), &[h100()], 8192, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 81, "{}", plan.reason);
         assert!(plan.reason.starts_with("all 80 layers and the output layer fit"));
         assert!(plan.reason.contains("NVIDIA H100 80GB HBM3"));
@@ -593,31 +612,39 @@ mod tests {
     #[test]
     fn two_gib_card_takes_a_few_layers() {
         // 1843 MiB free - 512 MiB headroom = 1331 MiB; (120 + 16) MiB a layer.
-        let plan = plan_gpu_layers(&seven_b(8, 32768), &[two_gib_card()], 4096, true);
+        let plan = plan_gpu_layers(&seven_b(8, 32768), &[two_gib_card()], 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 9, "{}", plan.reason);
     }
 
     #[test]
     fn a_70b_on_a_laptop_takes_what_fits() {
         // 5 GiB budget; (500 + 20) MiB a layer at 8192 tokens.
-        let plan = plan_gpu_layers(&seventy_b(), &[rtx_4050()], 8192, true);
+        let plan = plan_gpu_layers(&seventy_b(), &[rtx_4050()], 8192, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 9, "{}", plan.reason);
     }
 
     #[test]
-    fn nothing_without_a_gpu_or_cuda() {
-        let plan = plan_gpu_layers(&seven_b(8, 4096), &[], 4096, true);
+    fn nothing_without_a_gpu_or_a_gpu_backend() {
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[], 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 0);
         assert!(plan.reason.contains("no NVIDIA GPU"), "{}", plan.reason);
-        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], 4096, false);
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], 4096, GpuBackend::Cpu);
         assert_eq!(plan.gpu_layers, 0);
-        assert!(plan.reason.contains("no CUDA support"), "{}", plan.reason);
+        assert!(plan.reason.contains("no GPU backend"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn a_vulkan_build_leaves_offloading_to_the_user() {
+        // Even an NVIDIA card NVML can read: the Vulkan device list need not match NVML's.
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], 4096, GpuBackend::Vulkan);
+        assert_eq!(plan.gpu_layers, 0);
+        assert!(plan.reason.contains("--gpu-layers"), "{}", plan.reason);
     }
 
     #[test]
     fn nothing_when_not_one_layer_fits() {
         let busy = GpuInfo { free_bytes: 600 * MIB, ..rtx_4050() };
-        let plan = plan_gpu_layers(&seven_b(8, 4096), &[busy], 4096, true);
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[busy], 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 0);
         assert!(plan.reason.contains("not one layer"), "{}", plan.reason);
     }
@@ -625,7 +652,7 @@ mod tests {
     #[test]
     fn the_gpu_with_most_free_memory_is_planned_for() {
         let gpus = [two_gib_card(), GpuInfo { index: 1, ..rtx_4050() }];
-        let plan = plan_gpu_layers(&seven_b(8, 4096), &gpus, 4096, true);
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &gpus, 4096, GpuBackend::Cuda);
         assert_eq!(plan.gpu_layers, 33);
         assert!(plan.reason.contains("GPU 1 (NVIDIA GeForce RTX 4050"), "{}", plan.reason);
     }
@@ -633,7 +660,7 @@ mod tests {
     #[test]
     fn an_inconsistent_footprint_stays_on_the_cpu() {
         let footprint = ModelFootprint { layer_bytes: vec![120 * MIB; 30], ..seven_b(8, 4096) };
-        assert_eq!(plan_gpu_layers(&footprint, &[h100()], 4096, true).gpu_layers, 0);
+        assert_eq!(plan_gpu_layers(&footprint, &[h100()], 4096, GpuBackend::Cuda).gpu_layers, 0);
     }
 
     /// Bytes a plan puts on the GPU, recomputed independently of the planner.
@@ -664,7 +691,7 @@ mod tests {
                 context_length_train: 0,
             };
             let gpu = GpuInfo { index: 0, name: "any".into(), total_bytes, free_bytes };
-            let plan = plan_gpu_layers(&footprint, std::slice::from_ref(&gpu), context_size, true);
+            let plan = plan_gpu_layers(&footprint, std::slice::from_ref(&gpu), context_size, GpuBackend::Cuda);
 
             let budget = free_bytes.saturating_sub((512 * MIB).max(total_bytes / 10));
             prop_assert!(plan.gpu_layers <= footprint.layers + 1);
@@ -751,7 +778,7 @@ mod tests {
             gpus: vec![rtx_4050()],
             gpu_note: None,
         };
-        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), None, None, true);
+        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), None, None, GpuBackend::Cuda);
         assert_eq!(tuning.threads_decode, 8);
         assert_eq!(tuning.threads_prefill, 8);
         assert_eq!(tuning.thread_source, ThreadSource::Heuristic);
@@ -760,7 +787,7 @@ mod tests {
         assert_eq!(tuning.gpu_layers, 32, "{}", tuning.gpu_reason);
 
         let measured = laptop_measurements();
-        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), Some(&measured), Some(4096), true);
+        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), Some(&measured), Some(4096), GpuBackend::Cuda);
         assert_eq!((tuning.threads_decode, tuning.threads_prefill), (6, 16));
         assert_eq!(tuning.thread_source, ThreadSource::Measured);
         assert_eq!(tuning.context_size, 4096);
@@ -775,7 +802,7 @@ mod tests {
             gpus: Vec::new(),
             gpu_note: Some("no NVIDIA driver found".into()),
         };
-        let tuning = Tuning::choose(&hardware, &seven_b(32, 4096), None, None, false);
+        let tuning = Tuning::choose(&hardware, &seven_b(32, 4096), None, None, GpuBackend::Cpu);
         assert_eq!(
             tuning,
             Tuning {
@@ -783,7 +810,8 @@ mod tests {
                 threads_prefill: 2,
                 thread_source: ThreadSource::Heuristic,
                 gpu_layers: 0,
-                gpu_reason: "CPU only: this build has no CUDA support; rebuild with --features cuda".into(),
+                gpu_reason:
+                    "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan".into(),
                 // A quarter of 6 GiB holds 3072 tokens of 512 KiB.
                 context_size: 3072,
                 batch_size: 512,
