@@ -6,16 +6,32 @@
 # Python venv with the official `openai` client, and Chromium with
 # playwright-core for the page's browser test. Idempotent: a second run
 # checks and skips.
+# With --vulkan, also the packages the `vulkan` feature (AMD and Intel GPUs)
+# builds with: the Vulkan headers and loader, glslc and SPIRV-Headers.
+# WORKLY_FEATURES (e.g. `vulkan` or `cuda`) is passed to the build as
+# --features; when it names vulkan, --vulkan is implied.
 #
-#   scripts/setup.sh [--tests]
+#   scripts/setup.sh [--tests] [--vulkan]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 data_dir=${WORKLY_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/workly}
 cache_dir=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}
 models="$data_dir/models"
+features=${WORKLY_FEATURES:-}
 for_tests=false
-[[ "${1:-}" == "--tests" ]] && for_tests=true
+for_vulkan=false
+[[ "$features" == *vulkan* ]] && for_vulkan=true
+for option in "$@"; do
+  case "$option" in
+    --tests) for_tests=true ;;
+    --vulkan) for_vulkan=true ;;
+    *)
+      printf 'setup: unknown option %s (usage: scripts/setup.sh [--tests] [--vulkan])\n' "$option" >&2
+      exit 2
+      ;;
+  esac
+done
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -30,6 +46,9 @@ $for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv
 $for_tests && { command -v curl >/dev/null || need+=(curl); }
 command -v npm >/dev/null || need+=(nodejs npm)
 $for_tests && { command -v chromium >/dev/null || need+=(chromium); }
+$for_vulkan && { dpkg -s libvulkan-dev >/dev/null 2>&1 || need+=(libvulkan-dev); }
+$for_vulkan && { command -v glslc >/dev/null || need+=(glslc); }
+$for_vulkan && { dpkg -s spirv-headers >/dev/null 2>&1 || need+=(spirv-headers); }
 if ((${#need[@]})); then
   say "installing ${need[*]}"
   sudo=""
@@ -37,6 +56,33 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# --- Vulkan headers ----------------------------------------------------------
+# llama.cpp's Vulkan backend needs Vulkan headers 1.3.272 or newer (it uses
+# VK_EXT_layer_settings); Debian 12 ships 1.3.239. There, the headers of
+# Debian 13's libvulkan-dev are unpacked into the cache, not installed: only
+# the compiler reads them (llama.cpp loads Vulkan functions at run time, so
+# the system's loader still serves), and builds find them through VULKAN_SDK.
+vulkan_headers="$cache_dir/vulkan-headers"
+if $for_vulkan && [[ ! -f "$vulkan_headers/.unpacked" ]]; then
+  header_version=$(sed -n 's/^#define VK_HEADER_VERSION \([0-9]*\)$/\1/p' /usr/include/vulkan/vulkan_core.h)
+  if ((header_version < 272)); then
+    say "unpacking Debian 13's Vulkan headers into $vulkan_headers (the system's are 1.3.$header_version)"
+    apt_dir=$(mktemp -d)
+    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
+    echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+    apt_options=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+      -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o APT::Sandbox::User=root)
+    apt-get "${apt_options[@]}" update
+    (cd "$apt_dir" && apt-get "${apt_options[@]}" download libvulkan-dev/trixie)
+    rm -rf "$vulkan_headers"
+    mkdir -p "$vulkan_headers"
+    dpkg-deb -x "$apt_dir"/libvulkan-dev_*.deb "$vulkan_headers"
+    rm -rf "$apt_dir"
+    touch "$vulkan_headers/.unpacked"
+  fi
+fi
+[[ -f "$vulkan_headers/.unpacked" ]] && export VULKAN_SDK=${VULKAN_SDK:-$vulkan_headers/usr}
 
 # --- models ----------------------------------------------------------------
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
@@ -127,5 +173,5 @@ fi
 
 # --- build -----------------------------------------------------------------
 cd "$repo"
-say "building (the first build compiles llama.cpp: several minutes)"
-cargo build --release --quiet
+say "building${features:+ with --features $features} (the first build compiles llama.cpp: several minutes)"
+cargo build --release --quiet ${features:+--features "$features"}

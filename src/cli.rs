@@ -10,7 +10,7 @@
 use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
 use crate::hardware::{
-    CUDA_BUILT, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
+    GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
     TuningRequest, place_gpu_layers,
 };
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, LlmError, Message, SamplingParams};
@@ -170,7 +170,8 @@ pub struct EngineArgs {
     /// Threads for decode and prefill (default: measured or physical cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Layers to offload to the GPU (default: as many as fit in free VRAM).
+    /// Layers to offload to the GPU; 999 offloads all (default: as many as fit in free
+    /// VRAM with CUDA, none with Vulkan, which cannot read free VRAM).
     #[arg(long)]
     pub gpu_layers: Option<u32>,
     /// How the model is spread over several GPUs (default: layer).
@@ -674,7 +675,7 @@ impl EngineArgs {
         let gpus = self.gpu_selection(&context.file);
         gpus.check(&hardware.gpus)?;
         let gpu_layers = self.gpu_layers.or(context.file.gpu_layers);
-        if !CUDA_BUILT && (gpus.is_set() || gpu_layers.is_some_and(|layers| layers > 0)) {
+        if GpuBackend::BUILT == GpuBackend::Cpu && (gpus.is_set() || gpu_layers.is_some_and(|layers| layers > 0)) {
             warn_no_gpu_backend();
         }
         let measured = match ThreadMeasurements::load(&context.dirs.thread_measurements()) {
@@ -687,7 +688,7 @@ impl EngineArgs {
         let request = TuningRequest {
             context_size: self.context_size.or(context.file.context_size),
             gpus: gpus.clone(),
-            cuda_built: CUDA_BUILT,
+            backend: GpuBackend::BUILT,
         };
         let footprint = footprint(&model);
         let mut tuning = Tuning::choose(&hardware, &footprint, measured.as_ref(), &request);
@@ -699,7 +700,7 @@ impl EngineArgs {
         if let Some(layers) = gpu_layers {
             tuning.gpu_layers = layers;
             tuning.gpu_reason = "set by --gpu-layers or the config file".to_owned();
-            if CUDA_BUILT {
+            if GpuBackend::BUILT == GpuBackend::Cuda {
                 tuning.gpu_split = place_gpu_layers(&footprint, &hardware.gpus, &gpus, tuning.context_size, layers);
             }
         }
@@ -746,7 +747,7 @@ fn warn_no_gpu_backend() {
     ONCE.call_once(|| {
         tracing::warn!(
             "--gpu-layers, --split-mode, --devices, --main-gpu and --tensor-split have no effect: \
-             this build has no GPU backend (rebuild with --features cuda)"
+             this build has no GPU backend (rebuild with --features cuda or --features vulkan)"
         );
     });
 }
@@ -843,7 +844,7 @@ pub fn run_doctor(context: &Context, args: &DoctorArgs) -> anyhow::Result<()> {
     let prepared = args.engine.prepare(context, Vec::new())?;
     let report = crate::hardware::DoctorReport::new(
         prepared.hardware,
-        CUDA_BUILT,
+        GpuBackend::BUILT,
         Some(prepared.tuning),
         Some(prepared.engine.model.path.display().to_string()),
     );

@@ -14,7 +14,7 @@ use super::llm::LlmReport;
 use super::memory::MemoryReport;
 use super::threads::ThreadsReport;
 use crate::cli::{BenchAllArgs, Context};
-use crate::hardware::{DoctorReport, Hardware};
+use crate::hardware::{DoctorReport, GpuBackend, Hardware};
 use anyhow::Context as _;
 use serde::Serialize;
 use std::path::Path;
@@ -51,7 +51,7 @@ pub struct AllReport {
 /// Runs `workly bench all`.
 pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let machine = DoctorReport::new(Hardware::detect(), cfg!(feature = "cuda"), None, None);
+    let machine = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
     let gpu_note = gpu_note(&machine);
     tracing::info!("threads");
     let threads = super::threads::report(context, &args.engine, args.runs)?;
@@ -82,12 +82,17 @@ pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
 
 /// Why a CPU run has no GPU figures.
 fn gpu_note(machine: &DoctorReport) -> String {
-    match (machine.cuda_built, machine.gpus.is_empty()) {
-        (false, _) => "this build has no GPU backend (build with `--features cuda` to measure one)".to_owned(),
-        (true, true) => {
+    match (machine.gpu_backend, machine.gpus.is_empty()) {
+        (GpuBackend::Cpu, _) => {
+            "this build has no GPU backend (build with `--features cuda` or `--features vulkan` to measure one)"
+                .to_owned()
+        }
+        (GpuBackend::Cuda, true) => {
             format!("no NVIDIA GPU found ({})", machine.gpu_note.as_deref().unwrap_or("NVML reported none"))
         }
-        (true, false) => "GPU layer sweeps are not part of this report yet".to_owned(),
+        (GpuBackend::Cuda, false) | (GpuBackend::Vulkan, _) => {
+            "GPU layer sweeps are not part of this report yet".to_owned()
+        }
     }
 }
 

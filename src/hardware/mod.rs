@@ -29,9 +29,41 @@ pub use policy::{
 };
 pub use report::DoctorReport;
 
-/// Whether this binary's llama.cpp was built with CUDA (the `cuda` feature);
-/// without it no layer can be offloaded, whatever GPU is present.
-pub const CUDA_BUILT: bool = cfg!(feature = "cuda");
+/// The GPU backend this binary's llama.cpp was built with (the `cuda` or
+/// `vulkan` feature); without one no layer can be offloaded, whatever GPU is present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuBackend {
+    /// Neither feature: llama.cpp runs on the CPU only.
+    #[default]
+    Cpu,
+    /// NVIDIA GPUs, whose free VRAM NVML reads, so the layers are planned to fit.
+    Cuda,
+    /// AMD and Intel GPUs (NVIDIA too). NVML cannot read their VRAM, so
+    /// layers are offloaded only as `--gpu-layers` says.
+    Vulkan,
+}
+
+impl GpuBackend {
+    /// This binary's backend. Built with both features, CUDA is reported: it
+    /// is the one whose VRAM the planner can read.
+    pub const BUILT: Self = if cfg!(feature = "cuda") {
+        Self::Cuda
+    } else if cfg!(feature = "vulkan") {
+        Self::Vulkan
+    } else {
+        Self::Cpu
+    };
+
+    /// The backend's name for people: `CPU only`, `CUDA` or `Vulkan`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Cpu => "CPU only",
+            Self::Cuda => "CUDA",
+            Self::Vulkan => "Vulkan",
+        }
+    }
+}
 
 /// Errors of the hardware subsystem (only the thread-benchmark cache can fail).
 #[derive(Debug, thiserror::Error)]

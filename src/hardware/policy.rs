@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuInfo, GpuInfo, Hardware, HardwareError, format_gib};
+use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, HardwareError, format_gib};
 
 /// Memory a model needs, as read from its GGUF file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -405,18 +405,32 @@ pub fn place_gpu_layers(
 /// is the most layers whose placement (see [`place`]: by free VRAM or by
 /// `--tensor-split`, as llama.cpp rounds it) keeps every GPU within its
 /// budget, counting each layer's weights and its share of the KV cache.
-/// Nothing is offloaded when llama.cpp was built without CUDA, when there is
-/// no GPU, or when the footprint is inconsistent.
+/// Nothing is offloaded when llama.cpp was built without a GPU backend, when
+/// there is no GPU, or when the footprint is inconsistent.
+///
+/// A Vulkan build offloads nothing either: its GPUs (AMD, Intel) have no NVML,
+/// so their free VRAM is unknown and a guess could fail the model load. The
+/// user's `--gpu-layers` is taken as given instead (999 offloads every layer).
 pub fn plan_gpu_layers(
     footprint: &ModelFootprint,
     gpus: &[GpuInfo],
     selection: &GpuSelection,
     context_size: u32,
-    cuda_built: bool,
+    backend: GpuBackend,
 ) -> GpuPlan {
     let none = |reason: String| GpuPlan { gpu_layers: 0, reason, split: Vec::new() };
-    if !cuda_built {
-        return none("CPU only: this build has no CUDA support; rebuild with --features cuda".into());
+    match backend {
+        GpuBackend::Cpu => {
+            return none(
+                "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan".into(),
+            );
+        }
+        GpuBackend::Vulkan => {
+            return none(
+                "CPU only: a Vulkan build cannot read free VRAM; set --gpu-layers to offload (999 for all)".into(),
+            );
+        }
+        GpuBackend::Cuda => {}
     }
     let used = selection.used(gpus);
     if used.is_empty() {
@@ -538,8 +552,8 @@ pub struct TuningRequest {
     pub context_size: Option<u32>,
     /// The GPUs to use and how to split the model over them.
     pub gpus: GpuSelection,
-    /// Whether llama.cpp was built with CUDA.
-    pub cuda_built: bool,
+    /// The GPU backend llama.cpp was built with.
+    pub backend: GpuBackend,
 }
 
 /// Every setting chosen for one model on one machine.
@@ -578,7 +592,7 @@ impl Tuning {
     ) -> Self {
         let threads = choose_threads(&hardware.cpu, measured);
         let context_size = choose_context_size(footprint, hardware.memory.available_bytes, request.context_size);
-        let gpu = plan_gpu_layers(footprint, &hardware.gpus, &request.gpus, context_size, request.cuda_built);
+        let gpu = plan_gpu_layers(footprint, &hardware.gpus, &request.gpus, context_size, request.backend);
         Self {
             threads_decode: threads.decode,
             threads_prefill: threads.prefill,
@@ -661,7 +675,7 @@ mod tests {
 
     /// The plan on every GPU given, split by free VRAM (no multi-GPU flag given).
     fn plan_on(footprint: &ModelFootprint, gpus: &[GpuInfo], context_size: u32) -> GpuPlan {
-        plan_gpu_layers(footprint, gpus, &GpuSelection::default(), context_size, true)
+        plan_gpu_layers(footprint, gpus, &GpuSelection::default(), context_size, GpuBackend::Cuda)
     }
 
     /// (GPU index, layers) of each share of a plan.
@@ -854,9 +868,14 @@ mod tests {
         let plan = plan_on(&seven_b(8, 4096), &[], 4096);
         assert_eq!(plan.gpu_layers, 0);
         assert!(plan.reason.contains("no NVIDIA GPU"), "{}", plan.reason);
-        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], &GpuSelection::default(), 4096, false);
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], &GpuSelection::default(), 4096, GpuBackend::Cpu);
         assert_eq!(plan.gpu_layers, 0);
-        assert!(plan.reason.contains("no CUDA support"), "{}", plan.reason);
+        assert!(plan.reason.contains("no GPU backend"), "{}", plan.reason);
+        // A Vulkan build leaves offloading to the user, even on a card NVML
+        // reads: the Vulkan device list need not match NVML's.
+        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], &GpuSelection::default(), 4096, GpuBackend::Vulkan);
+        assert_eq!(plan.gpu_layers, 0);
+        assert!(plan.reason.contains("--gpu-layers"), "{}", plan.reason);
     }
 
     #[test]
@@ -896,7 +915,7 @@ mod tests {
     /// The plan for `footprint` at 8192 tokens on `machine` under `selection`.
     fn plan_with(machine_name: &str, footprint: &ModelFootprint, selection: &GpuSelection) -> GpuPlan {
         selection.check(&machine(machine_name).gpus).unwrap();
-        plan_gpu_layers(footprint, &machine(machine_name).gpus, selection, 8192, true)
+        plan_gpu_layers(footprint, &machine(machine_name).gpus, selection, 8192, GpuBackend::Cuda)
     }
 
     /// Every share within its budget, and the layers adding up to the plan.
@@ -1046,14 +1065,15 @@ mod tests {
         let request = TuningRequest {
             context_size: Some(8192),
             gpus: selection(SplitMode::Row, &[0, 1], None, &[]),
-            cuda_built: true,
+            backend: GpuBackend::Cuda,
         };
         let tuning = Tuning::choose(&hardware, &seventy_b(), None, &request);
         assert_eq!(tuning.gpu_layers, 81, "{}", tuning.gpu_reason);
         assert_eq!(tuning.split_mode, SplitMode::Row);
         assert_eq!(tuning.gpu_split.iter().map(|share| share.layers).collect::<Vec<_>>(), [41, 40]);
         // No CUDA, no split, whatever was asked.
-        let tuning = Tuning::choose(&hardware, &seventy_b(), None, &TuningRequest { cuda_built: false, ..request });
+        let tuning =
+            Tuning::choose(&hardware, &seventy_b(), None, &TuningRequest { backend: GpuBackend::Cpu, ..request });
         assert!(tuning.gpu_split.is_empty());
     }
 
@@ -1213,7 +1233,7 @@ mod tests {
 
     /// A CUDA build asked for `context_size` and nothing about GPUs.
     fn cuda(context_size: Option<u32>) -> TuningRequest {
-        TuningRequest { context_size, cuda_built: true, ..TuningRequest::default() }
+        TuningRequest { context_size, backend: GpuBackend::Cuda, ..TuningRequest::default() }
     }
 
     #[test]
@@ -1256,7 +1276,8 @@ mod tests {
                 threads_prefill: 2,
                 thread_source: ThreadSource::Heuristic,
                 gpu_layers: 0,
-                gpu_reason: "CPU only: this build has no CUDA support; rebuild with --features cuda".into(),
+                gpu_reason:
+                    "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan".into(),
                 split_mode: SplitMode::Layer,
                 gpu_split: Vec::new(),
                 // A quarter of 6 GiB holds 3072 tokens of 512 KiB.

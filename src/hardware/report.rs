@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuInfo, GpuInfo, Hardware, MemoryInfo, SplitMode, ThreadSource, Tuning, format_gib};
+use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, MemoryInfo, SplitMode, ThreadSource, Tuning, format_gib};
 
 /// Everything `workly doctor` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,8 +21,8 @@ pub struct DoctorReport {
     pub gpus: Vec<GpuInfo>,
     /// Why `gpus` is empty or incomplete.
     pub gpu_note: Option<String>,
-    /// Whether llama.cpp was built with CUDA.
-    pub cuda_built: bool,
+    /// The GPU backend llama.cpp was built with: `cpu`, `cuda` or `vulkan`.
+    pub gpu_backend: GpuBackend,
     /// Settings chosen for `model`; `None` when no model was found.
     pub tuning: Option<Tuning>,
     /// The model the settings are for (file name or path).
@@ -31,13 +31,13 @@ pub struct DoctorReport {
 
 impl DoctorReport {
     /// A report on `hardware`, with the settings chosen for `model` if any.
-    pub fn new(hardware: Hardware, cuda_built: bool, tuning: Option<Tuning>, model: Option<String>) -> Self {
+    pub fn new(hardware: Hardware, gpu_backend: GpuBackend, tuning: Option<Tuning>, model: Option<String>) -> Self {
         Self {
             cpu: hardware.cpu,
             memory: hardware.memory,
             gpus: hardware.gpus,
             gpu_note: hardware.gpu_note,
-            cuda_built,
+            gpu_backend,
             tuning,
             model,
         }
@@ -75,8 +75,7 @@ impl DoctorReport {
                 let _ = writeln!(out, "          ({note})");
             }
         }
-        let cuda = if self.cuda_built { "yes" } else { "no" };
-        let _ = writeln!(out, "CUDA:     {cuda} (llama.cpp build)");
+        let _ = writeln!(out, "Backend:  {} (llama.cpp build)", self.gpu_backend.label());
 
         let _ = writeln!(out);
         match (&self.model, &self.tuning) {
@@ -157,7 +156,8 @@ mod tests {
             threads_prefill: 2,
             thread_source: ThreadSource::Heuristic,
             gpu_layers: 0,
-            gpu_reason: "CPU only: this build has no CUDA support; rebuild with --features cuda".into(),
+            gpu_reason: "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan"
+                .into(),
             split_mode: SplitMode::Layer,
             gpu_split: Vec::new(),
             context_size: 3072,
@@ -181,7 +181,7 @@ mod tests {
                 free_bytes: 6_012_954_214,
             }],
             gpu_note: None,
-            cuda_built: true,
+            gpu_backend: GpuBackend::Cuda,
             tuning: Some(Tuning {
                 threads_decode: 6,
                 threads_prefill: 16,
@@ -199,8 +199,12 @@ mod tests {
 
     #[test]
     fn json_shape_is_stable() {
-        let report =
-            DoctorReport::new(epyc_vm(), false, Some(cpu_tuning()), Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()));
+        let report = DoctorReport::new(
+            epyc_vm(),
+            GpuBackend::Cpu,
+            Some(cpu_tuning()),
+            Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
+        );
         insta::assert_json_snapshot!(report);
     }
 
@@ -213,8 +217,12 @@ mod tests {
 
     #[test]
     fn text_for_a_cpu_only_machine() {
-        let report =
-            DoctorReport::new(epyc_vm(), false, Some(cpu_tuning()), Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()));
+        let report = DoctorReport::new(
+            epyc_vm(),
+            GpuBackend::Cpu,
+            Some(cpu_tuning()),
+            Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
+        );
         insta::assert_snapshot!(report.render_text());
     }
 
@@ -234,15 +242,22 @@ mod tests {
             kv_bytes_per_token: 2 * 80 * 8 * 128 * 2,
             context_length_train: 8192,
         };
-        let request = TuningRequest { context_size: Some(8192), cuda_built: true, ..TuningRequest::default() };
+        let request = TuningRequest { context_size: Some(8192), backend: GpuBackend::Cuda, ..TuningRequest::default() };
         let tuning = Tuning::choose(&hardware, &footprint, None, &request);
-        let report = DoctorReport::new(hardware, true, Some(tuning), Some("llama-70b-q4_k_m.gguf".into()));
+        let report = DoctorReport::new(hardware, GpuBackend::Cuda, Some(tuning), Some("llama-70b-q4_k_m.gguf".into()));
         insta::assert_snapshot!(report.render_text());
     }
 
     #[test]
+    fn a_vulkan_build_is_named() {
+        let report = DoctorReport::new(epyc_vm(), GpuBackend::Vulkan, None, None);
+        assert!(report.render_text().contains("Backend:  Vulkan (llama.cpp build)\n"), "{}", report.render_text());
+        assert_eq!(serde_json::to_value(&report).unwrap()["gpu_backend"], "vulkan");
+    }
+
+    #[test]
     fn text_without_a_model() {
-        let report = DoctorReport::new(epyc_vm(), false, None, None);
+        let report = DoctorReport::new(epyc_vm(), GpuBackend::Cpu, None, None);
         let text = report.render_text();
         assert!(text.contains("GPU:      none (no NVIDIA driver found)"), "{text}");
         assert!(text.ends_with("Model:    none found, so no settings chosen\n"), "{text}");

@@ -222,7 +222,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     prepared.engine.warmup = conversation.openings();
     let doctor = crate::hardware::DoctorReport::new(
         prepared.hardware,
-        cfg!(feature = "cuda"),
+        crate::hardware::GpuBackend::BUILT,
         Some(prepared.tuning),
         Some(prepared.engine.model.path.display().to_string()),
     );
