@@ -14,7 +14,7 @@ use crate::hardware::{
     TuningRequest, place_gpu_layers,
 };
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, LlmError, Message, SamplingParams};
-use crate::model::{self, ModelInfo};
+use crate::model::{self, ModelInfo, ModelMode};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,14 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether llama.cpp's own log goes to `tracing` (and so to stderr):
+    /// with `--verbose`, or when `RUST_LOG` asks for logs.
+    pub fn llama_logs(&self) -> bool {
+        self.verbose || std::env::var_os("RUST_LOG").is_some()
+    }
 }
 
 /// The subcommands.
@@ -103,6 +111,23 @@ pub enum ModelCommand {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Write a model at another quantization, with llama.cpp's quantizer.
+    Quantize(ModelQuantizeArgs),
+}
+
+/// `workly model quantize`
+#[derive(Debug, Clone, Args)]
+pub struct ModelQuantizeArgs {
+    /// The source GGUF file (best from F16 or F32; an already quantized one works, at its quality).
+    pub input: PathBuf,
+    /// The file to write (e.g. `X.Q4_0.gguf` beside `X.Q4_1.gguf`, for `--mode`).
+    pub output: PathBuf,
+    /// The quantization to write.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    pub quant_type: model::QuantType,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `workly history ...`
@@ -200,6 +225,10 @@ pub struct EngineArgs {
     /// llama.cpp's flash-attention kernels (default: auto).
     #[arg(long, value_enum)]
     pub flash_attn: Option<FlashAttention>,
+    /// Among quantizations of the model in its folder (`X.Q4_0.gguf`, `X.Q8_0.gguf`...):
+    /// fast runs the smallest, quality the largest (default: the model as given).
+    #[arg(long, value_enum)]
+    pub mode: Option<ModelMode>,
 }
 
 /// Flags that shape a reply.
@@ -344,6 +373,8 @@ pub enum BenchCommand {
     Emotion(BenchEmotionArgs),
     /// Time to store an exchange, and memory over many of them.
     Store(BenchStoreArgs),
+    /// Perplexity of the model on a built-in English and French text (lower is better).
+    Perplexity(BenchPerplexityArgs),
     /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
     Ipc(BenchIpcArgs),
     /// A real server under concurrent conversations for minutes: errors, TTFT and memory over time.
@@ -556,6 +587,20 @@ pub struct BenchEmotionArgs {
     pub json: bool,
 }
 
+/// `workly bench perplexity`
+#[derive(Debug, Clone, Args)]
+pub struct BenchPerplexityArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// A UTF-8 text file to score instead of the built-in text.
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `workly bench store`
 #[derive(Debug, Clone, Args)]
 pub struct BenchStoreArgs {
@@ -583,8 +628,7 @@ impl Context {
     pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
         let dirs = Dirs::resolve(cli.data_dir.as_deref())?;
         let file = FileConfig::load(&dirs.config_file)?;
-        let llama_logs = cli.verbose || std::env::var_os("RUST_LOG").is_some();
-        Ok(Self { dirs, file, llama_logs })
+        Ok(Self { dirs, file, llama_logs: cli.llama_logs() })
     }
 
     /// The persona: `--persona FILE`, else the config file's `[persona]`, else Kira.
@@ -642,11 +686,16 @@ impl EngineArgs {
     }
 
     /// The model file these flags (or the config file, or the default) name,
-    /// validated and described.
+    /// validated and described; with `--mode`, the quantization of it that the
+    /// mode picks, said in one line on stderr.
     pub fn model_info(&self, context: &Context) -> anyhow::Result<ModelInfo> {
         let choice = self.model.as_deref().or(context.file.model.as_deref());
         let path = model::locate::resolve(choice, &context.dirs.models())?;
-        Ok(ModelInfo::read(&path)?)
+        let info = ModelInfo::read(&path)?;
+        let Some(mode) = self.mode else { return Ok(info) };
+        let choice = model::variants::choose(info, mode);
+        eprintln!("workly: {}", choice.note());
+        Ok(choice.model)
     }
 
     /// The multi-GPU flags, each falling back to the config file.
@@ -770,6 +819,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(avatar) = cause.downcast_ref::<crate::avatar::AvatarError>() {
             return if avatar.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_FAILURE };
         }
+        if let Some(quantize) = cause.downcast_ref::<model::QuantizeError>() {
+            return if quantize.is_bad_input() { EXIT_BAD_INPUT } else { EXIT_FAILURE };
+        }
         if let Some(llm) = cause.downcast_ref::<LlmError>() {
             return match llm {
                 LlmError::Model(_)
@@ -836,6 +888,15 @@ pub fn run_model_pull(
     };
     let path = model::pull::pull(url, &dest, &model::pull::PullOptions { sha256, progress })?;
     write_stdout(&format!("{}\n", path.display()))?;
+    Ok(())
+}
+
+/// `workly model quantize IN OUT --type TYPE`: progress on stderr, the new
+/// file's path on stdout.
+pub fn run_model_quantize(args: &ModelQuantizeArgs, llama_logs: bool) -> anyhow::Result<()> {
+    let options = model::QuantizeOptions { quant_type: args.quant_type, force: args.force, llama_logs };
+    model::quantize(&args.input, &args.output, &options)?;
+    write_stdout(&format!("{}\n", args.output.display()))?;
     Ok(())
 }
 

@@ -18,8 +18,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    // `model info` and `model pull` need no config: a broken config file must
-    // not stop a user from inspecting a model.
+    // `model` commands need no config: a broken config file must not stop a
+    // user from inspecting, fetching or converting a model.
     if let Command::Model { command } = &cli.command {
         return match command {
             ModelCommand::Info { path, json } => cli::run_model_info(path, *json),
@@ -27,6 +27,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 let dirs = workly::config::Dirs::resolve(cli.data_dir.as_deref())?;
                 cli::run_model_pull(&dirs, url, out.as_deref(), sha256.clone(), !no_progress)
             }
+            ModelCommand::Quantize(args) => cli::run_model_quantize(args, cli.llama_logs()),
         };
     }
     // `emotion` reads text only: no model, no config.
@@ -54,6 +55,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             BenchCommand::Memory(args) => workly::bench::memory::run(&context, args),
             BenchCommand::Emotion(args) => workly::bench::emotion::run(&context, args),
             BenchCommand::Store(args) => workly::bench::store::run(&context, args),
+            BenchCommand::Perplexity(args) => workly::bench::perplexity::run(&context, args),
             BenchCommand::Ipc(args) => workly::bench::ipc::run(args),
             BenchCommand::Soak(args) => workly::bench::soak::run(&context, args),
         },

@@ -11,6 +11,7 @@ pub mod emotion;
 pub mod ipc;
 pub mod llm;
 pub mod memory;
+pub mod perplexity;
 pub mod soak;
 pub mod store;
 pub mod threads;

@@ -63,7 +63,10 @@ const SEQ: i32 = 0;
 /// llama.cpp's backend is process-wide and may be initialised only once.
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
 
-fn backend(llama_logs: bool) -> Result<&'static LlamaBackend, LlmError> {
+/// llama.cpp's backend, initialised on first use (the engine and the
+/// quantizer share it); `llama_logs` of the first caller decides whether
+/// llama.cpp's log reaches `tracing`.
+pub(crate) fn backend(llama_logs: bool) -> Result<&'static LlamaBackend, LlmError> {
     BACKEND
         .get_or_init(|| {
             // llama.cpp prints to stderr unless told otherwise; route it to tracing,
@@ -241,6 +244,26 @@ pub struct GenerationStats {
     pub finish_reason: FinishReason,
 }
 
+/// How well a model predicts a text ([`Engine::perplexity`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct PerplexityReport {
+    /// Tokens the text makes (with the start-of-text token, if the model uses one).
+    pub text_tokens: usize,
+    /// Tokens whose probability was measured: all but the first of each chunk.
+    pub tokens_scored: usize,
+    /// Chunks of at most the context size, each evaluated from an empty cache.
+    pub chunks: usize,
+    /// The context size, the longest chunk.
+    pub context_size: usize,
+    /// Mean negative log-likelihood of a scored token, in nats.
+    pub mean_nll: f64,
+    /// `exp(mean_nll)`: the number of equally likely tokens the model's
+    /// uncertainty amounts to (1 would be certainty).
+    pub perplexity: f64,
+    /// Tokens evaluated per second (all of them, with logits at every position).
+    pub tokens_per_s: f64,
+}
+
 /// What a generation streams back.
 #[derive(Debug)]
 pub enum GenerationEvent {
@@ -317,6 +340,7 @@ enum Command {
     Generate(Box<Job>),
     CountTokens { prompt: Prompt, reply: oneshot::Sender<Result<usize, LlmError>> },
     ClearCache { reply: oneshot::Sender<()> },
+    Perplexity { text: String, reply: oneshot::Sender<Result<PerplexityReport, LlmError>> },
     Idle { reply: oneshot::Sender<()> },
 }
 
@@ -404,6 +428,16 @@ impl Engine {
     /// next request prefills everything, as on a cold engine.
     pub fn clear_cache(&self) -> Result<(), LlmError> {
         self.acknowledged(|reply| Command::ClearCache { reply })
+    }
+
+    /// How well the model predicts `text`: every token after the first of
+    /// each context-sized chunk is scored from the logits at the position
+    /// before it. The cache is cleared before and after (the next request
+    /// prefills everything); the warmed openings' snapshots are kept.
+    pub fn perplexity(&self, text: &str) -> Result<PerplexityReport, LlmError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Perplexity { text: text.to_owned(), reply }).map_err(|_| LlmError::Stopped)?;
+        answer.blocking_recv().map_err(|_| LlmError::Stopped)?
     }
 
     /// Sends a command that answers once done, and waits for the answer.
@@ -531,6 +565,9 @@ fn engine_thread(
             Command::Generate(job) => worker.generate(*job),
             Command::CountTokens { prompt, reply } => {
                 let _ = reply.send(worker.count(&prompt));
+            }
+            Command::Perplexity { text, reply } => {
+                let _ = reply.send(worker.perplexity(&text));
             }
             Command::ClearCache { reply } => {
                 worker.clear();
@@ -878,6 +915,54 @@ impl<'m> Worker<'m> {
         Ok(true)
     }
 
+    /// See [`Engine::perplexity`]. Chunks are evaluated from an empty cache so
+    /// that every chunk sees the same amount of context however long the text.
+    fn perplexity(&mut self, text: &str) -> Result<PerplexityReport, LlmError> {
+        let tokens = self.tokenize(text, true);
+        if tokens.len() < 2 {
+            return Err(LlmError::EmptyPrompt);
+        }
+        let started = Instant::now();
+        let mut total_nll = 0.0_f64;
+        let mut tokens_scored = 0_usize;
+        let chunks = tokens.chunks(self.n_ctx);
+        let chunk_count = chunks.len();
+        for chunk in chunks {
+            self.clear();
+            for (batch_index, batch) in chunk.chunks(self.n_batch).enumerate() {
+                self.answer_counts();
+                let start = batch_index * self.n_batch;
+                self.batch.clear();
+                for (offset, &token) in batch.iter().enumerate() {
+                    self.batch
+                        .add(LlamaToken(token), (start + offset) as i32, &[SEQ], true)
+                        .map_err(|e| LlmError::Decode(e.to_string()))?;
+                }
+                self.ctx
+                    .decode(&mut self.batch)
+                    .inspect_err(|_| self.clear())
+                    .map_err(|e| LlmError::Decode(e.to_string()))?;
+                self.cached.extend_from_slice(batch);
+                // The logits at position p predict the token at p + 1 (none for the chunk's last).
+                for (offset, &next) in chunk[start + 1..].iter().take(batch.len()).enumerate() {
+                    total_nll += negative_log_likelihood(self.ctx.get_logits_ith(offset as i32), next);
+                    tokens_scored += 1;
+                }
+            }
+        }
+        self.clear();
+        let mean_nll = total_nll / tokens_scored.max(1) as f64;
+        Ok(PerplexityReport {
+            text_tokens: tokens.len(),
+            tokens_scored,
+            chunks: chunk_count,
+            context_size: self.n_ctx,
+            mean_nll,
+            perplexity: mean_nll.exp(),
+            tokens_per_s: per_second(tokens.len(), started.elapsed()),
+        })
+    }
+
     fn decode_one(&mut self, token: i32) -> Result<(), LlmError> {
         self.batch.clear();
         self.batch
@@ -1069,7 +1154,39 @@ impl<'m> Worker<'m> {
     }
 }
 
+/// `-ln softmax(logits)[target]`, computed as `logsumexp(logits) - logits[target]`
+/// with the largest logit taken out first so no exponential overflows, and
+/// summed in f64 so 49k terms lose no precision. A target outside the
+/// vocabulary (which the tokenizer never makes) counts as impossible.
+fn negative_log_likelihood(logits: &[f32], target: i32) -> f64 {
+    let Some(&target_logit) = usize::try_from(target).ok().and_then(|index| logits.get(index)) else {
+        return f64::INFINITY;
+    };
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&logit| (logit as f64 - max).exp()).sum();
+    max + sum.ln() - target_logit as f64
+}
+
 fn per_second(count: usize, elapsed: std::time::Duration) -> f64 {
     let seconds = elapsed.as_secs_f64();
     if count == 0 || seconds <= 0.0 { 0.0 } else { count as f64 / seconds }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::negative_log_likelihood;
+
+    #[test]
+    fn negative_log_likelihood_is_a_stable_log_softmax() {
+        // Uniform over four tokens: -ln(1/4).
+        assert!((negative_log_likelihood(&[0.0; 4], 2) - 4.0_f64.ln()).abs() < 1e-12);
+        // Shifting every logit changes nothing, even far beyond exp's range in f32.
+        let shifted = negative_log_likelihood(&[1000.0, 1001.0, 1002.0], 2);
+        let plain = negative_log_likelihood(&[0.0, 1.0, 2.0], 2);
+        assert!((shifted - plain).abs() < 1e-9, "{shifted} vs {plain}");
+        let expected = -(2.0_f64.exp() / (1.0 + 1.0_f64.exp() + 2.0_f64.exp())).ln();
+        assert!((plain - expected).abs() < 1e-12);
+        assert_eq!(negative_log_likelihood(&[0.0; 4], 4), f64::INFINITY);
+        assert_eq!(negative_log_likelihood(&[0.0; 4], -1), f64::INFINITY);
+    }
 }

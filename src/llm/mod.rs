@@ -21,7 +21,7 @@ pub mod template;
 
 pub use engine::{
     CancelToken, Engine, EngineConfig, EngineInfo, FinishReason, FlashAttention, Generation, GenerationEvent,
-    GenerationRequest, GenerationStats, KvCacheType, Prompt,
+    GenerationRequest, GenerationStats, KvCacheType, PerplexityReport, Prompt,
 };
 pub use sampling::SamplingParams;
 pub use template::{Message, Role};

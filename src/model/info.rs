@@ -21,7 +21,7 @@ const F16_BYTES: u64 = 2;
 
 /// llama.cpp's names for `general.file_type` values (`enum llama_ftype`), in the
 /// spelling of its `llama-quantize` tool.
-const FILE_TYPE_NAMES: [(u64, &str); 37] = [
+pub(crate) const FILE_TYPE_NAMES: [(u64, &str); 37] = [
     (0, "F32"),
     (1, "F16"),
     (2, "Q4_0"),
@@ -291,7 +291,7 @@ fn quantization(file: &GgufFile) -> String {
 }
 
 /// `98.4 MB`.
-fn format_mb(bytes: u64) -> String {
+pub(crate) fn format_mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / BYTES_PER_MB)
 }
 
