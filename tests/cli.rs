@@ -502,8 +502,15 @@ fn batch_benchmark_compares_every_size_with_the_fixed_one() {
         assert!([16, 64, 512].contains(&row["best_batch_size"].as_u64().unwrap()), "{row}");
         assert!(row["gain_percent"].as_f64().unwrap() >= 0.0, "the best is at least the fixed one: {row}");
     }
-    let helps = report["dynamic_helps"].as_bool().unwrap();
-    assert_eq!(helps, report["best_gain_percent"].as_f64().unwrap() >= 5.0);
+    // It helps only where a size that splits the prompt otherwise beats the
+    // fixed one by 5 % and by more than the noise measured beside it.
+    let helps = rows.iter().any(|row| {
+        let gain = row["gain_percent"].as_f64().unwrap();
+        gain >= 5.0 && gain > row["noise_percent"].as_f64().unwrap()
+    });
+    assert_eq!(report["dynamic_helps"].as_bool().unwrap(), helps, "{report}");
+    // 8 tokens fit one batch of every size: nothing can gain there.
+    assert_eq!(rows[0]["gain_percent"], 0.0, "{report}");
     // Bad sizes are refused by the argument parser.
     let output = run(workly(dir.path()).args(["bench", "batch", "--batch-sizes", "0"]));
     assert_eq!(output.status.code(), Some(2));

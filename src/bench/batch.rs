@@ -37,7 +37,8 @@ pub struct BatchReport {
     pub rows: Vec<BatchRow>,
     /// The largest gain of the best batch size over the fixed one, in percent.
     pub best_gain_percent: f64,
-    /// Whether that gain reaches [`WORTHWHILE_GAIN_PERCENT`].
+    /// Whether that gain reaches [`WORTHWHILE_GAIN_PERCENT`] and the noise
+    /// measured beside it.
     pub dynamic_helps: bool,
 }
 
@@ -48,10 +49,15 @@ pub struct BatchRow {
     pub prompt_tokens: usize,
     /// Median prefill tokens/s, in the order of `batch_sizes`.
     pub tokens_per_s: Vec<f64>,
-    /// The fastest batch size for this length.
+    /// The fastest batch size among those that split this prompt otherwise
+    /// than the fixed one does (the fixed one when none is faster).
     pub best_batch_size: u32,
     /// Its speed over the fixed batch size's, minus one, in percent.
     pub gain_percent: f64,
+    /// How far apart the sizes that do exactly the fixed one's work came out
+    /// (every size at or above the prompt length evaluates it in one batch):
+    /// the machine's noise, in percent of the slowest.
+    pub noise_percent: f64,
 }
 
 /// Runs `workly bench batch`.
@@ -102,19 +108,17 @@ fn measure_batches(context: &Context, args: &BenchBatchArgs) -> anyhow::Result<B
             }
         }
     }
-    let fixed = batch_sizes.iter().position(|&size| size == fixed_batch_size).unwrap_or(0);
     let rows: Vec<BatchRow> = lengths
         .iter()
         .zip(&speeds)
         .map(|(&prompt_tokens, by_engine)| {
             let tokens_per_s: Vec<f64> = by_engine.iter().map(|values| median(values)).collect();
-            let (best, best_speed) =
-                tokens_per_s.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((fixed, 0.0));
-            let gain_percent = gain(best_speed, tokens_per_s[fixed]);
-            BatchRow { prompt_tokens, tokens_per_s, best_batch_size: batch_sizes[best], gain_percent }
+            row(prompt_tokens, &batch_sizes, fixed_batch_size, tokens_per_s)
         })
         .collect();
     let best_gain_percent = rows.iter().map(|row| row.gain_percent).fold(0.0, f64::max);
+    let dynamic_helps =
+        rows.iter().any(|row| row.gain_percent >= WORTHWHILE_GAIN_PERCENT && row.gain_percent > row.noise_percent);
     Ok(BatchReport {
         model: engines[0].info().model_name.clone(),
         threads_prefill: engines[0].info().threads_prefill,
@@ -123,8 +127,38 @@ fn measure_batches(context: &Context, args: &BenchBatchArgs) -> anyhow::Result<B
         batch_sizes,
         rows,
         best_gain_percent,
-        dynamic_helps: best_gain_percent >= WORTHWHILE_GAIN_PERCENT,
+        dynamic_helps,
     })
+}
+
+/// One prompt length's row. A batch size changes the work only when it splits
+/// the prompt otherwise than the fixed size: sizes at or above the prompt
+/// length all evaluate it in one batch, exactly as the fixed one does when it
+/// is also that large, so their differences are noise, not gains.
+fn row(prompt_tokens: usize, batch_sizes: &[u32], fixed_batch_size: u32, tokens_per_s: Vec<f64>) -> BatchRow {
+    let split = |size: u32| (size as usize).min(prompt_tokens);
+    let fixed = batch_sizes.iter().position(|&size| size == fixed_batch_size).unwrap_or(0);
+    let same_work: Vec<f64> = batch_sizes
+        .iter()
+        .zip(&tokens_per_s)
+        .filter(|(size, _)| split(**size) == split(fixed_batch_size))
+        .map(|(_, speed)| *speed)
+        .collect();
+    let slowest = same_work.iter().copied().fold(f64::INFINITY, f64::min);
+    let fastest = same_work.iter().copied().fold(0.0, f64::max);
+    let (best, best_speed) = batch_sizes
+        .iter()
+        .zip(&tokens_per_s)
+        .filter(|(size, speed)| split(**size) != split(fixed_batch_size) && **speed > tokens_per_s[fixed])
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or((fixed_batch_size, tokens_per_s[fixed]), |(size, speed)| (*size, *speed));
+    BatchRow {
+        prompt_tokens,
+        gain_percent: gain(best_speed, tokens_per_s[fixed]),
+        noise_percent: gain(fastest, slowest),
+        tokens_per_s,
+        best_batch_size: best,
+    }
 }
 
 /// `better` over `base`, minus one, in percent (0 when `base` is 0).
@@ -141,13 +175,16 @@ fn render(report: &BatchReport) -> String {
     for size in &report.batch_sizes {
         text.push_str(&format!("{:>9}", format!("b={size}")));
     }
-    text.push_str("   best    gain\n");
+    text.push_str("   best    gain   noise\n");
     for row in &report.rows {
         text.push_str(&format!("{:>6}  ", row.prompt_tokens));
         for speed in &row.tokens_per_s {
             text.push_str(&format!("{speed:>9.1}"));
         }
-        text.push_str(&format!("  {:>5}  {:>+5.1}%\n", row.best_batch_size, row.gain_percent));
+        text.push_str(&format!(
+            "  {:>5}  {:>+5.1}%  {:>5.1}%\n",
+            row.best_batch_size, row.gain_percent, row.noise_percent
+        ));
     }
     text.push_str(&if report.dynamic_helps {
         format!(
@@ -156,7 +193,7 @@ fn render(report: &BatchReport) -> String {
         )
     } else {
         format!(
-            "no batch size beats the fixed one by {WORTHWHILE_GAIN_PERCENT}% or more (best: {:+.1}%): a dynamic batch size does not pay here\n",
+            "no batch size beats the fixed one by {WORTHWHILE_GAIN_PERCENT}% and its row's noise (best: {:+.1}%): a dynamic batch size does not pay here\n",
             report.best_gain_percent
         )
     });
@@ -175,6 +212,23 @@ mod tests {
     }
 
     #[test]
+    fn only_sizes_that_split_the_prompt_otherwise_can_gain() {
+        let sizes = [32, 64, 512, 1024];
+        // 16 tokens: every size evaluates them in one batch; the spread is noise.
+        let short = row(16, &sizes, 512, vec![270.0, 245.0, 248.0, 274.0]);
+        assert_eq!((short.best_batch_size, short.gain_percent), (512, 0.0));
+        assert_eq!(short.noise_percent.round(), 12.0);
+        // 64 tokens: only 32 splits them otherwise than 512 does, and it is slower.
+        let medium = row(64, &sizes, 512, vec![282.0, 324.0, 284.0, 281.0]);
+        assert_eq!((medium.best_batch_size, medium.gain_percent), (512, 0.0));
+        // 2048 tokens: 1024 splits them otherwise and here it is faster.
+        let long = row(2048, &sizes, 512, vec![145.0, 178.0, 220.0, 242.0]);
+        assert_eq!(long.best_batch_size, 1024);
+        assert_eq!(long.gain_percent.round(), 10.0);
+        assert_eq!(long.noise_percent, 0.0, "no other size does the fixed one's work");
+    }
+
+    #[test]
     fn the_table_names_the_best_size_and_the_verdict() {
         let report = BatchReport {
             model: "m".to_owned(),
@@ -187,13 +241,14 @@ mod tests {
                 tokens_per_s: vec![250.0, 270.0],
                 best_batch_size: 512,
                 gain_percent: 0.0,
+                noise_percent: 0.0,
             }],
             best_gain_percent: 0.0,
             dynamic_helps: false,
         };
         let text = render(&report);
         assert!(text.contains("     b=64    b=512"), "{text}");
-        assert!(text.contains("  1024      250.0    270.0    512   +0.0%"), "{text}");
+        assert!(text.contains("  1024      250.0    270.0    512   +0.0%    0.0%"), "{text}");
         assert!(text.contains("does not pay here"), "{text}");
     }
 }
