@@ -4,21 +4,18 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn bench_all_writes_the_report_and_its_charts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let output = Command::new(env!("CARGO_BIN_EXE_workly"))
+    // The thread sweep saves its measurements in the cache: `workly_in` keeps them here.
+    let output = common::workly_in(dir.path())
         .args(["bench", "all", "--json", "--runs", "1", "--turns", "50", "--out"])
         .arg(&out)
         .arg("--model")
         .arg(common::default_model())
-        // The thread sweep saves its measurements in the cache: keep them here.
-        .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
-        .env("WORKLY_CONFIG", dir.path().join("config.toml"))
-        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
         .unwrap();

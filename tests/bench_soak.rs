@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 #[test]
 fn a_short_soak_serves_every_client_without_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_workly"))
+    let output = common::workly_in(dir.path())
         .args(["bench", "soak", "--json", "--minutes", "0.25", "--interval-seconds", "5", "--clients", "2"])
         // Short replies keep the requests still running at the deadline short;
         // one thread keeps llama.cpp fast when other work shares the CPU (two
@@ -17,10 +17,7 @@ fn a_short_soak_serves_every_client_without_errors() {
         // flags reach the server.
         .args(["--max-tokens", "16", "--threads", "1", "--model"])
         .arg(common::default_model())
-        .env("WORKLY_CACHE_DIR", dir.path().join("cache"))
-        .env("WORKLY_CONFIG", dir.path().join("config.toml"))
         .env_remove("WORKLY_API_KEY")
-        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
         .unwrap();
