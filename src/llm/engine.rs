@@ -1040,17 +1040,18 @@ impl<'m> Worker<'m> {
 
     /// Tokens every next user turn after `messages` starts with: the template's
     /// closing of the last message and the opening of a user message. Found by
-    /// rendering a placeholder user message and cutting before it; the last
-    /// token is dropped because it may merge with the user's first characters.
+    /// rendering a placeholder user message and cutting before it. The last
+    /// token is kept although a message could merge with it (a leading newline
+    /// after Gemma's `\n\n`, say): the reuse plan then keeps only the common
+    /// prefix and trims that one cell, while keeping it spares nearly every
+    /// message one token of prefill.
     fn next_turn_prefix(&self, messages: &[Message]) -> Option<Vec<i32>> {
         const PLACEHOLDER: &str = "\u{E000}";
         let mut probe = messages.to_vec();
         probe.push(Message::user(PLACEHOLDER));
         let text = self.template.as_ref()?.render(&probe, false).ok()?;
         let cut = text.find(PLACEHOLDER)?;
-        let mut tokens = self.tokenize(&text[..cut], true);
-        tokens.pop();
-        Some(tokens)
+        Some(self.tokenize(&text[..cut], true))
     }
 
     /// Brings the cache to hold the start of the next turn after `messages`.
