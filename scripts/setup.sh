@@ -3,7 +3,8 @@
 # packages llama.cpp builds with, the default model, the page's JavaScript
 # modules (npm, embedded by the build), and a release build.
 # With --tests, also what the test suite needs: the second test model, a
-# Python venv with the official `openai` client, and Chromium with
+# Python venv with the official `openai` client, the original Python stack
+# `workly bench compare` runs (bench/baseline/setup.sh), and Chromium with
 # playwright-core for the page's browser test. Idempotent: a second run
 # checks and skips.
 # With --vulkan, also the packages the `vulkan` feature (AMD and Intel GPUs)
@@ -151,6 +152,11 @@ if $for_tests; then
     "$venv/bin/pip" install -q --disable-pip-version-check "$openai_pin"
     echo "$openai_pin" >"$venv/.pinned"
   fi
+
+  # The original Python stack (llama-cpp-python built for this CPU), which
+  # `workly bench compare` measures Workly against. The first time it
+  # compiles llama.cpp (about 15 minutes on 2 cores); then it checks and skips.
+  "$repo/bench/baseline/setup.sh"
 fi
 
 # --- the page's JavaScript modules ------------------------------------------

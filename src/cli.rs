@@ -361,6 +361,10 @@ pub struct EmotionArgs {
 pub enum BenchCommand {
     /// Every benchmark below but the store and soak ones, written to a folder as JSON, Markdown and SVG charts.
     All(BenchAllArgs),
+    /// GPU layers from 0 to all: speeds and VRAM at each, and Workly's own pick against the best (CUDA builds).
+    Gpu(BenchGpuArgs),
+    /// Workly against the original Python stack (llama-cpp-python), side by side: one table of ratios.
+    Compare(BenchCompareArgs),
     /// Load, warm-up, time to first token, prefill and decode speed, a 20-turn conversation.
     Llm(BenchLlmArgs),
     /// Prefill and decode speed for every thread count; saves the best for later runs.
@@ -503,6 +507,70 @@ pub struct BenchAllArgs {
     /// Turns of the conversation whose memory is sampled (every 50 turns, and the last).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     pub turns: u32,
+    /// Print the whole report as JSON (it is also written to the folder).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench gpu`
+#[derive(Debug, Clone, Args)]
+pub struct BenchGpuArgs {
+    /// Engine choice and tuning (the sweep sets the GPU layers itself).
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Measured runs per figure (after one discarded run).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Layers between counts measured (default: every count up to 40 layers, else about 20 counts).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub step: Option<u32>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench compare`
+#[derive(Debug, Clone, Args)]
+pub struct BenchCompareArgs {
+    /// Folder the comparison is written to (`compare.json`, `COMPARE.md`); created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// GGUF model both stacks run (default: SmolLM2-135M-Instruct).
+    #[arg(long, short, env = config::env::MODEL, value_name = "PATH|URL")]
+    pub model: Option<String>,
+    /// Threads for both stacks (default: the count Workly picks).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Context size in tokens, for both stacks.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
+    pub context_size: u32,
+    /// Python with llama-cpp-python (default: the venv bench/baseline/setup.sh makes).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Rounds, each running every part for both stacks, in alternating order.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Measured runs per speed figure inside each process (after one discarded run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// One-shot chats per stack and round, timed to their first byte.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cold_runs: u32,
+    /// Turns of the served conversation.
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=20))]
+    pub turns: usize,
+    /// Exchanges of history the original client sends with each turn.
+    #[arg(long, default_value_t = 10)]
+    pub window: usize,
+    /// Most tokens per served reply.
+    #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Untimed seconds before each served turn (a person reading and typing).
+    #[arg(long, default_value_t = 0.5)]
+    pub pause: f64,
+    /// Avatar commands the original client sends per round.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub ipc_commands: usize,
     /// Print the whole report as JSON (it is also written to the folder).
     #[arg(long)]
     pub json: bool,
@@ -834,6 +902,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             };
         }
         if cause.is::<model::GgufError>()
+            || cause.is::<crate::bench::compare::BaselineMissing>()
+            || cause.is::<crate::bench::gpu::GpuBenchError>()
             || cause.is::<model::locate::LocateError>()
             || cause.is::<config::ConfigError>()
             || cause.is::<crate::hardware::GpuSelectionError>()

@@ -49,6 +49,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::History { command } => workly::store::history::run(&context.dirs, command),
         Command::Bench { command } => match command {
             BenchCommand::All(args) => workly::bench::all::run(&context, args),
+            BenchCommand::Gpu(args) => workly::bench::gpu::run(&context, args),
+            BenchCommand::Compare(args) => workly::bench::compare::run(&context, args),
             BenchCommand::Llm(args) => workly::bench::llm::run(&context, args),
             BenchCommand::Threads(args) => workly::bench::threads::run(&context, args),
             BenchCommand::Batch(args) => workly::bench::batch::run(&context, args),

@@ -9,10 +9,20 @@ on the same model file, thread count and native kernels:
     Prefill tokens/s on a 512-token prompt and decode tokens/s over 128
     generated tokens; one discarded run, then medians of ``--runs`` runs;
     one JSON line on stdout.
+    After the original's warm-up (two tokens generated at load), also the
+    time to the first token of a new conversation's first message, the very
+    first one and the median of later ones.
 ``chat``
     One message, as the original app answered it: load the model, stream a
     ``create_chat_completion`` with the Kira persona, print each delta as it
     arrives. Used for cold start (process start to first streamed byte).
+``ipc``
+    The original avatar client: one ``sendall`` per JSON line. Reads the lines
+    to send on stdin up to an empty line, connects, prints ``ready``, waits for
+    ``go`` on stdin, sends them, prints the send-side seconds as JSON.
+``threads``
+    The thread count the original picked by itself: one per physical core,
+    leaving the hyper-threads to the system and the GUI.
 
 Run it with the baseline venv's Python (see ``setup.sh``).
 """
@@ -43,6 +53,18 @@ PROSE = (
     "Tomorrow there would be questions to answer and stories to tell, but tonight there was tea, "
     "an old book about lighthouses, and the soft blue glow of the screen. "
 )
+
+# The first messages Workly's time-to-first-token benchmark sends (src/bench/llm.rs).
+OPENERS = [
+    "Bonjour Kira ! Comment vas-tu ?",
+    "Hi Kira, what are you up to today?",
+    "Salut ! Tu peux me conseiller un livre ?",
+    "Hello! I just finished work, I'm tired.",
+    "Coucou Kira, il pleut encore ici.",
+    "Hey, do you like music?",
+    "Bonsoir ! Raconte-moi quelque chose de drôle.",
+    "Good morning! Any idea for breakfast?",
+]
 
 # The same short prompt Workly's decode benchmark starts from.
 DECODE_PROMPT = "Once upon a time, in a small village by the sea,"
@@ -84,6 +106,46 @@ def load(model: Path, threads: int, n_ctx: int, flash_attn: bool) -> Any:
         flash_attn=flash_attn,
         verbose=False,
     )
+
+
+def warm_up(llm: Any) -> float:
+    """The original's cache warming: two tokens generated right after load; returns its milliseconds."""
+    started = time.perf_counter()
+    llm.create_completion("Hello", max_tokens=2, temperature=0)
+    return (time.perf_counter() - started) * 1e3
+
+
+def opener_ttft(llm: Any, opener: str) -> float:
+    """Milliseconds from asking to the first streamed piece of a new conversation's first reply."""
+    started = time.perf_counter()
+    stream = llm.create_chat_completion(
+        messages=[{"role": "system", "content": KIRA_SYSTEM_PROMPT}, {"role": "user", "content": opener}],
+        stream=True,
+        temperature=0,
+        max_tokens=1,
+    )
+    first = None
+    for chunk in stream:
+        if first is None and chunk["choices"][0]["delta"].get("content"):
+            first = time.perf_counter()
+    # A first token that decodes to nothing still ended the wait when the stream did.
+    return ((first or time.perf_counter()) - started) * 1e3
+
+
+def physical_cores() -> int:
+    """Physical cores from /proc/cpuinfo (distinct physical id and core id pairs), else logical CPUs."""
+    cores, physical = set(), "0"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    physical = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((physical, value.strip()))
+    except OSError:
+        pass
+    return len(cores) or os.cpu_count() or 1
 
 
 def prompt_of_tokens(llm: Any, count: int) -> list[int]:
@@ -146,11 +208,18 @@ def cmd_speed(args: argparse.Namespace) -> None:
         fail("--runs must be at least 1", 2)
     llm = load(args.model, args.threads, args.n_ctx, args.flash_attn)
     import llama_cpp  # importable: load() checked
+    warmup_ms = warm_up(llm)
+    first_ttft = opener_ttft(llm, OPENERS[0])
+    later = iter(OPENERS[1:] * (args.runs // (len(OPENERS) - 1) + 2))
+    warm_ttft = measure(args.runs, lambda: opener_ttft(llm, next(later)))
     prefill_prompt = prompt_of_tokens(llm, PREFILL_TOKENS)
     decode_prompt: list[int] = llm.tokenize(DECODE_PROMPT.encode("utf-8"), add_bos=True)
     prefill = measure(args.runs, lambda: prefill_once(llm, prefill_prompt))
     decode = measure(args.runs, lambda: decode_once(llm, decode_prompt, DECODE_TOKENS))
     report = {
+        "warmup_ms": round(warmup_ms, 2),
+        "first_ttft_ms": round(first_ttft, 2),
+        "warm_ttft_ms": round(warm_ttft, 2),
         "prefill_tokens_per_s": round(prefill, 2),
         "decode_tokens_per_s": round(decode, 2),
         "prefill_tokens": PREFILL_TOKENS,
@@ -187,6 +256,32 @@ def cmd_chat(args: argparse.Namespace) -> None:
     out.flush()
 
 
+def cmd_ipc(args: argparse.Namespace) -> None:
+    """``ipc``: the original avatar client, one ``sendall`` per command line."""
+    import socket
+
+    lines = []
+    for raw in sys.stdin.buffer:
+        if raw == b"\n":
+            break
+        lines.append(raw)
+    with socket.create_connection((args.host, args.port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        print("ready", flush=True)
+        if sys.stdin.buffer.readline().strip() != b"go":
+            fail("expected go on stdin")
+        started = time.perf_counter()
+        for line in lines:
+            sock.sendall(line)
+        elapsed = time.perf_counter() - started
+    print(json.dumps({"commands": len(lines), "send_seconds": elapsed}), flush=True)
+
+
+def cmd_threads(_args: argparse.Namespace) -> None:
+    """``threads``: the original's own thread count, as JSON."""
+    print(json.dumps({"threads": physical_cores()}), flush=True)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -206,6 +301,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     chat.add_argument("--max-tokens", type=int, default=32, help="most tokens in the reply (default 32)")
     chat.add_argument("text", help="the user's message")
     chat.set_defaults(func=cmd_chat)
+    ipc = sub.add_parser("ipc", help="send the JSON lines read on stdin, one sendall each")
+    ipc.add_argument("--host", default="127.0.0.1")
+    ipc.add_argument("--port", type=int, required=True)
+    ipc.set_defaults(func=cmd_ipc, threads=1)
+    threads = sub.add_parser("threads", help="the original's thread count for this machine (JSON)")
+    threads.set_defaults(func=cmd_threads, threads=1)
     args = parser.parse_args(argv)
     if args.threads < 1:
         fail("--threads must be at least 1", 2)

@@ -9,6 +9,7 @@
 
 use super::chart::{LineChart, Series};
 use super::emotion::EmotionReport;
+use super::gpu::GpuBenchReport;
 use super::ipc::{IpcReport, ModeReport};
 use super::llm::LlmReport;
 use super::memory::MemoryReport;
@@ -44,7 +45,9 @@ pub struct AllReport {
     pub ipc: IpcReport,
     /// The emotion lexicon's scores and the model's use of tags.
     pub emotion: EmotionReport,
-    /// Why there are no GPU figures.
+    /// GPU layers against speed and VRAM (CUDA builds on a machine with an NVIDIA GPU).
+    pub gpu: Option<GpuBenchReport>,
+    /// Whether the GPU was measured, or why not.
     pub gpu_note: String,
 }
 
@@ -63,6 +66,12 @@ pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
     let ipc = super::ipc::measure(IPC_BURSTS, Duration::from_secs_f64(IPC_SECONDS))?;
     tracing::info!("emotion");
     let emotion = super::emotion::report(context, Some(&args.engine), EMOTION_TURNS)?;
+    let gpu = if machine.gpu_backend == GpuBackend::Cuda && !machine.gpus.is_empty() {
+        tracing::info!("gpu");
+        Some(super::gpu::report(context, &args.engine, args.runs, None)?)
+    } else {
+        None
+    };
     let report = AllReport {
         workly_version: env!("CARGO_PKG_VERSION").to_owned(),
         machine,
@@ -71,6 +80,7 @@ pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
         memory,
         ipc,
         emotion,
+        gpu,
         gpu_note,
     };
     write(&args.out, &report)?;
@@ -80,7 +90,7 @@ pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why a CPU run has no GPU figures.
+/// Whether this run measures the GPU, or why not.
 fn gpu_note(machine: &DoctorReport) -> String {
     match (machine.gpu_backend, machine.gpus.is_empty()) {
         (GpuBackend::Cpu, _) => {
@@ -90,8 +100,9 @@ fn gpu_note(machine: &DoctorReport) -> String {
         (GpuBackend::Cuda, true) => {
             format!("no NVIDIA GPU found ({})", machine.gpu_note.as_deref().unwrap_or("NVML reported none"))
         }
-        (GpuBackend::Cuda, false) | (GpuBackend::Vulkan, _) => {
-            "GPU layer sweeps are not part of this report yet".to_owned()
+        (GpuBackend::Cuda, false) => "measured by `workly bench gpu` below".to_owned(),
+        (GpuBackend::Vulkan, _) => {
+            "the GPU layer sweep reads free VRAM from NVIDIA's driver: it runs in CUDA builds only".to_owned()
         }
     }
 }
@@ -119,7 +130,7 @@ fn charts(report: &AllReport) -> Vec<(&'static str, LineChart)> {
         name: name.to_owned(),
         points: mode.burst10_latency_us_distribution.iter().map(|point| (point.value, point.q * 100.0)).collect(),
     };
-    vec![
+    let mut charts = vec![
         (
             "threads.svg",
             LineChart {
@@ -174,7 +185,37 @@ fn charts(report: &AllReport) -> Vec<(&'static str, LineChart)> {
                 y_from_zero: true,
             },
         ),
-    ]
+    ];
+    if let Some(gpu) = &report.gpu {
+        let by_layers = |name: &str, value: fn(&super::gpu::GpuRow) -> f64| Series {
+            name: name.to_owned(),
+            points: gpu.rows.iter().map(|row| (f64::from(row.gpu_layers), value(row))).collect(),
+        };
+        charts.push((
+            "gpu_speed.svg",
+            LineChart {
+                title: "Speed by GPU layers".to_owned(),
+                x_label: "GPU layers".to_owned(),
+                y_label: "tokens/s".to_owned(),
+                series: vec![
+                    by_layers("prefill", |row| row.prefill_tokens_per_s),
+                    by_layers("decode", |row| row.decode_tokens_per_s),
+                ],
+                y_from_zero: true,
+            },
+        ));
+        charts.push((
+            "gpu_vram.svg",
+            LineChart {
+                title: "VRAM by GPU layers".to_owned(),
+                x_label: "GPU layers".to_owned(),
+                y_label: "MiB".to_owned(),
+                series: vec![by_layers("VRAM used", |row| row.vram_used_bytes as f64 / MIB)],
+                y_from_zero: true,
+            },
+        ));
+    }
+    charts
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -228,6 +269,12 @@ fn markdown(report: &AllReport) -> String {
         super::ipc::render(&report.ipc),
     ));
     text.push_str(&section("Emotion", "workly bench emotion", None, super::emotion::render(&report.emotion)));
-    text.push_str(&format!("## GPU\n\nNot measured: {}.\n", report.gpu_note));
+    match &report.gpu {
+        Some(gpu) => {
+            text.push_str(&section("GPU layers", "workly bench gpu", Some("gpu_speed.svg"), super::gpu::render(gpu)));
+            text.push_str("![VRAM by GPU layers](gpu_vram.svg)\n");
+        }
+        None => text.push_str(&format!("## GPU\n\nNot measured: {}.\n", report.gpu_note)),
+    }
     text
 }

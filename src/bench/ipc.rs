@@ -84,31 +84,45 @@ pub fn measure(bursts: u32, sustain: Duration) -> anyhow::Result<IpcReport> {
         };
         measure_mode(&peer, bursts, sustain, &mut send, &|| None)?
     };
-    let batched = {
-        let config = BridgeConfig {
-            unity: Some(peer.address),
-            vmc: Vec::new(),
-            fps: None,
-            director: None,
-            model: None,
-            reconnect: Default::default(),
-            tap: None,
-        };
-        let bridge = AvatarBridge::start(config)?;
-        let writes = || Some(bridge.stats()[0].batch);
-        let mut send = |commands: &[Command]| -> anyhow::Result<u64> {
-            // Hand the next round as soon as the writer has taken the last:
-            // it is ready when the write ends, and nothing is left to
-            // coalesce, so the peer applies every command handed over.
-            while bridge.pending() > 0 {
-                std::thread::yield_now();
-            }
-            bridge.send_all(commands);
-            Ok(commands.len() as u64)
-        };
-        measure_mode(&peer, bursts, sustain, &mut send, &writes)?
-    };
+    let batched = batched(&peer, bursts, sustain)?;
     Ok(IpcReport { unbatched, batched })
+}
+
+/// Workly's batcher, measured against `peer`: bursts, then `sustain` of
+/// commands handed over flat out.
+pub(super) fn batched(peer: &PeerThread, bursts: u32, sustain: Duration) -> anyhow::Result<ModeReport> {
+    let config = BridgeConfig {
+        unity: Some(peer.address),
+        vmc: Vec::new(),
+        fps: None,
+        director: None,
+        model: None,
+        reconnect: Default::default(),
+        tap: None,
+    };
+    let bridge = AvatarBridge::start(config)?;
+    let writes = || Some(bridge.stats()[0].batch);
+    let mut send = |commands: &[Command]| -> anyhow::Result<u64> {
+        // Hand the next round as soon as the writer has taken the last:
+        // it is ready when the write ends, and nothing is left to
+        // coalesce, so the peer applies every command handed over.
+        while bridge.pending() > 0 {
+            std::thread::yield_now();
+        }
+        bridge.send_all(commands);
+        Ok(commands.len() as u64)
+    };
+    measure_mode(peer, bursts, sustain, &mut send, &writes)
+}
+
+/// `count` of the benchmark's commands as the Unity app reads them, one JSON
+/// line each.
+pub(super) fn unity_lines(count: usize) -> Vec<u8> {
+    let mut lines = Vec::with_capacity(count * 64);
+    for command in rounds().iter().flatten().cycle().take(count) {
+        command.encode_unity(&mut lines);
+    }
+    lines
 }
 
 /// Bursts, then a throughput run, through `send`; `batch_stats` gives the
@@ -258,7 +272,7 @@ impl PeerThread {
 
     /// Waits until the peer has applied `target` commands in all; returns
     /// when it applied the last of them.
-    fn wait_for(&self, target: u64) -> anyhow::Result<Instant> {
+    pub(super) fn wait_for(&self, target: u64) -> anyhow::Result<Instant> {
         while self.reached.try_recv().is_ok() {}
         self.probe.target.store(target, Ordering::Release);
         if self.applied() < target {

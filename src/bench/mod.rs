@@ -7,12 +7,15 @@
 pub mod all;
 pub mod batch;
 pub mod chart;
+pub mod compare;
 pub mod emotion;
+pub mod gpu;
 pub mod ipc;
 pub mod llm;
 pub mod memory;
 pub mod perplexity;
 pub mod soak;
+mod sse;
 pub mod store;
 pub mod threads;
 

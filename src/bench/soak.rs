@@ -26,6 +26,7 @@
 use super::Percentiles;
 use super::ipc::PeerThread;
 use super::llm::SCRIPT;
+use super::sse::{message, stream_reply};
 use crate::chat::Persona;
 use crate::cli::{BenchSoakArgs, Context};
 use crate::config;
@@ -375,11 +376,6 @@ impl Tally {
     }
 }
 
-/// A chat message in the API's shape.
-fn message(role: &str, content: &str) -> serde_json::Value {
-    serde_json::json!({ "role": role, "content": content })
-}
-
 /// One API client: a streamed conversation, turn after turn, until the deadline.
 fn api_client(client: usize, base_url: &str, max_tokens: u32, deadline: Instant, tally: &Tally) {
     let agent = ureq::Agent::config_builder()
@@ -410,7 +406,7 @@ fn api_client(client: usize, base_url: &str, max_tokens: u32, deadline: Instant,
                 tally.record(sent, |window| {
                     window.api_requests += 1;
                     window.ttft_ms.extend(reply.ttft_ms);
-                    window.server_ttft_ms.extend(reply.server_ttft_ms);
+                    window.server_ttft_ms.extend(reply.server_ttft_ms());
                 });
                 history.push_back([message("user", user), message("assistant", &reply.text)]);
                 if history.len() > HISTORY_EXCHANGES {
@@ -425,62 +421,6 @@ fn api_client(client: usize, base_url: &str, max_tokens: u32, deadline: Instant,
             }
         }
     }
-}
-
-/// A streamed reply as a client saw it.
-struct StreamedReply {
-    text: String,
-    /// Time to the first chunk carrying content (none if the reply was empty).
-    ttft_ms: Option<f64>,
-    /// The server's own figure, from the final chunk's `workly` object.
-    server_ttft_ms: Option<f64>,
-}
-
-/// Sends one streamed request and reads its events to `[DONE]`; any failure
-/// is an error in words.
-fn stream_reply(
-    agent: &ureq::Agent,
-    url: &str,
-    body: &serde_json::Value,
-    sent: Instant,
-) -> Result<StreamedReply, String> {
-    let mut response = agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body.to_string())
-        .map_err(|error| format!("request failed: {error}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        let detail = response.body_mut().read_to_string().unwrap_or_default();
-        return Err(format!("HTTP {status}: {}", detail.trim()));
-    }
-    let mut reply = StreamedReply { text: String::new(), ttft_ms: None, server_ttft_ms: None };
-    let mut finished = false;
-    for line in BufReader::new(response.into_body().into_reader()).lines() {
-        let line = line.map_err(|error| format!("stream broken: {error}"))?;
-        // Blank lines end events; `:` lines are keep-alive comments.
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        if data == "[DONE]" {
-            return if finished { Ok(reply) } else { Err("[DONE] before a final chunk".to_owned()) };
-        }
-        let chunk: serde_json::Value =
-            serde_json::from_str(data).map_err(|error| format!("unreadable chunk {data:?}: {error}"))?;
-        if let Some(error) = chunk.get("error") {
-            return Err(format!("error in the stream: {}", error["message"].as_str().unwrap_or_default()));
-        }
-        let choice = &chunk["choices"][0];
-        if let Some(content) = choice["delta"]["content"].as_str()
-            && !content.is_empty()
-        {
-            reply.ttft_ms.get_or_insert_with(|| sent.elapsed().as_secs_f64() * 1e3);
-            reply.text.push_str(content);
-        }
-        if choice["finish_reason"].is_string() {
-            finished = true;
-            reply.server_ttft_ms = chunk["workly"]["ttft_ms"].as_f64();
-        }
-    }
-    Err(if finished { "the stream ended without [DONE]" } else { "the stream ended without a final chunk" }.to_owned())
 }
 
 /// The page's side: chat turns over `/v1/events`, one at a time, until the

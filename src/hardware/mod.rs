@@ -25,7 +25,7 @@ pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use policy::{
     GpuPlan, GpuSelection, GpuSelectionError, GpuShare, ModelFootprint, SplitMode, ThreadChoice, ThreadMeasurements,
     ThreadRow, ThreadSource, Tuning, TuningRequest, choose_batch_size, choose_context_size, choose_threads,
-    place_gpu_layers, plan_gpu_layers,
+    gpu_budget_bytes, place_gpu_layers, plan_gpu_layers,
 };
 pub use report::DoctorReport;
 

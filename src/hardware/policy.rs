@@ -42,6 +42,17 @@ pub enum ThreadSource {
     Configured,
 }
 
+impl ThreadSource {
+    /// Where the count came from, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Measured => "measured by the thread benchmark",
+            Self::Heuristic => "from the core count, not measured",
+            Self::Configured => "set by --threads or the config file",
+        }
+    }
+}
+
 /// Thread counts for the two phases of generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadChoice {
@@ -329,7 +340,7 @@ fn headroom_bytes(total_bytes: u64) -> u64 {
 }
 
 /// What a plan may put on `gpu`: its free VRAM less its headroom.
-fn budget_bytes(gpu: &GpuInfo) -> u64 {
+pub fn gpu_budget_bytes(gpu: &GpuInfo) -> u64 {
     gpu.free_bytes.saturating_sub(headroom_bytes(gpu.total_bytes))
 }
 
@@ -351,7 +362,7 @@ fn kv_bytes_per_layer(footprint: &ModelFootprint, context_size: u32) -> u64 {
 fn place(footprint: &ModelFootprint, used: &[(&GpuInfo, f32)], kv_per_layer: u64, gpu_layers: u32) -> Vec<GpuShare> {
     let mut shares: Vec<GpuShare> = used
         .iter()
-        .map(|(gpu, _)| GpuShare { index: gpu.index, layers: 0, used_bytes: 0, budget_bytes: budget_bytes(gpu) })
+        .map(|(gpu, _)| GpuShare { index: gpu.index, layers: 0, used_bytes: 0, budget_bytes: gpu_budget_bytes(gpu) })
         .collect();
     let Some(last) = shares.len().checked_sub(1) else {
         return shares;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, MemoryInfo, SplitMode, ThreadSource, Tuning, format_gib};
+use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, MemoryInfo, SplitMode, Tuning, format_gib};
 
 /// Everything `workly doctor` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,11 +100,7 @@ impl DoctorReport {
 
 /// The chosen settings, indented under their heading.
 fn render_tuning(out: &mut String, tuning: &Tuning) {
-    let source = match tuning.thread_source {
-        ThreadSource::Measured => "measured by the thread benchmark",
-        ThreadSource::Heuristic => "from the core count, not measured",
-        ThreadSource::Configured => "set by --threads or the config file",
-    };
+    let source = tuning.thread_source.describe();
     let _ =
         writeln!(out, "  threads:    {} decode, {} prefill ({source})", tuning.threads_decode, tuning.threads_prefill);
     let _ = writeln!(out, "  GPU layers: {} ({})", tuning.gpu_layers, tuning.gpu_reason);
@@ -133,7 +129,7 @@ fn render_tuning(out: &mut String, tuning: &Tuning) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hardware::{ModelFootprint, TuningRequest};
+    use crate::hardware::{ModelFootprint, ThreadSource, TuningRequest};
 
     /// This build machine: a 2-core EPYC VM without a GPU.
     fn epyc_vm() -> Hardware {

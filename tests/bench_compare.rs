@@ -1,0 +1,89 @@
+//! `workly bench compare` end to end: Workly and the original Python stack
+//! (llama-cpp-python in the venv `bench/baseline/setup.sh` makes, which the
+//! test set-up installs) on the real default model, shortened to one round
+//! of one run and a 3-turn served conversation. Checks that every row holds
+//! both stacks' figures and its ratio, and that the folder holds the same
+//! report as JSON and as the Markdown table.
+
+mod common;
+
+use std::process::Stdio;
+
+#[test]
+fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("compare");
+    let output = common::workly_in(dir.path())
+        .args(["bench", "compare", "--json", "--rounds", "1", "--runs", "1", "--cold-runs", "1"])
+        .args(["--turns", "3", "--window", "1", "--pause", "0", "--ipc-commands", "5000", "--out"])
+        .arg(&out)
+        .arg("--model")
+        .arg(common::default_model())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = common::text(&output.stdout);
+    assert!(output.status.success(), "{}: {stdout}\n{}", output.status, common::text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(report, written, "stdout and compare.json hold the same report");
+    assert!(report["llama_cpp_python"].as_str().is_some_and(|version| !version.is_empty()), "{report}");
+    assert_eq!(report["settings"]["turns"], 3);
+    assert!(report["own_threads"]["original"].as_u64().unwrap() >= 1);
+
+    let markdown = std::fs::read_to_string(out.join("COMPARE.md")).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 9, "{rows:?}");
+    for row in rows {
+        let figure = row["figure"].as_str().unwrap();
+        let (workly, python) = (row["workly"]["median"].as_f64().unwrap(), row["python"]["median"].as_f64().unwrap());
+        assert!(workly > 0.0 && python > 0.0, "{figure}: {row}");
+        let expected = if row["higher_is_better"].as_bool().unwrap() { workly / python } else { python / workly };
+        let advantage = row["workly_advantage"].as_f64().unwrap();
+        assert!((advantage - expected).abs() < 1e-9, "{figure}: {advantage} against {expected}");
+        assert!(markdown.contains(&format!("| {figure} (")), "{figure} missing from COMPARE.md:\n{markdown}");
+        assert!(markdown.contains(&format!("{advantage:.2}x |")), "{figure}'s ratio missing:\n{markdown}");
+    }
+
+    let serving = &report["serving"];
+    for series in ["workly_window_ttft_ms", "python_window_ttft_ms", "workly_full_ttft_ms"] {
+        let turns = serving[series].as_array().unwrap();
+        assert_eq!(turns.len(), 3, "{series}: {turns:?}");
+        assert!(turns.iter().all(|ttft| ttft.as_f64().unwrap() > 0.0), "{series}: {turns:?}");
+    }
+    // Workly's server reports what it found cached: the later turns reuse the earlier ones.
+    let workly_full = serving["rounds"][0]["workly_full"].as_array().unwrap();
+    assert!(workly_full[2]["cached_tokens"].as_u64().unwrap() > 0, "{workly_full:?}");
+
+    let modes = report["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 1, "one quantization beside the model: {modes:?}");
+    assert_eq!(modes[0]["quantization"], "Q4_1");
+    assert_eq!(modes[0]["modes"], serde_json::json!(["fast", "quality"]));
+    assert!(modes[0]["perplexity"].as_f64().unwrap() > 1.0);
+    assert!(markdown.contains("## Quantizations"), "{markdown}");
+}
+
+#[test]
+fn compare_without_the_python_stack_says_how_to_set_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::workly_in(dir.path())
+        .args(["bench", "compare", "--python"])
+        .arg(dir.path().join("no-such-python"))
+        .arg("--out")
+        .arg(dir.path().join("compare"))
+        .output()
+        .unwrap();
+    common::assert_bad_input(&output, &["no-such-python", "bench/baseline/setup.sh"]);
+}
+
+#[test]
+fn compare_refuses_a_window_that_leaves_no_late_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::workly_in(dir.path())
+        .args(["bench", "compare", "--turns", "5", "--window", "5", "--out"])
+        .arg(dir.path().join("compare"))
+        .output()
+        .unwrap();
+    common::assert_bad_input(&output, &["--window 5", "--turns 5"]);
+}
