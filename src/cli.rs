@@ -226,7 +226,7 @@ pub struct EngineArgs {
     #[arg(long, value_enum)]
     pub flash_attn: Option<FlashAttention>,
     /// Among quantizations of the model in its folder (`X.Q4_0.gguf`, `X.Q8_0.gguf`...):
-    /// fast runs the smallest, quality the largest (default: the model as given).
+    /// fast runs the smallest, quality the largest (default: the model as given; config key `mode`).
     #[arg(long, value_enum)]
     pub mode: Option<ModelMode>,
 }
@@ -760,7 +760,7 @@ impl EngineArgs {
         let choice = self.model.as_deref().or(context.file.model.as_deref());
         let path = model::locate::resolve(choice, &context.dirs.models())?;
         let info = ModelInfo::read(&path)?;
-        let Some(mode) = self.mode else { return Ok(info) };
+        let Some(mode) = self.mode.or(context.file.mode) else { return Ok(info) };
         let choice = model::variants::choose(info, mode);
         eprintln!("workly: {}", choice.note());
         Ok(choice.model)

@@ -80,6 +80,8 @@ pub struct FileConfig {
     pub kv_cache_type: Option<crate::llm::KvCacheType>,
     /// Flash attention (`auto`, `on`, `off`).
     pub flash_attention: Option<crate::llm::FlashAttention>,
+    /// Which quantization of the model beside it to run (`fast`, `quality`).
+    pub mode: Option<crate::model::variants::ModelMode>,
     /// Who the assistant is (the `[persona]` table); Kira when absent.
     pub persona: Option<PersonaConfig>,
 }

@@ -59,7 +59,7 @@ fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
     let modes = report["modes"].as_array().unwrap();
     assert_eq!(modes.len(), 1, "one quantization beside the model: {modes:?}");
     assert_eq!(modes[0]["quantization"], "Q4_1");
-    assert_eq!(modes[0]["modes"], serde_json::json!(["fast", "quality"]));
+    assert_eq!(modes[0]["modes"], serde_json::json!(["as given", "fast", "quality"]));
     assert!(modes[0]["perplexity"].as_f64().unwrap() > 1.0);
     assert!(markdown.contains("## Quantizations"), "{markdown}");
 }

@@ -87,6 +87,12 @@ fn quantizing_to_q4_0_gives_a_smaller_model_that_modes_pick_and_perplexity_tells
     let (quality, note) = mode_pick(dir.path(), "quality", &q4_0);
     assert_eq!(quality, q4_1.display().to_string());
     assert!(note.contains("the largest of 2 quantizations"), "{note}");
+    // The config file's `mode` does the same; the flag wins over it.
+    std::fs::write(dir.path().join("config.toml"), "mode = \"fast\"\n").unwrap();
+    let output = run(workly_in(dir.path()).args(["doctor", "--json", "--model"]).arg(&q4_1));
+    assert_eq!(json(&output)["model"], q4_0.display().to_string());
+    assert_eq!(mode_pick(dir.path(), "quality", &q4_1).0, q4_1.display().to_string());
+    std::fs::remove_file(dir.path().join("config.toml")).unwrap();
 
     // An existing output needs --force; the source itself is never overwritten.
     let again = || {

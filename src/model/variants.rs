@@ -14,7 +14,8 @@ use std::path::Path;
 use super::info::{FILE_TYPE_NAMES, ModelInfo, format_mb};
 
 /// Which quantization of a model to run, when several sit side by side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ModelMode {
     /// The smallest file: fastest decode, least memory.
     Fast,

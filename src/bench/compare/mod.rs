@@ -186,7 +186,7 @@ pub struct ServedRound {
 /// One quantization of the model.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModeRow {
-    /// The modes that choose it (`fast`, `quality`).
+    /// What runs it: `as given` (the model compared above), `fast`, `quality`.
     pub modes: Vec<String>,
     /// The file.
     pub model: String,
@@ -504,7 +504,6 @@ fn compare(context: &Context, stacks: &Stacks, own_threads: OwnThreads) -> anyho
     let settings = &stacks.settings;
     let mut samples = Samples::default();
     let mut served = Vec::new();
-    let peer = PeerThread::start()?;
     // One discarded start per stack: the model file is in the page cache for
     // both, and Workly has saved its persona's KV state, as after any first run.
     for stack in [Stack::Workly, Stack::Python] {
@@ -555,6 +554,9 @@ fn compare(context: &Context, stacks: &Stacks, own_threads: OwnThreads) -> anyho
         served.push(round_served);
         tracing::info!("round {} of {}: avatar commands", round + 1, settings.rounds);
         for stack in order {
+            // A fresh peer each time: it serves one client at a time, as Unity
+            // does, so no measurement waits behind the last one's connection.
+            let peer = PeerThread::start()?;
             let rate = match stack {
                 Stack::Workly => {
                     super::ipc::batched(&peer, IPC_BURSTS, Duration::from_secs_f64(IPC_SECONDS))?
@@ -610,14 +612,15 @@ fn serving_detail(rounds: Vec<ServedRound>) -> ServingDetail {
     }
 }
 
-/// Each quantization `--mode` finds beside the model: its perplexity, and
-/// both stacks' speeds (the model compared above reuses its rows).
+/// The model compared and each quantization `--mode` finds beside it: its
+/// perplexity, and both stacks' speeds (the model compared reuses its rows).
 fn modes(context: &Context, stacks: &Stacks, rows: &[Row]) -> anyhow::Result<Vec<ModeRow>> {
     #[derive(Deserialize)]
     struct Perplexity {
         perplexity: f64,
     }
-    let mut chosen: Vec<(Vec<String>, crate::model::ModelInfo)> = Vec::new();
+    let given = crate::model::ModelInfo::read(&stacks.model)?;
+    let mut chosen: Vec<(Vec<String>, crate::model::ModelInfo)> = vec![(vec!["as given".to_owned()], given)];
     for mode in [ModelMode::Fast, ModelMode::Quality] {
         let engine =
             EngineArgs { model: Some(stacks.model.display().to_string()), mode: Some(mode), ..EngineArgs::default() };
