@@ -11,7 +11,7 @@
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::cli::{BenchGpuArgs, Context, EngineArgs};
-use crate::hardware::{GpuBackend, GpuInfo, Hardware, gpu_budget_bytes};
+use crate::hardware::{GpuBackend, GpuInfo, free_vram_bytes, gpu_budget_bytes};
 use crate::llm::{Engine, LlmError};
 use serde::Serialize;
 
@@ -86,21 +86,22 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32, step: Option<u3
     if GpuBackend::BUILT != GpuBackend::Cuda {
         return Err(GpuBenchError::NotCuda(GpuBackend::BUILT.label()).into());
     }
-    let hardware = Hardware::detect();
-    if hardware.gpus.is_empty() {
-        return Err(GpuBenchError::NoGpu(hardware.gpu_note.unwrap_or_else(|| "none listed".to_owned())).into());
-    }
     let picked = engine.prepare(context, Vec::new())?;
+    let hardware = &picked.hardware;
+    if hardware.gpus.is_empty() {
+        let note = hardware.gpu_note.clone().unwrap_or_else(|| "none listed".to_owned());
+        return Err(GpuBenchError::NoGpu(note).into());
+    }
     let layers = picked.engine.model.layers;
     let budget_bytes = hardware.gpus.iter().map(gpu_budget_bytes).sum();
     let mut rows = Vec::new();
     for gpu_layers in sweep(layers, step, picked.tuning.gpu_layers) {
         tracing::info!("{gpu_layers} GPU layers");
-        let free_before = free_vram();
+        let free_before = free_vram_bytes();
         let mut config = picked.engine.clone();
         config.gpu_layers = gpu_layers;
         let engine = Engine::load(config)?;
-        let vram_used_bytes = free_before.saturating_sub(free_vram());
+        let vram_used_bytes = free_before.saturating_sub(free_vram_bytes());
         let prompt = text_of_tokens(&engine, super::llm::PREFILL_TOKENS)?;
         let prefill_tokens_per_s = measure(runs, || Ok(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
         let decode_tokens_per_s =
@@ -112,17 +113,12 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32, step: Option<u3
     Ok(GpuBenchReport {
         model: picked.engine.model.path.display().to_string(),
         layers,
-        gpus: hardware.gpus,
+        gpus: hardware.gpus.clone(),
         budget_bytes,
         runs,
         rows,
         verdict,
     })
-}
-
-/// Free VRAM over every GPU now.
-fn free_vram() -> u64 {
-    Hardware::detect().gpus.iter().map(|gpu| gpu.free_bytes).sum()
 }
 
 /// The layer counts to measure: 0 to `layers + 1` (the output layer too) by

@@ -135,6 +135,12 @@ impl Hardware {
     }
 }
 
+/// Free VRAM summed over the NVIDIA GPUs NVML lists now (0 without any):
+/// the GPUs alone, without the CPU and RAM detection of [`Hardware::detect`].
+pub fn free_vram_bytes() -> u64 {
+    gpu::GpuScan::detect().gpus.iter().map(|gpu| gpu.free_bytes).sum()
+}
+
 /// Bytes per GiB, for display.
 const GIB: f64 = (1u64 << 30) as f64;
 

@@ -32,7 +32,8 @@ pub use serving::ServedTurn;
 
 use super::ipc::{PeerThread, unity_lines};
 use crate::cli::{BenchCompareArgs, Context, EngineArgs};
-use crate::model::ModelMode;
+use crate::model::ModelInfo;
+use crate::model::variants::{ModelMode, choose};
 use anyhow::Context as _;
 use baseline::Baseline;
 use process::{first_byte_ms, json_of};
@@ -145,11 +146,11 @@ pub struct Spread {
 
 impl Spread {
     fn of(values: Vec<f64>) -> Self {
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if values.is_empty() {
             return Self::default();
         }
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         Self { median: super::median(&values), min, max, values }
     }
 }
@@ -330,7 +331,7 @@ struct Stacks {
     home: tempfile::TempDir,
     baseline: Baseline,
     settings: Settings,
-    model: PathBuf,
+    model: ModelInfo,
 }
 
 impl Stacks {
@@ -378,12 +379,12 @@ impl Stacks {
             Stack::Workly => first_byte_ms(
                 &mut self.workly(
                     &["chat", "-p", COLD_PROMPT, "--temperature", "0", "--max-tokens", COLD_MAX_TOKENS],
-                    &self.model,
+                    &self.model.path,
                 ),
                 "workly chat -p",
             ),
             Stack::Python => first_byte_ms(
-                &mut self.python(&["chat", "--max-tokens", COLD_MAX_TOKENS, COLD_PROMPT], &self.model),
+                &mut self.python(&["chat", "--max-tokens", COLD_MAX_TOKENS, COLD_PROMPT], &self.model.path),
                 "original.py chat",
             ),
         }
@@ -392,13 +393,16 @@ impl Stacks {
     fn server(&self, stack: Stack) -> anyhow::Result<Server> {
         match stack {
             Stack::Workly => Server::start("workly serve", "/health", |port| {
-                self.workly(&["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-unity"], &self.model)
+                self.workly(
+                    &["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-unity"],
+                    &self.model.path,
+                )
             }),
             Stack::Python => Server::start("llama_cpp.server", "/v1/models", |port| {
                 let threads = self.settings.threads.to_string();
                 self.baseline.server(&[
                     "--model".to_owned(),
-                    self.model.display().to_string(),
+                    self.model.path.display().to_string(),
                     "--host".to_owned(),
                     "127.0.0.1".to_owned(),
                     "--port".to_owned(),
@@ -457,24 +461,21 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let home = tempfile::tempdir().context("cannot create a folder for the run")?;
     let baseline = Baseline::locate(args.python.as_deref(), home.path())?;
-    let engine = EngineArgs {
-        model: args.model.clone(),
-        context_size: Some(args.context_size),
-        threads: args.threads,
-        ..EngineArgs::default()
-    };
+    // Without --threads: what Workly picks by itself, which both stacks then get.
+    let engine =
+        EngineArgs { model: args.model.clone(), context_size: Some(args.context_size), ..EngineArgs::default() };
     let prepared = engine.prepare(context, Vec::new())?;
-    let model = prepared.engine.model.clone();
-    let own = EngineArgs { model: args.model.clone(), ..EngineArgs::default() }.prepare(context, Vec::new())?;
+    let tuning = &prepared.tuning;
     let own_threads = OwnThreads {
-        workly: own.tuning.threads_decode,
-        workly_source: own.tuning.thread_source.describe().to_owned(),
+        workly: tuning.threads_decode,
+        workly_source: tuning.thread_source.describe().to_owned(),
         original: baseline.own_threads()?,
     };
+    let model = prepared.engine.model;
     let settings = Settings {
         model: model.path.display().to_string(),
         quantization: model.quantization.clone(),
-        threads: prepared.engine.threads_decode,
+        threads: args.threads.map_or(tuning.threads_decode, usize::from),
         context_size: args.context_size,
         rounds: args.rounds,
         runs: args.runs,
@@ -490,9 +491,9 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
         home,
         baseline,
         settings,
-        model: model.path.clone(),
+        model,
     };
-    let report = compare(context, &stacks, own_threads)?;
+    let report = compare(&stacks, own_threads, prepared.hardware.cpu.model)?;
     write(&args.out, &report)?;
     let text = if args.json { serde_json::to_string(&report)? + "\n" } else { markdown(&report) };
     crate::cli::write_stdout(&text)?;
@@ -500,7 +501,7 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
 }
 
 /// Every part, every round, both stacks; then the quantizations.
-fn compare(context: &Context, stacks: &Stacks, own_threads: OwnThreads) -> anyhow::Result<CompareReport> {
+fn compare(stacks: &Stacks, own_threads: OwnThreads, cpu: String) -> anyhow::Result<CompareReport> {
     let settings = &stacks.settings;
     let mut samples = Samples::default();
     let mut served = Vec::new();
@@ -519,7 +520,7 @@ fn compare(context: &Context, stacks: &Stacks, own_threads: OwnThreads) -> anyho
         let order = if round % 2 == 0 { [Stack::Python, Stack::Workly] } else { [Stack::Workly, Stack::Python] };
         tracing::info!("round {} of {}: speeds", round + 1, settings.rounds);
         for stack in order {
-            let speeds = stacks.speeds(stack, &stacks.model)?;
+            let speeds = stacks.speeds(stack, &stacks.model.path)?;
             samples.push(Figure::FirstTtft, stack, speeds.first_ttft_ms);
             samples.push(Figure::WarmTtft, stack, speeds.warm_ttft_ms);
             samples.push(Figure::Prefill, stack, speeds.prefill_tokens_per_s);
@@ -567,15 +568,14 @@ fn compare(context: &Context, stacks: &Stacks, own_threads: OwnThreads) -> anyho
             samples.push(Figure::AvatarThroughput, stack, rate);
         }
     }
-    let rows = samples.rows(settings);
-    let modes = modes(context, stacks, &rows)?;
+    let modes = modes(stacks, &samples)?;
     Ok(CompareReport {
         workly_version: env!("CARGO_PKG_VERSION").to_owned(),
         llama_cpp_python: stacks.baseline.version.clone(),
-        cpu: crate::hardware::Hardware::detect().cpu.model,
+        cpu,
         settings: settings.clone(),
         own_threads,
-        rows,
+        rows: samples.rows(settings),
         serving: serving_detail(served),
         modes,
     })
@@ -614,41 +614,31 @@ fn serving_detail(rounds: Vec<ServedRound>) -> ServingDetail {
 
 /// The model compared and each quantization `--mode` finds beside it: its
 /// perplexity, and both stacks' speeds (the model compared reuses its rows).
-fn modes(context: &Context, stacks: &Stacks, rows: &[Row]) -> anyhow::Result<Vec<ModeRow>> {
+fn modes(stacks: &Stacks, samples: &Samples) -> anyhow::Result<Vec<ModeRow>> {
     #[derive(Deserialize)]
     struct Perplexity {
         perplexity: f64,
     }
-    let given = crate::model::ModelInfo::read(&stacks.model)?;
-    let mut chosen: Vec<(Vec<String>, crate::model::ModelInfo)> = vec![(vec!["as given".to_owned()], given)];
+    let mut chosen: Vec<(Vec<String>, ModelInfo)> = vec![(vec!["as given".to_owned()], stacks.model.clone())];
     for mode in [ModelMode::Fast, ModelMode::Quality] {
-        let engine =
-            EngineArgs { model: Some(stacks.model.display().to_string()), mode: Some(mode), ..EngineArgs::default() };
-        let info = engine.model_info(context)?;
+        let info = choose(stacks.model.clone(), mode).model;
         match chosen.iter_mut().find(|(_, known)| known.path == info.path) {
             Some((modes, _)) => modes.push(mode.to_string()),
             None => chosen.push((vec![mode.to_string()], info)),
         }
     }
-    let median_of = |figure: Figure, pick: fn(&Row) -> &Spread| {
-        pick(&rows[Figure::ALL.iter().position(|f| *f == figure).unwrap_or_default()]).median
-    };
+    let median_of = |figure, stack| super::median(&samples.of(figure, stack));
     let mut modes = Vec::with_capacity(chosen.len());
     for (names, info) in chosen {
         tracing::info!("quantization {}", info.quantization);
         let perplexity: Perplexity =
             json_of(&mut stacks.workly(&["bench", "perplexity", "--json"], &info.path), "workly bench perplexity")?;
-        let (workly, python) = if info.path == stacks.model {
-            (
-                Speeds {
-                    prefill_tokens_per_s: median_of(Figure::Prefill, |row| &row.workly),
-                    decode_tokens_per_s: median_of(Figure::Decode, |row| &row.workly),
-                },
-                Speeds {
-                    prefill_tokens_per_s: median_of(Figure::Prefill, |row| &row.python),
-                    decode_tokens_per_s: median_of(Figure::Decode, |row| &row.python),
-                },
-            )
+        let (workly, python) = if info.path == stacks.model.path {
+            let measured = |stack| Speeds {
+                prefill_tokens_per_s: median_of(Figure::Prefill, stack),
+                decode_tokens_per_s: median_of(Figure::Decode, stack),
+            };
+            (measured(Stack::Workly), measured(Stack::Python))
         } else {
             let speeds = |stack| -> anyhow::Result<Speeds> {
                 let report = stacks.speeds(stack, &info.path)?;

@@ -40,10 +40,10 @@ pub(super) struct Script {
     pub(super) pause: Duration,
 }
 
-/// A server child and its port.
+/// A server child and its chat completions URL.
 pub(super) struct Server {
     child: Spawned,
-    port: u16,
+    url: String,
     /// From spawning to answering `ready_path`.
     pub(super) to_ready_ms: f64,
 }
@@ -56,7 +56,8 @@ impl Server {
         let spawned = Instant::now();
         let mut child = Spawned::start(&mut make(port), what, Stdio::null())?;
         let ready = child.wait_http(port, ready_path)?;
-        Ok(Self { child, port, to_ready_ms: ready.saturating_duration_since(spawned).as_secs_f64() * 1e3 })
+        let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+        Ok(Self { child, url, to_ready_ms: ready.saturating_duration_since(spawned).as_secs_f64() * 1e3 })
     }
 
     /// Time to the first token of a first message sent at once: with
@@ -69,15 +70,13 @@ impl Server {
             "temperature": 0,
             "stream": true,
         });
-        let url = format!("http://127.0.0.1:{}/v1/chat/completions", self.port);
-        let reply = stream_reply(&agent(), &url, &body, Instant::now()).map_err(|why| self.child.failure(&why))?;
+        let reply = stream_reply(&agent(), &self.url, &body, Instant::now()).map_err(|why| self.child.failure(&why))?;
         reply.ttft_ms.ok_or_else(|| self.child.failure("sent an empty first reply"))
     }
 
     /// Plays `script` once; a failed turn fails the run, with the server's log.
     pub(super) fn conversation(&mut self, script: Script) -> anyhow::Result<Vec<ServedTurn>> {
         let agent = agent();
-        let url = format!("http://127.0.0.1:{}/v1/chat/completions", self.port);
         let system = message("system", &Persona::default().system_prompt);
         let mut exchanges: Vec<[serde_json::Value; 2]> = Vec::new();
         let mut turns = Vec::with_capacity(script.turns);
@@ -95,7 +94,8 @@ impl Server {
                 "stream_options": { "include_usage": true },
             });
             std::thread::sleep(script.pause);
-            let reply = stream_reply(&agent, &url, &body, Instant::now()).map_err(|why| self.child.failure(&why))?;
+            let reply =
+                stream_reply(&agent, &self.url, &body, Instant::now()).map_err(|why| self.child.failure(&why))?;
             let Some(ttft_ms) = reply.ttft_ms else {
                 return Err(self.child.failure(&format!("sent an empty reply to {user:?}")));
             };
