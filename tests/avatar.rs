@@ -165,6 +165,59 @@ fn a_stalled_peer_blocks_neither_the_sender_nor_memory() {
 }
 
 #[test]
+fn a_lone_command_leaves_from_the_senders_own_call_when_the_connection_is_idle() {
+    let peer = InProcessPeer::start("127.0.0.1:0".parse().unwrap());
+    let bridge = AvatarBridge::start(unity_config(peer.address)).unwrap();
+    bridge.send(set(Expression::Joy, 0.0));
+    bridge.flush(WAIT).unwrap();
+    // Let the bridge's task park once it has nothing left to do.
+    std::thread::sleep(Duration::from_millis(50));
+    for step in 1..=100 {
+        bridge.send(set(Expression::Joy, step as f32 / 100.0));
+        // Written by the call itself: nothing waits for the bridge's thread.
+        let stats = &bridge.stats()[0];
+        assert_eq!((stats.batch.commands_sent, stats.batch.frames), (step + 1, step + 1), "{stats:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    peer.wait_until(|applied, _| applied.len() == 101);
+    assert_eq!(peer.state().target(Expression::Joy), Unit::new(1.0).unwrap());
+}
+
+#[test]
+fn a_peer_that_stalls_then_reads_gets_whole_lines_and_the_latest_state() {
+    // Accepts and reads nothing at first: inline writes fill the socket, the
+    // rest of a write cut short waits for the bridge's task.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bridge = AvatarBridge::start(unity_config(listener.local_addr().unwrap())).unwrap();
+    let (stalled, _) = listener.accept().unwrap();
+    let mut last = [0.0f32; Expression::ALL.len()];
+    for step in 0..200_000 {
+        let expression = Expression::ALL[step % Expression::ALL.len()];
+        last[expression.index()] = (step % 1000) as f32 / 1000.0;
+        bridge.send(set(expression, last[expression.index()]));
+    }
+    let reader = std::thread::spawn(move || {
+        let mut state = AvatarState::default();
+        let mut lines = 0u64;
+        for line in BufReader::new(stalled).split(b'\n') {
+            let command = parse_line(&line.unwrap()).expect("every line whole and parsable");
+            state.apply(&command);
+            lines += 1;
+        }
+        (state, lines)
+    });
+    bridge.flush(WAIT).unwrap();
+    let stats = bridge.stats()[0].batch;
+    drop(bridge);
+    let (state, lines) = reader.join().unwrap();
+    assert_eq!(lines, stats.commands_sent, "{stats:?}");
+    assert!(stats.commands_coalesced > 0, "the socket buffer should have filled: {stats:?}");
+    for expression in Expression::ALL {
+        assert_eq!(state.target(expression).get(), last[expression.index()], "{expression:?}");
+    }
+}
+
+#[test]
 fn a_peer_killed_mid_stream_gets_the_state_back_after_restart() {
     let first = InProcessPeer::start("127.0.0.1:0".parse().unwrap());
     let address = first.address;

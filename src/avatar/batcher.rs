@@ -81,6 +81,14 @@ impl Batcher {
     /// Hands several commands at once: they go out in the same write unless
     /// one is already in flight.
     pub fn push_all(&self, commands: impl IntoIterator<Item = Command>) {
+        if self.add(commands) {
+            self.wake();
+        }
+    }
+
+    /// Adds commands to the pending set without waking the writer, for a
+    /// sender that may write them itself; false if there were none.
+    pub fn add(&self, commands: impl IntoIterator<Item = Command>) -> bool {
         let (mut handed, mut coalesced) = (0, 0);
         {
             let mut queue = self.lock();
@@ -90,11 +98,13 @@ impl Batcher {
             }
             self.pending_len.store(queue.pending.len(), Ordering::Release);
         }
-        if handed == 0 {
-            return;
-        }
         self.counters.handed.fetch_add(handed, Ordering::Relaxed);
         self.counters.coalesced.fetch_add(coalesced, Ordering::Relaxed);
+        handed > 0
+    }
+
+    /// Wakes the writer waiting in [`Batcher::take`] or [`Batcher::until_pending`].
+    pub fn wake(&self) {
         self.ready.notify_one();
     }
 
@@ -105,6 +115,13 @@ impl Batcher {
             if self.try_take(batch) {
                 return;
             }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Waits until something is pending (without taking it).
+    pub async fn until_pending(&self) {
+        while self.pending() == 0 {
             self.ready.notified().await;
         }
     }

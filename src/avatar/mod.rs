@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use unity::{Reconnect, UnitySettings};
+use unity::{Reconnect, UnitySettings, Wire};
 use vmc::VmcSettings;
 
 /// Frame rate of motion the director draws and of VMC frames while something
@@ -221,6 +221,9 @@ pub struct TransportStats {
 struct Outlet {
     name: String,
     batcher: Batcher,
+    /// The Unity connection's write side, which senders write through
+    /// themselves when it is idle (VMC frames are paced by its own task).
+    wire: Option<Arc<Wire>>,
     link: Link,
     director: Option<Mutex<Director>>,
     /// Wakes the director task when an event may have moved its deadline.
@@ -228,21 +231,30 @@ struct Outlet {
 }
 
 impl Outlet {
-    fn new(name: String, director: Option<Director>) -> Arc<Self> {
+    fn new(name: String, wire: Option<Arc<Wire>>, director: Option<Director>) -> Arc<Self> {
         Arc::new(Self {
             name,
             batcher: Batcher::default(),
+            wire,
             link: Link::default(),
             director: director.map(Mutex::new),
             director_changed: Notify::new(),
         })
     }
 
+    /// Hands commands to the transport: written at once from this thread if
+    /// the Unity connection is idle, else left to the transport's task.
+    fn hand(&self, commands: impl IntoIterator<Item = Command>) {
+        if self.batcher.add(commands) && !self.wire.as_ref().is_some_and(|wire| wire.write_now(&self.batcher)) {
+            self.batcher.wake();
+        }
+    }
+
     /// Runs `event` on the director, if any, and sends what it says.
     fn direct(&self, event: impl FnOnce(&mut Director, Instant) -> Vec<Command>) {
         let Some(director) = &self.director else { return };
         let commands = event(&mut lock(director), Instant::now());
-        self.batcher.push_all(commands);
+        self.hand(commands);
         self.director_changed.notify_one();
     }
 
@@ -263,7 +275,7 @@ impl Outlet {
                 }
             }
             let commands = lock(director).tick(Instant::now());
-            self.batcher.push_all(commands);
+            self.hand(commands);
         }
     }
 
@@ -328,19 +340,21 @@ impl AvatarBridge {
         };
         let mut transports: Vec<(Arc<Outlet>, Transport)> = Vec::new();
         if let Some(address) = config.unity {
-            let outlet = Outlet::new(format!("unity {address}"), director(IdleMotion::Renderer));
-            let settings =
-                UnitySettings { address, reconnect: config.reconnect, min_write_interval, tap: config.tap.clone() };
-            transports.push((outlet, Transport::Unity(settings)));
+            let wire = Arc::new(Wire::new(min_write_interval, config.tap.clone()));
+            let outlet =
+                Outlet::new(format!("unity {address}"), Some(Arc::clone(&wire)), director(IdleMotion::Renderer));
+            let settings = UnitySettings { address, reconnect: config.reconnect };
+            transports.push((outlet, Transport::Unity(settings, wire)));
         }
         if !config.vmc.is_empty() {
             let names: Vec<String> = config.vmc.iter().map(ToString::to_string).collect();
-            let outlet = Outlet::new(format!("vmc {}", names.join(",")), director(IdleMotion::Director));
+            let outlet = Outlet::new(format!("vmc {}", names.join(",")), None, director(IdleMotion::Director));
             let settings = VmcSettings { targets: config.vmc.clone(), frame_interval, paced: config.fps.is_some() };
             transports.push((outlet, Transport::Vmc(settings)));
         }
         for (outlet, _) in &transports {
             let start = outlet.director.as_ref().map(|director| lock(director).start()).unwrap_or_default();
+            // No connection yet: these wait for the transport's first write.
             outlet.batcher.push_all(config.model.clone().map(Command::LoadModel).into_iter().chain(start));
         }
         let outlets = transports.iter().map(|(outlet, _)| Arc::clone(outlet)).collect();
@@ -356,14 +370,14 @@ impl AvatarBridge {
     /// Sends one command to every transport, as is.
     pub fn send(&self, command: Command) {
         for outlet in &self.outlets {
-            outlet.batcher.push(command.clone());
+            outlet.hand([command.clone()]);
         }
     }
 
     /// Sends several commands to every transport; they leave in one write.
     pub fn send_all(&self, commands: &[Command]) {
         for outlet in &self.outlets {
-            outlet.batcher.push_all(commands.iter().cloned());
+            outlet.hand(commands.iter().cloned());
         }
     }
 
@@ -445,7 +459,7 @@ impl Drop for AvatarBridge {
 /// One transport's settings.
 #[derive(Debug)]
 enum Transport {
-    Unity(UnitySettings),
+    Unity(UnitySettings, Arc<Wire>),
     Vmc(VmcSettings),
 }
 
@@ -457,7 +471,7 @@ async fn serve(transports: Vec<(Arc<Outlet>, Transport)>, stopped: tokio::sync::
         tasks.spawn(async move { director.run_director().await });
         tasks.spawn(async move {
             match transport {
-                Transport::Unity(settings) => unity::run(settings, &outlet.batcher, &outlet.link).await,
+                Transport::Unity(settings, wire) => unity::run(settings, &wire, &outlet.batcher, &outlet.link).await,
                 Transport::Vmc(settings) => vmc::run(settings, &outlet.batcher, &outlet.link).await,
             }
         });

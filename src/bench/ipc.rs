@@ -6,13 +6,15 @@
 //! them over until the peer has parsed the tenth), the sustained throughput
 //! (commands the peer applied per second, counted at the peer, so coalesced
 //! commands are not counted as delivered), and Workly's CPU time per applied
-//! command (the process's CPU time less the peer thread's, from
-//! `/proc/self/task/*/schedstat`; absent where there is no `/proc`). The peer
-//! runs in-process on its own thread and runtime.
+//! command (the process's CPU time less the peers' threads', from
+//! `/proc/self/task/*/schedstat`; absent where there is no `/proc`). Each mode
+//! has its own peer, in-process on its own thread and runtime, and the modes
+//! take turns (burst by burst, then run by run), so a machine that is slower
+//! for a while slows both alike and their ratio stays fair.
 
 use super::{Percentiles, Quantile};
 use crate::avatar::command::{Command, Expression, HeadMovement, TransitionSpeed, Unit};
-use crate::avatar::{AvatarBridge, BridgeConfig, peer};
+use crate::avatar::{AvatarBridge, BatchStats, BridgeConfig, peer};
 use crate::cli::BenchIpcArgs;
 use anyhow::Context as _;
 use serde::Serialize;
@@ -27,6 +29,8 @@ use std::time::{Duration, Instant};
 const BURST: usize = 10;
 /// Bursts run and discarded before timing.
 const WARMUP_BURSTS: u32 = 100;
+/// Sustained runs per mode; the throughput reported is their median.
+const RUNS: usize = 3;
 /// Longest wait for the peer to apply what was sent.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -48,16 +52,19 @@ pub struct ModeReport {
     pub burst10_latency_us_distribution: Vec<Quantile>,
     /// Bursts timed.
     pub bursts: u32,
-    /// Commands the peer applied per second while sending flat out.
+    /// Commands the peer applied per second while sending flat out: the
+    /// median of the runs.
     pub throughput_commands_per_s: f64,
-    /// Commands handed over during the throughput run.
+    /// Each run's throughput, in the order run.
+    pub throughput_runs: Vec<f64>,
+    /// Commands handed over during the runs.
     pub commands_handed: u64,
     /// Of those, commands the peer applied (the rest were superseded before
     /// sending).
     pub commands_applied: u64,
-    /// Socket writes during the throughput run.
+    /// Socket writes during the runs.
     pub writes: u64,
-    /// Workly's CPU time per applied command during the throughput run.
+    /// Workly's CPU time per applied command during the runs.
     pub cpu_us_per_command: Option<f64>,
 }
 
@@ -67,30 +74,55 @@ pub fn run(args: &BenchIpcArgs) -> anyhow::Result<()> {
     super::print(&report, args.json, render)
 }
 
-/// Measures both modes against a fresh in-process peer.
+/// Measures both modes, each against a fresh in-process peer, taking turns.
 pub fn measure(bursts: u32, sustain: Duration) -> anyhow::Result<IpcReport> {
-    let peer = PeerThread::start()?;
-    let unbatched = {
-        let mut stream = TcpStream::connect(peer.address).context("cannot connect to the peer")?;
-        stream.set_nodelay(true)?;
-        let mut line = Vec::with_capacity(128);
-        let mut send = |commands: &[Command]| -> anyhow::Result<u64> {
-            for command in commands {
-                line.clear();
-                command.encode_unity(&mut line);
-                stream.write_all(&line)?;
-            }
-            Ok(commands.len() as u64)
-        };
-        measure_mode(&peer, bursts, sustain, &mut send, &|| None)?
-    };
-    let batched = batched(&peer, bursts, sustain)?;
+    let unbatched_peer = PeerThread::start()?;
+    let mut stream = TcpStream::connect(unbatched_peer.address).context("cannot connect to the peer")?;
+    stream.set_nodelay(true)?;
+    let mut line = Vec::with_capacity(128);
+    let unbatched = Lane::new(unbatched_peer, |commands| {
+        for command in commands {
+            line.clear();
+            command.encode_unity(&mut line);
+            stream.write_all(&line)?;
+        }
+        Ok(())
+    });
+    let batched_peer = PeerThread::start()?;
+    let bridge = bridge_to(&batched_peer)?;
+    let batched = Lane::new(batched_peer, |commands| send_batched(&bridge, commands)).counted_by(&bridge);
+    let mut lanes = [unbatched, batched];
+    let rounds = rounds();
+    for burst in 0..WARMUP_BURSTS + bursts {
+        for lane in in_turn(&mut lanes, burst as usize) {
+            lane.burst(&rounds[burst as usize % rounds.len()][..BURST], burst >= WARMUP_BURSTS)?;
+        }
+    }
+    let peers: Option<Vec<String>> = lanes.iter().map(|lane| lane.peer.tid.clone()).collect();
+    for run in 0..RUNS {
+        for lane in in_turn(&mut lanes, run) {
+            lane.sustain(&rounds, sustain, peers.as_deref())?;
+        }
+    }
+    let [unbatched, batched] = lanes.map(Lane::report);
     Ok(IpcReport { unbatched, batched })
 }
 
-/// Workly's batcher, measured against `peer`: bursts, then `sustain` of
-/// commands handed over flat out.
-pub(super) fn batched(peer: &PeerThread, bursts: u32, sustain: Duration) -> anyhow::Result<ModeReport> {
+/// Workly's batcher sending flat out to `peer` for `sustain`, after a
+/// warm-up: commands the peer applied per second.
+pub(super) fn batched_throughput(peer: PeerThread, sustain: Duration) -> anyhow::Result<f64> {
+    let bridge = bridge_to(&peer)?;
+    let mut lane = Lane::new(peer, |commands| send_batched(&bridge, commands)).counted_by(&bridge);
+    let rounds = rounds();
+    for burst in 0..WARMUP_BURSTS as usize {
+        lane.burst(&rounds[burst % rounds.len()][..BURST], false)?;
+    }
+    lane.sustain(&rounds, sustain, None)?;
+    Ok(lane.report().throughput_commands_per_s)
+}
+
+/// An avatar bridge with no director, writing to `peer`.
+fn bridge_to(peer: &PeerThread) -> anyhow::Result<AvatarBridge> {
     let config = BridgeConfig {
         unity: Some(peer.address),
         vmc: Vec::new(),
@@ -100,19 +132,135 @@ pub(super) fn batched(peer: &PeerThread, bursts: u32, sustain: Duration) -> anyh
         reconnect: Default::default(),
         tap: None,
     };
-    let bridge = AvatarBridge::start(config)?;
-    let writes = || Some(bridge.stats()[0].batch);
-    let mut send = |commands: &[Command]| -> anyhow::Result<u64> {
-        // Hand the next round as soon as the writer has taken the last:
-        // it is ready when the write ends, and nothing is left to
-        // coalesce, so the peer applies every command handed over.
-        while bridge.pending() > 0 {
-            std::thread::yield_now();
+    Ok(AvatarBridge::start(config)?)
+}
+
+/// Hands `commands` to the bridge once the last ones are written: nothing
+/// is left to coalesce, so the peer applies every command handed over.
+fn send_batched(bridge: &AvatarBridge, commands: &[Command]) -> anyhow::Result<()> {
+    // Usually the last commands were written inline by the call that handed
+    // them over; when the peer fell behind, wait for the bridge to finish.
+    if bridge.pending() > 0 {
+        bridge.flush(APPLY_TIMEOUT)?;
+    }
+    bridge.send_all(commands);
+    Ok(())
+}
+
+/// The lanes, first one first on even turns and last one first on odd turns,
+/// so neither always runs right after the other.
+fn in_turn<'l, 'a>(lanes: &'l mut [Lane<'a>; 2], turn: usize) -> impl Iterator<Item = &'l mut Lane<'a>> {
+    let [first, second] = lanes;
+    let (first, second) = if turn.is_multiple_of(2) { (first, second) } else { (second, first) };
+    [first, second].into_iter()
+}
+
+/// How a lane hands commands over.
+type Handing<'a> = Box<dyn FnMut(&[Command]) -> anyhow::Result<()> + 'a>;
+
+/// One sending mode with its own peer, and what it measured so far.
+struct Lane<'a> {
+    peer: PeerThread,
+    send: Handing<'a>,
+    /// The batcher's counters, where there is one.
+    batch_stats: Box<dyn Fn() -> Option<BatchStats> + 'a>,
+    latencies_us: Vec<f64>,
+    throughputs: Vec<f64>,
+    handed: u64,
+    applied: u64,
+    writes: u64,
+    cpu_ns: Option<u64>,
+    bursts: u32,
+}
+
+impl<'a> Lane<'a> {
+    fn new(peer: PeerThread, send: impl FnMut(&[Command]) -> anyhow::Result<()> + 'a) -> Self {
+        Self {
+            peer,
+            send: Box::new(send),
+            batch_stats: Box::new(|| None),
+            latencies_us: Vec::new(),
+            throughputs: Vec::new(),
+            handed: 0,
+            applied: 0,
+            writes: 0,
+            cpu_ns: Some(0),
+            bursts: 0,
         }
-        bridge.send_all(commands);
-        Ok(commands.len() as u64)
-    };
-    measure_mode(peer, bursts, sustain, &mut send, &writes)
+    }
+
+    /// The lane's writes and coalesced commands are those of `bridge`.
+    fn counted_by(mut self, bridge: &'a AvatarBridge) -> Self {
+        self.batch_stats = Box::new(|| Some(bridge.stats()[0].batch));
+        self
+    }
+
+    /// Hands `commands` over and waits until the peer applied them; keeps
+    /// the latency if `timed`.
+    fn burst(&mut self, commands: &[Command], timed: bool) -> anyhow::Result<()> {
+        let target = self.peer.applied() + commands.len() as u64;
+        let handed = Instant::now();
+        (self.send)(commands)?;
+        let parsed = self.peer.wait_for(target)?;
+        if timed {
+            self.latencies_us.push(parsed.saturating_duration_since(handed).as_secs_f64() * 1e6);
+            self.bursts += 1;
+        }
+        Ok(())
+    }
+
+    /// Hands rounds over flat out for `sustain`, then waits until the peer
+    /// applied everything delivered; `peers` are the threads whose CPU time
+    /// is not Workly's (`None`: CPU time is not measured).
+    fn sustain(&mut self, rounds: &[Vec<Command>], sustain: Duration, peers: Option<&[String]>) -> anyhow::Result<()> {
+        let applied_before = self.peer.applied();
+        let stats_before = (self.batch_stats)();
+        let cpu_before = workly_cpu_ns(peers);
+        let started = Instant::now();
+        let mut handed = 0;
+        for round in rounds.iter().cycle() {
+            if started.elapsed() >= sustain {
+                break;
+            }
+            (self.send)(round)?;
+            handed += round.len() as u64;
+        }
+        let stats_after = (self.batch_stats)();
+        // Everything sent reaches the peer; what the batcher coalesced never does.
+        let (delivered, writes) = match (stats_before, stats_after) {
+            (Some(before), Some(after)) => (
+                handed
+                    - (after.commands_coalesced - before.commands_coalesced)
+                    - (after.commands_dropped - before.commands_dropped),
+                after.frames - before.frames,
+            ),
+            _ => (handed, handed),
+        };
+        let finished = self.peer.wait_for(applied_before + delivered)?;
+        let cpu = cpu_before.zip(workly_cpu_ns(peers)).map(|(before, after)| after.saturating_sub(before));
+        let applied = self.peer.applied() - applied_before;
+        let seconds = finished.saturating_duration_since(started).as_secs_f64();
+        self.throughputs.push(applied as f64 / seconds);
+        self.handed += handed;
+        self.applied += applied;
+        self.writes += writes;
+        self.cpu_ns = self.cpu_ns.zip(cpu).map(|(total, run)| total + run);
+        Ok(())
+    }
+
+    fn report(mut self) -> ModeReport {
+        ModeReport {
+            burst10_latency_us_distribution: super::distribution(&mut self.latencies_us),
+            burst10_latency_us: Percentiles::of(&mut self.latencies_us),
+            bursts: self.bursts,
+            throughput_commands_per_s: super::median(&self.throughputs),
+            throughput_runs: self.throughputs,
+            commands_handed: self.handed,
+            commands_applied: self.applied,
+            writes: self.writes,
+            cpu_us_per_command: self.cpu_ns.map(|ns| ns as f64 / 1e3 / self.applied.max(1) as f64),
+        }
+    }
 }
 
 /// `count` of the benchmark's commands as the Unity app reads them, one JSON
@@ -123,70 +271,6 @@ pub(super) fn unity_lines(count: usize) -> Vec<u8> {
         command.encode_unity(&mut lines);
     }
     lines
-}
-
-/// Bursts, then a throughput run, through `send`; `batch_stats` gives the
-/// batcher's counters where there is one.
-fn measure_mode(
-    peer: &PeerThread,
-    bursts: u32,
-    sustain: Duration,
-    send: &mut dyn FnMut(&[Command]) -> anyhow::Result<u64>,
-    batch_stats: &dyn Fn() -> Option<crate::avatar::BatchStats>,
-) -> anyhow::Result<ModeReport> {
-    let rounds = rounds();
-    let mut latencies_us = Vec::with_capacity(bursts as usize);
-    for burst in 0..WARMUP_BURSTS + bursts {
-        let commands = &rounds[burst as usize % rounds.len()][..BURST];
-        let target = peer.applied() + BURST as u64;
-        let handed = Instant::now();
-        send(commands)?;
-        let parsed = peer.wait_for(target)?;
-        if burst >= WARMUP_BURSTS {
-            latencies_us.push(parsed.saturating_duration_since(handed).as_secs_f64() * 1e6);
-        }
-    }
-
-    let applied_before = peer.applied();
-    let stats_before = batch_stats();
-    let cpu_before = peer.workly_cpu_ns();
-    let started = Instant::now();
-    let mut handed = 0;
-    let mut round = 0;
-    while started.elapsed() < sustain {
-        handed += send(&rounds[round % rounds.len()])?;
-        round += 1;
-    }
-    let stats_after = batch_stats();
-    // Everything sent reaches the peer; what the batcher coalesced never does.
-    let delivered = match (stats_before, stats_after) {
-        (Some(before), Some(after)) => {
-            handed
-                - (after.commands_coalesced - before.commands_coalesced)
-                - (after.commands_dropped - before.commands_dropped)
-        }
-        _ => handed,
-    };
-    let finished = peer.wait_for(applied_before + delivered)?;
-    let cpu_after = peer.workly_cpu_ns();
-    let applied = peer.applied() - applied_before;
-    let seconds = finished.saturating_duration_since(started).as_secs_f64();
-    let writes = match (stats_before, batch_stats()) {
-        (Some(before), Some(after)) => after.frames - before.frames,
-        _ => handed,
-    };
-    Ok(ModeReport {
-        burst10_latency_us_distribution: super::distribution(&mut latencies_us),
-        burst10_latency_us: Percentiles::of(&mut latencies_us),
-        bursts,
-        throughput_commands_per_s: applied as f64 / seconds,
-        commands_handed: handed,
-        commands_applied: applied,
-        writes,
-        cpu_us_per_command: cpu_before
-            .zip(cpu_after)
-            .map(|(before, after)| after.saturating_sub(before) as f64 / 1e3 / applied.max(1) as f64),
-    })
 }
 
 /// Rounds of commands that do not supersede each other within a round (one
@@ -283,16 +367,6 @@ impl PeerThread {
         let at = self.probe.last_applied_ns.load(Ordering::Acquire);
         Ok(self.probe.base + Duration::from_nanos(at))
     }
-
-    /// CPU time of every thread of this process but the peer's.
-    fn workly_cpu_ns(&self) -> Option<u64> {
-        let peer = self.tid.as_deref().and_then(thread_cpu_ns)?;
-        let mut total = 0;
-        for entry in std::fs::read_dir("/proc/self/task").ok()? {
-            total += thread_cpu_ns(entry.ok()?.file_name().to_str()?)?;
-        }
-        Some(total - peer.min(total))
-    }
 }
 
 impl Drop for PeerThread {
@@ -304,6 +378,20 @@ impl Drop for PeerThread {
             let _ = thread.join();
         }
     }
+}
+
+/// CPU time of every thread of this process but `peers`.
+fn workly_cpu_ns(peers: Option<&[String]>) -> Option<u64> {
+    let peers = peers?;
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let tid = entry.ok()?.file_name();
+        let tid = tid.to_str()?;
+        if !peers.iter().any(|peer| peer == tid) {
+            total += thread_cpu_ns(tid)?;
+        }
+    }
+    Some(total)
 }
 
 /// This thread's id, from the `/proc/thread-self` link (`PID/task/TID`).
@@ -334,7 +422,10 @@ pub(super) fn render(report: &IpcReport) -> String {
     ));
     text.push_str(&format!(
         "{:<30} {:>20} {:>14.0} {:>14.0}\n",
-        "throughput, commands/s", "68 -> 685", unbatched.throughput_commands_per_s, batched.throughput_commands_per_s
+        "commands/s (median of runs)",
+        "68 -> 685",
+        unbatched.throughput_commands_per_s,
+        batched.throughput_commands_per_s
     ));
     text.push_str(&format!("{:<30} {:>20} {:>14} {:>14}\n", "CPU per command", "", cpu(unbatched), cpu(batched)));
     text.push_str(&format!(

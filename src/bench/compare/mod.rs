@@ -50,8 +50,6 @@ const COLD_PROMPT: &str = "Bonjour";
 const COLD_MAX_TOKENS: &str = "32";
 /// Seconds of Workly's batched avatar commands per round.
 const IPC_SECONDS: f64 = 1.0;
-/// Bursts of 10 avatar commands before Workly's timed run (they warm the path).
-const IPC_BURSTS: u32 = 200;
 
 /// Everything `workly bench compare` measured.
 #[derive(Debug, Clone, Serialize)]
@@ -559,10 +557,7 @@ fn compare(stacks: &Stacks, own_threads: OwnThreads, cpu: String) -> anyhow::Res
             // does, so no measurement waits behind the last one's connection.
             let peer = PeerThread::start()?;
             let rate = match stack {
-                Stack::Workly => {
-                    super::ipc::batched(&peer, IPC_BURSTS, Duration::from_secs_f64(IPC_SECONDS))?
-                        .throughput_commands_per_s
-                }
+                Stack::Workly => super::ipc::batched_throughput(peer, Duration::from_secs_f64(IPC_SECONDS))?,
                 Stack::Python => stacks.original_avatar_client(&peer)?,
             };
             samples.push(Figure::AvatarThroughput, stack, rate);
