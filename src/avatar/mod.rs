@@ -5,7 +5,8 @@
 //! and become [`Command`]s, commands go into that transport's [`Batcher`], and
 //! the transports run on the bridge's own thread, each sending everything
 //! pending in one write: the Unity app over TCP ([`unity`]) and VMC receivers
-//! over UDP ([`vmc`]). When Unity is absent the bridge keeps retrying in the
+//! over UDP ([`vmc`]). A caller that finds the Unity connection idle writes
+//! what is pending itself, without waiting for the bridge's thread to wake. When Unity is absent the bridge keeps retrying in the
 //! background and the chat does not notice. [`peer`] is a reference receiver
 //! that parses like the Unity app, for tests, the benchmark and
 //! `workly avatar peer`.
