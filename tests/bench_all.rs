@@ -4,27 +4,19 @@
 
 mod common;
 
-use std::process::Stdio;
-
 #[test]
 fn bench_all_writes_the_report_and_its_charts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     // The thread sweep saves its measurements in the cache: `workly_in` keeps them here.
-    let output = common::workly_in(dir.path())
-        .args(["bench", "all", "--json", "--runs", "1", "--turns", "50", "--out"])
-        .arg(&out)
-        .arg("--model")
-        .arg(common::default_model())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = common::text(&output.stdout);
-    assert!(output.status.success(), "{}: {stdout}\n{}", output.status, common::text(&output.stderr));
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report, written, "stdout and report.json hold the same report");
+    let report = common::json_output(
+        common::workly_in(dir.path())
+            .args(["bench", "all", "--json", "--runs", "1", "--turns", "50", "--out"])
+            .arg(&out)
+            .arg("--model")
+            .arg(common::default_model()),
+    );
+    common::assert_written(&report, &out.join("report.json"));
 
     let logical = report["machine"]["cpu"]["logical_cores"].as_u64().unwrap();
     assert_eq!(report["threads"]["measurements"]["rows"].as_array().unwrap().len() as u64, logical);

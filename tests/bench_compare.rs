@@ -7,27 +7,19 @@
 
 mod common;
 
-use std::process::Stdio;
-
 #[test]
 fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("compare");
-    let output = common::workly_in(dir.path())
-        .args(["bench", "compare", "--json", "--rounds", "1", "--runs", "1", "--cold-runs", "1"])
-        .args(["--turns", "3", "--window", "1", "--pause", "0", "--ipc-commands", "5000", "--out"])
-        .arg(&out)
-        .arg("--model")
-        .arg(common::default_model())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = common::text(&output.stdout);
-    assert!(output.status.success(), "{}: {stdout}\n{}", output.status, common::text(&output.stderr));
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap()).unwrap();
-    assert_eq!(report, written, "stdout and compare.json hold the same report");
+    let report = common::json_output(
+        common::workly_in(dir.path())
+            .args(["bench", "compare", "--json", "--rounds", "1", "--runs", "1", "--cold-runs", "1"])
+            .args(["--turns", "3", "--window", "1", "--pause", "0", "--ipc-commands", "5000", "--out"])
+            .arg(&out)
+            .arg("--model")
+            .arg(common::default_model()),
+    );
+    common::assert_written(&report, &out.join("compare.json"));
     assert!(report["llama_cpp_python"].as_str().is_some_and(|version| !version.is_empty()), "{report}");
     assert_eq!(report["settings"]["turns"], 3);
     assert!(report["own_threads"]["original"].as_u64().unwrap() >= 1);

@@ -4,26 +4,20 @@
 
 mod common;
 
-use std::process::Stdio;
-
 #[test]
 fn a_short_soak_serves_every_client_without_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let output = common::workly_in(dir.path())
-        .args(["bench", "soak", "--json", "--minutes", "0.25", "--interval-seconds", "5", "--clients", "2"])
-        // Short replies keep the requests still running at the deadline short;
-        // one thread keeps llama.cpp fast when other work shares the CPU (two
-        // threads wait on each other at every step), and checks that engine
-        // flags reach the server.
-        .args(["--max-tokens", "16", "--threads", "1", "--model"])
-        .arg(common::default_model())
-        .env_remove("WORKLY_API_KEY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = common::text(&output.stdout);
-    assert!(output.status.success(), "{}: {stdout}\n{}", output.status, common::text(&output.stderr));
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = common::json_output(
+        common::workly_in(dir.path())
+            .args(["bench", "soak", "--json", "--minutes", "0.25", "--interval-seconds", "5", "--clients", "2"])
+            // Short replies keep the requests still running at the deadline
+            // short; one thread keeps llama.cpp fast when other work shares the
+            // CPU (two threads wait on each other at every step), and checks
+            // that engine flags reach the server.
+            .args(["--max-tokens", "16", "--threads", "1", "--model"])
+            .arg(common::default_model())
+            .env_remove("WORKLY_API_KEY"),
+    );
 
     assert!(report["api_requests"].as_u64().unwrap() > 0, "{report}");
     assert!(report["page_turns"].as_u64().unwrap() > 0, "{report}");

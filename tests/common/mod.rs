@@ -91,6 +91,21 @@ pub fn workly_in(dir: &Path) -> Command {
     command
 }
 
+/// Runs a `--json` command with no input to its end, asserts a clean exit
+/// (showing stdout and stderr if not), and parses what it printed.
+pub fn json_output(command: &mut Command) -> serde_json::Value {
+    let output = command.stdin(Stdio::null()).output().unwrap();
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}: {stdout}\n{}", output.status, text(&output.stderr));
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// Asserts that the JSON file at `path` holds `report`.
+pub fn assert_written(report: &serde_json::Value, path: &Path) {
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(report, &written, "stdout and {} hold the same report", path.display());
+}
+
 /// Runs a `--json` chat over stdin, one line each; returns one JSON object
 /// per turn and the chat's stderr, once it exited cleanly.
 pub fn chat_lines(command: &mut Command, lines: &[&str]) -> (Vec<serde_json::Value>, String) {
