@@ -185,6 +185,42 @@ fn seeded() -> (tempfile::TempDir, PathBuf) {
 }
 
 #[test]
+fn a_start_that_fails_leaves_no_empty_conversation_behind() {
+    let names = |dir: &Path| -> Vec<(String, u64)> {
+        let list = json(&history(dir, &["list", "--json"]));
+        let rows = list.as_array().unwrap().iter();
+        rows.map(|row| (row["name"].as_str().unwrap().to_owned(), row["message_count"].as_u64().unwrap())).collect()
+    };
+    let (dir, _) = seeded();
+    let broken = dir.path().join("page.gguf");
+    std::fs::write(&broken, "<html><body>Not found</body></html>").unwrap();
+    let broken = broken.to_str().unwrap();
+    let before = names(dir.path());
+    // A new name, an existing one, and the server's page conversation: the
+    // model is refused before anything is said.
+    for args in [
+        &["chat", "--conversation", "fresh"][..],
+        &["chat", "--conversation", "tea"],
+        &["serve", "--port", "0", "--no-unity", "--conversation", "page"],
+    ] {
+        assert_bad_input(&run(workly_in(dir.path()).args(args).args(["--model", broken])), &["not a GGUF file"]);
+    }
+    // A server that cannot listen, after its conversation was opened.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let model = common::default_model();
+    let args = ["serve", "--port", &port, "--no-unity", "--conversation", "late", "--model", model.to_str().unwrap()];
+    let output = run(workly_in(dir.path()).args(args));
+    assert!(!output.status.success() && text(&output.stderr).contains("cannot listen"), "{}", text(&output.stderr));
+    assert_eq!(names(dir.path()), before, "only the seeded conversations, untouched");
+
+    // Without a name, into an empty database: the chat would have started `chat-1`.
+    let empty = tempfile::tempdir().unwrap();
+    assert_bad_input(&run(workly_in(empty.path()).args(["chat", "--model", broken])), &["not a GGUF file"]);
+    assert_eq!(names(empty.path()), []);
+}
+
+#[test]
 fn history_lists_shows_and_searches() {
     let (dir, _) = seeded();
     let list = json(&history(dir.path(), &["list", "--json"]));

@@ -37,20 +37,36 @@ pub struct Note {
 pub struct Memory {
     store: Store,
     conversation: ConversationRef,
+    /// Whether opening it started it.
+    started: bool,
 }
 
 impl Memory {
     /// Opens `name` in `store` (starting it if new), or without a name the most
     /// recently used conversation, or a fresh one when there is none.
     pub fn open(mut store: Store, name: Option<&str>) -> Result<Self, StoreError> {
-        let conversation = match name {
-            Some(name) => store.open_conversation(name)?,
+        let (conversation, started) = match name {
+            Some(name) => match store.find(name)? {
+                Some(found) => (found, false),
+                None => (store.open_conversation(name)?, true),
+            },
             None => match store.latest_conversation()? {
-                Some(latest) => latest,
-                None => store.new_conversation()?,
+                Some(latest) => (latest, false),
+                None => (store.new_conversation()?, true),
             },
         };
-        Ok(Self { store, conversation })
+        Ok(Self { store, conversation, started })
+    }
+
+    /// For a start that failed (a model that does not load, say): removes the
+    /// conversation if opening it started it and nothing was said in it, so
+    /// a failed start leaves no empty conversation behind.
+    pub fn abandon(&mut self) {
+        if std::mem::take(&mut self.started)
+            && let Err(error) = self.store.delete_if_empty(&self.conversation)
+        {
+            tracing::warn!("cannot remove the unused conversation `{}`: {error}", self.conversation.name);
+        }
     }
 
     /// The conversation's name.
@@ -92,6 +108,7 @@ impl Memory {
     /// Leaves this conversation for a new, empty one (the old one stays stored).
     pub fn start_new(&mut self) -> Result<(), StoreError> {
         self.conversation = self.store.new_conversation()?;
+        self.started = true;
         Ok(())
     }
 

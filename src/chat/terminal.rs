@@ -163,27 +163,15 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         (Some(_), None) => None,
         (_, name) => Some(Memory::open(Store::open(&context.dirs.database())?, name.as_deref())?),
     };
-    let mut prepared = args.engine.prepare(context, Vec::new())?;
-    let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
-    // A small context suits a lone question, not one that continues a history.
-    if let (Some(prompt), false, None) = (&args.prompt, context_chosen, &memory) {
-        prepared.engine.context_size =
-            prepared.engine.context_size.min(one_shot_context(&conversation, prompt, args.sampling.max_tokens));
-    }
-    let resumed = match &memory {
-        Some(memory) => memory.resume(&mut conversation, prepared.engine.context_size as usize)?,
-        None => 0,
+    let (engine, avatar, resumed) = match start(context, args, &mut conversation, memory.as_ref()) {
+        Ok(started) => started,
+        Err(error) => {
+            if let Some(memory) = memory.as_mut() {
+                memory.abandon();
+            }
+            return Err(error);
+        }
     };
-    // A one-shot message needs only the persona in its own language; a
-    // session warms every language, the resumed history's first.
-    prepared.engine.warmup = match args.prompt.as_deref() {
-        Some(prompt) => vec![vec![conversation.system_for(prompt)]],
-        None => conversation.openings(),
-    };
-    let engine = Engine::load(prepared.engine)?;
-    // Started after the model so a bad address is reported first; Unity may
-    // be absent, the bridge then retries in the background.
-    let avatar = AvatarBridge::start_if_wanted(&args.avatar, None)?;
     let current: Current = Arc::default();
     handle_signals(&current)?;
 
@@ -244,6 +232,38 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Loads the engine for `conversation` (resumed from `memory` first) and
+/// starts the avatar bridge; returns them and how many messages were resumed.
+fn start(
+    context: &Context,
+    args: &ChatArgs,
+    conversation: &mut Conversation,
+    memory: Option<&Memory>,
+) -> anyhow::Result<(Engine, Option<AvatarBridge>, usize)> {
+    let mut prepared = args.engine.prepare(context, Vec::new())?;
+    let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
+    // A small context suits a lone question, not one that continues a history.
+    if let (Some(prompt), false, None) = (&args.prompt, context_chosen, memory) {
+        prepared.engine.context_size =
+            prepared.engine.context_size.min(one_shot_context(conversation, prompt, args.sampling.max_tokens));
+    }
+    let resumed = match memory {
+        Some(memory) => memory.resume(conversation, prepared.engine.context_size as usize)?,
+        None => 0,
+    };
+    // A one-shot message needs only the persona in its own language; a
+    // session warms every language, the resumed history's first.
+    prepared.engine.warmup = match args.prompt.as_deref() {
+        Some(prompt) => vec![vec![conversation.system_for(prompt)]],
+        None => conversation.openings(),
+    };
+    let engine = Engine::load(prepared.engine)?;
+    // Started after the model so a bad address is reported first; Unity may
+    // be absent, the bridge then retries in the background.
+    let avatar = AvatarBridge::start_if_wanted(&args.avatar, None)?;
+    Ok((engine, avatar, resumed))
 }
 
 /// Context a one-shot answer can need: a token is at least one byte of text,

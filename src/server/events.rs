@@ -462,6 +462,11 @@ impl PageChat {
         Self { conversation, memory, shown_tokens }
     }
 
+    /// The server did not start: see [`Memory::abandon`].
+    pub fn abandon(&mut self) {
+        self.memory.abandon();
+    }
+
     /// The conversation's newest stored messages, for a page that opens.
     pub fn transcript(&self) -> Result<Transcript, StoreError> {
         Ok(Transcript { name: self.memory.name().to_owned(), messages: self.memory.recent(self.shown_tokens)? })

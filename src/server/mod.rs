@@ -213,43 +213,81 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let policy = Policy::new(args.host, args.api_key.clone())?;
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
-    let memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
-    let mut prepared = args.engine.prepare(context, Vec::new())?;
-    let resumed = memory.resume(&mut conversation, prepared.engine.context_size as usize)?;
-    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
-    // The page chats as the persona: warm its prompt, in every language, so
-    // the first reply of any conversation is fast.
-    prepared.engine.warmup = conversation.openings();
-    let doctor = crate::hardware::DoctorReport::new(
-        prepared.hardware,
-        crate::hardware::GpuBackend::BUILT,
-        Some(prepared.tuning),
-        Some(prepared.engine.model.path.display().to_string()),
-    );
-    let hub = events::Hub::default();
-    let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
-    let page = events::PageChat::new(conversation, memory, prepared.engine.context_size as usize);
-    let state = AppState::new(model_id(&prepared.engine), usize::from(args.max_queue), page, doctor, avatar, hub);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
+    let (engine, state, resuming) = match prepare(context, args, &mut conversation, &memory) {
+        Ok(Setup { engine, doctor, avatar, hub, resuming }) => {
+            let page = events::PageChat::new(conversation, memory, engine.context_size as usize);
+            let state = AppState::new(model_id(&engine), usize::from(args.max_queue), page, doctor, avatar, hub);
+            (engine, Arc::new(state), resuming)
+        }
+        Err(error) => {
+            memory.abandon();
+            return Err(error);
+        }
+    };
+    let served = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve(prepared.engine, args, policy, state, &resuming))
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(serve(engine, args, policy, Arc::clone(&state), &resuming)));
+    if served.is_err() {
+        // A server that could not listen or load its model leaves no empty
+        // conversation behind (one with messages stays).
+        if let Ok(mut page) = state.page.lock() {
+            page.abandon();
+        }
+    }
+    served
+}
+
+/// What `workly serve` sets up before it listens.
+struct Setup {
+    /// The engine's configuration, warming the persona in every language.
+    engine: EngineConfig,
+    doctor: crate::hardware::DoctorReport,
+    avatar: Option<AvatarBridge>,
+    hub: events::Hub,
+    /// The line saying which conversation the page continues.
+    resuming: String,
+}
+
+/// Tunes the engine, resumes `conversation` from `memory` and starts the
+/// avatar bridge.
+fn prepare(
+    context: &Context,
+    args: &ServeArgs,
+    conversation: &mut Conversation,
+    memory: &Memory,
+) -> anyhow::Result<Setup> {
+    let crate::cli::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
+    let resumed = memory.resume(conversation, engine.context_size as usize)?;
+    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
+    // The page chats as the persona: warm its prompt, in every language, so
+    // the first reply of any conversation is fast.
+    engine.warmup = conversation.openings();
+    let doctor = crate::hardware::DoctorReport::new(
+        hardware,
+        crate::hardware::GpuBackend::BUILT,
+        Some(tuning),
+        Some(engine.model.path.display().to_string()),
+    );
+    let hub = events::Hub::default();
+    let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
+    Ok(Setup { engine, doctor, avatar, hub, resuming })
 }
 
 async fn serve(
     config: EngineConfig,
     args: &ServeArgs,
     policy: Policy,
-    state: AppState,
+    state: Arc<AppState>,
     resuming: &str,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let address = listener.local_addr()?;
-    let state = Arc::new(state);
     eprintln!("workly: listening on http://{address}/ (loading {})", state.model_id);
     eprintln!("{resuming}");
 

@@ -314,7 +314,8 @@ impl Store {
         self.find(name)?.ok_or_else(|| StoreError::UnknownConversation(name.to_owned()))
     }
 
-    fn find(&self, name: &str) -> Result<Option<ConversationRef>, StoreError> {
+    /// The conversation named `name`, if there is one.
+    pub fn find(&self, name: &str) -> Result<Option<ConversationRef>, StoreError> {
         self.connection
             .prepare_cached("SELECT id FROM conversations WHERE name = ?1")
             .and_then(|mut statement| statement.query_row([name], |row| row.get(0)).optional())
@@ -488,6 +489,19 @@ impl Store {
         transaction.execute("DELETE FROM conversations WHERE id = ?1", [conversation.id]).map_err(sqlite)?;
         transaction.commit().map_err(sqlite)?;
         Ok(messages)
+    }
+
+    /// Deletes `conversation` if it holds no message (another process may
+    /// have written to it since it was opened); true if it went.
+    pub fn delete_if_empty(&mut self, conversation: &ConversationRef) -> Result<bool, StoreError> {
+        self.connection
+            .execute(
+                "DELETE FROM conversations WHERE id = ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = ?1)",
+                [conversation.id],
+            )
+            .map(|deleted| deleted > 0)
+            .map_err(|error| self.error(error))
     }
 
     /// Messages containing every word of `text`, best matches first, in every
