@@ -191,7 +191,7 @@ fn a_peer_that_stalls_then_reads_gets_whole_lines_and_the_latest_state() {
     let bridge = AvatarBridge::start(unity_config(listener.local_addr().unwrap())).unwrap();
     let (stalled, _) = listener.accept().unwrap();
     let mut last = [0.0f32; Expression::ALL.len()];
-    for step in 0..200_000 {
+    for step in 0..1_000_000 {
         let expression = Expression::ALL[step % Expression::ALL.len()];
         last[expression.index()] = (step % 1000) as f32 / 1000.0;
         bridge.send(set(expression, last[expression.index()]));
