@@ -79,3 +79,46 @@ fn compare_refuses_a_window_that_leaves_no_late_turns() {
         .unwrap();
     common::assert_bad_input(&output, &["--window 5", "--turns 5"]);
 }
+
+#[test]
+fn the_original_avatar_client_delivers_every_line_to_a_reader_that_falls_behind() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    // A peer that sends Unity's ack, then reads nothing until the client has
+    // sent everything: the lines wait in the socket buffers when the client
+    // closes, as they do whenever the peer falls behind.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.write_all(b"{}\n").unwrap();
+        sent_rx.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).map(|_| received.iter().filter(|byte| **byte == b'\n').count())
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/baseline/original.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args(["ipc", "--host", "127.0.0.1", "--port", &port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let line = b"{\"command\":\"set_auto_blink\",\"data\":{\"enabled\":true}}\n";
+    for _ in 0..2000 {
+        stdin.write_all(line).unwrap();
+    }
+    stdin.write_all(b"\n").unwrap();
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+    stdin.write_all(b"go\n").unwrap();
+    sent_tx.send(()).unwrap();
+    // Closing with the ack unread would reset the connection and drop the
+    // lines the peer had not read yet.
+    assert_eq!(peer.join().unwrap().expect("the connection was reset"), 2000);
+    assert!(child.wait().unwrap().success());
+}

@@ -274,6 +274,12 @@ def cmd_ipc(args: argparse.Namespace) -> None:
         for line in lines:
             sock.sendall(line)
         elapsed = time.perf_counter() - started
+        # Close gracefully: closing with the peer's unread ack line in the
+        # receive queue makes the kernel reset the connection, and the reset
+        # drops whatever the peer has not read yet.
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(4096):
+            pass
     print(json.dumps({"commands": len(lines), "send_seconds": elapsed}), flush=True)
 
 
