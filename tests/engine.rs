@@ -1,6 +1,7 @@
 //! The engine on the real models: streaming, cancellation, exact token counts,
 //! KV-cache reuse across turns (also on Gemma 3's sliding-window cache), and
-//! context shifting when a conversation outgrows the context.
+//! context shifting when a conversation outgrows the context. The cache tests
+//! run with flash attention off (Workly's pick on the CPU) and on.
 
 mod common;
 
@@ -10,7 +11,21 @@ use workly::llm::{
 };
 use workly::model::ModelInfo;
 
+/// An engine with flash attention off, as Workly picks on the CPU.
 fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Vec<Message>>) -> Engine {
+    engine_with(model, context_size, warmup, FlashAttention::Off)
+}
+
+/// Both kernels: the cache tests run on each, since they store V differently
+/// (transposed without flash attention) and a user may pick either.
+const BOTH_KERNELS: [FlashAttention; 2] = [FlashAttention::Off, FlashAttention::On];
+
+fn engine_with(
+    model: std::path::PathBuf,
+    context_size: u32,
+    warmup: Vec<Vec<Message>>,
+    flash_attention: FlashAttention,
+) -> Engine {
     // The Gemma 3 test model's GGUF carries no chat template: use the built-in one.
     let chat_template = model.to_string_lossy().contains("gemma").then(|| "gemma".to_owned());
     Engine::load(EngineConfig {
@@ -26,7 +41,7 @@ fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Vec<Message>
         llama_logs: std::env::var_os("RUST_LOG").is_some(),
         prompt_cache: None,
         kv_cache_type: KvCacheType::default(),
-        flash_attention: FlashAttention::default(),
+        flash_attention,
     })
     .expect("engine loads")
 }
@@ -86,31 +101,35 @@ fn smollm2_conversation_prefills_only_new_tokens() {
 
 #[test]
 fn gemma3_sliding_window_cache_is_reused_across_turns() {
-    let engine = engine(common::gemma_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
-    let turns = conversation(&engine, 24);
-    assert_turns_reuse_cache(&turns);
+    for flash in BOTH_KERNELS {
+        let engine = engine_with(common::gemma_model(), 2048, vec![vec![Message::system(SYSTEM)]], flash);
+        let turns = conversation(&engine, 24);
+        assert_turns_reuse_cache(&turns);
+    }
 }
 
 #[test]
 fn gemma3_reuse_survives_rollback_past_the_window() {
-    // Gemma 3 270M attends to a 512-token window in most layers. Grow the cache
-    // well past it, then ask again from an earlier point: the engine must either
-    // reuse correctly or fall back to a full prefill, and the reply must be the
-    // same as from a cold cache.
-    let engine = engine(common::gemma_model(), 4096, Vec::new());
-    let long = "The lighthouse keeper wrote in his log every night. ".repeat(60);
-    let base = vec![Message::user(format!("{long}\nSummarize the text in one sentence."))];
-    let (_, first) = run(&engine, greedy(base.clone(), 8));
-    assert!(first.prompt_tokens > 600, "prompt must exceed the window: {first:?}");
-    let (_, _) = run(&engine, GenerationRequest { ignore_eos: true, ..greedy(base.clone(), 300) });
-    let mut question = base.clone();
-    question[0].content.push_str(" Then say how many nights.");
-    let (warm_text, warm) = run(&engine, greedy(question.clone(), 16));
-    assert!(warm.cached_tokens > 0 || warm.prefill_tokens == warm.prompt_tokens, "{warm:?}");
-    engine.clear_cache().unwrap();
-    let (cold_text, cold) = run(&engine, greedy(question, 16));
-    assert_eq!(cold.cached_tokens, 0);
-    assert_eq!(warm_text, cold_text, "cached and cold evaluation must agree");
+    for flash in BOTH_KERNELS {
+        // Gemma 3 270M attends to a 512-token window in most layers. Grow the cache
+        // well past it, then ask again from an earlier point: the engine must either
+        // reuse correctly or fall back to a full prefill, and the reply must be the
+        // same as from a cold cache.
+        let engine = engine_with(common::gemma_model(), 4096, Vec::new(), flash);
+        let long = "The lighthouse keeper wrote in his log every night. ".repeat(60);
+        let base = vec![Message::user(format!("{long}\nSummarize the text in one sentence."))];
+        let (_, first) = run(&engine, greedy(base.clone(), 8));
+        assert!(first.prompt_tokens > 600, "prompt must exceed the window: {first:?}");
+        let (_, _) = run(&engine, GenerationRequest { ignore_eos: true, ..greedy(base.clone(), 300) });
+        let mut question = base.clone();
+        question[0].content.push_str(" Then say how many nights.");
+        let (warm_text, warm) = run(&engine, greedy(question.clone(), 16));
+        assert!(warm.cached_tokens > 0 || warm.prefill_tokens == warm.prompt_tokens, "{warm:?}");
+        engine.clear_cache().unwrap();
+        let (cold_text, cold) = run(&engine, greedy(question, 16));
+        assert_eq!(cold.cached_tokens, 0);
+        assert_eq!(warm_text, cold_text, "cached and cold evaluation must agree");
+    }
 }
 
 const SYSTEM_FR: &str = "Tu es Kira, une compagne chaleureuse et curieuse. Réponds en deux phrases courtes.";
@@ -119,28 +138,31 @@ const SYSTEM_FR: &str = "Tu es Kira, une compagne chaleureuse et curieuse. Répo
 /// no longer holds loads it back instead of prefilling it, and answers as a
 /// cold engine does.
 fn every_warmed_opening_is_reused(model: std::path::PathBuf) {
-    let engine = engine(model, 2048, vec![vec![Message::system(SYSTEM)], vec![Message::system(SYSTEM_FR)]]);
-    // Only the user's message and the turn headers around it are evaluated
-    // (at most 20 tokens here), never the persona's 20 to 40 as well.
-    let only_the_message = |stats: &GenerationStats| {
-        assert!(stats.prefill_tokens <= 20 && stats.prompt_tokens >= 30, "{stats:?}");
-    };
-    // The English persona was warmed last-but-first: it is what the cache holds.
-    let english_chat = vec![Message::system(SYSTEM), Message::user("Tell me about the moon.")];
-    let (_, first) = run(&engine, greedy(english_chat.clone(), 24));
-    only_the_message(&first);
-    // A French conversation after it starts from the French snapshot.
-    let french_chat = vec![Message::system(SYSTEM_FR), Message::user("Parle-moi de la lune.")];
-    let (french_text, french_stats) = run(&engine, greedy(french_chat.clone(), 24));
-    only_the_message(&french_stats);
-    // And back: the English one comes from its snapshot again.
-    let (english_text, again) = run(&engine, greedy(english_chat.clone(), 24));
-    only_the_message(&again);
-    for (chat, warm_text) in [(french_chat, french_text), (english_chat, english_text)] {
-        engine.clear_cache().unwrap();
-        let (cold_text, cold) = run(&engine, greedy(chat, 24));
-        assert_eq!(cold.cached_tokens, 0, "clearing forgets the snapshots too");
-        assert_eq!(warm_text, cold_text, "a loaded snapshot answers like a computed cache");
+    for flash in BOTH_KERNELS {
+        let openings = vec![vec![Message::system(SYSTEM)], vec![Message::system(SYSTEM_FR)]];
+        let engine = engine_with(model.clone(), 2048, openings, flash);
+        // Only the user's message and the turn headers around it are evaluated
+        // (at most 20 tokens here), never the persona's 20 to 40 as well.
+        let only_the_message = |stats: &GenerationStats| {
+            assert!(stats.prefill_tokens <= 20 && stats.prompt_tokens >= 30, "{stats:?}");
+        };
+        // The English persona was warmed last-but-first: it is what the cache holds.
+        let english_chat = vec![Message::system(SYSTEM), Message::user("Tell me about the moon.")];
+        let (_, first) = run(&engine, greedy(english_chat.clone(), 24));
+        only_the_message(&first);
+        // A French conversation after it starts from the French snapshot.
+        let french_chat = vec![Message::system(SYSTEM_FR), Message::user("Parle-moi de la lune.")];
+        let (french_text, french_stats) = run(&engine, greedy(french_chat.clone(), 24));
+        only_the_message(&french_stats);
+        // And back: the English one comes from its snapshot again.
+        let (english_text, again) = run(&engine, greedy(english_chat.clone(), 24));
+        only_the_message(&again);
+        for (chat, warm_text) in [(french_chat, french_text), (english_chat, english_text)] {
+            engine.clear_cache().unwrap();
+            let (cold_text, cold) = run(&engine, greedy(chat, 24));
+            assert_eq!(cold.cached_tokens, 0, "clearing forgets the snapshots too");
+            assert_eq!(warm_text, cold_text, "a loaded snapshot answers like a computed cache");
+        }
     }
 }
 
@@ -156,34 +178,39 @@ fn gemma3_keeps_every_warmed_opening() {
 
 #[test]
 fn cached_prefix_gives_the_same_reply_as_a_cold_cache() {
-    let engine = engine(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
-    let messages = vec![Message::system(SYSTEM), Message::user("Name three colours of the rainbow.")];
-    let (warm_text, warm) = run(&engine, greedy(messages.clone(), 24));
-    assert!(warm.cached_tokens > 0);
-    engine.clear_cache().unwrap();
-    let (cold_text, cold) = run(&engine, greedy(messages, 24));
-    assert_eq!(cold.cached_tokens, 0);
-    assert_eq!(warm_text, cold_text);
+    for flash in BOTH_KERNELS {
+        let engine = engine_with(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]], flash);
+        let messages = vec![Message::system(SYSTEM), Message::user("Name three colours of the rainbow.")];
+        let (warm_text, warm) = run(&engine, greedy(messages.clone(), 24));
+        assert!(warm.cached_tokens > 0);
+        engine.clear_cache().unwrap();
+        let (cold_text, cold) = run(&engine, greedy(messages, 24));
+        assert_eq!(cold.cached_tokens, 0);
+        assert_eq!(warm_text, cold_text);
+    }
 }
 
 #[test]
 fn dropped_old_turns_are_shifted_not_recomputed() {
-    let engine = engine(common::default_model(), 2048, Vec::new());
-    let turn = |n: usize| format!("Turn {n}: here is a longer message about my day, my cat and the weather outside.");
-    let mut messages = vec![Message::system(SYSTEM)];
-    for n in 0..4 {
-        messages.push(Message::user(turn(n)));
-        messages.push(Message::assistant(format!("Reply {n}: that sounds lovely, tell me more about it please.")));
+    for flash in BOTH_KERNELS {
+        let engine = engine_with(common::default_model(), 2048, Vec::new(), flash);
+        let turn =
+            |n: usize| format!("Turn {n}: here is a longer message about my day, my cat and the weather outside.");
+        let mut messages = vec![Message::system(SYSTEM)];
+        for n in 0..4 {
+            messages.push(Message::user(turn(n)));
+            messages.push(Message::assistant(format!("Reply {n}: that sounds lovely, tell me more about it please.")));
+        }
+        messages.push(Message::user("And now?"));
+        run(&engine, greedy(messages.clone(), 4));
+        // The conversation drops its oldest exchange to fit, as the chat does.
+        messages.drain(1..3);
+        messages.pop();
+        messages.push(Message::user("And after that?"));
+        let (_, stats) = run(&engine, greedy(messages, 4));
+        assert!(stats.shifted_tokens > 40, "later turns must be shifted into place: {stats:?}");
+        assert!(stats.prefill_tokens < 30, "only the new message is evaluated: {stats:?}");
     }
-    messages.push(Message::user("And now?"));
-    run(&engine, greedy(messages.clone(), 4));
-    // The conversation drops its oldest exchange to fit, as the chat does.
-    messages.drain(1..3);
-    messages.pop();
-    messages.push(Message::user("And after that?"));
-    let (_, stats) = run(&engine, greedy(messages, 4));
-    assert!(stats.shifted_tokens > 40, "later turns must be shifted into place: {stats:?}");
-    assert!(stats.prefill_tokens < 30, "only the new message is evaluated: {stats:?}");
 }
 
 #[test]

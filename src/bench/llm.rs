@@ -9,7 +9,9 @@ use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::chat::{Conversation, Persona};
 use crate::cli::{BenchLlmArgs, Context, EngineArgs};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
-use crate::llm::{Engine, GenerationRequest, GenerationStats, LlmError, Message, Prompt, SamplingParams};
+use crate::llm::{
+    Engine, FlashAttention, GenerationRequest, GenerationStats, LlmError, Message, Prompt, SamplingParams,
+};
 use serde::Serialize;
 
 /// Prompt length of the prefill measurement.
@@ -45,6 +47,8 @@ pub struct LlmReport {
     pub threads_prefill: usize,
     /// Layers on the GPU.
     pub gpu_layers: u32,
+    /// Flash attention as asked of llama.cpp.
+    pub flash_attention: FlashAttention,
     /// Measured runs behind each median.
     pub runs: u32,
     /// Loading the model and creating the context.
@@ -160,6 +164,7 @@ pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmR
         threads_decode: info.threads_decode,
         threads_prefill: info.threads_prefill,
         gpu_layers: info.gpu_layers,
+        flash_attention: info.flash_attention,
         runs,
         load_ms: info.load_ms,
         warmup_ms: info.warmup_ms,
@@ -235,7 +240,7 @@ pub fn chat_turn(
 
 pub(super) fn render(report: &LlmReport) -> String {
     let mut text = format!(
-        "model {} ({} decode / {} prefill threads, {} GPU layers), medians of {} runs\n\
+        "model {} ({} decode / {} prefill threads, {} GPU layers, flash attention {}), medians of {} runs\n\
          load            {:>9.1} ms\n\
          warm-up         {:>9.1} ms\n\
          first TTFT      {:>9.1} ms\n\
@@ -248,6 +253,7 @@ pub(super) fn render(report: &LlmReport) -> String {
         report.threads_decode,
         report.threads_prefill,
         report.gpu_layers,
+        report.flash_attention.describe(),
         report.runs,
         report.load_ms,
         report.warmup_ms,

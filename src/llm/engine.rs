@@ -141,6 +141,17 @@ pub enum FlashAttention {
     Off,
 }
 
+impl FlashAttention {
+    /// How reports say it, after "flash attention".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Auto => "as llama.cpp picks",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
+}
+
 /// What the running engine is, for reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineInfo {
@@ -158,6 +169,8 @@ pub struct EngineInfo {
     pub gpu_layers: u32,
     /// Prefill batch size.
     pub batch_size: u32,
+    /// Flash attention as asked of llama.cpp.
+    pub flash_attention: FlashAttention,
     /// Whether old tokens can be shifted in the cache (RoPE models).
     pub can_shift: bool,
     /// Time to load the model and create the context.
@@ -551,6 +564,7 @@ fn engine_thread(
         threads_prefill: config.threads_prefill,
         gpu_layers: config.gpu_layers,
         batch_size: config.batch_size,
+        flash_attention: config.flash_attention,
         can_shift: worker.can_shift,
         load_ms,
         warmup_ms: warm_started.elapsed().as_secs_f64() * 1e3,
