@@ -11,7 +11,7 @@ use crate::chat::Persona;
 use crate::config::{self, Dirs, FileConfig};
 use crate::hardware::{
     GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
-    TuningRequest, choose_flash_attention, place_gpu_layers,
+    TuningRequest, place_gpu_layers,
 };
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, LlmError, Message, SamplingParams};
 use crate::model::{self, ModelInfo, ModelMode};
@@ -222,8 +222,7 @@ pub struct EngineArgs {
     /// KV cache cells: f16, or q8_0 for half the memory (default: f16).
     #[arg(long, value_enum)]
     pub kv_cache_type: Option<KvCacheType>,
-    /// llama.cpp's flash-attention kernels (default: auto, Workly's choice: off on the CPU
-    /// while the attention scores fit in memory, llama.cpp's own with GPU layers).
+    /// llama.cpp's flash-attention kernels (default: auto).
     #[arg(long, value_enum)]
     pub flash_attn: Option<FlashAttention>,
     /// Among quantizations of the model in its folder (`X.Q4_0.gguf`, `X.Q8_0.gguf`...):
@@ -825,32 +824,20 @@ impl EngineArgs {
         if let Some(batch) = self.batch_size.or(context.file.batch_size) {
             tuning.batch_size = batch;
         }
-        // Recomputed: a batch or layer count set above changes the choice.
-        let offloaded = if GpuBackend::BUILT == GpuBackend::Cpu { 0 } else { tuning.gpu_layers };
-        (tuning.flash_attention, tuning.flash_attention_reason) = choose_flash_attention(
-            &footprint,
-            tuning.context_size,
-            tuning.batch_size,
-            offloaded,
-            hardware.memory.available_bytes,
-        );
         let kv_cache_type = self.kv_cache_type.or(context.file.kv_cache_type).unwrap_or_default();
-        let asked = self.flash_attn.or(context.file.flash_attention).filter(|asked| *asked != FlashAttention::Auto);
-        if let Some(asked) = asked {
-            tuning.flash_attention = asked;
-            tuning.flash_attention_reason = "set by --flash-attn or the config file".to_owned();
-        }
-        if kv_cache_type != KvCacheType::F16 && tuning.flash_attention != FlashAttention::On {
+        let mut flash_attention = self.flash_attn.or(context.file.flash_attention).unwrap_or_default();
+        if kv_cache_type != KvCacheType::F16 {
             // llama.cpp stores a quantized V cache only with flash attention.
-            if asked == Some(FlashAttention::Off) {
-                return Err(config::ConfigError::Conflict(
-                    "a q8_0 KV cache needs flash attention: drop --flash-attn off or use --kv-cache-type f16"
-                        .to_owned(),
-                )
-                .into());
-            }
-            tuning.flash_attention = FlashAttention::On;
-            tuning.flash_attention_reason = "a q8_0 KV cache needs it".to_owned();
+            flash_attention = match flash_attention {
+                FlashAttention::Off => {
+                    return Err(config::ConfigError::Conflict(
+                        "a q8_0 KV cache needs flash attention: drop --flash-attn off or use --kv-cache-type f16"
+                            .to_owned(),
+                    )
+                    .into());
+                }
+                _ => FlashAttention::On,
+            };
         }
         let engine = EngineConfig {
             model,
@@ -865,7 +852,7 @@ impl EngineArgs {
             llama_logs: context.llama_logs,
             prompt_cache: Some(context.dirs.prompt_cache()),
             kv_cache_type,
-            flash_attention: tuning.flash_attention,
+            flash_attention,
         };
         Ok(Prepared { engine, hardware, tuning })
     }
@@ -890,7 +877,6 @@ pub fn footprint(model: &ModelInfo) -> ModelFootprint {
         output_bytes: model.output_bytes,
         kv_bytes_per_token: model.kv_bytes_per_token(),
         context_length_train: model.context_length,
-        attention_heads: model.head_count,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod terminal;
 pub use persona::{Language, Persona};
 
 use crate::llm::{LlmError, Message};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The persona and the turns of one conversation.
 #[derive(Debug, Clone)]
@@ -24,12 +25,27 @@ pub struct Conversation {
     turns: Vec<Message>,
     /// Set by the first message: the persona's words follow the user's language.
     language: Option<Language>,
+    /// Where the last fitted prompt's turns started.
+    fitted_from: FitHint,
+}
+
+/// Where the next fit starts looking: where the last one ended up, which
+/// moves by an exchange or so per turn. Starting from the oldest turn instead
+/// counted hundreds of prompts per turn once a long conversation had
+/// outgrown the context. Only a hint: the fit is the same from anywhere.
+#[derive(Debug, Default)]
+struct FitHint(AtomicUsize);
+
+impl Clone for FitHint {
+    fn clone(&self) -> Self {
+        Self(AtomicUsize::new(self.0.load(Ordering::Relaxed)))
+    }
 }
 
 impl Conversation {
     /// A new conversation with `persona`.
     pub fn new(persona: Persona) -> Self {
-        Self { persona, turns: Vec::new(), language: None }
+        Self { persona, turns: Vec::new(), language: None, fitted_from: FitHint::default() }
     }
 
     /// The persona's system message in the conversation's language (English
@@ -81,6 +97,7 @@ impl Conversation {
     pub fn reset(&mut self) {
         self.turns.clear();
         self.language = None;
+        self.fitted_from = FitHint::default();
     }
 
     /// Messages for a request answering `user`: persona, as many recent turns as
@@ -114,22 +131,49 @@ impl Conversation {
             Some(note) => memory::with_note(note, user),
             None => Message::user(user),
         };
-        // Drop whole exchanges (user + assistant) so roles keep alternating.
-        let mut first = 0;
-        loop {
-            let mut messages = Vec::with_capacity(self.turns.len() - first + 2);
+        // Drop whole exchanges (user + assistant) so roles keep alternating:
+        // the prompt keeps the turns from `first` on, the smallest such start
+        // (an even index, or every turn dropped) whose prompt fits.
+        let len = self.turns.len();
+        let build = |first: usize| {
+            let mut messages = Vec::with_capacity(len - first + 2);
             messages.push(self.system_for(user));
             messages.extend_from_slice(&self.turns[first..]);
             messages.push(newest.clone());
-            let tokens = count(&messages)?;
-            if tokens <= budget {
-                return Ok(messages);
+            messages
+        };
+        let fits = |first: usize| -> Result<(bool, usize), LlmError> {
+            let tokens = count(&build(first))?;
+            Ok((tokens <= budget, tokens))
+        };
+        let hint = self.fitted_from.0.load(Ordering::Relaxed);
+        let mut first = if hint >= len { len } else { hint - hint % 2 };
+        let (fit, mut tokens) = fits(first)?;
+        if fit {
+            // Fewer turns dropped may fit too (a shorter message this time).
+            while first > 0 {
+                // Every drop is a whole exchange, but an odd tail (all turns dropped) steps back by one.
+                let lower = first - 2 + first % 2;
+                if !fits(lower)?.0 {
+                    break;
+                }
+                first = lower;
             }
-            if first >= self.turns.len() {
+        } else {
+            while first < len {
+                first = (first + 2).min(len);
+                let (fit, counted) = fits(first)?;
+                tokens = counted;
+                if fit {
+                    break;
+                }
+            }
+            if tokens > budget {
                 return Err(LlmError::PromptTooLong { prompt_tokens: tokens + reserve, context_size });
             }
-            first = (first + 2).min(self.turns.len());
         }
+        self.fitted_from.0.store(first, Ordering::Relaxed);
+        Ok(build(first))
     }
 }
 
@@ -195,5 +239,58 @@ mod tests {
     fn a_message_that_cannot_fit_is_an_error() {
         let error = conversation().prompt_for(&"x".repeat(50), 40, 10, chars).unwrap_err();
         assert!(matches!(error, LlmError::PromptTooLong { context_size: 40, .. }));
+    }
+
+    /// The fitting rule, plainly: drop the oldest exchange until the prompt fits.
+    fn fitted_plainly(conversation: &Conversation, user: &str, budget: usize) -> Option<Vec<Message>> {
+        let turns = conversation.turns();
+        let mut first = 0;
+        loop {
+            let mut messages = vec![conversation.system_for(user)];
+            messages.extend_from_slice(&turns[first..]);
+            messages.push(Message::user(user));
+            if chars(&messages).unwrap() <= budget {
+                return Some(messages);
+            }
+            if first >= turns.len() {
+                return None;
+            }
+            first = (first + 2).min(turns.len());
+        }
+    }
+
+    #[test]
+    fn a_long_conversation_counts_a_few_prompts_per_turn() {
+        let mut conversation = conversation();
+        let counted = std::cell::Cell::new(0);
+        let counting = |messages: &[Message]| {
+            counted.set(counted.get() + 1);
+            chars(messages)
+        };
+        for turn in 0..1000 {
+            counted.set(0);
+            let user = format!("message {turn}");
+            let messages = conversation.prompt_for(&user, 400, 10, counting).unwrap();
+            assert_eq!(Some(messages), fitted_plainly(&conversation, &user, 390), "turn {turn}");
+            // Not hundreds of counts, one per dropped exchange, as before.
+            assert!(counted.get() <= 4, "turn {turn}: {} counts", counted.get());
+            conversation.push_exchange(&user, "a reply of some length");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fit_is_the_plain_rule_whatever_came_before(
+            exchanges in proptest::collection::vec((1usize..40, 1usize..80), 1..60),
+            budget in 5usize..400,
+        ) {
+            let mut conversation = conversation();
+            for (turn, (asked, answered)) in exchanges.into_iter().enumerate() {
+                let user = "u".repeat(asked);
+                let fitted = conversation.prompt_for(&user, budget + 10, 10, chars).ok();
+                proptest::prop_assert_eq!(fitted, fitted_plainly(&conversation, &user, budget), "turn {}", turn);
+                conversation.push_exchange(&user, &"a".repeat(answered));
+            }
+        }
     }
 }

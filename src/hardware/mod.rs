@@ -24,8 +24,8 @@ pub use gpu::GpuInfo;
 pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use policy::{
     GpuPlan, GpuSelection, GpuSelectionError, GpuShare, ModelFootprint, SplitMode, ThreadChoice, ThreadMeasurements,
-    ThreadRow, ThreadSource, Tuning, TuningRequest, choose_batch_size, choose_context_size, choose_flash_attention,
-    choose_threads, gpu_budget_bytes, place_gpu_layers, plan_gpu_layers,
+    ThreadRow, ThreadSource, Tuning, TuningRequest, choose_batch_size, choose_context_size, choose_threads,
+    gpu_budget_bytes, place_gpu_layers, plan_gpu_layers,
 };
 pub use report::DoctorReport;
 

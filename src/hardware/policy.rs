@@ -11,7 +11,6 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, HardwareError, format_gib};
-use crate::llm::FlashAttention;
 
 /// Memory a model needs, as read from its GGUF file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +28,6 @@ pub struct ModelFootprint {
     pub kv_bytes_per_token: u64,
     /// Context length the model was trained with; 0 when the file does not say.
     pub context_length_train: u32,
-    /// Attention (query) heads; 0 when the file does not say.
-    pub attention_heads: u32,
 }
 
 /// Where a thread count came from.
@@ -559,59 +556,6 @@ pub fn choose_batch_size(context_size: u32) -> u32 {
     MAX_BATCH.min(context_size)
 }
 
-/// Bytes of the attention scores llama.cpp holds whole without flash
-/// attention: one f32 per cached token, batch token and head. Its compute
-/// buffer is sized for the largest: a full batch against a full context.
-fn attention_scores_bytes(footprint: &ModelFootprint, context_size: u32, batch_size: u32) -> u64 {
-    u64::from(context_size) * u64::from(batch_size) * u64::from(footprint.attention_heads) * 4
-}
-
-/// Whether llama.cpp runs its fused flash-attention kernels, and why.
-///
-/// With layers on a GPU, llama.cpp decides per device. On the CPU alone its
-/// fused kernel takes a batch of under 64 tokens one query row at a time,
-/// and a conversation turn is such a batch (the new message, against the
-/// whole cached history): the plain path, two matrix products, answers a
-/// late turn sooner (`docs/PERFORMANCE.md`) but holds the scores whole. So
-/// flash attention is off where those scores fit, with the KV cache, in the
-/// share of available RAM the KV cache may take, and on otherwise.
-pub fn choose_flash_attention(
-    footprint: &ModelFootprint,
-    context_size: u32,
-    batch_size: u32,
-    gpu_layers: u32,
-    available_ram_bytes: u64,
-) -> (FlashAttention, String) {
-    if gpu_layers > 0 {
-        return (FlashAttention::Auto, "layers on the GPU: llama.cpp picks per device".to_owned());
-    }
-    if footprint.attention_heads == 0 {
-        return (FlashAttention::Auto, "head count unknown: llama.cpp's default".to_owned());
-    }
-    let scores = attention_scores_bytes(footprint, context_size, batch_size);
-    let kv = footprint.kv_bytes_per_token.saturating_mul(u64::from(context_size));
-    let budget = available_ram_bytes / KV_RAM_DIVISOR;
-    if kv.saturating_add(scores) <= budget {
-        (
-            FlashAttention::Off,
-            format!(
-                "CPU: scores of {} MiB fit beside the KV cache in a {} budget; a turn's few new tokens go faster without",
-                scores >> 20,
-                format_gib(budget)
-            ),
-        )
-    } else {
-        (
-            FlashAttention::On,
-            format!(
-                "CPU: scores of {} MiB would not fit beside the KV cache in a {} budget",
-                scores >> 20,
-                format_gib(budget)
-            ),
-        )
-    }
-}
-
 /// What the user asked of the tuning, and what this build can do.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TuningRequest {
@@ -644,17 +588,13 @@ pub struct Tuning {
     pub context_size: u32,
     /// Batch size, tokens.
     pub batch_size: u32,
-    /// Whether llama.cpp runs its fused flash-attention kernels.
-    pub flash_attention: FlashAttention,
-    /// Why.
-    pub flash_attention_reason: String,
 }
 
 impl Tuning {
     /// Chooses every setting for `footprint` on `hardware`.
     ///
     /// The context is sized first (it decides the KV cache), then the GPU
-    /// layers at that context, then the batch, then flash attention.
+    /// layers at that context, then the batch.
     pub fn choose(
         hardware: &Hardware,
         footprint: &ModelFootprint,
@@ -664,14 +604,6 @@ impl Tuning {
         let threads = choose_threads(&hardware.cpu, measured);
         let context_size = choose_context_size(footprint, hardware.memory.available_bytes, request.context_size);
         let gpu = plan_gpu_layers(footprint, &hardware.gpus, &request.gpus, context_size, request.backend);
-        let batch_size = choose_batch_size(context_size);
-        let (flash_attention, flash_attention_reason) = choose_flash_attention(
-            footprint,
-            context_size,
-            batch_size,
-            gpu.gpu_layers,
-            hardware.memory.available_bytes,
-        );
         Self {
             threads_decode: threads.decode,
             threads_prefill: threads.prefill,
@@ -681,9 +613,7 @@ impl Tuning {
             split_mode: request.gpus.split_mode,
             gpu_split: gpu.split,
             context_size,
-            batch_size,
-            flash_attention,
-            flash_attention_reason,
+            batch_size: choose_batch_size(context_size),
         }
     }
 }
@@ -709,7 +639,6 @@ mod tests {
             // K and V, 32 layers, 128 dims per head, 2 bytes (f16).
             kv_bytes_per_token: 2 * 32 * kv_heads * 128 * 2,
             context_length_train,
-            attention_heads: 32,
         }
     }
 
@@ -721,7 +650,6 @@ mod tests {
             output_bytes: 800 * MIB,
             kv_bytes_per_token: 2 * 80 * 8 * 128 * 2,
             context_length_train: 8192,
-            attention_heads: 64,
         }
     }
 
@@ -1178,7 +1106,6 @@ mod tests {
                 output_bytes,
                 kv_bytes_per_token,
                 context_length_train: 0,
-                attention_heads: 32,
             };
             let gpus: Vec<GpuInfo> = memories
                 .iter()
@@ -1234,7 +1161,6 @@ mod tests {
                 output_bytes,
                 kv_bytes_per_token,
                 context_length_train: 0,
-                attention_heads: 32,
             };
             let gpu = GpuInfo { index: 0, name: "any".into(), total_bytes, free_bytes };
             let plan = plan_on(&footprint, std::slice::from_ref(&gpu), context_size);
@@ -1368,57 +1294,7 @@ mod tests {
                 // A quarter of 6 GiB holds 3072 tokens of 512 KiB.
                 context_size: 3072,
                 batch_size: 512,
-                // The KV cache takes the whole budget: no room for the scores.
-                flash_attention: FlashAttention::On,
-                flash_attention_reason: "CPU: scores of 192 MiB would not fit beside the KV cache in a 1.5 GiB budget"
-                    .into(),
             }
         );
-    }
-
-    /// SmolLM2-135M's shape: 30 layers, 9 heads, 3 KV heads of 64 dimensions.
-    fn smollm2() -> ModelFootprint {
-        ModelFootprint {
-            layers: 30,
-            layer_bytes: vec![3 * MIB; 30],
-            output_bytes: 15 * MIB,
-            kv_bytes_per_token: 2 * 30 * 3 * 64 * 2,
-            context_length_train: 8192,
-            attention_heads: 9,
-        }
-    }
-
-    #[test]
-    fn flash_attention_is_off_on_the_cpu_while_the_scores_fit() {
-        // 8192 x 512 x 9 heads x 4 bytes = 144 MiB of scores beside 180 MiB of KV cache.
-        assert_eq!(attention_scores_bytes(&smollm2(), 8192, 512), 144 * MIB);
-        let (choice, reason) = choose_flash_attention(&smollm2(), 8192, 512, 0, 6 * GIB);
-        assert_eq!(choice, FlashAttention::Off, "{reason}");
-        assert!(reason.contains("144 MiB"), "{reason}");
-        // Just enough room, then a byte short.
-        let needed = 4 * (144 * MIB + 8192 * smollm2().kv_bytes_per_token);
-        assert_eq!(choose_flash_attention(&smollm2(), 8192, 512, 0, needed).0, FlashAttention::Off);
-        assert_eq!(choose_flash_attention(&smollm2(), 8192, 512, 0, needed - 4).0, FlashAttention::On);
-        // A smaller batch holds smaller scores: 18 MiB for 64 tokens.
-        let small = 4 * (18 * MIB + 8192 * smollm2().kv_bytes_per_token);
-        assert_eq!(choose_flash_attention(&smollm2(), 8192, 64, 0, small).0, FlashAttention::Off);
-        assert_eq!(choose_flash_attention(&smollm2(), 8192, 512, 0, small).0, FlashAttention::On);
-    }
-
-    #[test]
-    fn flash_attention_is_llama_cpps_choice_on_a_gpu_or_without_a_head_count() {
-        let (choice, reason) = choose_flash_attention(&smollm2(), 8192, 512, 31, 6 * GIB);
-        assert_eq!(choice, FlashAttention::Auto);
-        assert!(reason.contains("GPU"), "{reason}");
-        let unknown = ModelFootprint { attention_heads: 0, ..smollm2() };
-        assert_eq!(choose_flash_attention(&unknown, 8192, 512, 0, 6 * GIB).0, FlashAttention::Auto);
-        let hardware = Hardware {
-            cpu: cpu("AMD Ryzen 7 7840HS", 8, 16),
-            memory: MemoryInfo { total_bytes: 16 * GIB, available_bytes: 10 * GIB },
-            gpus: vec![rtx_4050()],
-            gpu_note: None,
-        };
-        let tuning = Tuning::choose(&hardware, &seven_b(8, 32768), None, &cuda(None));
-        assert_eq!(tuning.flash_attention, FlashAttention::Auto, "{}", tuning.flash_attention_reason);
     }
 }

@@ -124,19 +124,12 @@ fn render_tuning(out: &mut String, tuning: &Tuning) {
     }
     let _ = writeln!(out, "  context:    {} tokens", tuning.context_size);
     let _ = writeln!(out, "  batch:      {} tokens", tuning.batch_size);
-    let _ = writeln!(
-        out,
-        "  attention:  flash attention {} ({})",
-        tuning.flash_attention.describe(),
-        tuning.flash_attention_reason
-    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::hardware::{ModelFootprint, ThreadSource, TuningRequest};
-    use crate::llm::FlashAttention;
 
     /// This build machine: a 2-core EPYC VM without a GPU.
     fn epyc_vm() -> Hardware {
@@ -165,10 +158,6 @@ mod tests {
             gpu_split: Vec::new(),
             context_size: 3072,
             batch_size: 512,
-            flash_attention: FlashAttention::Off,
-            flash_attention_reason:
-                "CPU: scores of 54 MiB fit beside the KV cache in a 1.5 GiB budget; a turn's few new tokens go faster without"
-                    .into(),
         }
     }
 
@@ -199,8 +188,6 @@ mod tests {
                 gpu_split: Vec::new(),
                 context_size: 4096,
                 batch_size: 512,
-                flash_attention: FlashAttention::Auto,
-                flash_attention_reason: "layers on the GPU: llama.cpp picks per device".into(),
             }),
             model: Some("mistral-7b-instruct-v0.2.Q4_K_M.gguf".into()),
         }
@@ -250,7 +237,6 @@ mod tests {
             output_bytes: 800 << 20,
             kv_bytes_per_token: 2 * 80 * 8 * 128 * 2,
             context_length_train: 8192,
-            attention_heads: 64,
         };
         let request = TuningRequest { context_size: Some(8192), backend: GpuBackend::Cuda, ..TuningRequest::default() };
         let tuning = Tuning::choose(&hardware, &footprint, None, &request);
