@@ -1,7 +1,7 @@
 //! The engine on the real models: streaming, cancellation, exact token counts,
 //! KV-cache reuse across turns (also on Gemma 3's sliding-window cache), and
 //! context shifting when a conversation outgrows the context. The cache tests
-//! run with flash attention off (Workly's pick on the CPU) and on.
+//! run with flash attention on (llama.cpp's pick on the CPU) and off.
 
 mod common;
 
@@ -11,14 +11,14 @@ use workly::llm::{
 };
 use workly::model::ModelInfo;
 
-/// An engine with flash attention off, as Workly picks on the CPU.
+/// An engine with flash attention as llama.cpp picks it (on, on the CPU).
 fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Vec<Message>>) -> Engine {
-    engine_with(model, context_size, warmup, FlashAttention::Off)
+    engine_with(model, context_size, warmup, FlashAttention::Auto)
 }
 
-/// Both kernels: the cache tests run on each, since they store V differently
-/// (transposed without flash attention) and a user may pick either.
-const BOTH_KERNELS: [FlashAttention; 2] = [FlashAttention::Off, FlashAttention::On];
+/// Both attention paths: the cache tests run on each, since they store V
+/// differently (transposed without flash attention) and `--flash-attn` picks.
+const BOTH_KERNELS: [FlashAttention; 2] = [FlashAttention::On, FlashAttention::Off];
 
 fn engine_with(
     model: std::path::PathBuf,
