@@ -153,7 +153,7 @@ impl Conversation {
             // Fewer turns dropped may fit too (a shorter message this time).
             while first > 0 {
                 // Every drop is a whole exchange, but an odd tail (all turns dropped) steps back by one.
-                let lower = first - 2 + first % 2;
+                let lower = first + first % 2 - 2;
                 if !fits(lower)?.0 {
                     break;
                 }
