@@ -8,10 +8,11 @@
 //! over the scripted conversation of `bench llm`, played with the default
 //! persona and greedy sampling, so both figures are reproducible.
 
+use crate::chat::turn::{Chat, TurnError};
 use crate::chat::{Conversation, Persona};
 use crate::cli::{BenchEmotionArgs, Context, EngineArgs};
 use crate::emotion::{Emotion, lexicon, tags};
-use crate::llm::{Engine, LlmError};
+use crate::llm::Engine;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -217,20 +218,18 @@ fn ratio(part: usize, whole: usize) -> f64 {
 
 /// Plays `turns` turns of [`super::llm::SCRIPT`] (from the start again if
 /// longer) with `persona`, and counts the replies that carry a valid tag.
-pub fn measure_tag_share(engine: &Engine, persona: Persona, turns: usize) -> Result<TagShare, LlmError> {
-    let context_size = engine.info().context_size as usize;
-    let mut conversation = Conversation::new(persona);
+pub fn measure_tag_share(engine: &Engine, persona: Persona, turns: usize) -> Result<TagShare, TurnError> {
+    let chat = std::sync::Mutex::new(Chat::new(Conversation::new(persona), None));
     let mut tags: BTreeMap<Emotion, usize> = Emotion::ALL.iter().map(|emotion| (*emotion, 0)).collect();
     let mut transcript = Vec::with_capacity(turns);
     let mut replies_with_tag = 0;
     for user in super::llm::SCRIPT.iter().cycle().take(turns) {
-        let (reply, _) = super::llm::chat_turn(engine, &conversation, user, context_size)?;
+        let reply = super::llm::chat_turn(engine, &chat, user, super::llm::REPLY_TOKENS)?.text;
         let found = tags::strip(&reply).tags;
         replies_with_tag += usize::from(!found.is_empty());
         for emotion in found {
             *tags.entry(emotion).or_default() += 1;
         }
-        conversation.push_exchange(user, &reply);
         transcript.push(reply);
     }
     Ok(TagShare {

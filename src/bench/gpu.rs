@@ -103,9 +103,10 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32, step: Option<u3
         let engine = Engine::load(config)?;
         let vram_used_bytes = free_before.saturating_sub(free_vram_bytes());
         let prompt = text_of_tokens(&engine, super::llm::PREFILL_TOKENS)?;
-        let prefill_tokens_per_s = measure(runs, || Ok(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
+        let prefill_tokens_per_s =
+            measure(runs, || Ok::<_, LlmError>(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
         let decode_tokens_per_s =
-            measure(runs, || Ok(decode_once(&engine, super::llm::DECODE_TOKENS)?.decode_tokens_per_s))?;
+            measure(runs, || Ok::<_, LlmError>(decode_once(&engine, super::llm::DECODE_TOKENS)?.decode_tokens_per_s))?;
         rows.push(GpuRow { gpu_layers, prefill_tokens_per_s, decode_tokens_per_s, vram_used_bytes });
     }
     let verdict = judge(&rows, picked.tuning.gpu_layers, picked.tuning.gpu_reason, budget_bytes)

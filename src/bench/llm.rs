@@ -6,13 +6,13 @@
 //! keeps later turns as fast as the first although the prompt grows; memory.
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
+use crate::chat::turn::{Chat, Outcome, ReplyOptions, Turn, TurnError};
 use crate::chat::{Conversation, Persona};
 use crate::cli::{BenchLlmArgs, Context, EngineArgs};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
-use crate::llm::{
-    Engine, FlashAttention, GenerationRequest, GenerationStats, LlmError, Message, Prompt, SamplingParams,
-};
+use crate::llm::{CancelToken, Engine, FlashAttention, LlmError, SamplingParams};
 use serde::Serialize;
+use std::sync::Mutex;
 
 /// Prompt length of the prefill measurement.
 pub const PREFILL_TOKENS: usize = 512;
@@ -124,24 +124,16 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Resu
     Ok(measure_llm(&engine, &persona, runs)?)
 }
 
-fn chat_request(messages: Vec<Message>, max_tokens: u32) -> GenerationRequest {
-    GenerationRequest { sampling: SamplingParams::greedy(), ..GenerationRequest::chat(messages, max_tokens) }
-}
-
 /// Time to first token of a new conversation's first message, through the
-/// same path as `workly chat` (history fitted with exact token counts), once
-/// the engine is idle, as it is after the seconds a person takes to type.
-fn opener_ttft(engine: &Engine, persona: &Persona, opener: &str) -> Result<f64, LlmError> {
-    engine.wait_idle()?;
-    let context_size = engine.info().context_size as usize;
-    let conversation = Conversation::new(persona.clone());
-    let messages = conversation
-        .prompt_for(opener, context_size, 1, |messages| engine.count_tokens(Prompt::Messages(messages.to_vec())))?;
-    Ok(super::complete(engine, chat_request(messages, 1))?.ttft_ms)
+/// chat turn every door runs, once the engine is idle, as it is after the
+/// seconds a person takes to type.
+fn opener_ttft(engine: &Engine, persona: &Persona, opener: &str) -> Result<f64, TurnError> {
+    let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), None));
+    Ok(chat_turn(engine, &chat, opener, 1)?.stats.ttft_ms)
 }
 
 /// Measures a loaded, warmed engine (nothing may have run on it yet).
-pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmReport, LlmError> {
+pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmReport, TurnError> {
     let info = engine.info().clone();
     // First: exactly what a user's first message meets after start-up.
     let first_ttft_ms = opener_ttft(engine, persona, OPENERS[0])?;
@@ -153,8 +145,10 @@ pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmR
     let multi_turn = scripted_conversation(engine, persona, runs)?;
 
     let prompt = text_of_tokens(engine, PREFILL_TOKENS)?;
-    let prefill_tokens_per_s = measure(runs, || Ok(prefill_once(engine, &prompt)?.prefill_tokens_per_s))?;
-    let decode_tokens_per_s = measure(runs, || Ok(decode_once(engine, DECODE_TOKENS)?.decode_tokens_per_s))?;
+    let prefill_tokens_per_s =
+        measure(runs, || Ok::<_, LlmError>(prefill_once(engine, &prompt)?.prefill_tokens_per_s))?;
+    let decode_tokens_per_s =
+        measure(runs, || Ok::<_, LlmError>(decode_once(engine, DECODE_TOKENS)?.decode_tokens_per_s))?;
     let ratio = match (multi_turn.first(), multi_turn.last()) {
         (Some(first), Some(last)) if first.ttft_ms > 0.0 => last.ttft_ms / first.ttft_ms,
         _ => 0.0,
@@ -184,8 +178,7 @@ pub fn measure_llm(engine: &Engine, persona: &Persona, runs: u32) -> Result<LlmR
 /// times after a discarded one; each turn reports the median TTFT over the runs.
 /// Every conversation starts as a user's would: the persona is cached, nothing
 /// else of it.
-pub fn scripted_conversation(engine: &Engine, persona: &Persona, runs: u32) -> Result<Vec<TurnTiming>, LlmError> {
-    let context_size = engine.info().context_size as usize;
+pub fn scripted_conversation(engine: &Engine, persona: &Persona, runs: u32) -> Result<Vec<TurnTiming>, TurnError> {
     let mut timings: Vec<TurnTiming> = Vec::with_capacity(TURNS);
     let mut ttfts: Vec<Vec<f64>> = vec![Vec::new(); TURNS];
     for run in 0..=runs {
@@ -193,10 +186,9 @@ pub fn scripted_conversation(engine: &Engine, persona: &Persona, runs: u32) -> R
         // opener leaves persona and turn header), not the previous run's turns.
         engine.clear_cache()?;
         opener_ttft(engine, persona, OPENERS[run as usize % OPENERS.len()])?;
-        let mut conversation = Conversation::new(persona.clone());
+        let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), None));
         for (index, user) in SCRIPT.iter().take(TURNS).enumerate() {
-            let (text, stats) = chat_turn(engine, &conversation, user, context_size)?;
-            conversation.push_exchange(user, &text);
+            let stats = chat_turn(engine, &chat, user, REPLY_TOKENS)?.stats;
             if run == 0 {
                 continue;
             }
@@ -220,22 +212,18 @@ pub fn scripted_conversation(engine: &Engine, persona: &Persona, runs: u32) -> R
 }
 
 /// Reply length of scripted turns: a companion's short answer.
-const REPLY_TOKENS: u32 = 48;
+pub const REPLY_TOKENS: u32 = 48;
 
-/// One turn of a conversation fitted to the context, sent once the engine is
-/// idle (a person reads the last reply and types before sending: the engine's
-/// work in that time is not theirs to wait for); returns reply and stats.
-pub fn chat_turn(
-    engine: &Engine,
-    conversation: &Conversation,
-    user: &str,
-    context_size: usize,
-) -> Result<(String, GenerationStats), LlmError> {
+/// One turn of `chat` through the chat turn every door runs (fitted to the
+/// context, read for emotion, added to the history), with a greedy reply of
+/// at most `max_tokens`, sent once the engine is idle (a person reads the
+/// last reply and types before sending: the engine's work in that time is
+/// not theirs to wait for).
+pub fn chat_turn(engine: &Engine, chat: &Mutex<Chat>, user: &str, max_tokens: u32) -> Result<Outcome, TurnError> {
     engine.wait_idle()?;
-    let messages = conversation.prompt_for(user, context_size, REPLY_TOKENS as usize, |messages| {
-        engine.count_tokens(Prompt::Messages(messages.to_vec()))
-    })?;
-    engine.generate(chat_request(messages, REPLY_TOKENS))?.collect_blocking()
+    let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens, stop: Vec::new() };
+    let turn = Turn { engine, avatar: None, options: &options, cancel: CancelToken::new() };
+    turn.chat(chat, user, &mut ())
 }
 
 pub(super) fn render(report: &LlmReport) -> String {

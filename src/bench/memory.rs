@@ -6,7 +6,8 @@
 //! grow. This benchmark plays a long scripted conversation and samples the
 //! process's resident set every 50 turns.
 
-use super::llm::{SCRIPT, chat_turn};
+use super::llm::{REPLY_TOKENS, SCRIPT, chat_turn};
+use crate::chat::turn::{Chat, TurnError};
 use crate::chat::{Conversation, Persona};
 use crate::cli::{BenchMemoryArgs, Context, EngineArgs};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
@@ -54,13 +55,11 @@ pub fn report(context: &Context, engine: &EngineArgs, turns: u32) -> anyhow::Res
     let persona = Persona::default();
     let prepared = engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
-    let context_size = engine.info().context_size as usize;
-    let mut conversation = Conversation::new(persona);
+    let chat = std::sync::Mutex::new(Chat::new(Conversation::new(persona), None));
     let mut samples = Vec::new();
     for turn in 1..=turns {
         let user = SCRIPT[(turn as usize - 1) % SCRIPT.len()];
-        let (text, stats) = chat_turn(&engine, &conversation, user, context_size)?;
-        conversation.push_exchange(user, &text);
+        let stats = chat_turn(&engine, &chat, user, REPLY_TOKENS).map_err(TurnError::into_anyhow)?.stats;
         if turn % SAMPLE_EVERY == 0 || turn == turns {
             let rss_bytes = process_rss_bytes().unwrap_or(0);
             tracing::info!(turn, rss_bytes, "memory sample");

@@ -144,7 +144,7 @@ pub fn decode_once(engine: &Engine, tokens: u32) -> Result<GenerationStats, LlmE
 }
 
 /// Medians of `runs` measurements after one discarded warm-up run.
-pub fn measure(runs: u32, mut once: impl FnMut() -> Result<f64, LlmError>) -> Result<f64, LlmError> {
+pub fn measure<E>(runs: u32, mut once: impl FnMut() -> Result<f64, E>) -> Result<f64, E> {
     once()?;
     let values = (0..runs).map(|_| once()).collect::<Result<Vec<_>, _>>()?;
     Ok(median(&values))

@@ -9,7 +9,7 @@
 use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::cli::{BenchThreadsArgs, Context, EngineArgs};
 use crate::hardware::{ThreadChoice, ThreadMeasurements, ThreadRow};
-use crate::llm::Engine;
+use crate::llm::{Engine, LlmError};
 use serde::Serialize;
 
 /// Prompt length of each prefill measurement.
@@ -44,8 +44,10 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Resu
         config.threads_prefill = threads;
         let engine = Engine::load(config)?;
         let prompt = text_of_tokens(&engine, PREFILL_TOKENS)?;
-        let prefill_tokens_per_s = measure(runs, || Ok(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
-        let decode_tokens_per_s = measure(runs, || Ok(decode_once(&engine, DECODE_TOKENS)?.decode_tokens_per_s))?;
+        let prefill_tokens_per_s =
+            measure(runs, || Ok::<_, LlmError>(prefill_once(&engine, &prompt)?.prefill_tokens_per_s))?;
+        let decode_tokens_per_s =
+            measure(runs, || Ok::<_, LlmError>(decode_once(&engine, DECODE_TOKENS)?.decode_tokens_per_s))?;
         tracing::info!(threads, prefill_tokens_per_s, decode_tokens_per_s, "measured");
         rows.push(ThreadRow { threads, prefill_tokens_per_s, decode_tokens_per_s });
     }

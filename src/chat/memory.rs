@@ -11,7 +11,7 @@
 
 use super::Conversation;
 use crate::emotion::smoothing::TurnEmotion;
-use crate::llm::{Engine, LlmError, Message, Prompt, Role};
+use crate::llm::{LlmError, Message, Role};
 use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError, StoredMessage};
 
 /// Most earlier messages recalled for one turn.
@@ -157,37 +157,6 @@ impl Exchange {
             reply_tokens: count(reply)?,
             feeling,
         })
-    }
-}
-
-/// The messages for answering `user` in `conversation` with `engine`, leaving
-/// room for a `max_tokens` reply, and how many earlier messages recall brought
-/// back into them. `recollect` is asked for the messages relevant to `user`
-/// past the `in_window` newest ones (see [`Memory::recollect`]); a chat
-/// without memory passes one that finds nothing.
-pub fn prompt(
-    engine: &Engine,
-    conversation: &Conversation,
-    user: &str,
-    max_tokens: u32,
-    recollect: impl FnOnce(usize) -> anyhow::Result<Vec<Recollection>>,
-) -> anyhow::Result<(Vec<Message>, usize)> {
-    let context_size = engine.info().context_size as usize;
-    let reserve = (max_tokens as usize).min(context_size / 2);
-    let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
-    let messages = conversation.prompt_for(user, context_size, reserve, count)?;
-    // Everything but the persona and the new message is history in the window.
-    let recollections = recollect(messages.len() - 2)?;
-    let Some(note) =
-        note(&recollections, RECALL_MAX_TOKENS, |text| engine.count_tokens(Prompt::Text(text.to_owned())))?
-    else {
-        return Ok((messages, 0));
-    };
-    match conversation.prompt_recalling(user, Some(&note.text), context_size, reserve, count) {
-        Ok(recalling) => Ok((recalling, note.messages)),
-        // The note is a bonus: a message that only fits without it goes without it.
-        Err(LlmError::PromptTooLong { .. }) => Ok((messages, 0)),
-        Err(error) => Err(error.into()),
     }
 }
 

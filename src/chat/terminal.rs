@@ -15,12 +15,12 @@
 //! when `--conversation` names one, so a one-off question leaves no trace.
 
 use super::Conversation;
-use super::memory::{self, Exchange, Memory};
+use super::memory::Memory;
+use super::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn, TurnError};
 use crate::avatar::AvatarBridge;
 use crate::cli::{self, ChatArgs, Context};
 use crate::emotion::Emotion;
-use crate::emotion::analyzer::{Analyzer, Update};
-use crate::llm::{CancelToken, Engine, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, Prompt};
+use crate::llm::{CancelToken, Engine, EngineInfo};
 use crate::store::Store;
 use anyhow::Context as _;
 use serde::Serialize;
@@ -64,16 +64,10 @@ pub struct TurnReport<'a> {
 }
 
 impl<'a> TurnReport<'a> {
-    fn new(
-        text: &'a str,
-        stats: &GenerationStats,
-        info: &EngineInfo,
-        recalled_messages: usize,
-        (emotion, intensity): (Emotion, f32),
-        stored: bool,
-    ) -> Self {
+    fn new(outcome: &'a Outcome, info: &EngineInfo, stored: bool) -> Self {
+        let stats = &outcome.stats;
         Self {
-            text,
+            text: &outcome.text,
             prompt_tokens: stats.prompt_tokens,
             completion_tokens: stats.completion_tokens,
             cached_tokens: stats.cached_tokens,
@@ -84,9 +78,9 @@ impl<'a> TurnReport<'a> {
             threads_prefill: info.threads_prefill,
             gpu_layers: info.gpu_layers,
             finish_reason: stats.finish_reason,
-            recalled_messages,
-            emotion,
-            intensity,
+            recalled_messages: outcome.recalled_messages,
+            emotion: outcome.feeling.emotion,
+            intensity: outcome.feeling.intensity,
             stored,
         }
     }
@@ -102,22 +96,12 @@ impl<'a> TurnReport<'a> {
 struct Turning {
     /// A turn is under way.
     busy: bool,
-    /// Stops the reply being generated, if one is.
-    reply: Option<CancelToken>,
-    /// A signal came before the reply started: cut it as soon as it does.
-    cut: bool,
+    /// Cuts the turn's reply: at once if it is being generated, as soon as it
+    /// starts if the prompt is still being fitted, not at all once it is
+    /// complete (the turn is then being saved).
+    cut: CancelToken,
     /// SIGTERM came during the turn: end the chat after it.
     ending: bool,
-}
-
-impl Turning {
-    /// The reply that `cancel` stops is being generated.
-    fn generating(&mut self, cancel: CancelToken) {
-        if self.cut {
-            cancel.cancel();
-        }
-        self.reply = Some(cancel);
-    }
 }
 
 /// The chat's [`Turning`], shared with the signal thread.
@@ -134,22 +118,20 @@ fn handle_signals(current: &Current) -> anyhow::Result<()> {
             if !turning.busy {
                 std::process::exit(if signal == SIGTERM { 0 } else { i32::from(cli::EXIT_INTERRUPTED) });
             }
-            match &turning.reply {
-                Some(reply) => reply.cancel(),
-                None => turning.cut = true,
-            }
+            turning.cut.cancel();
             turning.ending |= signal == SIGTERM;
         }
     })?;
     Ok(())
 }
 
-/// Runs one turn with `current` marking it under way; whether SIGTERM asked
-/// the chat to end meanwhile.
-fn guarded(current: &Current, turn: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<bool> {
+/// Runs one turn with `current` marking it under way, handing it the switch
+/// that cuts its reply; whether SIGTERM asked the chat to end meanwhile.
+fn guarded(current: &Current, turn: impl FnOnce(CancelToken) -> anyhow::Result<()>) -> anyhow::Result<bool> {
     let lock = || current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"));
-    *lock()? = Turning { busy: true, ..Turning::default() };
-    let outcome = turn();
+    let cut = CancelToken::new();
+    *lock()? = Turning { busy: true, cut: cut.clone(), ending: false };
+    let outcome = turn(cut);
     let mut turning = lock()?;
     turning.busy = false;
     outcome.map(|()| turning.ending)
@@ -172,13 +154,18 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
             return Err(error);
         }
     };
+    let chat = Mutex::new(Chat::new(conversation, memory));
+    let options = ReplyOptions {
+        sampling: args.sampling.params(),
+        max_tokens: args.sampling.max_tokens,
+        stop: args.sampling.stop.clone(),
+    };
+    let door = Door { engine: &engine, avatar: avatar.as_ref(), options: &options, chat: &chat, args };
     let current: Current = Arc::default();
     handle_signals(&current)?;
 
     if let Some(prompt) = &args.prompt {
-        guarded(&current, || {
-            turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, prompt, &current)
-        })?;
+        guarded(&current, |cancel| door.turn(prompt, cancel))?;
         // Let the face reach the renderer before the process ends (not waiting
         // for a renderer that is not there).
         if let Some(avatar) = avatar.as_ref().filter(|a| a.stats().iter().any(|transport| transport.connected)) {
@@ -186,13 +173,14 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let name = conversation.persona().name.clone();
+    let locked = || chat.lock().map_err(|_| anyhow::anyhow!("the conversation is unavailable"));
+    let name = locked()?.conversation().persona().name.clone();
     eprintln!(
         "{name} is here ({} on {} threads). /reset starts over, /exit leaves, Ctrl-C stops a reply.",
         engine.info().model_name,
         engine.info().threads_decode
     );
-    if let Some(memory) = &memory {
+    if let Some(memory) = locked()?.memory() {
         eprintln!("Conversation `{}` ({resumed} earlier messages loaded).", memory.name());
     }
     let stdin = std::io::stdin();
@@ -205,10 +193,10 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
             "" => continue,
             "/exit" | "/quit" => break,
             "/reset" => {
-                conversation.reset();
+                let mut chat = locked()?;
+                chat.start_new()?;
                 // An interactive chat always has a memory; only `-p` may go without.
-                if let Some(memory) = memory.as_mut() {
-                    memory.start_new()?;
+                if let Some(memory) = chat.memory() {
                     eprintln!("(new conversation `{}`)", memory.name());
                 }
                 continue;
@@ -217,10 +205,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                 if !args.json {
                     eprint!("{name}> ");
                 }
-                let done = guarded(&current, || {
-                    turn(&engine, &mut conversation, memory.as_mut(), avatar.as_ref(), args, message, &current)
-                });
-                match done {
+                match guarded(&current, |cancel| door.turn(message, cancel)) {
                     Ok(false) => {}
                     // SIGTERM: the turn is saved, the chat ends.
                     Ok(true) => break,
@@ -276,108 +261,85 @@ fn one_shot_context(conversation: &Conversation, prompt: &str, max_tokens: u32) 
     u32::try_from(bound.next_multiple_of(256)).unwrap_or(u32::MAX)
 }
 
-/// One exchange: fit the history, recall what left it, stream the reply,
-/// save and record it, then report it done.
-fn turn(
-    engine: &Engine,
-    conversation: &mut Conversation,
-    mut memory: Option<&mut Memory>,
-    avatar: Option<&AvatarBridge>,
-    args: &ChatArgs,
-    user: &str,
-    current: &Current,
-) -> anyhow::Result<()> {
-    let sent_at_ms = crate::store::now_ms();
-    let info = engine.info();
-    let recollect = |in_window| match memory.as_deref() {
-        Some(memory) => Ok(memory.recollect(user, in_window)?),
-        None => Ok(Vec::new()),
-    };
-    let (messages, recalled_messages) =
-        memory::prompt(engine, conversation, user, args.sampling.max_tokens, recollect)?;
-    let request = GenerationRequest {
-        prompt: Prompt::Messages(messages),
-        sampling: args.sampling.params(),
-        max_tokens: args.sampling.max_tokens,
-        stop: args.sampling.stop.clone(),
-        ignore_eos: false,
-    };
-    let mut generation = engine.generate(request)?;
-    current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"))?.generating(generation.cancel_token());
-    let mut text = String::new();
-    // Emotion tags are for the avatar: the person reads the text without them.
-    let mut analyzer = Analyzer::new();
-    let mut shown = String::new();
-    let show = |update: &Update, shown: &mut String| {
-        shown.push_str(&update.text);
-        if let (Some(face), Some(avatar)) = (update.face, avatar) {
-            avatar.emotion(face.emotion, face.intensity);
+/// The terminal as a door into the chat turn.
+struct Door<'a> {
+    engine: &'a Engine,
+    avatar: Option<&'a AvatarBridge>,
+    options: &'a ReplyOptions,
+    chat: &'a Mutex<Chat>,
+    args: &'a ChatArgs,
+}
+
+impl Door<'_> {
+    /// One exchange through the chat turn, the reply streamed to stdout (or,
+    /// with `--json`, reported once saved); `cancel` cuts it.
+    fn turn(&self, user: &str, cancel: CancelToken) -> anyhow::Result<()> {
+        let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel };
+        let mut printer = Printer { print: !self.args.json, reader_gone: false, failed: None };
+        let mut outcome = turn.chat(self.chat, user, &mut printer).map_err(TurnError::into_anyhow)?;
+        if let Some(error) = printer.failed {
+            return Err(error).context("cannot write to stdout");
         }
-    };
-    if let Some(avatar) = avatar {
-        avatar.reply_started();
-    }
-    let mut reader_gone = false;
-    let outcome = loop {
-        match generation.blocking_next() {
-            Some(GenerationEvent::Text(piece)) => {
-                text.push_str(&piece);
-                let update = analyzer.push(&piece);
-                show(&update, &mut shown);
-                if !args.json && !reader_gone && !cli::write_stdout(&update.text)? {
-                    // stdout was closed: stop generating, nobody reads it.
-                    reader_gone = true;
-                    generation.cancel_token().cancel();
-                }
+        let stored = match std::mem::replace(&mut outcome.saved, Saved::NotKept) {
+            Saved::Kept => true,
+            Saved::NotKept => false,
+            // A one-shot answer that was to be stored fails without it.
+            Saved::Failed(error) if self.args.prompt.is_some() => {
+                return Err(error).context("the exchange could not be saved");
             }
-            Some(GenerationEvent::Done(stats)) => break Ok(stats),
-            Some(GenerationEvent::Failed(error)) => break Err(error),
-            None => break Err(crate::llm::LlmError::Stopped),
+            // The chat goes on from the last saved exchange, as a restart would.
+            Saved::Failed(error) => {
+                eprintln!(
+                    "workly: this exchange could not be saved ({error}); the conversation goes on from the last saved one"
+                );
+                false
+            }
+        };
+        if printer.reader_gone {
+            return Ok(());
         }
-    };
-    current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"))?.reply = None;
-    let (rest, feeling) = analyzer.finish();
-    let tail = rest.text.clone();
-    show(&rest, &mut shown);
-    if let Some(avatar) = avatar {
-        avatar.reply_finished();
-    }
-    let stats = outcome?;
-    let stored = match memory.as_mut() {
-        None => false,
-        Some(memory) => {
-            let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
-            match memory.save(&Exchange::count(user, sent_at_ms, &shown, feeling, count)?) {
-                Ok(()) => true,
-                // A one-shot answer that was to be stored fails without it.
-                Err(error) if args.prompt.is_some() => return Err(error).context("the exchange could not be saved"),
-                // The chat goes on from the last saved exchange, as a restart would.
-                Err(error) => {
-                    eprintln!(
-                        "workly: this exchange could not be saved ({error}); the conversation goes on from the last saved one"
-                    );
-                    false
-                }
+        if self.args.json {
+            let info = self.engine.info();
+            let line = serde_json::to_string(&TurnReport::new(&outcome, info, stored))?;
+            cli::write_stdout(&(line + "\n"))?;
+        } else {
+            cli::write_stdout("\n")?;
+            if outcome.stats.finish_reason == crate::llm::FinishReason::Cancelled {
+                eprintln!("(stopped)");
             }
         }
-    };
-    if stored || memory.is_none() {
-        conversation.push_exchange(user, &text);
+        Ok(())
     }
-    if reader_gone {
-        return Ok(());
-    }
-    if args.json {
-        let feeling = (feeling.emotion, feeling.intensity);
-        let line = serde_json::to_string(&TurnReport::new(&text, &stats, info, recalled_messages, feeling, stored))?;
-        cli::write_stdout(&(line + "\n"))?;
-    } else {
-        cli::write_stdout(&(tail + "\n"))?;
-        if stats.finish_reason == crate::llm::FinishReason::Cancelled {
-            eprintln!("(stopped)");
+}
+
+/// Prints the reply as it comes (emotion tags are for the avatar: the person
+/// reads the text without them).
+struct Printer {
+    /// Whether the text goes to stdout (not with `--json`).
+    print: bool,
+    /// stdout was closed: nobody reads the reply, so it stops.
+    reader_gone: bool,
+    /// stdout failed otherwise.
+    failed: Option<anyhow::Error>,
+}
+
+impl Sink for Printer {
+    fn text(&mut self, piece: &str) -> bool {
+        if !self.print || self.reader_gone || self.failed.is_some() {
+            return !self.reader_gone && self.failed.is_none();
+        }
+        match cli::write_stdout(piece) {
+            Ok(true) => true,
+            Ok(false) => {
+                self.reader_gone = true;
+                false
+            }
+            Err(error) => {
+                self.failed = Some(error);
+                false
+            }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

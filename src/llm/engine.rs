@@ -115,7 +115,7 @@ pub struct EngineConfig {
 }
 
 /// How the KV cache stores keys and values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KvCacheType {
     /// 16-bit floats: llama.cpp's default.
@@ -123,13 +123,22 @@ pub enum KvCacheType {
     F16,
     /// 8-bit blocks: half the memory and memory traffic of F16, for a
     /// negligible loss (llama.cpp's `-ctk q8_0 -ctv q8_0`).
-    #[value(name = "q8_0")]
     #[serde(rename = "q8_0")]
     Q8_0,
 }
 
+impl crate::config::Choice for KvCacheType {
+    const ALL: &'static [Self] = &[Self::F16, Self::Q8_0];
+    fn name(self) -> &'static str {
+        match self {
+            Self::F16 => "f16",
+            Self::Q8_0 => "q8_0",
+        }
+    }
+}
+
 /// Whether llama.cpp uses its fused flash-attention kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlashAttention {
     /// llama.cpp decides per backend and model.
@@ -139,6 +148,17 @@ pub enum FlashAttention {
     On,
     /// Never.
     Off,
+}
+
+impl crate::config::Choice for FlashAttention {
+    const ALL: &'static [Self] = &[Self::Auto, Self::On, Self::Off];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+        }
+    }
 }
 
 impl FlashAttention {
@@ -415,8 +435,14 @@ impl Engine {
 
     /// Starts a generation; its events arrive on the returned [`Generation`].
     pub fn generate(&self, request: GenerationRequest) -> Result<Generation, LlmError> {
+        self.generate_until(request, CancelToken::new())
+    }
+
+    /// Starts a generation that `cancel` stops: the caller may hold the switch
+    /// before the generation exists (a signal that comes while the prompt is
+    /// being fitted cuts the reply as soon as it starts).
+    pub fn generate_until(&self, request: GenerationRequest, cancel: CancelToken) -> Result<Generation, LlmError> {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
-        let cancel = CancelToken::new();
         let job = Job { request, submitted: Instant::now(), cancel: cancel.clone(), events };
         self.commands.send(Command::Generate(Box::new(job))).map_err(|_| LlmError::Stopped)?;
         Ok(Generation { events: receiver, cancel })

@@ -99,6 +99,15 @@ impl From<LlmError> for ApiError {
     }
 }
 
+impl From<crate::chat::turn::TurnError> for ApiError {
+    fn from(error: crate::chat::turn::TurnError) -> Self {
+        match error {
+            crate::chat::turn::TurnError::Llm(error) => error.into(),
+            other => Self::internal(other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();

@@ -14,20 +14,16 @@
 
 use super::AppState;
 use crate::avatar::FrameTap;
-use crate::chat::Conversation;
-use crate::chat::memory::{Exchange, Memory};
+use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn};
 use crate::emotion::Emotion;
-use crate::emotion::analyzer::{Analyzer, Update};
-use crate::emotion::smoothing::TurnEmotion;
-use crate::llm::{
-    CancelToken, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams,
-};
+use crate::emotion::smoothing::Face;
+use crate::llm::{CancelToken, FinishReason, GenerationStats, SamplingParams};
 use crate::store::{StoreError, StoredMessage};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// Events a slow client may fall behind by before it skips some.
@@ -161,100 +157,52 @@ fn publish(sender: &broadcast::Sender<Arc<str>>, event: &ServerEvent) {
     }
 }
 
-/// One reply as Kira says it: the engine's text with its emotion tags taken
-/// out, the face it shows (published as `emotion` events and sent to the
-/// avatar), and the reply's events on the hub. Every reply goes through one,
-/// whoever asked for it.
+/// One reply as the server tells it: its events on the hub (`reply_started`,
+/// `token`, `emotion`, then `reply_done` or `error`), its place among the
+/// replies a shutdown cuts and waits for, and its measurements. Every reply
+/// has one, whoever asked for it; the chat turn reads the reply and drives the
+/// avatar, this only publishes.
 pub struct Voice {
     state: Arc<AppState>,
     reply: String,
-    analyzer: Option<Analyzer>,
-}
-
-/// What a reply said, as [`Voice::hear`] returns it.
-pub enum Said {
-    /// Text to show (possibly empty while a tag is undecided).
-    Text(String),
-    /// The end: the last text held back, the measurements and the reply's emotion.
-    Done(String, Box<GenerationStats>, TurnEmotion),
-    /// The generation failed.
-    Failed(LlmError),
+    source: Source,
+    /// Whether `reply_started` went out (failures after it name the reply).
+    started: bool,
 }
 
 impl Voice {
-    /// Announces reply `reply`, asked for by `source`; `cancel` stops it when
-    /// the server shuts down.
-    pub fn start(state: &Arc<AppState>, reply: &str, source: Source, cancel: CancelToken) -> Self {
-        state.hub.publish(&ServerEvent::ReplyStarted { reply: reply.to_owned(), source });
-        if let Some(avatar) = &state.avatar {
-            avatar.reply_started();
-        }
-        state.replies.enter(reply, cancel);
-        Self { state: Arc::clone(state), reply: reply.to_owned(), analyzer: Some(Analyzer::new()) }
+    /// Reply `reply`, asked for by `source`; `cancel` cuts it when the server
+    /// shuts down.
+    pub fn new(state: &Arc<AppState>, reply: &str, source: Source, cancel: &CancelToken) -> Self {
+        state.replies.enter(reply, cancel.clone());
+        Self { state: Arc::clone(state), reply: reply.to_owned(), source, started: false }
     }
 
-    /// Takes the engine's next event; publishes what it means.
-    pub fn hear(&mut self, event: GenerationEvent) -> Said {
-        match event {
-            GenerationEvent::Text(piece) => {
-                let Some(analyzer) = self.analyzer.as_mut() else { return Said::Text(String::new()) };
-                let update = analyzer.push(&piece);
-                self.show(&update);
-                Said::Text(update.text)
-            }
-            GenerationEvent::Done(stats) => {
-                let (tail, feeling) = self.conclude(&stats);
-                self.announce(&stats, &feeling);
-                Said::Done(tail, Box::new(stats), feeling)
-            }
-            GenerationEvent::Failed(error) => {
-                self.fail(error.to_string());
-                Said::Failed(error)
-            }
-        }
+    /// Whether the reply has started (its generation is under way or done).
+    pub fn has_started(&self) -> bool {
+        self.started
     }
 
-    /// The reply's end, before it is announced: the text held back, shown,
-    /// and the reply's emotion. The face relaxes and the metrics count it.
-    pub fn conclude(&mut self, stats: &GenerationStats) -> (String, TurnEmotion) {
-        let (update, feeling) = self.analyzer.take().unwrap_or_default().finish();
-        self.show(&update);
-        self.relax();
+    /// Counts the finished reply's measurements.
+    pub fn conclude(&self, stats: &GenerationStats) {
         self.state.metrics.generation(stats);
-        (update.text, feeling)
     }
 
-    /// Tells every client the reply ended (after [`Voice::conclude`]).
-    pub fn announce(&self, stats: &GenerationStats, feeling: &TurnEmotion) {
+    /// Tells every client the reply ended (after it was saved, if it is kept).
+    pub fn announce(&self, outcome: &Outcome) {
+        let stats = &outcome.stats;
         self.state.hub.publish(&ServerEvent::ReplyDone {
             reply: self.reply.clone(),
             finish_reason: stats.finish_reason,
             stats: stats.clone(),
-            emotion: feeling.emotion,
-            intensity: feeling.intensity,
+            emotion: outcome.feeling.emotion,
+            intensity: outcome.feeling.intensity,
         });
     }
 
     /// Tells every client the reply failed, saying why.
-    pub fn fail(&mut self, message: String) {
-        self.end();
+    pub fn fail(&self, message: String) {
         self.state.hub.publish(&ServerEvent::Error { reply: Some(self.reply.clone()), message });
-    }
-
-    fn show(&self, update: &Update) {
-        if !update.text.is_empty() && self.state.hub.has_listeners() {
-            self.state.hub.publish(&ServerEvent::Token { reply: self.reply.clone(), text: update.text.clone() });
-        }
-        if let Some(face) = update.face {
-            self.state.hub.publish(&ServerEvent::Emotion {
-                reply: self.reply.clone(),
-                emotion: face.emotion,
-                intensity: face.intensity,
-            });
-            if let Some(avatar) = &self.state.avatar {
-                avatar.emotion(face.emotion, face.intensity);
-            }
-        }
     }
 
     /// Counts a failure that no HTTP status reports: the stream was already
@@ -262,27 +210,33 @@ impl Voice {
     pub fn count_failure(&self) {
         self.state.metrics.error();
     }
+}
 
-    /// Ends a reply that has not ended yet (the analyzer goes at the end), so
-    /// the avatar hears of it once whether it finished, failed or was dropped.
-    fn end(&mut self) {
-        if self.analyzer.take().is_some() {
-            self.relax();
-        }
+impl Sink for Voice {
+    fn started(&mut self) {
+        self.started = true;
+        self.state.hub.publish(&ServerEvent::ReplyStarted { reply: self.reply.clone(), source: self.source });
     }
 
-    fn relax(&self) {
-        if let Some(avatar) = &self.state.avatar {
-            avatar.reply_finished();
+    fn text(&mut self, piece: &str) -> bool {
+        if self.state.hub.has_listeners() {
+            self.state.hub.publish(&ServerEvent::Token { reply: self.reply.clone(), text: piece.to_owned() });
         }
+        true
+    }
+
+    fn face(&mut self, face: Face) {
+        self.state.hub.publish(&ServerEvent::Emotion {
+            reply: self.reply.clone(),
+            emotion: face.emotion,
+            intensity: face.intensity,
+        });
     }
 }
 
 impl Drop for Voice {
-    /// A reply dropped before its end (the client left) still lets the face
-    /// relax; a shutdown stops waiting for it.
+    /// A reply dropped before its end (the client left) stops being waited for.
     fn drop(&mut self) {
-        self.end();
         self.state.replies.leave(&self.reply);
     }
 }
@@ -355,11 +309,7 @@ fn handle(state: &Arc<AppState>, text: &str) {
             });
         }
         Ok(ClientMessage::Reset) => {
-            let started = match state.page.lock() {
-                Ok(mut page) => page.start_new(),
-                Err(_) => Err(UNAVAILABLE.to_owned()),
-            };
-            if let Err(message) = started {
+            if let Err(message) = state.page.start_new() {
                 state.hub.publish(&ServerEvent::Error { reply: None, message });
             }
         }
@@ -373,75 +323,51 @@ fn handle(state: &Arc<AppState>, text: &str) {
 /// What a page turn says when the conversation's lock was poisoned.
 const UNAVAILABLE: &str = "the conversation is unavailable";
 
-/// One exchange of the page's conversation, published as it happens. The
-/// exchange is saved before `reply_done` goes out; if it cannot be (a full
-/// disk), the reply ends with an error instead, and the conversation goes on
-/// from the last saved turn.
+/// How the page's replies are shaped.
+fn page_options() -> ReplyOptions {
+    ReplyOptions { sampling: SamplingParams::default(), max_tokens: PAGE_MAX_TOKENS, stop: Vec::new() }
+}
+
+/// One exchange of the page's conversation, through the chat turn, published
+/// as it happens. The exchange is saved before `reply_done` goes out; if it
+/// cannot be (a full disk), the reply ends with an error instead, and the
+/// conversation goes on from the last saved turn.
 fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
     let _permit = state.admit().map_err(|error| error.message)?;
     let engine = state.engine().map_err(|error| error.message)?;
-    let sent_at_ms = crate::store::now_ms();
-    // A copy: counting tokens waits on the engine, which may be busy with a
-    // whole reply, and the lock must not be held that long.
-    let conversation = state.page.lock().map_err(|_| UNAVAILABLE.to_owned())?.conversation.clone();
-    let recollect = |in_window| match state.page.lock() {
-        Ok(page) => Ok(page.memory.recollect(user, in_window)?),
-        Err(_) => Err(anyhow::anyhow!(UNAVAILABLE)),
-    };
-    let (messages, _) = crate::chat::memory::prompt(engine, &conversation, user, PAGE_MAX_TOKENS, recollect)
-        .map_err(|error| format!("{error:#}"))?;
-    let request = GenerationRequest {
-        prompt: Prompt::Messages(messages),
-        sampling: SamplingParams::default(),
-        max_tokens: PAGE_MAX_TOKENS,
-        stop: Vec::new(),
-        ignore_eos: false,
-    };
     let reply_id = state.reply_id();
-    let mut generation = engine.generate(request).map_err(|error| error.to_string())?;
-    let mut voice = Voice::start(state, &reply_id, Source::Page, generation.cancel_token());
-    // The history keeps the reply as the model wrote it (tags and all), so
-    // the next turn's prompt matches the cache; the store keeps what was shown.
-    let mut text = String::new();
-    let mut shown = String::new();
-    let stats = loop {
-        match generation.blocking_next() {
-            Some(GenerationEvent::Done(stats)) => break stats,
-            Some(GenerationEvent::Text(piece)) => {
-                text.push_str(&piece);
-                if let Said::Text(piece) = voice.hear(GenerationEvent::Text(piece)) {
-                    shown.push_str(&piece);
+    let cancel = CancelToken::new();
+    let mut voice = Voice::new(state, &reply_id, Source::Page, &cancel);
+    let options = page_options();
+    let turn = Turn { engine, avatar: state.avatar.as_ref(), options: &options, cancel };
+    match turn.chat(&state.page.chat, user, &mut voice) {
+        Ok(outcome) => {
+            voice.conclude(&outcome.stats);
+            match &outcome.saved {
+                Saved::Failed(error) => {
+                    state.metrics.error();
+                    voice.fail(format!(
+                        "this exchange could not be saved ({error}); the conversation goes on from the last saved one"
+                    ));
                 }
+                Saved::Kept | Saved::NotKept => voice.announce(&outcome),
             }
-            Some(failed) => {
-                voice.hear(failed);
-                return Ok(());
-            }
-            None => return Err("the engine stopped".to_owned()),
+            Ok(())
         }
-    };
-    let (tail, feeling) = voice.conclude(&stats);
-    shown.push_str(&tail);
-    let count = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
-    let saved = Exchange::count(user, sent_at_ms, &shown, feeling, count)
-        .map_err(|error| error.to_string())
-        .and_then(|exchange| state.page.lock().map_err(|_| UNAVAILABLE.to_owned())?.save(&exchange, &text));
-    match saved {
-        Ok(()) => voice.announce(&stats, &feeling),
-        Err(message) => {
-            state.metrics.error();
-            voice.fail(message);
+        // The reply was announced: its failure names it.
+        Err(error) if voice.has_started() => {
+            voice.fail(error.to_string());
+            Ok(())
         }
+        Err(error) => Err(error.to_string()),
     }
-    Ok(())
 }
 
 /// The conversation the page holds with Kira (shared by every connected
 /// page): what the model sees, and the stored conversation behind it.
 #[derive(Debug)]
 pub struct PageChat {
-    conversation: Conversation,
-    memory: Memory,
+    chat: Mutex<Chat>,
     /// Tokens of stored history the page shows: what a context holds.
     shown_tokens: usize,
 }
@@ -456,36 +382,30 @@ pub struct Transcript {
 }
 
 impl PageChat {
-    /// The page's chat: `conversation` (resumed from `memory`), where it is
-    /// saved, and how many tokens of it the page shows (the context size).
-    pub fn new(conversation: Conversation, memory: Memory, shown_tokens: usize) -> Self {
-        Self { conversation, memory, shown_tokens }
+    /// The page's chat (resumed and kept by its memory), and how many tokens
+    /// of it the page shows (the context size).
+    pub fn new(chat: Chat, shown_tokens: usize) -> Self {
+        Self { chat: Mutex::new(chat), shown_tokens }
     }
 
-    /// The server did not start: see [`Memory::abandon`].
-    pub fn abandon(&mut self) {
-        self.memory.abandon();
+    /// The server did not start: see [`Chat::abandon`].
+    pub fn abandon(&self) {
+        if let Ok(mut chat) = self.chat.lock() {
+            chat.abandon();
+        }
     }
 
     /// The conversation's newest stored messages, for a page that opens.
-    pub fn transcript(&self) -> Result<Transcript, StoreError> {
-        Ok(Transcript { name: self.memory.name().to_owned(), messages: self.memory.recent(self.shown_tokens)? })
-    }
-
-    /// Saves `exchange` and then adds it to the conversation (`reply` as the
-    /// model wrote it); a turn that cannot be saved is not added either.
-    fn save(&mut self, exchange: &Exchange, reply: &str) -> Result<(), String> {
-        self.memory.save(exchange).map_err(|error| {
-            format!("this exchange could not be saved ({error}); the conversation goes on from the last saved one")
-        })?;
-        self.conversation.push_exchange(exchange.user(), reply);
-        Ok(())
+    pub fn transcript(&self) -> Result<Transcript, String> {
+        let chat = self.chat.lock().map_err(|_| UNAVAILABLE.to_owned())?;
+        let Some(memory) = chat.memory() else { return Ok(Transcript { name: String::new(), messages: Vec::new() }) };
+        let messages = memory.recent(self.shown_tokens).map_err(|error: StoreError| error.to_string())?;
+        Ok(Transcript { name: memory.name().to_owned(), messages })
     }
 
     /// Starts a new stored conversation (the old one stays stored).
-    fn start_new(&mut self) -> Result<(), String> {
-        self.memory.start_new().map_err(|error| format!("cannot start a new conversation: {error}"))?;
-        self.conversation.reset();
-        Ok(())
+    fn start_new(&self) -> Result<(), String> {
+        let mut chat = self.chat.lock().map_err(|_| UNAVAILABLE.to_owned())?;
+        chat.start_new().map_err(|error| format!("cannot start a new conversation: {error}"))
     }
 }

@@ -19,6 +19,7 @@ pub mod shutdown;
 use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;
 use crate::chat::memory::Memory;
+use crate::chat::turn::Chat;
 use crate::cli::{Context, ServeArgs};
 use crate::llm::{Engine, EngineConfig, LlmError};
 use crate::store::Store;
@@ -60,7 +61,7 @@ pub struct AppState {
     /// Where events go to `/v1/events` clients.
     hub: events::Hub,
     /// The conversation the page holds with Kira, and where it is stored.
-    page: std::sync::Mutex<events::PageChat>,
+    page: events::PageChat,
     /// The machine and the settings chosen for it, for `/v1/workly/doctor`.
     doctor: crate::hardware::DoctorReport,
     /// The Unity app and VMC receivers the replies' emotions go to.
@@ -89,7 +90,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             hub,
-            page: std::sync::Mutex::new(page),
+            page,
             avatar,
             doctor,
             replies: shutdown::Replies::default(),
@@ -216,7 +217,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let mut memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
     let (engine, state, resuming) = match prepare(context, args, &mut conversation, &memory) {
         Ok(Setup { engine, doctor, avatar, hub, resuming }) => {
-            let page = events::PageChat::new(conversation, memory, engine.context_size as usize);
+            let page = events::PageChat::new(Chat::new(conversation, Some(memory)), engine.context_size as usize);
             let state = AppState::new(model_id(&engine), usize::from(args.max_queue), page, doctor, avatar, hub);
             (engine, Arc::new(state), resuming)
         }
@@ -234,9 +235,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     if served.is_err() {
         // A server that could not listen or load its model leaves no empty
         // conversation behind (one with messages stays).
-        if let Ok(mut page) = state.page.lock() {
-            page.abandon();
-        }
+        state.page.abandon();
     }
     served
 }

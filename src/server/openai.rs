@@ -10,10 +10,11 @@
 
 use super::AppState;
 use super::error::ApiError;
-use super::events::{Said, Source, Voice};
+use super::events::{Source, Voice};
+use crate::chat::turn::{Outcome, ReplyOptions, Sink, Turn};
 use crate::emotion::Emotion;
-use crate::emotion::smoothing::TurnEmotion;
-use crate::llm::{FinishReason, Generation, GenerationRequest, GenerationStats, Message, Prompt, Role, SamplingParams};
+use crate::emotion::smoothing::{Face, TurnEmotion};
+use crate::llm::{CancelToken, Engine, FinishReason, GenerationStats, Message, Role, SamplingParams};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 /// A chat completion request, as much of it as Workly reads (`model` is not
 /// read: the loaded model serves every name).
@@ -83,8 +84,10 @@ const MAX_STOP: usize = 16;
 /// A request turned into what the engine runs, with what the response needs.
 #[derive(Debug)]
 pub struct Decoded {
-    /// What the engine runs.
-    pub request: GenerationRequest,
+    /// The conversation as the client sent it.
+    pub messages: Vec<Message>,
+    /// How the reply is shaped.
+    pub options: ReplyOptions,
     /// Whether the reply is streamed as server-sent events.
     pub stream: bool,
     /// Whether the last streamed chunk carries token usage.
@@ -134,13 +137,8 @@ pub fn decode(body: &[u8], context_size: u32) -> Result<Decoded, ApiError> {
         return Err(ApiError::invalid_param("stop", format!("stop takes 1 to {MAX_STOP} non-empty strings")));
     }
     Ok(Decoded {
-        request: GenerationRequest {
-            prompt: Prompt::Messages(messages),
-            sampling,
-            max_tokens,
-            stop,
-            ignore_eos: false,
-        },
+        messages,
+        options: ReplyOptions { sampling, max_tokens, stop },
         stream: chat.stream,
         include_usage: chat.stream_options.is_some_and(|options| options.include_usage),
     })
@@ -265,45 +263,101 @@ async fn complete(state: &Arc<AppState>, body: Result<Bytes, BytesRejection>) ->
         status: rejection.status(),
         ..ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
     })?;
-    let engine = state.engine()?;
+    let engine = state.engine()?.clone();
     let decoded = decode(&body, engine.info().context_size)?;
     let permit = state.admit()?;
-    let generation = engine.generate(decoded.request)?;
     let reply = Reply { id: state.reply_id(), created: unix_now(), model: state.model_id.clone() };
+    let cancel = CancelToken::new();
+    let voice = Voice::new(state, &reply.id, Source::Api, &cancel);
+    let job = Job { state: Arc::clone(state), engine, options: decoded.options, cancel, _permit: permit };
     if decoded.stream {
-        Ok(stream(Arc::clone(state), reply, generation, permit, decoded.include_usage).into_response())
+        Ok(stream(job, voice, decoded.messages, reply, decoded.include_usage).into_response())
     } else {
-        whole(state, reply, generation, permit).await
+        whole(job, voice, decoded.messages, reply).await
     }
 }
 
-/// What every chunk or response of one reply repeats.
 struct Reply {
     id: String,
     created: u64,
     model: String,
 }
 
-async fn whole(
-    state: &Arc<AppState>,
-    reply: Reply,
-    mut generation: Generation,
-    permit: OwnedSemaphorePermit,
-) -> Result<Response, ApiError> {
-    let mut voice = Voice::start(state, &reply.id, Source::Api, generation.cancel_token());
-    let mut text = String::new();
-    let (stats, feeling) = loop {
-        let Some(event) = generation.next().await else { return Err(ApiError::internal("the engine stopped")) };
-        match voice.hear(event) {
-            Said::Text(piece) => text.push_str(&piece),
-            Said::Done(tail, stats, feeling) => {
-                text.push_str(&tail);
-                break (stats, feeling);
+/// An API request's chat turn, run on a blocking thread (the turn waits on
+/// the engine). It holds the request's place in the queue until it ends.
+struct Job {
+    state: Arc<AppState>,
+    engine: Engine,
+    options: ReplyOptions,
+    cancel: CancelToken,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Job {
+    /// The turn on the client's `messages` (its own history: no persona, no
+    /// memory), told to every `/v1/events` client through `sink`'s voice.
+    fn run(self, messages: Vec<Message>, sink: &mut Told) -> Result<Outcome, ApiError> {
+        let turn = Turn {
+            engine: &self.engine,
+            avatar: self.state.avatar.as_ref(),
+            options: &self.options,
+            cancel: self.cancel,
+        };
+        match turn.reply(messages, sink) {
+            Ok(outcome) => {
+                sink.voice.conclude(&outcome.stats);
+                sink.voice.announce(&outcome);
+                Ok(outcome)
             }
-            Said::Failed(error) => return Err(error.into()),
+            Err(error) => {
+                if sink.voice.has_started() {
+                    sink.voice.fail(error.to_string());
+                }
+                Err(error.into())
+            }
         }
-    };
-    drop(permit);
+    }
+}
+
+/// A reply's text on its way to the client, while the voice tells every
+/// `/v1/events` client; `false` from [`Sink::text`] once the client has gone.
+struct Told {
+    voice: Voice,
+    /// The stream's chunks (none for a whole reply).
+    chunks: Option<mpsc::Sender<Streamed>>,
+}
+
+impl Sink for Told {
+    fn started(&mut self) {
+        self.voice.started();
+    }
+
+    fn text(&mut self, piece: &str) -> bool {
+        self.voice.text(piece);
+        self.chunks.as_ref().is_none_or(|chunks| chunks.blocking_send(Streamed::Text(piece.to_owned())).is_ok())
+    }
+
+    fn face(&mut self, face: Face) {
+        self.voice.face(face);
+    }
+}
+
+/// Cuts the reply when dropped: a client that goes away (its request or
+/// stream dropped) stops costing engine time at once, even in the prefill.
+struct CutOnDrop(CancelToken);
+
+impl Drop for CutOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+async fn whole(job: Job, voice: Voice, messages: Vec<Message>, reply: Reply) -> Result<Response, ApiError> {
+    let _cut = CutOnDrop(job.cancel.clone());
+    let outcome = tokio::task::spawn_blocking(move || job.run(messages, &mut Told { voice, chunks: None }))
+        .await
+        .map_err(|_| ApiError::internal("the reply failed"))??;
+    let stats = &outcome.stats;
     Ok(Json(serde_json::json!({
         "id": reply.id,
         "object": "chat.completion",
@@ -311,35 +365,40 @@ async fn whole(
         "model": reply.model,
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": text },
+            "message": { "role": "assistant", "content": outcome.shown },
             "finish_reason": finish_reason(stats.finish_reason),
         }],
-        "usage": Usage::of(&stats),
-        "workly": Extension::of(&stats, &feeling),
+        "usage": Usage::of(stats),
+        "workly": Extension::of(stats, &outcome.feeling),
     }))
     .into_response())
 }
 
-/// Where a streamed reply is.
+/// What the turn's thread sends the stream.
+enum Streamed {
+    /// The next piece of the reply.
+    Text(String),
+    /// The end: the measurements and the emotion, or why it failed.
+    End(Result<Box<(GenerationStats, TurnEmotion)>, ApiError>),
+}
+
+/// Chunks the turn may be ahead of a slow client by before it waits.
+const STREAM_BACKLOG: usize = 64;
+
 enum Phase {
-    /// The role chunk is not sent yet.
     Start,
-    /// Text is flowing.
     Text,
-    /// The usage chunk is due (if asked for), then `[DONE]`.
     Usage(Box<GenerationStats>),
     Done,
     Ended,
 }
 
 struct Streaming {
-    voice: Voice,
     reply: Reply,
-    generation: Generation,
+    chunks: mpsc::Receiver<Streamed>,
     include_usage: bool,
     phase: Phase,
-    /// Held until the stream ends: the request counts against the queue bound.
-    _permit: OwnedSemaphorePermit,
+    _cut: CutOnDrop,
 }
 
 impl Streaming {
@@ -365,30 +424,24 @@ impl Streaming {
     async fn next_event(&mut self) -> Option<Event> {
         match std::mem::replace(&mut self.phase, Phase::Text) {
             Phase::Start => Some(self.chunk(serde_json::json!({"role": "assistant", "content": ""}), None)),
-            Phase::Text => {
-                let Some(event) = self.generation.next().await else {
-                    self.phase = Phase::Ended;
-                    return Some(Event::default().data(ApiError::internal("the engine stopped").body().to_string()));
-                };
-                match self.voice.hear(event) {
-                    // Text held back while a tag is undecided: nothing to send yet.
-                    Said::Text(piece) if piece.is_empty() => Some(Event::default().comment("")),
-                    Said::Text(piece) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
-                    Said::Done(tail, stats, feeling) => {
-                        let delta =
-                            if tail.is_empty() { serde_json::json!({}) } else { serde_json::json!({"content": tail}) };
-                        let mut last = self.chunk_json(delta, Some(stats.finish_reason));
-                        last["workly"] = serde_json::json!(Extension::of(&stats, &feeling));
-                        self.phase = if self.include_usage { Phase::Usage(stats) } else { Phase::Done };
-                        Some(Event::default().data(last.to_string()))
-                    }
-                    Said::Failed(error) => {
-                        self.phase = Phase::Ended;
-                        self.voice.count_failure();
-                        Some(Event::default().data(ApiError::from(error).body().to_string()))
-                    }
+            Phase::Text => match self.chunks.recv().await {
+                Some(Streamed::Text(piece)) => Some(self.chunk(serde_json::json!({ "content": piece }), None)),
+                Some(Streamed::End(Ok(end))) => {
+                    let (stats, feeling) = *end;
+                    let mut last = self.chunk_json(serde_json::json!({}), Some(stats.finish_reason));
+                    last["workly"] = serde_json::json!(Extension::of(&stats, &feeling));
+                    self.phase = if self.include_usage { Phase::Usage(Box::new(stats)) } else { Phase::Done };
+                    Some(Event::default().data(last.to_string()))
                 }
-            }
+                Some(Streamed::End(Err(error))) => {
+                    self.phase = Phase::Ended;
+                    Some(Event::default().data(error.body().to_string()))
+                }
+                None => {
+                    self.phase = Phase::Ended;
+                    Some(Event::default().data(ApiError::internal("the engine stopped").body().to_string()))
+                }
+            },
             Phase::Usage(stats) => {
                 self.phase = Phase::Done;
                 let chunk = serde_json::json!({
@@ -413,17 +466,30 @@ impl Streaming {
     }
 }
 
-/// The SSE response. If the client goes away, the stream is dropped, which
-/// drops the [`Generation`] and so cancels it at once.
+/// The SSE response: the turn runs on a blocking thread and sends its text
+/// here. If the client goes away, the stream is dropped, which cuts the
+/// reply at once.
 fn stream(
-    state: Arc<AppState>,
+    job: Job,
+    voice: Voice,
+    messages: Vec<Message>,
     reply: Reply,
-    generation: Generation,
-    permit: OwnedSemaphorePermit,
     include_usage: bool,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let voice = Voice::start(&state, &reply.id, Source::Api, generation.cancel_token());
-    let streaming = Streaming { voice, reply, generation, include_usage, phase: Phase::Start, _permit: permit };
+    let (sender, chunks) = mpsc::channel(STREAM_BACKLOG);
+    let cut = CutOnDrop(job.cancel.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut told = Told { voice, chunks: Some(sender) };
+        let end = job.run(messages, &mut told).map(|outcome| Box::new((outcome.stats, outcome.feeling)));
+        if end.is_err() {
+            // The stream's status is already sent: only the metrics count this failure.
+            told.voice.count_failure();
+        }
+        if let Some(chunks) = told.chunks.take() {
+            let _ = chunks.blocking_send(Streamed::End(end));
+        }
+    });
+    let streaming = Streaming { reply, chunks, include_usage, phase: Phase::Start, _cut: cut };
     Sse::new(futures_util::stream::unfold(streaming, |mut streaming| async move {
         streaming.next_event().await.map(|event| (Ok(event), streaming))
     }))
@@ -449,11 +515,10 @@ mod tests {
             "stream": true, "stream_options": {"include_usage": true}, "presence_penalty": 0.3, "user": "sam",
         }))
         .unwrap();
-        let Prompt::Messages(messages) = &decoded.request.prompt else { panic!("messages expected") };
-        assert_eq!(messages, &[Message::system("Be brief."), Message::user("Hi there")]);
-        assert_eq!(decoded.request.max_tokens, 5);
-        assert_eq!(decoded.request.stop, ["\n"]);
-        assert_eq!(decoded.request.sampling.seed, Some(u32::MAX));
+        assert_eq!(decoded.messages, [Message::system("Be brief."), Message::user("Hi there")]);
+        assert_eq!(decoded.options.max_tokens, 5);
+        assert_eq!(decoded.options.stop, ["\n"]);
+        assert_eq!(decoded.options.sampling.seed, Some(u32::MAX));
         assert!(decoded.stream && decoded.include_usage);
     }
 
@@ -463,9 +528,9 @@ mod tests {
             serde_json::json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 1_000_000_000u64}),
         )
         .unwrap();
-        assert_eq!(decoded.request.max_tokens, 2048);
+        assert_eq!(decoded.options.max_tokens, 2048);
         let decoded = decode_json(serde_json::json!({"messages": [{"role": "user", "content": "x"}]})).unwrap();
-        assert_eq!(decoded.request.max_tokens, 2048);
+        assert_eq!(decoded.options.max_tokens, 2048);
     }
 
     #[test]

@@ -149,8 +149,7 @@ pub async fn doctor(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /v1/workly/conversation`: the page's stored conversation, its newest
 /// messages first shown when a page opens.
 pub async fn conversation(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let page = state.page.lock().map_err(|_| ApiError::internal("the conversation is unavailable"))?;
-    let transcript = page.transcript().map_err(|error| ApiError::internal(error.to_string()))?;
+    let transcript = state.page.transcript().map_err(ApiError::internal)?;
     Ok(axum::Json(transcript).into_response())
 }
 
