@@ -8,7 +8,7 @@
 //! conversation), 130 interrupted.
 
 use crate::chat::Persona;
-use crate::config::{self, Dirs, FileConfig};
+use crate::config::{self, Choice, Dirs, FileConfig};
 use crate::hardware::{
     GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
     TuningRequest, place_gpu_layers,
@@ -25,6 +25,13 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code when the user interrupted Workly.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Parses a [`Choice`] by its name, offering every name as a possible value.
+fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(T::ALL.iter().map(|value| value.name()))
+        .try_map(|name: String| T::named(&name).ok_or_else(|| format!("unknown value `{name}`")))
+}
 
 /// Workly: a local-first AI companion. Chat with Kira on your own machine.
 #[derive(Debug, Parser)]
@@ -123,7 +130,7 @@ pub struct ModelQuantizeArgs {
     /// The file to write (e.g. `X.Q4_0.gguf` beside `X.Q4_1.gguf`, for `--mode`).
     pub output: PathBuf,
     /// The quantization to write.
-    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    #[arg(long = "type", value_parser = choice::<model::QuantType>(), value_name = "TYPE")]
     pub quant_type: model::QuantType,
     /// Replace the output file if it exists.
     #[arg(long)]
@@ -200,7 +207,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub gpu_layers: Option<u32>,
     /// How the model is spread over several GPUs (default: layer).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<SplitMode>())]
     pub split_mode: Option<SplitMode>,
     /// GPUs to use, by the index `workly doctor` shows, e.g. 0,1 (default: all).
     #[arg(long, value_delimiter = ',', value_name = "INDEX,...")]
@@ -220,14 +227,14 @@ pub struct EngineArgs {
     #[arg(long, value_name = "FILE|JINJA|NAME")]
     pub chat_template: Option<String>,
     /// KV cache cells: f16, or q8_0 for half the memory (default: f16).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<KvCacheType>())]
     pub kv_cache_type: Option<KvCacheType>,
     /// llama.cpp's flash-attention kernels (default: auto).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<FlashAttention>())]
     pub flash_attn: Option<FlashAttention>,
     /// Among quantizations of the model in its folder (`X.Q4_0.gguf`, `X.Q8_0.gguf`...):
     /// fast runs the smallest, quality the largest (default: the model as given; config key `mode`).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<ModelMode>())]
     pub mode: Option<ModelMode>,
 }
 
@@ -476,8 +483,10 @@ pub struct AvatarSendArgs {
     pub avatar: AvatarArgs,
     /// The command and its arguments: load_model PATH | unload_model | set_expression NAME VALUE |
     /// reset_expressions | set_transition_speed SPEED | set_auto_blink BOOL |
-    /// set_auto_head_movement BOOL [MIN_S MAX_S ANGLE] | set_head_pose YAW PITCH
-    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    /// set_auto_head_movement BOOL [MIN_S MAX_S ANGLE] | set_head_pose YAW PITCH.
+    /// Flags may come before or after it (`set_expression joy 0.8 --unity HOST:PORT`); a
+    /// negative number is a value, not a flag.
+    #[arg(required = true, num_args = 1.., allow_negative_numbers = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -727,8 +736,8 @@ impl EngineArgs {
     /// The flags that set these tuning choices again, for a child `workly`
     /// (the model is left out: the caller passes the file it resolved).
     pub fn tuning_flags(&self) -> Vec<String> {
-        fn name(value: &impl clap::ValueEnum) -> String {
-            value.to_possible_value().map(|value| value.get_name().to_owned()).unwrap_or_default()
+        fn name(value: &impl Choice) -> String {
+            value.name().to_owned()
         }
         fn join(values: &[impl ToString]) -> String {
             values.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")

@@ -379,6 +379,37 @@ fn avatar_send_reaches_the_peer_program() {
 }
 
 #[test]
+fn avatar_send_takes_its_flags_after_the_command_too() {
+    let peer = ChildPeer::start(0);
+    let unity = peer.address.to_string();
+    // As the README writes it: the command's words first, then the flags.
+    let output = workly().args(["avatar", "send", "set_expression", "joy", "0.8", "--unity", &unity]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    expect_line(&peer.lines, "set_expression joy 0.8");
+    // Flags on both sides of the words, and a negative number among them.
+    let output = workly()
+        .args([
+            "avatar",
+            "send",
+            "--unity",
+            &unity,
+            "set_auto_head_movement",
+            "true",
+            "2",
+            "6",
+            "4",
+            "--avatar-fps",
+            "30",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    expect_line(&peer.lines, "set_auto_head_movement true 2 6 4");
+    let send = |args: &[&str]| workly().args(["avatar", "send"]).args(args).output().unwrap();
+    assert_bad_input(&send(&["set_head_pose", "5", "-2", "--unity", &unity]), &["VMC receivers only"]);
+}
+
+#[test]
 fn the_peer_program_killed_and_restarted_gets_the_state_again() {
     let first = ChildPeer::start(0);
     let port = first.address.port();

@@ -246,6 +246,9 @@ fn history_lists_shows_and_searches() {
     assert_eq!(hits.as_array().unwrap().len(), 0, "words are all required, OR is one of them");
     let hits = json(&history(dir.path(), &["search", "--json", "--conversation", "trip", "tram"]));
     assert_eq!(hits[0]["conversation"], "trip");
+    // Flags after the words work as well as before them.
+    let hits = json(&history(dir.path(), &["search", "tram", "--conversation", "trip", "--json"]));
+    assert_eq!(hits[0]["conversation"], "trip");
     assert_bad_input(&history(dir.path(), &["search", "tea", "--conversation", "nope"]), &["nope"]);
 }
 

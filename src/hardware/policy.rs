@@ -182,7 +182,7 @@ pub fn choose_threads(cpu: &CpuInfo, measured: Option<&ThreadMeasurements>) -> T
 }
 
 /// How llama.cpp spreads a model over several GPUs (`--split-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitMode {
     /// One GPU only: the main GPU (`--main-gpu`, else the first one used).
@@ -192,6 +192,17 @@ pub enum SplitMode {
     Layer,
     /// Each weight matrix split by rows over the GPUs; the KV cache stays with its layer.
     Row,
+}
+
+impl crate::config::Choice for SplitMode {
+    const ALL: &'static [Self] = &[Self::None, Self::Layer, Self::Row];
+    fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Layer => "layer",
+            Self::Row => "row",
+        }
+    }
 }
 
 /// Which GPUs a model may use and in what proportions: the multi-GPU flags,

@@ -24,41 +24,61 @@ use thiserror::Error;
 
 use super::gguf::GgufError;
 use super::info::{ModelInfo, format_mb};
+use crate::config::Choice;
 
 /// The quantizations `workly model quantize` writes, named as llama.cpp's
 /// `llama-quantize` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantType {
     /// 4-bit blocks with one scale.
-    #[value(name = "q4_0")]
     Q4_0,
     /// 4-bit blocks with a scale and a minimum.
-    #[value(name = "q4_1")]
     Q4_1,
     /// 5-bit blocks with one scale.
-    #[value(name = "q5_0")]
     Q5_0,
     /// 5-bit blocks with a scale and a minimum.
-    #[value(name = "q5_1")]
     Q5_1,
     /// 8-bit blocks: close to the 16-bit source.
-    #[value(name = "q8_0")]
     Q8_0,
     /// 2-bit k-quants: the smallest, the most damaged.
-    #[value(name = "q2_k")]
     Q2K,
     /// 3-bit k-quants, medium mix.
-    #[value(name = "q3_k_m")]
     Q3KM,
     /// 4-bit k-quants, medium mix: the usual compromise.
-    #[value(name = "q4_k_m")]
     Q4KM,
     /// 5-bit k-quants, medium mix.
-    #[value(name = "q5_k_m")]
     Q5KM,
     /// 6-bit k-quants.
-    #[value(name = "q6_k")]
     Q6K,
+}
+
+impl crate::config::Choice for QuantType {
+    const ALL: &'static [Self] = &[
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+        Self::Q2K,
+        Self::Q3KM,
+        Self::Q4KM,
+        Self::Q5KM,
+        Self::Q6K,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Self::Q4_0 => "q4_0",
+            Self::Q4_1 => "q4_1",
+            Self::Q5_0 => "q5_0",
+            Self::Q5_1 => "q5_1",
+            Self::Q8_0 => "q8_0",
+            Self::Q2K => "q2_k",
+            Self::Q3KM => "q3_k_m",
+            Self::Q4KM => "q4_k_m",
+            Self::Q5KM => "q5_k_m",
+            Self::Q6K => "q6_k",
+        }
+    }
 }
 
 impl QuantType {
@@ -77,11 +97,6 @@ impl QuantType {
             Self::Q5KM => sys::LLAMA_FTYPE_MOSTLY_Q5_K_M,
             Self::Q6K => sys::LLAMA_FTYPE_MOSTLY_Q6_K,
         }
-    }
-
-    /// The name users type (`q4_k_m`).
-    pub fn name(self) -> String {
-        clap::ValueEnum::to_possible_value(&self).map(|value| value.get_name().to_owned()).unwrap_or_default()
     }
 }
 
@@ -216,7 +231,7 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     // (imatrix, overrides, pruned layers) are left null as the defaults set them.
     let status = unsafe { llama_cpp_sys_2::llama_model_quantize(input_c.as_ptr(), temporary_c.as_ptr(), &params) };
     if status != 0 {
-        return Err(QuantizeError::Failed { path: input.to_path_buf(), quant_type });
+        return Err(QuantizeError::Failed { path: input.to_path_buf(), quant_type: quant_type.to_owned() });
     }
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     // Read back before the rename: a file that does not parse never takes the output's name.

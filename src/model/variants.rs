@@ -14,7 +14,7 @@ use std::path::Path;
 use super::info::{FILE_TYPE_NAMES, ModelInfo, format_mb};
 
 /// Which quantization of a model to run, when several sit side by side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelMode {
     /// The smallest file: fastest decode, least memory.
@@ -23,12 +23,19 @@ pub enum ModelMode {
     Quality,
 }
 
-impl fmt::Display for ModelMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl crate::config::Choice for ModelMode {
+    const ALL: &'static [Self] = &[Self::Fast, Self::Quality];
+    fn name(self) -> &'static str {
+        match self {
             Self::Fast => "fast",
             Self::Quality => "quality",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ModelMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(crate::config::Choice::name(*self))
     }
 }
 
