@@ -1,9 +1,11 @@
 //! The LLM engine: llama.cpp behind a cheap, cloneable handle.
 //!
 //! llama.cpp's model and context are not `Send`, so one dedicated OS thread
-//! owns them ([`engine`]); the rest of Workly holds an [`Engine`] handle and
-//! talks to that thread over a bounded channel, getting tokens back on a
-//! per-request channel. The thread keeps the conversation's KV cache between
+//! owns them ([`llama`]); the rest of Workly holds an [`Engine`] handle
+//! ([`engine`]) and talks to that thread over a bounded channel, getting
+//! tokens back on a per-request channel. The thread serves the handle through
+//! a small seam ([`worker`]), where a scripted worker ([`scripted`]) can stand
+//! in for the model in tests. The thread keeps the conversation's KV cache between
 //! requests and evaluates only what it has not seen ([`cache`]), renders chat
 //! templates ([`template`]), keeps the persona's KV state on disk between runs
 //! ([`prompt_cache`]), samples ([`sampling`]) and turns token bytes into
@@ -14,10 +16,15 @@
 
 pub mod cache;
 pub mod engine;
+mod llama;
 pub mod prompt_cache;
 pub mod sampling;
+pub mod scripted;
 pub mod stream;
 pub mod template;
+mod worker;
+
+pub(crate) use llama::backend as llama_backend;
 
 pub use engine::{
     CancelToken, Engine, EngineConfig, EngineInfo, FinishReason, FlashAttention, Generation, GenerationEvent,

@@ -215,7 +215,7 @@ pub fn quantize(input: &Path, output: &Path, options: &QuantizeOptions) -> Resul
     // A temporary file is private to its owner; the model gets the source's permissions.
     let permissions = std::fs::metadata(input).map(|metadata| metadata.permissions());
     permissions.and_then(|permissions| temporary.as_file().set_permissions(permissions)).map_err(write_error)?;
-    crate::llm::engine::backend(options.llama_logs).map_err(|error| QuantizeError::Backend(error.to_string()))?;
+    crate::llm::llama_backend(options.llama_logs).map_err(|error| QuantizeError::Backend(error.to_string()))?;
 
     let started = Instant::now();
     let input_c = c_path(input)?;

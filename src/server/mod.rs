@@ -15,6 +15,8 @@ pub mod openai;
 pub mod page;
 pub mod security;
 pub mod shutdown;
+#[cfg(test)]
+mod tests;
 
 use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;

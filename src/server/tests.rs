@@ -1,0 +1,224 @@
+//! The router tested in-process: every request goes through the same
+//! middleware and handlers as a served one (tower's `oneshot`, no socket),
+//! answered by a scripted engine instead of a model. Request errors, the SSE
+//! sequence, the queue bound, the Host/Origin guard and the API key are about
+//! the server, not the model, so they run here, in parallel and in
+//! milliseconds; `tests/serve.rs` keeps what needs the real model and binary.
+
+use super::*;
+use crate::chat::Persona;
+use crate::chat::turn::Chat;
+use crate::hardware::{DoctorReport, GpuBackend, Hardware};
+use crate::llm::scripted::Script;
+use axum::body::Body;
+use axum::http::{Request, header};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tower::ServiceExt as _;
+
+/// What the scripted model says: an emotion tag the reader never sees.
+const REPLY: &str = "[joy] What a lovely day! I am glad you are here.";
+
+/// A server's state, ready, with a scripted engine and a page conversation
+/// stored under `dir`.
+fn state(dir: &std::path::Path, max_queue: usize, script: Script) -> Arc<AppState> {
+    let memory = Memory::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
+    let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(memory)), 2048);
+    let doctor = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
+    let state = AppState::new("scripted".to_owned(), max_queue, page, doctor, None, events::Hub::default());
+    state.engine.set(Engine::scripted(script).unwrap()).unwrap();
+    Arc::new(state)
+}
+
+fn loopback(api_key: Option<&str>) -> Policy {
+    Policy::new(IpAddr::V4(Ipv4Addr::LOCALHOST), api_key.map(str::to_owned)).unwrap()
+}
+
+fn post(path: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post(path)
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .unwrap()
+}
+
+fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut request = Request::get(path).header(header::HOST, "127.0.0.1:8080");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+fn chat(body: serde_json::Value) -> Request<Body> {
+    post("/v1/chat/completions", body.to_string())
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+/// Asserts OpenAI's error shape with `status`; returns the error object.
+async fn openai_error(app: &Router, request: Request<Body>, status: StatusCode) -> serde_json::Value {
+    let (got, _, body) = send(app, request).await;
+    assert_eq!(got, status, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let error = json["error"].clone();
+    assert!(error["message"].as_str().is_some_and(|message| !message.contains('\n')), "{body}");
+    assert!(error["type"].is_string(), "{body}");
+    error
+}
+
+#[tokio::test]
+async fn bad_requests_get_openai_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(state(dir.path(), 4, Script::replies([REPLY])), loopback(None));
+    let error = openai_error(&app, post("/v1/chat/completions", "{oops"), StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["type"], "invalid_request_error");
+    let error = openai_error(&app, chat(serde_json::json!({"messages": []})), StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["param"], "messages");
+    let huge = format!("{{\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}", "a".repeat(5 << 20));
+    openai_error(&app, post("/v1/chat/completions", huge), StatusCode::PAYLOAD_TOO_LARGE).await;
+    // A message longer than the context is refused, not truncated.
+    let long = serde_json::json!({"messages": [{"role": "user", "content": "word ".repeat(5000)}]});
+    let error = openai_error(&app, chat(long), StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["code"], "context_length_exceeded");
+    openai_error(&app, get("/v1/nothing", &[]), StatusCode::NOT_FOUND).await;
+    // Still serving after all that.
+    let (status, _, body) =
+        send(&app, chat(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The `data:` payloads of an SSE body.
+fn sse_data(body: &str) -> Vec<String> {
+    body.lines().filter_map(|line| line.strip_prefix("data: ")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_whole_reply_and_a_streamed_one_say_the_same_without_their_tags() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(state(dir.path(), 4, Script::replies([REPLY])), loopback(None));
+    let ask = |stream: bool| {
+        chat(serde_json::json!({
+            "messages": [{"role": "user", "content": "Hello!"}],
+            "stream": stream, "stream_options": {"include_usage": true},
+        }))
+    };
+    let (status, _, body) = send(&app, ask(false)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let text = "What a lovely day! I am glad you are here.";
+    assert_eq!(whole["choices"][0]["message"]["content"], text);
+    assert_eq!(whole["choices"][0]["finish_reason"], "stop");
+    assert_eq!(whole["workly"]["emotion"], "joy");
+    assert_eq!(whole["usage"]["completion_tokens"], 11);
+
+    let (status, headers, body) = send(&app, ask(true)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    let data = sse_data(&body);
+    let chunks: Vec<serde_json::Value> =
+        data[..data.len() - 1].iter().map(|chunk| serde_json::from_str(chunk).unwrap()).collect();
+    // The role first, then the text, then the end with Workly's extension,
+    // then the usage, then [DONE].
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks.iter().filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, text);
+    let last = &chunks[chunks.len() - 2];
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(last["workly"]["emotion"], "joy");
+    assert_eq!(chunks[chunks.len() - 1]["usage"]["completion_tokens"], 11);
+    assert!(chunks[..chunks.len() - 1].iter().all(|chunk| chunk["usage"].is_null()));
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+}
+
+#[tokio::test]
+async fn requests_beyond_the_queue_bound_get_503_and_a_gone_client_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    // A reply of 200 words at 50 ms each: ten seconds unless it is cut.
+    let script = Script::replies(["word ".repeat(200)]).with_token_delay(Duration::from_millis(50));
+    let state = state(dir.path(), 1, script);
+    let app = router(Arc::clone(&state), loopback(None));
+    let long = serde_json::json!({"messages": [{"role": "user", "content": "A long story"}], "stream": true});
+    // The streamed reply holds the only place in the queue while its body is unread.
+    let streaming = app.clone().oneshot(chat(long)).await.unwrap();
+    assert_eq!(streaming.status(), StatusCode::OK);
+    let hi = || chat(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}));
+    let (status, headers, body) = send(&app, hi()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "1");
+
+    // Going away frees the place and cuts the reply: the next request is
+    // answered long before the ten seconds that reply would have taken.
+    drop(streaming);
+    let started = tokio::time::Instant::now();
+    loop {
+        let (status, _, body) = send(&app, hi()).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(started.elapsed() < Duration::from_secs(5), "the abandoned reply was not cut");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn foreign_hosts_and_origins_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(state(dir.path(), 4, Script::replies([REPLY])), loopback(None));
+    let health = |host: &str, origin: Option<&str>| {
+        let mut request = Request::get("/health").header(header::HOST, host);
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    // DNS rebinding: the browser names the attacker's host.
+    openai_error(&app, health("evil.example:8080", None), StatusCode::FORBIDDEN).await;
+    openai_error(&app, health("127.0.0.1.evil.example", None), StatusCode::FORBIDDEN).await;
+    assert_eq!(send(&app, health("localhost:8080", None)).await.0, StatusCode::OK);
+    assert_eq!(send(&app, health("[::1]:8080", None)).await.0, StatusCode::OK);
+    // A page from another site, a pre-flight from it, and one from a local page.
+    openai_error(&app, health("127.0.0.1:8080", Some("https://evil.example")), StatusCode::FORBIDDEN).await;
+    let preflight = |origin: &str| {
+        Request::options("/v1/chat/completions")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .body(Body::empty())
+            .unwrap()
+    };
+    openai_error(&app, preflight("https://evil.example"), StatusCode::FORBIDDEN).await;
+    let (status, headers, _) = send(&app, preflight("http://localhost:3000")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(headers[header::ACCESS_CONTROL_ALLOW_ORIGIN], "http://localhost:3000");
+    // A WebSocket upgrade from a foreign page.
+    let upgrade = get(
+        "/v1/events",
+        &[
+            ("Origin", "https://evil.example"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+    );
+    openai_error(&app, upgrade, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn the_api_key_is_required_when_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(state(dir.path(), 4, Script::replies([REPLY])), loopback(Some("s3cret")));
+    openai_error(&app, get("/v1/models", &[]), StatusCode::UNAUTHORIZED).await;
+    openai_error(&app, get("/v1/models", &[("Authorization", "Bearer wrong")]), StatusCode::UNAUTHORIZED).await;
+    let (status, _, body) = send(&app, get("/v1/models", &[("Authorization", "Bearer s3cret")])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The health probe and the page need no key.
+    assert_eq!(send(&app, get("/health", &[])).await.0, StatusCode::OK);
+}
