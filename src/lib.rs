@@ -15,13 +15,15 @@
 //! - [`emotion`]: the six emotions, reading them from a reply's tags and words,
 //!   smoothed over the turn, and their avatar expressions.
 //! - [`avatar`]: the avatar bridge: director, batcher, Unity and VMC transports.
-//! - [`chat`]: the persona and the conversation loop of the terminal chat.
+//! - [`chat`]: the persona, the conversation fitted to the context, and the
+//!   one chat turn every door runs.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
-//! - [`store`]: durable memory: conversations in SQLite, full-text search,
-//!   the `history` commands.
+//! - [`store`]: durable memory: conversations in SQLite, full-text search.
 //! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
 //! - [`bench`]: benchmark runners returning serde reports.
-//! - [`cli`]: the command-line surface and one `run` per subcommand.
+//! - [`cli`]: the command-line surface, the resolution of settings, exit
+//!   codes, and the runners of the terminal chat, `serve`, `history`,
+//!   `emotion` and `avatar`.
 
 pub mod avatar;
 pub mod bench;

@@ -32,21 +32,21 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     // `emotion` reads text only: no model, no config.
     if let Command::Emotion(args) = &cli.command {
-        return workly::emotion::inspect::run(args);
+        return cli::emotion::run(args);
     }
     // Avatar control needs no config either.
     if let Command::Avatar { command } = &cli.command {
         return match command {
-            AvatarCommand::Send(args) => workly::avatar::command_line::run_send(args),
-            AvatarCommand::Peer(args) => workly::avatar::command_line::run_peer(args),
+            AvatarCommand::Send(args) => cli::avatar::run_send(args),
+            AvatarCommand::Peer(args) => cli::avatar::run_peer(args),
         };
     }
     let context = cli::Context::resolve(cli)?;
     match &cli.command {
-        Command::Chat(args) => workly::chat::terminal::run(&context, args),
+        Command::Chat(args) => cli::chat::run(&context, args),
         Command::Doctor(args) => cli::run_doctor(&context, args),
-        Command::Serve(args) => workly::server::run(&context, args),
-        Command::History { command } => workly::store::history::run(&context.dirs, command),
+        Command::Serve(args) => cli::serve::run(&context, args),
+        Command::History { command } => cli::history::run(&context.dirs, command),
         Command::Bench { command } => match command {
             BenchCommand::All(args) => workly::bench::all::run(&context, args),
             BenchCommand::Gpu(args) => workly::bench::gpu::run(&context, args),

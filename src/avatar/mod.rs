@@ -18,11 +18,9 @@
 //! - [`batcher`]: pending commands per transport, coalescing, counters.
 //! - [`unity`], [`vmc`]: the transports.
 //! - [`peer`]: the reference Unity-like receiver.
-//! - [`command_line`]: `workly avatar send` and `workly avatar peer`.
 
 pub mod batcher;
 pub mod command;
-pub mod command_line;
 pub mod director;
 pub mod peer;
 pub mod state;
@@ -33,7 +31,6 @@ pub use batcher::{BatchStats, Batcher};
 pub use command::{Command, CommandError, Expression, ModelPath, Unit};
 pub use director::{Director, DirectorConfig, IdleMotion};
 
-use crate::cli::AvatarArgs;
 use crate::emotion::Emotion;
 use serde::Serialize;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -131,26 +128,6 @@ pub struct FrameTap(pub Arc<dyn Fn(&str) + Send + Sync>);
 impl std::fmt::Debug for FrameTap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("FrameTap")
-    }
-}
-
-impl BridgeConfig {
-    /// The configuration the avatar flags describe, with the default director.
-    pub fn from_args(args: &AvatarArgs) -> Result<Self, AvatarError> {
-        let unity = if args.no_unity { None } else { Some(resolve(&args.unity, unity::DEFAULT_PORT)?) };
-        let vmc = args.vmc.iter().map(|address| resolve(address, vmc::DEFAULT_PORT)).collect::<Result<Vec<_>, _>>()?;
-        if unity.is_none() && vmc.is_empty() {
-            return Err(AvatarError::NoTransport);
-        }
-        Ok(Self {
-            unity,
-            vmc,
-            fps: args.avatar_fps,
-            director: Some(DirectorConfig::default()),
-            model: None,
-            reconnect: Reconnect::default(),
-            tap: None,
-        })
     }
 }
 
@@ -310,16 +287,6 @@ pub struct AvatarBridge {
 }
 
 impl AvatarBridge {
-    /// Starts the bridge the avatar flags of `chat` or `serve` ask for, if
-    /// any: `--no-unity` without `--vmc` means no avatar, and the chat goes on.
-    /// `tap` is told each frame written to Unity.
-    pub fn start_if_wanted(args: &AvatarArgs, tap: Option<FrameTap>) -> Result<Option<Self>, AvatarError> {
-        if args.no_unity && args.vmc.is_empty() {
-            return Ok(None);
-        }
-        Self::start(BridgeConfig { tap, ..BridgeConfig::from_args(args)? }).map(Some)
-    }
-
     /// Starts the bridge's thread and transports. Returns at once: Unity is
     /// connected in the background, and commands wait (coalesced) until it is.
     pub fn start(config: BridgeConfig) -> Result<Self, AvatarError> {

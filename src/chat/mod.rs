@@ -1,5 +1,5 @@
 //! Conversations with Kira: the persona, the history fitted to the context,
-//! the one chat turn every door runs ([`turn`]), and the terminal chat.
+//! and the one chat turn every door runs ([`turn`]).
 //!
 //! A [`Conversation`] holds the persona and the turns so far, and builds the
 //! messages for the next request so that they fit the context in tokens:
@@ -11,7 +11,6 @@
 
 pub mod memory;
 pub mod persona;
-pub mod terminal;
 pub mod turn;
 
 pub use persona::{Language, Persona};

@@ -19,12 +19,8 @@ pub mod shutdown;
 mod tests;
 
 use crate::avatar::AvatarBridge;
-use crate::chat::Conversation;
-use crate::chat::memory::Memory;
 use crate::chat::turn::Chat;
-use crate::cli::{Context, ServeArgs};
 use crate::llm::{Engine, EngineConfig, LlmError};
-use crate::store::Store;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -33,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use error::ApiError;
 use security::Policy;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -206,34 +203,45 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
 }
 
 /// The API's name for a model file.
-fn model_id(config: &EngineConfig) -> String {
+pub fn model_id(config: &EngineConfig) -> String {
     let name = &config.model.file_name;
     name.strip_suffix(".gguf").unwrap_or(name).to_owned()
 }
 
-/// Runs `workly serve` until Ctrl-C or SIGTERM.
-pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
-    let policy = Policy::new(args.host, args.api_key.clone())?;
-    let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
-    // Opened before the model loads, so a damaged database is reported at once.
-    let mut memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
-    let (engine, state, resuming) = match prepare(context, args, &mut conversation, &memory) {
-        Ok(Setup { engine, doctor, avatar, hub, resuming }) => {
-            let page = events::PageChat::new(Chat::new(conversation, Some(memory)), engine.context_size as usize);
-            let state = AppState::new(model_id(&engine), usize::from(args.max_queue), page, doctor, avatar, hub);
-            (engine, Arc::new(state), resuming)
-        }
-        Err(error) => {
-            memory.abandon();
-            return Err(error);
-        }
-    };
+/// Everything a server runs with, resolved by the command line.
+#[derive(Debug)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// Who may call, and with which key.
+    pub policy: Policy,
+    /// Requests running or waiting at once; more are answered 503.
+    pub max_queue: usize,
+    /// The engine, loaded once the server listens.
+    pub engine: EngineConfig,
+    /// The page's conversation, resumed and kept in its memory.
+    pub page: Chat,
+    /// The machine and the settings chosen for it, for `/v1/workly/doctor`.
+    pub doctor: crate::hardware::DoctorReport,
+    /// The Unity app and VMC receivers, if any (tapped into `hub`).
+    pub avatar: Option<AvatarBridge>,
+    /// Where events go to `/v1/events` clients.
+    pub hub: events::Hub,
+    /// A line said once listening (which conversation the page continues).
+    pub resuming: String,
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming } = config;
+    let page = events::PageChat::new(page, engine.context_size as usize);
+    let state = Arc::new(AppState::new(model_id(&engine), max_queue, page, doctor, avatar, hub));
     let served = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .and_then(|runtime| runtime.block_on(serve(engine, args, policy, Arc::clone(&state), &resuming)));
+        .and_then(|runtime| runtime.block_on(serve(engine, address, policy, Arc::clone(&state), &resuming)));
     if served.is_err() {
         // A server that could not listen or load its model leaves no empty
         // conversation behind (one with messages stays).
@@ -242,52 +250,15 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     served
 }
 
-/// What `workly serve` sets up before it listens.
-struct Setup {
-    /// The engine's configuration, warming the persona in every language.
-    engine: EngineConfig,
-    doctor: crate::hardware::DoctorReport,
-    avatar: Option<AvatarBridge>,
-    hub: events::Hub,
-    /// The line saying which conversation the page continues.
-    resuming: String,
-}
-
-/// Tunes the engine, resumes `conversation` from `memory` and starts the
-/// avatar bridge.
-fn prepare(
-    context: &Context,
-    args: &ServeArgs,
-    conversation: &mut Conversation,
-    memory: &Memory,
-) -> anyhow::Result<Setup> {
-    let crate::cli::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
-    let resumed = memory.resume(conversation, engine.context_size as usize)?;
-    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
-    // The page chats as the persona: warm its prompt, in every language, so
-    // the first reply of any conversation is fast.
-    engine.warmup = conversation.openings();
-    let doctor = crate::hardware::DoctorReport::new(
-        hardware,
-        crate::hardware::GpuBackend::BUILT,
-        Some(tuning),
-        Some(engine.model.path.display().to_string()),
-    );
-    let hub = events::Hub::default();
-    let avatar = AvatarBridge::start_if_wanted(&args.avatar, Some(hub.avatar_tap()))?;
-    Ok(Setup { engine, doctor, avatar, hub, resuming })
-}
-
 async fn serve(
     config: EngineConfig,
-    args: &ServeArgs,
+    address: SocketAddr,
     policy: Policy,
     state: Arc<AppState>,
     resuming: &str,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind((args.host, args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
+    let listener =
+        tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
     let address = listener.local_addr()?;
     eprintln!("workly: listening on http://{address}/ (loading {})", state.model_id);
     eprintln!("{resuming}");

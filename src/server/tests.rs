@@ -6,10 +6,12 @@
 //! milliseconds; `tests/serve.rs` keeps what needs the real model and binary.
 
 use super::*;
-use crate::chat::Persona;
+use crate::chat::memory::Memory;
 use crate::chat::turn::Chat;
+use crate::chat::{Conversation, Persona};
 use crate::hardware::{DoctorReport, GpuBackend, Hardware};
 use crate::llm::scripted::Script;
+use crate::store::Store;
 use axum::body::Body;
 use axum::http::{Request, header};
 use std::net::{IpAddr, Ipv4Addr};

@@ -26,7 +26,6 @@
 //! checked before SQLite opens the file, and nothing is written (not even the
 //! switch to WAL) before the schema version has been read successfully.
 
-pub mod history;
 pub mod query;
 pub mod schema;
 

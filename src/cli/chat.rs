@@ -14,11 +14,11 @@
 //! `/reset` moves on to a new stored conversation. `-p` touches the store only
 //! when `--conversation` names one, so a one-off question leaves no trace.
 
-use super::Conversation;
-use super::memory::Memory;
-use super::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn, TurnError};
+use super::{ChatArgs, Context, EXIT_BAD_INPUT, EXIT_INTERRUPTED, exit_code, write_stdout};
 use crate::avatar::AvatarBridge;
-use crate::cli::{self, ChatArgs, Context};
+use crate::chat::Conversation;
+use crate::chat::memory::Memory;
+use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn, TurnError};
 use crate::emotion::Emotion;
 use crate::llm::{CancelToken, Engine, EngineInfo};
 use crate::store::Store;
@@ -114,9 +114,9 @@ fn handle_signals(current: &Current) -> anyhow::Result<()> {
     let current = Arc::clone(current);
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         for signal in signals.forever() {
-            let Ok(mut turning) = current.lock() else { std::process::exit(i32::from(cli::EXIT_INTERRUPTED)) };
+            let Ok(mut turning) = current.lock() else { std::process::exit(i32::from(EXIT_INTERRUPTED)) };
             if !turning.busy {
-                std::process::exit(if signal == SIGTERM { 0 } else { i32::from(cli::EXIT_INTERRUPTED) });
+                std::process::exit(if signal == SIGTERM { 0 } else { i32::from(EXIT_INTERRUPTED) });
             }
             turning.cut.cancel();
             turning.ending |= signal == SIGTERM;
@@ -210,7 +210,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                     // SIGTERM: the turn is saved, the chat ends.
                     Ok(true) => break,
                     // A message that cannot fit is reported and the chat goes on.
-                    Err(error) if cli::exit_code(&error) == cli::EXIT_BAD_INPUT => eprintln!("workly: {error:#}"),
+                    Err(error) if exit_code(&error) == EXIT_BAD_INPUT => eprintln!("workly: {error:#}"),
                     Err(error) => return Err(error),
                 }
             }
@@ -247,7 +247,7 @@ fn start(
     let engine = Engine::load(prepared.engine)?;
     // Started after the model so a bad address is reported first; Unity may
     // be absent, the bridge then retries in the background.
-    let avatar = AvatarBridge::start_if_wanted(&args.avatar, None)?;
+    let avatar = super::avatar::start_bridge(&args.avatar, None)?;
     Ok((engine, avatar, resumed))
 }
 
@@ -301,9 +301,9 @@ impl Door<'_> {
         if self.args.json {
             let info = self.engine.info();
             let line = serde_json::to_string(&TurnReport::new(&outcome, info, stored))?;
-            cli::write_stdout(&(line + "\n"))?;
+            write_stdout(&(line + "\n"))?;
         } else {
-            cli::write_stdout("\n")?;
+            write_stdout("\n")?;
             if outcome.stats.finish_reason == crate::llm::FinishReason::Cancelled {
                 eprintln!("(stopped)");
             }
@@ -328,7 +328,7 @@ impl Sink for Printer {
         if !self.print || self.reader_gone || self.failed.is_some() {
             return !self.reader_gone && self.failed.is_none();
         }
-        match cli::write_stdout(piece) {
+        match write_stdout(piece) {
             Ok(true) => true,
             Ok(false) => {
                 self.reader_gone = true;

@@ -3,10 +3,10 @@
 //! Each command reads the store, builds data, and renders it as text, JSON or
 //! Markdown; listings go to stdout so they pipe, confirmations to stderr.
 
-use super::{ConversationSummary, SearchHit, Store, StoredMessage};
-use crate::cli::{self, ExportFormat, HistoryCommand};
+use super::{ExportFormat, HistoryCommand, write_stdout};
 use crate::config::Dirs;
 use crate::llm::Role;
+use crate::store::{ConversationSummary, SearchHit, Store, StoredMessage};
 use serde::Serialize;
 
 /// A conversation with its messages, as `export --format json` writes it.
@@ -26,17 +26,17 @@ pub fn run(dirs: &Dirs, command: &HistoryCommand) -> anyhow::Result<()> {
         HistoryCommand::List { json } => {
             let conversations = store.conversations()?;
             let text = if *json { serde_json::to_string(&conversations)? + "\n" } else { render_list(&conversations) };
-            cli::write_stdout(&text)?;
+            write_stdout(&text)?;
         }
         HistoryCommand::Show { name } => {
             let (summary, messages) = load(&store, name)?;
-            cli::write_stdout(&render_transcript(&summary, &messages))?;
+            write_stdout(&render_transcript(&summary, &messages))?;
         }
         HistoryCommand::Search { text, conversation, limit, json } => {
             let within = conversation.as_deref().map(|name| store.conversation(name)).transpose()?;
             let hits = store.search(&text.join(" "), within.as_ref(), *limit as usize)?;
             let text = if *json { serde_json::to_string(&hits)? + "\n" } else { render_hits(&hits) };
-            cli::write_stdout(&text)?;
+            write_stdout(&text)?;
         }
         HistoryCommand::Export { name, format } => {
             let (summary, messages) = load(&store, name)?;
@@ -46,7 +46,7 @@ pub fn run(dirs: &Dirs, command: &HistoryCommand) -> anyhow::Result<()> {
                 }
                 ExportFormat::Markdown => render_markdown(&summary, &messages),
             };
-            cli::write_stdout(&text)?;
+            write_stdout(&text)?;
         }
         HistoryCommand::Delete { name } => {
             let messages = store.delete_conversation(name)?;

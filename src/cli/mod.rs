@@ -1,8 +1,10 @@
 //! The command-line surface: argument types, the shared set-up of an engine
-//! from flags, environment, config file and hardware, and exit codes.
+//! from flags, environment, config file and hardware, exit codes, and the
+//! runners of the commands that are doors into Workly: [`chat`] (the
+//! terminal), [`serve`], [`history`], [`emotion`] and [`avatar`].
 //!
-//! `main.rs` parses [`Cli`] and calls one `run` per subcommand; the runners live
-//! with what they run (`chat::terminal`, `bench`, ...). Exit codes: 0 success,
+//! `main.rs` parses [`Cli`] and calls one `run` per subcommand; the library
+//! below takes plain configuration. Exit codes: 0 success,
 //! 1 a failure at run time, 2 bad input (usage, a bad model or config file, a
 //! prompt that cannot fit, a damaged or newer database, an unknown
 //! conversation), 130 interrupted.
@@ -18,6 +20,12 @@ use crate::model::{self, ModelInfo, ModelMode};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
+
+pub mod avatar;
+pub mod chat;
+pub mod emotion;
+pub mod history;
+pub mod serve;
 
 /// Exit code for a failure at run time.
 pub const EXIT_FAILURE: u8 = 1;
@@ -918,7 +926,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             || cause.is::<crate::hardware::GpuSelectionError>()
             || cause.is::<crate::llm::template::TemplateError>()
             || cause.is::<crate::server::security::ExposedWithoutKey>()
-            || cause.is::<crate::emotion::inspect::NotUtf8>()
+            || cause.is::<emotion::NotUtf8>()
         {
             return EXIT_BAD_INPUT;
         }

@@ -1,0 +1,76 @@
+//! `workly serve`: the server's settings resolved from the flags, the config
+//! file and the machine, then [`crate::server::run`].
+
+use super::{Context, ServeArgs};
+use crate::avatar::AvatarBridge;
+use crate::chat::Conversation;
+use crate::chat::memory::Memory;
+use crate::chat::turn::Chat;
+use crate::llm::EngineConfig;
+use crate::server::events::Hub;
+use crate::server::security::Policy;
+use crate::server::{self, ServerConfig};
+use crate::store::Store;
+use std::net::SocketAddr;
+
+/// Runs `workly serve` until Ctrl-C or SIGTERM.
+pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
+    let policy = Policy::new(args.host, args.api_key.clone())?;
+    let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
+    // Opened before the model loads, so a damaged database is reported at once.
+    let mut memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
+    let Setup { engine, doctor, avatar, hub, resuming } = match prepare(context, args, &mut conversation, &memory) {
+        Ok(setup) => setup,
+        Err(error) => {
+            memory.abandon();
+            return Err(error);
+        }
+    };
+    server::run(ServerConfig {
+        address: SocketAddr::new(args.host, args.port),
+        policy,
+        max_queue: usize::from(args.max_queue),
+        engine,
+        page: Chat::new(conversation, Some(memory)),
+        doctor,
+        avatar,
+        hub,
+        resuming,
+    })
+}
+
+/// What `workly serve` sets up before it listens.
+struct Setup {
+    /// The engine's configuration, warming the persona in every language.
+    engine: EngineConfig,
+    doctor: crate::hardware::DoctorReport,
+    avatar: Option<AvatarBridge>,
+    hub: Hub,
+    /// The line saying which conversation the page continues.
+    resuming: String,
+}
+
+/// Tunes the engine, resumes `conversation` from `memory` and starts the
+/// avatar bridge.
+fn prepare(
+    context: &Context,
+    args: &ServeArgs,
+    conversation: &mut Conversation,
+    memory: &Memory,
+) -> anyhow::Result<Setup> {
+    let super::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
+    let resumed = memory.resume(conversation, engine.context_size as usize)?;
+    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
+    // The page chats as the persona: warm its prompt, in every language, so
+    // the first reply of any conversation is fast.
+    engine.warmup = conversation.openings();
+    let doctor = crate::hardware::DoctorReport::new(
+        hardware,
+        crate::hardware::GpuBackend::BUILT,
+        Some(tuning),
+        Some(engine.model.path.display().to_string()),
+    );
+    let hub = Hub::default();
+    let avatar = super::avatar::start_bridge(&args.avatar, Some(hub.avatar_tap()))?;
+    Ok(Setup { engine, doctor, avatar, hub, resuming })
+}
