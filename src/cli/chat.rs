@@ -160,7 +160,8 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         max_tokens: args.sampling.max_tokens,
         stop: args.sampling.stop.clone(),
     };
-    let door = Door { engine: &engine, avatar: avatar.as_ref(), options: &options, chat: &chat, args };
+    let door =
+        Door { engine: &engine, avatar: avatar.as_ref(), options: &options, chat: &chat, args, out: &write_stdout };
     let current: Current = Arc::default();
     handle_signals(&current)?;
 
@@ -262,20 +263,28 @@ fn one_shot_context(conversation: &Conversation, prompt: &str, max_tokens: u32) 
 }
 
 /// The terminal as a door into the chat turn.
-struct Door<'a> {
-    engine: &'a Engine,
-    avatar: Option<&'a AvatarBridge>,
-    options: &'a ReplyOptions,
-    chat: &'a Mutex<Chat>,
-    args: &'a ChatArgs,
+pub(crate) struct Door<'a> {
+    /// The model.
+    pub engine: &'a Engine,
+    /// Kira's face, if shown.
+    pub avatar: Option<&'a AvatarBridge>,
+    /// How replies are shaped (from the sampling flags).
+    pub options: &'a ReplyOptions,
+    /// The conversation and where it is kept.
+    pub chat: &'a Mutex<Chat>,
+    /// `--json` and `-p` decide what is printed and what a failed save means.
+    pub args: &'a ChatArgs,
+    /// Where the reply goes: stdout ([`write_stdout`]; `false` once it is
+    /// closed), or what a test reads.
+    pub out: &'a dyn Fn(&str) -> anyhow::Result<bool>,
 }
 
 impl Door<'_> {
     /// One exchange through the chat turn, the reply streamed to stdout (or,
     /// with `--json`, reported once saved); `cancel` cuts it.
-    fn turn(&self, user: &str, cancel: CancelToken) -> anyhow::Result<()> {
+    pub fn turn(&self, user: &str, cancel: CancelToken) -> anyhow::Result<()> {
         let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel };
-        let mut printer = Printer { print: !self.args.json, reader_gone: false, failed: None };
+        let mut printer = Printer { out: self.out, print: !self.args.json, reader_gone: false, failed: None };
         let mut outcome = turn.chat(self.chat, user, &mut printer).map_err(TurnError::into_anyhow)?;
         if let Some(error) = printer.failed {
             return Err(error).context("cannot write to stdout");
@@ -301,9 +310,9 @@ impl Door<'_> {
         if self.args.json {
             let info = self.engine.info();
             let line = serde_json::to_string(&TurnReport::new(&outcome, info, stored))?;
-            write_stdout(&(line + "\n"))?;
+            (self.out)(&(line + "\n"))?;
         } else {
-            write_stdout("\n")?;
+            (self.out)("\n")?;
             if outcome.stats.finish_reason == crate::llm::FinishReason::Cancelled {
                 eprintln!("(stopped)");
             }
@@ -314,8 +323,10 @@ impl Door<'_> {
 
 /// Prints the reply as it comes (emotion tags are for the avatar: the person
 /// reads the text without them).
-struct Printer {
-    /// Whether the text goes to stdout (not with `--json`).
+struct Printer<'a> {
+    /// Where the text goes.
+    out: &'a dyn Fn(&str) -> anyhow::Result<bool>,
+    /// Whether the text goes out (not with `--json`).
     print: bool,
     /// stdout was closed: nobody reads the reply, so it stops.
     reader_gone: bool,
@@ -323,12 +334,12 @@ struct Printer {
     failed: Option<anyhow::Error>,
 }
 
-impl Sink for Printer {
+impl Sink for Printer<'_> {
     fn text(&mut self, piece: &str) -> bool {
         if !self.print || self.reader_gone || self.failed.is_some() {
             return !self.reader_gone && self.failed.is_none();
         }
-        match write_stdout(piece) {
+        match (self.out)(piece) {
             Ok(true) => true,
             Ok(false) => {
                 self.reader_gone = true;

@@ -6,6 +6,8 @@
 //! milliseconds; `tests/serve.rs` keeps what needs the real model and binary.
 
 use super::*;
+use crate::avatar::AvatarBridge;
+use crate::avatar::state::AvatarState;
 use crate::chat::memory::Memory;
 use crate::chat::turn::Chat;
 use crate::chat::{Conversation, Persona};
@@ -24,10 +26,15 @@ const REPLY: &str = "[joy] What a lovely day! I am glad you are here.";
 /// A server's state, ready, with a scripted engine and a page conversation
 /// stored under `dir`.
 fn state(dir: &std::path::Path, max_queue: usize, script: Script) -> Arc<AppState> {
+    with_avatar(dir, max_queue, script, None)
+}
+
+/// The same, showing Kira's face on `avatar`.
+fn with_avatar(dir: &std::path::Path, max_queue: usize, script: Script, avatar: Option<AvatarBridge>) -> Arc<AppState> {
     let memory = Memory::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
     let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(memory)), 2048);
     let doctor = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
-    let state = AppState::new("scripted".to_owned(), max_queue, page, doctor, None, events::Hub::default());
+    let state = AppState::new("scripted".to_owned(), max_queue, page, doctor, avatar, events::Hub::default());
     state.engine.set(Engine::scripted(script).unwrap()).unwrap();
     Arc::new(state)
 }
@@ -223,4 +230,129 @@ async fn the_api_key_is_required_when_set() {
     assert_eq!(status, StatusCode::OK, "{body}");
     // The health probe and the page need no key.
     assert_eq!(send(&app, get("/health", &[])).await.0, StatusCode::OK);
+}
+
+/// A reply whose face changes twice, so the avatar gets several commands.
+const FEELINGS: &str = "[joy] I love this idea! [sorrow] But I will miss you so much.";
+
+/// A Unity-like peer on a free port; the state it ends up in.
+async fn unity_peer() -> (std::net::SocketAddr, Arc<std::sync::Mutex<AvatarState>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let state = Arc::new(std::sync::Mutex::new(AvatarState::default()));
+    let seen = Arc::clone(&state);
+    tokio::spawn(crate::avatar::peer::serve(listener, std::future::pending(), move |_, now: &AvatarState| {
+        *seen.lock().unwrap() = now.clone();
+    }));
+    (address, state)
+}
+
+/// A bridge to the Unity-like peer at `address`, as `--unity` starts one.
+fn bridge(address: std::net::SocketAddr) -> AvatarBridge {
+    AvatarBridge::start(crate::avatar::BridgeConfig {
+        unity: Some(address),
+        vmc: Vec::new(),
+        fps: None,
+        director: Some(crate::avatar::DirectorConfig::default()),
+        model: None,
+        reconnect: crate::avatar::unity::Reconnect::default(),
+        tap: None,
+    })
+    .unwrap()
+}
+
+/// What the peer shows once the bridge has written everything and the
+/// peer has read it: the face the reply left, held for two seconds after it.
+async fn shown(bridge: &AvatarBridge, peer: &std::sync::Mutex<AvatarState>) -> AvatarState {
+    bridge.flush(Duration::from_secs(2)).unwrap();
+    let mut last = peer.lock().unwrap().clone();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = peer.lock().unwrap().clone();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// The reply's emotion and intensity as a door reported them, and the
+/// avatar's state after.
+type Seen = (String, f32, AvatarState);
+
+/// The emotion and intensity a door's JSON gives.
+fn feeling(emotion: &serde_json::Value, intensity: &serde_json::Value) -> (String, f32) {
+    (emotion.as_str().unwrap().to_owned(), intensity.as_f64().unwrap() as f32)
+}
+
+async fn through_the_terminal() -> Seen {
+    let (address, peer) = unity_peer().await;
+    let avatar = bridge(address);
+    let engine = Engine::scripted(Script::replies([FEELINGS])).unwrap();
+    let chat = std::sync::Mutex::new(Chat::new(Conversation::new(Persona::default()), None));
+    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(["workly", "chat", "--json"]).unwrap();
+    let crate::cli::Command::Chat(args) = cli.command else { unreachable!("a chat command was parsed") };
+    let options = crate::chat::turn::ReplyOptions { max_tokens: 256, ..Default::default() };
+    let printed = std::sync::Mutex::new(String::new());
+    let out = |text: &str| {
+        printed.lock().unwrap().push_str(text);
+        Ok(true)
+    };
+    let door = crate::cli::chat::Door {
+        engine: &engine,
+        avatar: Some(&avatar),
+        options: &options,
+        chat: &chat,
+        args: &args,
+        out: &out,
+    };
+    tokio::task::block_in_place(|| door.turn("Guess what!", crate::llm::CancelToken::new())).unwrap();
+    let report: serde_json::Value = serde_json::from_str(printed.lock().unwrap().trim()).unwrap();
+    let (emotion, intensity) = feeling(&report["emotion"], &report["intensity"]);
+    (emotion, intensity, shown(&avatar, &peer).await)
+}
+
+async fn through_the_page() -> Seen {
+    let (address, peer) = unity_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = with_avatar(dir.path(), 4, Script::replies([FEELINGS]), Some(bridge(address)));
+    let mut events = state.hub.subscribe();
+    let page = Arc::clone(&state);
+    tokio::task::spawn_blocking(move || events::page_turn(&page, "Guess what!")).await.unwrap().unwrap();
+    let done = loop {
+        let event: serde_json::Value = serde_json::from_str(&events.recv().await.unwrap()).unwrap();
+        if event["type"] == "reply_done" {
+            break event;
+        }
+    };
+    let avatar = state.avatar.as_ref().unwrap();
+    let (emotion, intensity) = feeling(&done["emotion"], &done["intensity"]);
+    (emotion, intensity, shown(avatar, &peer).await)
+}
+
+async fn through_the_api() -> Seen {
+    let (address, peer) = unity_peer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = with_avatar(dir.path(), 4, Script::replies([FEELINGS]), Some(bridge(address)));
+    let app = router(Arc::clone(&state), loopback(None));
+    let (status, _, body) =
+        send(&app, chat(serde_json::json!({"messages": [{"role": "user", "content": "Guess what!"}]}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let avatar = state.avatar.as_ref().unwrap();
+    let (emotion, intensity) = feeling(&reply["workly"]["emotion"], &reply["workly"]["intensity"]);
+    (emotion, intensity, shown(avatar, &peer).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_door_gives_a_reply_the_same_emotion_and_the_avatar_the_same_face() {
+    let terminal = through_the_terminal().await;
+    let page = through_the_page().await;
+    let api = through_the_api().await;
+    // The reply ends sad: the turn's emotion, and the face the avatar holds.
+    assert_eq!(terminal.0, "sorrow");
+    let sorrow = crate::avatar::Expression::Sorrow;
+    assert!(terminal.2.expressions[sorrow.index()].is_some_and(|weight| weight.get() > 0.0), "{:?}", terminal.2);
+    assert_eq!(page, terminal, "the page's turn differs from the terminal's");
+    assert_eq!(api, terminal, "the API's turn differs from the terminal's");
 }
