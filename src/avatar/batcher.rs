@@ -103,7 +103,7 @@ impl Batcher {
         handed > 0
     }
 
-    /// Wakes the writer waiting in [`Batcher::take`] or [`Batcher::until_pending`].
+    /// Wakes the writer waiting in [`Batcher::take`] or [`Batcher::until_woken`].
     pub fn wake(&self) {
         self.ready.notify_one();
     }
@@ -119,9 +119,13 @@ impl Batcher {
         }
     }
 
-    /// Waits until something is pending (without taking it).
-    pub async fn until_pending(&self) {
-        while self.pending() == 0 {
+    /// Waits until something is pending (without taking it) or a sender
+    /// woke the writer. A sender that wrote inline and was cut short by a full
+    /// socket leaves the rest of its write to the writer with nothing pending
+    /// (it took the commands): waiting for pending commands alone would leave
+    /// that rest unwritten until the next command came, if ever.
+    pub async fn until_woken(&self) {
+        if self.pending() == 0 {
             self.ready.notified().await;
         }
     }

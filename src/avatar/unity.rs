@@ -249,7 +249,7 @@ async fn write_commands(wire: &Wire, batcher: &Batcher) -> String {
     loop {
         let stop = wire.write(&mut wire.lock(), batcher);
         match stop {
-            Stop::Idle => batcher.until_pending().await,
+            Stop::Idle => batcher.until_woken().await,
             Stop::Blocked(socket) => {
                 if let Err(error) = socket.writable().await {
                     return format!("cannot write to Unity: {error}");
