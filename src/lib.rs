@@ -5,6 +5,7 @@
 //! the command line and maps errors to exit codes.
 //!
 //! # Layout
+//! - [`choice`]: settings with a fixed set of named values.
 //! - [`config`]: settings resolved once (CLI > environment > file > defaults) and
 //!   the directories Workly reads and writes.
 //! - [`hardware`]: what the machine has and the policies that follow from it
@@ -21,6 +22,7 @@
 //! - [`store`]: durable memory: conversations in SQLite, full-text search.
 //! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
 //! - [`bench`]: benchmark runners returning serde reports.
+//! - [`error`]: the class of an error that reaches the command line.
 //! - [`cli`]: the command-line surface, the resolution of settings, exit
 //!   codes, and the runners of the terminal chat, `serve`, `history`,
 //!   `emotion` and `avatar`.
@@ -28,9 +30,11 @@
 pub mod avatar;
 pub mod bench;
 pub mod chat;
+pub mod choice;
 pub mod cli;
 pub mod config;
 pub mod emotion;
+pub mod error;
 pub mod hardware;
 pub mod llm;
 pub mod model;

@@ -11,6 +11,7 @@
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::cli::{BenchGpuArgs, Context, EngineArgs};
+use crate::error::BadInput;
 use crate::hardware::{GpuBackend, GpuInfo, free_vram_bytes, gpu_budget_bytes};
 use crate::llm::{Engine, LlmError};
 use serde::Serialize;
@@ -84,13 +85,13 @@ pub fn run(context: &Context, args: &BenchGpuArgs) -> anyhow::Result<()> {
 /// Sweeps the layer counts on this machine's GPUs.
 pub fn report(context: &Context, engine: &EngineArgs, runs: u32, step: Option<u32>) -> anyhow::Result<GpuBenchReport> {
     if GpuBackend::BUILT != GpuBackend::Cuda {
-        return Err(GpuBenchError::NotCuda(GpuBackend::BUILT.label()).into());
+        return Err(BadInput::new(GpuBenchError::NotCuda(GpuBackend::BUILT.label())).into());
     }
     let picked = engine.prepare(context, Vec::new())?;
     let hardware = &picked.hardware;
     if hardware.gpus.is_empty() {
         let note = hardware.gpu_note.clone().unwrap_or_else(|| "none listed".to_owned());
-        return Err(GpuBenchError::NoGpu(note).into());
+        return Err(BadInput::new(GpuBenchError::NoGpu(note)).into());
     }
     let layers = picked.engine.model.layers;
     let budget_bytes = hardware.gpus.iter().map(gpu_budget_bytes).sum();

@@ -10,7 +10,8 @@
 //! conversation), 130 interrupted.
 
 use crate::chat::Persona;
-use crate::config::{self, Choice, Dirs, FileConfig};
+use crate::choice::Choice;
+use crate::config::{self, Dirs, FileConfig};
 use crate::hardware::{
     GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
     TuningRequest, place_gpu_layers,
@@ -919,8 +920,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             };
         }
         if cause.is::<model::GgufError>()
-            || cause.is::<crate::bench::compare::BaselineMissing>()
-            || cause.is::<crate::bench::gpu::GpuBenchError>()
+            || cause.is::<crate::error::BadInput>()
             || cause.is::<model::locate::LocateError>()
             || cause.is::<config::ConfigError>()
             || cause.is::<crate::hardware::GpuSelectionError>()

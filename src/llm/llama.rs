@@ -22,17 +22,16 @@
 //! longer holds loads it back ([`super::cache::pick_snapshot`]) in a
 //! millisecond instead of prefilling it again.
 
-use super::CancelToken;
 use super::LlmError;
 use super::cache::{self, KvEdit};
-use super::engine::{
-    EngineConfig, EngineInfo, FinishReason, FlashAttention, GenerationEvent, GenerationStats, KvCacheType,
-    PerplexityReport, Prompt, Ready,
+use super::generation::{
+    CancelToken, EngineConfig, EngineInfo, FinishReason, FlashAttention, GenerationEvent, GenerationStats, KvCacheType,
+    PerplexityReport, Prompt,
 };
 use super::prompt_cache;
 use super::stream::TextStream;
 use super::template::{ChatTemplate, Message, Role, TemplateError};
-use super::worker::{self, Inbox, Job, Worker};
+use super::worker::{self, Inbox, Job, Ready, Worker};
 use crate::hardware::SplitMode;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::{self as context_params, LlamaContextParams};

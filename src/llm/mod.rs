@@ -2,7 +2,7 @@
 //!
 //! llama.cpp's model and context are not `Send`, so one dedicated OS thread
 //! owns them ([`llama`]); the rest of Workly holds an [`Engine`] handle
-//! ([`engine`]) and talks to that thread over a bounded channel, getting
+//! ([`engine`]; what it speaks is in [`generation`]) and talks to that thread over a bounded channel, getting
 //! tokens back on a per-request channel. The thread serves the handle through
 //! a small seam ([`worker`]), where a scripted worker ([`scripted`]) can stand
 //! in for the model in tests. The thread keeps the conversation's KV cache between
@@ -16,6 +16,7 @@
 
 pub mod cache;
 pub mod engine;
+pub mod generation;
 mod llama;
 pub mod prompt_cache;
 pub mod sampling;
@@ -26,9 +27,10 @@ mod worker;
 
 pub(crate) use llama::backend as llama_backend;
 
-pub use engine::{
-    CancelToken, Engine, EngineConfig, EngineInfo, FinishReason, FlashAttention, Generation, GenerationEvent,
-    GenerationRequest, GenerationStats, KvCacheType, PerplexityReport, Prompt,
+pub use engine::{Engine, Generation};
+pub use generation::{
+    CancelToken, EngineConfig, EngineInfo, FinishReason, FlashAttention, GenerationEvent, GenerationRequest,
+    GenerationStats, KvCacheType, PerplexityReport, Prompt,
 };
 pub use sampling::SamplingParams;
 pub use template::{Message, Role};

@@ -11,11 +11,11 @@
 //! word with the space before it being one token. Stop strings, `max_tokens`,
 //! the context's bound and cancellation behave as with a model.
 
-use super::engine::{
-    EngineInfo, FinishReason, FlashAttention, GenerationEvent, GenerationStats, PerplexityReport, Prompt, Ready,
+use super::generation::{
+    CancelToken, EngineInfo, FinishReason, FlashAttention, GenerationEvent, GenerationStats, PerplexityReport, Prompt,
 };
 use super::stream::TextStream;
-use super::worker::{self, Inbox, Job, Worker};
+use super::worker::{self, Inbox, Job, Ready, Worker};
 use super::{LlmError, Message};
 use std::time::{Duration, Instant};
 
@@ -174,7 +174,7 @@ impl Worker for Scripted {
 
 /// Waits `delay` unless `cancel` fires first (checked every few
 /// milliseconds); whether it fired.
-fn pause(delay: Duration, cancel: &super::CancelToken) -> bool {
+fn pause(delay: Duration, cancel: &CancelToken) -> bool {
     let until = Instant::now() + delay;
     while !cancel.is_cancelled() && Instant::now() < until {
         std::thread::sleep((until - Instant::now()).min(Duration::from_millis(5)));

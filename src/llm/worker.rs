@@ -12,12 +12,19 @@
 //!
 //! [`Engine`]: super::Engine
 
-use super::engine::{GenerationEvent, GenerationRequest, GenerationStats, PerplexityReport, Prompt};
-use super::{CancelToken, FinishReason, LlmError, Message};
+use super::generation::{
+    CancelToken, EngineInfo, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, PerplexityReport,
+    Prompt,
+};
+use super::{LlmError, Message};
 use std::collections::VecDeque;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
+
+/// How the engine thread says it is ready, with what it loaded, or why it
+/// could not start.
+pub(super) type Ready = std::sync::mpsc::Sender<Result<EngineInfo, LlmError>>;
 
 /// What the handle asks of the engine thread.
 pub(super) enum Command {

@@ -24,7 +24,7 @@ use thiserror::Error;
 
 use super::gguf::GgufError;
 use super::info::{ModelInfo, format_mb};
-use crate::config::Choice;
+use crate::choice::Choice;
 
 /// The quantizations `workly model quantize` writes, named as llama.cpp's
 /// `llama-quantize` names them.
@@ -52,7 +52,7 @@ pub enum QuantType {
     Q6K,
 }
 
-impl crate::config::Choice for QuantType {
+impl crate::choice::Choice for QuantType {
     const ALL: &'static [Self] = &[
         Self::Q4_0,
         Self::Q4_1,

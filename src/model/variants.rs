@@ -23,7 +23,7 @@ pub enum ModelMode {
     Quality,
 }
 
-impl crate::config::Choice for ModelMode {
+impl crate::choice::Choice for ModelMode {
     const ALL: &'static [Self] = &[Self::Fast, Self::Quality];
     fn name(self) -> &'static str {
         match self {
@@ -35,7 +35,7 @@ impl crate::config::Choice for ModelMode {
 
 impl fmt::Display for ModelMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(crate::config::Choice::name(*self))
+        f.write_str(crate::choice::Choice::name(*self))
     }
 }
 

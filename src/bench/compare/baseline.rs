@@ -5,6 +5,7 @@
 //! comparison runs from anywhere).
 
 use super::process::json_of;
+use crate::error::BadInput;
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,14 +49,14 @@ impl Baseline {
     pub(super) fn locate(python: Option<&Path>, dir: &Path) -> anyhow::Result<Self> {
         let python = python.map(Path::to_path_buf).or_else(default_python).unwrap_or_else(|| PathBuf::from("python3"));
         if !python.is_file() {
-            return Err(BaselineMissing::NoPython(python).into());
+            return Err(BadInput::new(BaselineMissing::NoPython(python)).into());
         }
         let output = Command::new(&python)
             .args(["-c", "import llama_cpp; print(llama_cpp.__version__)"])
             .output()
             .with_context(|| format!("cannot run {}", python.display()))?;
         if !output.status.success() {
-            return Err(BaselineMissing::NoLlamaCpp(python).into());
+            return Err(BadInput::new(BaselineMissing::NoLlamaCpp(python)).into());
         }
         let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         let script = dir.join("original.py");

@@ -21,7 +21,7 @@ pub enum SplitMode {
     Row,
 }
 
-impl crate::config::Choice for SplitMode {
+impl crate::choice::Choice for SplitMode {
     const ALL: &'static [Self] = &[Self::None, Self::Layer, Self::Row];
     fn name(self) -> &'static str {
         match self {
