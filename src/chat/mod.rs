@@ -5,11 +5,11 @@
 //! messages for the next request so that they fit the context in tokens:
 //! the oldest exchanges leave first, the persona always stays. Because the
 //! engine shifts cached turns into place, dropping an old turn does not make
-//! the next request re-evaluate the rest. [`memory`] ties a conversation to
+//! the next request re-evaluate the rest. [`history`] ties a conversation to
 //! the durable store: it resumes one after a restart, saves each exchange,
 //! and recalls older turns that left the context when they become relevant.
 
-pub mod memory;
+pub mod history;
 pub mod persona;
 pub mod turn;
 
@@ -114,7 +114,7 @@ impl Conversation {
     }
 
     /// Like [`Conversation::prompt_for`], with `recalled` (a note of older turns
-    /// brought back, see [`memory`]) placed with the new message. The note
+    /// brought back, see [`history`]) placed with the new message. The note
     /// goes late in the prompt, not into the system message: the persona and
     /// the history after it are the prefix the engine keeps cached, and a note
     /// that changes every turn must not come before them.
@@ -128,7 +128,7 @@ impl Conversation {
     ) -> Result<Vec<Message>, LlmError> {
         let budget = context_size.saturating_sub(reserve);
         let newest = match recalled {
-            Some(note) => memory::with_note(note, user),
+            Some(note) => history::with_note(note, user),
             None => Message::user(user),
         };
         // Drop whole exchanges (user + assistant) so roles keep alternating:
@@ -228,7 +228,7 @@ mod tests {
         let messages = conversation.prompt_recalling("new", Some("note"), 100, 10, chars).unwrap();
         assert_eq!(messages.len(), 6);
         assert_eq!(messages[0].content, "sys", "the persona prefix stays as it is");
-        assert_eq!(messages[5], memory::with_note("note", "new"));
+        assert_eq!(messages[5], history::with_note("note", "new"));
         assert!(messages[5].content.starts_with("(note)") && messages[5].content.ends_with("new"));
         // persona 3 + second exchange 8 + note and message 11 = 22: the first exchange leaves.
         let messages = conversation.prompt_recalling("new", Some("note"), 30, 6, chars).unwrap();

@@ -15,7 +15,7 @@
 //! (the door holds the [`CancelToken`]).
 
 use super::Conversation;
-use super::memory::{Exchange, Memory, RECALL_MAX_TOKENS, note};
+use super::history::{Exchange, History, RECALL_MAX_TOKENS, note};
 use crate::avatar::AvatarBridge;
 use crate::emotion::analyzer::{Analyzer, Update};
 use crate::emotion::smoothing::{Face, TurnEmotion};
@@ -42,13 +42,13 @@ pub struct ReplyOptions {
 #[derive(Debug)]
 pub struct Chat {
     conversation: Conversation,
-    memory: Option<Memory>,
+    history: Option<History>,
 }
 
 impl Chat {
-    /// `conversation`, saved to `memory` when there is one.
-    pub fn new(conversation: Conversation, memory: Option<Memory>) -> Self {
-        Self { conversation, memory }
+    /// `conversation`, saved to `history` when there is one.
+    pub fn new(conversation: Conversation, history: Option<History>) -> Self {
+        Self { conversation, history }
     }
 
     /// The conversation so far.
@@ -57,24 +57,24 @@ impl Chat {
     }
 
     /// Where the conversation is kept, if it is.
-    pub fn memory(&self) -> Option<&Memory> {
-        self.memory.as_ref()
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_ref()
     }
 
     /// Starts over: a new stored conversation (the old one stays stored), or
     /// just an empty history when nothing is kept.
     pub fn start_new(&mut self) -> Result<(), StoreError> {
-        if let Some(memory) = self.memory.as_mut() {
-            memory.start_new()?;
+        if let Some(history) = self.history.as_mut() {
+            history.start_new()?;
         }
         self.conversation.reset();
         Ok(())
     }
 
-    /// For a start that failed: see [`Memory::abandon`].
+    /// For a start that failed: see [`History::abandon`].
     pub fn abandon(&mut self) {
-        if let Some(memory) = self.memory.as_mut() {
-            memory.abandon();
+        if let Some(history) = self.history.as_mut() {
+            history.abandon();
         }
     }
 }
@@ -173,15 +173,15 @@ impl Turn<'_> {
         // A copy: fitting counts tokens, which waits on the engine, and the
         // conversation must not stay locked that long.
         let conversation = lock(chat)?.conversation.clone();
-        let recollect = |in_window| match &lock(chat)?.memory {
-            Some(memory) => Ok(memory.recollect(user, in_window)?),
+        let recollect = |in_window| match &lock(chat)?.history {
+            Some(history) => Ok(history.recollect(user, in_window)?),
             None => Ok(Vec::new()),
         };
         let (messages, recalled_messages) =
             prompt(self.engine, &conversation, user, self.options.max_tokens, recollect)?;
         let mut outcome = self.reply(messages, sink)?;
         outcome.recalled_messages = recalled_messages;
-        let kept = lock(chat)?.memory.is_some();
+        let kept = lock(chat)?.history.is_some();
         let exchange = if kept {
             // Counted before the lock is taken again: counting waits on the engine.
             let count = |text: &str| self.engine.count_tokens(Prompt::Text(text.to_owned()));
@@ -190,8 +190,8 @@ impl Turn<'_> {
             None
         };
         let mut chat = lock(chat)?;
-        outcome.saved = match (exchange, chat.memory.as_mut()) {
-            (Some(exchange), Some(memory)) => match memory.save(&exchange) {
+        outcome.saved = match (exchange, chat.history.as_mut()) {
+            (Some(exchange), Some(history)) => match history.save(&exchange) {
                 Ok(()) => Saved::Kept,
                 Err(error) => Saved::Failed(error),
             },
@@ -278,8 +278,8 @@ fn lock(chat: &Mutex<Chat>) -> Result<MutexGuard<'_, Chat>, TurnError> {
 /// The messages for answering `user` in `conversation` with `engine`, leaving
 /// room for a `max_tokens` reply, and how many earlier messages recall brought
 /// back into them. `recollect` is asked for the messages relevant to `user`
-/// past the `in_window` newest ones (see [`Memory::recollect`]); a chat
-/// without memory passes one that finds nothing.
+/// past the `in_window` newest ones (see [`History::recollect`]); a chat
+/// without history passes one that finds nothing.
 pub fn prompt(
     engine: &Engine,
     conversation: &Conversation,

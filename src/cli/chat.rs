@@ -17,7 +17,7 @@
 use super::{ChatArgs, Context, EXIT_BAD_INPUT, EXIT_INTERRUPTED, exit_code, write_stdout};
 use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;
-use crate::chat::memory::Memory;
+use crate::chat::history::History;
 use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn, TurnError};
 use crate::emotion::Emotion;
 use crate::llm::{CancelToken, Engine, EngineInfo};
@@ -141,20 +141,20 @@ fn guarded(current: &Current, turn: impl FnOnce(CancelToken) -> anyhow::Result<(
 pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
-    let mut memory = match (&args.prompt, &args.conversation) {
+    let mut history = match (&args.prompt, &args.conversation) {
         (Some(_), None) => None,
-        (_, name) => Some(Memory::open(Store::open(&context.dirs.database())?, name.as_deref())?),
+        (_, name) => Some(History::open(Store::open(&context.dirs.database())?, name.as_deref())?),
     };
-    let (engine, avatar, resumed) = match start(context, args, &mut conversation, memory.as_ref()) {
+    let (engine, avatar, resumed) = match start(context, args, &mut conversation, history.as_ref()) {
         Ok(started) => started,
         Err(error) => {
-            if let Some(memory) = memory.as_mut() {
-                memory.abandon();
+            if let Some(history) = history.as_mut() {
+                history.abandon();
             }
             return Err(error);
         }
     };
-    let chat = Mutex::new(Chat::new(conversation, memory));
+    let chat = Mutex::new(Chat::new(conversation, history));
     let options = ReplyOptions {
         sampling: args.sampling.params(),
         max_tokens: args.sampling.max_tokens,
@@ -181,8 +181,8 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         engine.info().model_name,
         engine.info().threads_decode
     );
-    if let Some(memory) = locked()?.memory() {
-        eprintln!("Conversation `{}` ({resumed} earlier messages loaded).", memory.name());
+    if let Some(history) = locked()?.history() {
+        eprintln!("Conversation `{}` ({resumed} earlier messages loaded).", history.name());
     }
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
@@ -196,9 +196,9 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
             "/reset" => {
                 let mut chat = locked()?;
                 chat.start_new()?;
-                // An interactive chat always has a memory; only `-p` may go without.
-                if let Some(memory) = chat.memory() {
-                    eprintln!("(new conversation `{}`)", memory.name());
+                // An interactive chat is always kept; only `-p` may go without.
+                if let Some(history) = chat.history() {
+                    eprintln!("(new conversation `{}`)", history.name());
                 }
                 continue;
             }
@@ -220,23 +220,23 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the engine for `conversation` (resumed from `memory` first) and
+/// Loads the engine for `conversation` (resumed from `history` first) and
 /// starts the avatar bridge; returns them and how many messages were resumed.
 fn start(
     context: &Context,
     args: &ChatArgs,
     conversation: &mut Conversation,
-    memory: Option<&Memory>,
+    history: Option<&History>,
 ) -> anyhow::Result<(Engine, Option<AvatarBridge>, usize)> {
     let mut prepared = args.engine.prepare(context, Vec::new())?;
     let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
     // A small context suits a lone question, not one that continues a history.
-    if let (Some(prompt), false, None) = (&args.prompt, context_chosen, memory) {
+    if let (Some(prompt), false, None) = (&args.prompt, context_chosen, history) {
         prepared.engine.context_size =
             prepared.engine.context_size.min(one_shot_context(conversation, prompt, args.sampling.max_tokens));
     }
-    let resumed = match memory {
-        Some(memory) => memory.resume(conversation, prepared.engine.context_size as usize)?,
+    let resumed = match history {
+        Some(history) => history.resume(conversation, prepared.engine.context_size as usize)?,
         None => 0,
     };
     // A one-shot message needs only the persona in its own language; a

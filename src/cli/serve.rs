@@ -4,7 +4,7 @@
 use super::{Context, ServeArgs};
 use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;
-use crate::chat::memory::Memory;
+use crate::chat::history::History;
 use crate::chat::turn::Chat;
 use crate::llm::EngineConfig;
 use crate::server::events::Hub;
@@ -18,11 +18,11 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
     let policy = Policy::new(args.host, args.api_key.clone())?;
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
-    let mut memory = Memory::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
-    let Setup { engine, doctor, avatar, hub, resuming } = match prepare(context, args, &mut conversation, &memory) {
+    let mut history = History::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
+    let Setup { engine, doctor, avatar, hub, resuming } = match prepare(context, args, &mut conversation, &history) {
         Ok(setup) => setup,
         Err(error) => {
-            memory.abandon();
+            history.abandon();
             return Err(error);
         }
     };
@@ -31,7 +31,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
         policy,
         max_queue: usize::from(args.max_queue),
         engine,
-        page: Chat::new(conversation, Some(memory)),
+        page: Chat::new(conversation, Some(history)),
         doctor,
         avatar,
         hub,
@@ -50,17 +50,17 @@ struct Setup {
     resuming: String,
 }
 
-/// Tunes the engine, resumes `conversation` from `memory` and starts the
+/// Tunes the engine, resumes `conversation` from `history` and starts the
 /// avatar bridge.
 fn prepare(
     context: &Context,
     args: &ServeArgs,
     conversation: &mut Conversation,
-    memory: &Memory,
+    history: &History,
 ) -> anyhow::Result<Setup> {
     let super::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
-    let resumed = memory.resume(conversation, engine.context_size as usize)?;
-    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", memory.name());
+    let resumed = history.resume(conversation, engine.context_size as usize)?;
+    let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", history.name());
     // The page chats as the persona: warm its prompt, in every language, so
     // the first reply of any conversation is fast.
     engine.warmup = conversation.openings();

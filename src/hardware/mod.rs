@@ -10,8 +10,8 @@
 
 mod cpu;
 mod gpu;
-mod memory;
 mod policy;
+mod ram;
 mod report;
 
 use std::path::PathBuf;
@@ -21,12 +21,12 @@ use sysinfo::System;
 
 pub use cpu::CpuInfo;
 pub use gpu::GpuInfo;
-pub use memory::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use policy::{
     GpuPlan, GpuSelection, GpuSelectionError, GpuShare, ModelFootprint, SplitMode, ThreadChoice, ThreadMeasurements,
     ThreadRow, ThreadSource, Tuning, TuningRequest, choose_batch_size, choose_context_size, choose_threads,
     gpu_budget_bytes, place_gpu_layers, plan_gpu_layers,
 };
+pub use ram::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use report::DoctorReport;
 
 /// The GPU backend this binary's llama.cpp was built with (the `cuda` or

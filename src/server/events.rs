@@ -382,7 +382,7 @@ pub struct Transcript {
 }
 
 impl PageChat {
-    /// The page's chat (resumed and kept by its memory), and how many tokens
+    /// The page's chat (resumed and kept by its history), and how many tokens
     /// of it the page shows (the context size).
     pub fn new(chat: Chat, shown_tokens: usize) -> Self {
         Self { chat: Mutex::new(chat), shown_tokens }
@@ -398,9 +398,9 @@ impl PageChat {
     /// The conversation's newest stored messages, for a page that opens.
     pub fn transcript(&self) -> Result<Transcript, String> {
         let chat = self.chat.lock().map_err(|_| UNAVAILABLE.to_owned())?;
-        let Some(memory) = chat.memory() else { return Ok(Transcript { name: String::new(), messages: Vec::new() }) };
-        let messages = memory.recent(self.shown_tokens).map_err(|error: StoreError| error.to_string())?;
-        Ok(Transcript { name: memory.name().to_owned(), messages })
+        let Some(history) = chat.history() else { return Ok(Transcript { name: String::new(), messages: Vec::new() }) };
+        let messages = history.recent(self.shown_tokens).map_err(|error: StoreError| error.to_string())?;
+        Ok(Transcript { name: history.name().to_owned(), messages })
     }
 
     /// Starts a new stored conversation (the old one stays stored).

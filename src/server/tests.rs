@@ -8,7 +8,7 @@
 use super::*;
 use crate::avatar::AvatarBridge;
 use crate::avatar::state::AvatarState;
-use crate::chat::memory::Memory;
+use crate::chat::history::History;
 use crate::chat::turn::Chat;
 use crate::chat::{Conversation, Persona};
 use crate::hardware::{DoctorReport, GpuBackend, Hardware};
@@ -31,8 +31,8 @@ fn state(dir: &std::path::Path, max_queue: usize, script: Script) -> Arc<AppStat
 
 /// The same, showing Kira's face on `avatar`.
 fn with_avatar(dir: &std::path::Path, max_queue: usize, script: Script, avatar: Option<AvatarBridge>) -> Arc<AppState> {
-    let memory = Memory::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
-    let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(memory)), 2048);
+    let history = History::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
+    let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(history)), 2048);
     let doctor = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
     let state = AppState::new("scripted".to_owned(), max_queue, page, doctor, avatar, events::Hub::default());
     state.engine.set(Engine::scripted(script).unwrap()).unwrap();

@@ -1,7 +1,7 @@
-//! Kira's memory of a conversation: the link between a [`Conversation`] and
+//! A conversation's stored history: the link between a [`Conversation`] and
 //! the durable [`Store`].
 //!
-//! [`Memory`] resumes a stored conversation (its newest turns, as many as a
+//! [`History`] resumes a stored conversation (its newest turns, as many as a
 //! context can hold), saves each completed exchange, and recalls: when the
 //! person's new message shares telling words with turns that have left the
 //! context window, a few short pieces of them come back as a note, "Things you
@@ -34,14 +34,14 @@ pub struct Note {
 
 /// One stored conversation, open for resuming, saving and recall.
 #[derive(Debug)]
-pub struct Memory {
+pub struct History {
     store: Store,
     conversation: ConversationRef,
     /// Whether opening it started it.
     started: bool,
 }
 
-impl Memory {
+impl History {
     /// Opens `name` in `store` (starting it if new), or without a name the most
     /// recently used conversation, or a fresh one when there is none.
     pub fn open(mut store: Store, name: Option<&str>) -> Result<Self, StoreError> {
