@@ -22,29 +22,25 @@
 //! but the socket. Memory stays bounded: per-minute tallies only (each with
 //! that minute's TTFT list), a few error messages, a few lines of the
 //! server's log.
+//!
+//! This module holds the report, its verdict and rendering, and the run:
+//! starting everything, reading the server's memory at each interval's end
+//! and tallying what the clients counted. `server` owns the child
+//! `workly serve` process; `clients` owns the threads that load it.
+
+mod clients;
+mod server;
 
 use super::Percentiles;
 use super::ipc::PeerThread;
-use super::llm::SCRIPT;
-use super::sse::{message, stream_reply};
-use crate::chat::Persona;
 use crate::cli::{BenchSoakArgs, Context};
-use crate::config;
 use anyhow::Context as _;
+use clients::{api_client, page_client};
 use serde::Serialize;
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use server::{ServerChild, server_counters};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Exchanges an API client keeps in its history (older ones are dropped, as
-/// an app with a short memory would).
-const HISTORY_EXCHANGES: usize = 3;
-/// Turns after which a client starts a new conversation, so prompts (and the
-/// server's page conversation) stay bounded however long the soak runs.
-const RESTART_EVERY: usize = 8;
 /// Largest growth of the server's resident memory, from the end of the first
 /// minute to the end of the run, that still counts as flat.
 pub const FLAT_RSS_PERCENT: f64 = 3.0;
@@ -53,16 +49,8 @@ pub const FLAT_RSS_PERCENT: f64 = 3.0;
 /// allocator's arenas are first touched; a verdict on seconds of it would
 /// measure that warm-up, not a leak.
 pub const MIN_MINUTES_TO_JUDGE_RSS: f64 = 2.0;
-/// Longest wait for the server to load its model.
-const READY_TIMEOUT: Duration = Duration::from_secs(300);
-/// Longest a reply may take, queueing included, before it counts as an error.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
-/// Longest wait for the server to exit after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Error messages kept for the report (the count covers every error).
 const ERRORS_KEPT: usize = 10;
-/// Lines of the server's log kept to explain a failure to start.
-const LOG_LINES_KEPT: usize = 20;
 
 /// The report of `workly bench soak`.
 #[derive(Debug, Clone, Serialize)]
@@ -376,325 +364,6 @@ impl Tally {
     }
 }
 
-/// One API client: a streamed conversation, turn after turn, until the deadline.
-fn api_client(client: usize, base_url: &str, max_tokens: u32, deadline: Instant, tally: &Tally) {
-    let agent = ureq::Agent::config_builder()
-        // Statuses are counted here, not turned into transport errors.
-        .http_status_as_error(false)
-        .timeout_global(Some(REPLY_TIMEOUT))
-        .build()
-        .new_agent();
-    let url = format!("{base_url}/v1/chat/completions");
-    let who = format!("API client {client}");
-    let system = message("system", &Persona::default().system_prompt);
-    let mut history: VecDeque<[serde_json::Value; 2]> = VecDeque::with_capacity(HISTORY_EXCHANGES + 1);
-    // Clients start at different lines, so their prompts differ.
-    let mut turn = client * 5;
-    while Instant::now() < deadline {
-        if turn.is_multiple_of(RESTART_EVERY) {
-            history.clear();
-        }
-        let user = SCRIPT[turn % SCRIPT.len()];
-        turn += 1;
-        let mut messages = vec![system.clone()];
-        messages.extend(history.iter().flatten().cloned());
-        messages.push(message("user", user));
-        let body = serde_json::json!({ "messages": messages, "max_tokens": max_tokens, "stream": true });
-        let sent = Instant::now();
-        match stream_reply(&agent, &url, &body, sent) {
-            Ok(reply) => {
-                tally.record(sent, |window| {
-                    window.api_requests += 1;
-                    window.ttft_ms.extend(reply.ttft_ms);
-                    window.server_ttft_ms.extend(reply.server_ttft_ms());
-                });
-                history.push_back([message("user", user), message("assistant", &reply.text)]);
-                if history.len() > HISTORY_EXCHANGES {
-                    history.pop_front();
-                }
-            }
-            Err(error) => {
-                tally.record(sent, |window| window.api_requests += 1);
-                tally.error(sent, &who, error);
-                // A server in trouble is not hammered in a tight loop.
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-}
-
-/// The page's side: chat turns over `/v1/events`, one at a time, until the
-/// deadline; every event heard is counted.
-fn page_client(address: SocketAddr, deadline: Instant, tally: &Tally) -> EventCounts {
-    let mut counts = EventCounts::default();
-    let opened = Instant::now();
-    let connect = || -> anyhow::Result<tungstenite::WebSocket<TcpStream>> {
-        let stream = TcpStream::connect(address)?;
-        // Short reads, so the deadline and the reply timeout are noticed.
-        stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-        Ok(tungstenite::client(format!("ws://{address}/v1/events"), stream)?.0)
-    };
-    let mut socket = match connect() {
-        Ok(socket) => socket,
-        Err(error) => {
-            tally.error(opened, "WebSocket client", format!("cannot connect: {error:#}"));
-            return counts;
-        }
-    };
-    // The turn waiting for its reply: when it was sent, and its reply's id
-    // once `reply_started` named it.
-    let mut waiting: Option<(Instant, Option<String>)> = None;
-    let mut turn: usize = 0;
-    loop {
-        if waiting.is_none() {
-            if Instant::now() >= deadline {
-                break;
-            }
-            if turn > 0 && turn.is_multiple_of(RESTART_EVERY) {
-                let _ = socket.send(tungstenite::Message::text(r#"{"type":"reset"}"#));
-            }
-            let chat = serde_json::json!({ "type": "chat", "text": SCRIPT[turn % SCRIPT.len()] });
-            turn += 1;
-            let sent = Instant::now();
-            tally.record(sent, |window| window.page_turns += 1);
-            if let Err(error) = socket.send(tungstenite::Message::text(chat.to_string())) {
-                tally.error(sent, "WebSocket client", format!("cannot send: {error}"));
-                break;
-            }
-            waiting = Some((sent, None));
-        }
-        if let Some((sent, _)) = &waiting
-            && sent.elapsed() > REPLY_TIMEOUT
-        {
-            tally.error(*sent, "WebSocket client", format!("no reply in {} s", REPLY_TIMEOUT.as_secs()));
-            waiting = None;
-            continue;
-        }
-        let text = match socket.read() {
-            Ok(tungstenite::Message::Text(text)) => text,
-            Ok(tungstenite::Message::Close(_)) => {
-                tally.error(
-                    waiting.map_or(Instant::now(), |(sent, _)| sent),
-                    "WebSocket client",
-                    "closed by the server".to_owned(),
-                );
-                return counts;
-            }
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(error))
-                if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
-            {
-                continue;
-            }
-            Err(error) => {
-                tally.error(
-                    waiting.map_or(Instant::now(), |(sent, _)| sent),
-                    "WebSocket client",
-                    format!("read failed: {error}"),
-                );
-                return counts;
-            }
-        };
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
-            tally.error(Instant::now(), "WebSocket client", format!("unreadable event {text:?}"));
-            continue;
-        };
-        counts.received += 1;
-        let reply = event["reply"].as_str();
-        match event["type"].as_str().unwrap_or_default() {
-            "reply_started" => {
-                // Only this client chats in the page: a page reply is its own.
-                if event["source"] == "page"
-                    && let Some((_, id @ None)) = &mut waiting
-                {
-                    *id = reply.map(str::to_owned);
-                }
-            }
-            "token" => counts.token += 1,
-            "avatar" => counts.avatar += 1,
-            "reply_done" => {
-                counts.reply_done += 1;
-                if waiting.as_ref().is_some_and(|(_, id)| id.is_some() && id.as_deref() == reply) {
-                    waiting = None;
-                }
-            }
-            "error" => {
-                counts.error += 1;
-                // No reply named: this client's message or turn failed. A
-                // named one is this client's, or an API reply its own client counts.
-                let ours = reply.is_none() || waiting.as_ref().is_some_and(|(_, id)| id.as_deref() == reply);
-                if ours {
-                    let sent = waiting.take().map_or(Instant::now(), |(sent, _)| sent);
-                    tally.error(sent, "WebSocket client", event["message"].as_str().unwrap_or_default().to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    let _ = socket.close(None);
-    // Read the close handshake through, so the server sees a clean goodbye.
-    while socket.read().is_ok() {}
-    counts
-}
-
-/// Reads the server's request and error counters from `/metrics`.
-fn server_counters(base_url: &str) -> Option<ServerCounters> {
-    let text = ureq::get(&format!("{base_url}/metrics")).call().ok()?.body_mut().read_to_string().ok()?;
-    let counter = |name: &str| {
-        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-    };
-    Some(ServerCounters {
-        requests: counter("workly_requests_total")? as u64,
-        errors: counter("workly_request_errors_total")? as u64,
-    })
-}
-
-/// `workly serve` as a child process, killed if still running when dropped.
-struct ServerChild {
-    child: Child,
-    address: SocketAddr,
-    /// The last lines of its log, to say why it failed.
-    log: Arc<Mutex<VecDeque<String>>>,
-    _data_dir: tempfile::TempDir,
-}
-
-impl ServerChild {
-    /// Starts the server on a free port of loopback, attached to the Unity
-    /// peer at `unity`; returns once it listens.
-    fn start(
-        context: &Context,
-        args: &BenchSoakArgs,
-        model: &std::path::Path,
-        unity: SocketAddr,
-    ) -> anyhow::Result<Self> {
-        let data_dir = tempfile::tempdir().context("cannot create a data directory for the server")?;
-        let exe = std::env::current_exe().context("cannot find the workly binary")?;
-        let mut child = Command::new(exe)
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(["serve", "--host", "127.0.0.1", "--port", "0", "--unity", &unity.to_string(), "--model"])
-            .arg(model)
-            .args(args.engine.tuning_flags())
-            // The same cache (saved thread counts, the persona's KV state) and
-            // config file as this process, not the temporary directory's.
-            .env(config::env::CACHE_DIR, &context.dirs.cache)
-            .env(config::env::CONFIG, &context.dirs.config_file)
-            // Loopback needs no key, and the clients send none.
-            .env_remove("WORKLY_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start workly serve")?;
-        let stderr = child.stderr.take().context("the server's stderr is not piped")?;
-        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES_KEPT)));
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        let kept = Arc::clone(&log);
-        // Keep reading the log to its end, so the server never blocks on a full pipe.
-        std::thread::Builder::new().name("workly-soak-server-log".to_owned()).spawn(move || {
-            let mut address_tx = Some(address_tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = listening_address(&line)
-                    && let Some(sender) = address_tx.take()
-                {
-                    let _ = sender.send(address);
-                }
-                if let Ok(mut kept) = kept.lock() {
-                    if kept.len() == LOG_LINES_KEPT {
-                        kept.pop_front();
-                    }
-                    kept.push_back(line);
-                }
-            }
-        })?;
-        let mut server = Self { child, address: SocketAddr::from(([127, 0, 0, 1], 0)), log, _data_dir: data_dir };
-        // The log closes without an address if the server exits first.
-        server.address = match address_rx.recv_timeout(READY_TIMEOUT) {
-            Ok(address) => address,
-            Err(_) => return Err(server.failure("the server did not start listening")),
-        };
-        Ok(server)
-    }
-
-    /// Waits until `/health` says ready; returns the model's id.
-    fn wait_ready(&mut self) -> anyhow::Result<String> {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .new_agent();
-        let url = format!("http://{}/health", self.address);
-        let started = Instant::now();
-        while started.elapsed() < READY_TIMEOUT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(self.failure(&format!("the server exited ({status})")));
-            }
-            if let Ok(mut response) = agent.get(&url).call()
-                && response.status().is_success()
-            {
-                let health: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string()?)?;
-                return Ok(health["model"].as_str().unwrap_or_default().to_owned());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(self.failure("the model did not load in time"))
-    }
-
-    fn rss_bytes(&self) -> Option<u64> {
-        crate::hardware::rss_bytes_of(self.child.id())
-    }
-
-    /// Asks the server to stop as Ctrl-C would; kills it if it lingers.
-    /// Returns whether it exited by itself, successfully.
-    fn stop(&mut self) -> bool {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            // Gone before it was asked: not a clean stop.
-            return false;
-        }
-        #[cfg(unix)]
-        let asked = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        #[cfg(not(unix))]
-        let asked = false;
-        let started = Instant::now();
-        while asked && started.elapsed() < STOP_TIMEOUT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        tracing::warn!("the server did not exit on SIGTERM; killing it");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        false
-    }
-
-    /// `what`, with the end of the server's log.
-    fn failure(&mut self, what: &str) -> anyhow::Error {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let log = self.log.lock().map(|log| log.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
-        anyhow::anyhow!("{what}; its log ends with:\n{log}")
-    }
-}
-
-impl Drop for ServerChild {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The address in the server's `listening on http://ADDRESS/` line.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    line.split_once("listening on http://")?.1.split('/').next()?.parse().ok()
-}
-
 fn render(report: &SoakReport) -> String {
     let mib = |bytes: Option<u64>| bytes.map_or("n/a".to_owned(), |bytes| format!("{:.1}", bytes as f64 / 1048576.0));
     let mut text = format!(
@@ -753,52 +422,6 @@ fn render(report: &SoakReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_the_address_the_server_prints() {
-        let line = "workly: listening on http://127.0.0.1:39251/ (loading SmolLM2-135M-Instruct.Q4_1)";
-        assert_eq!(listening_address(line), Some("127.0.0.1:39251".parse().unwrap()));
-        assert_eq!(listening_address("WARN ignoring saved thread measurements"), None);
-    }
-
-    #[test]
-    fn the_server_gets_the_same_tuning_flags() {
-        use clap::Parser as _;
-        let given = [
-            "--context-size",
-            "1024",
-            "--threads",
-            "2",
-            "--gpu-layers",
-            "0",
-            "--split-mode",
-            "row",
-            "--devices",
-            "1,0",
-            "--main-gpu",
-            "1",
-            "--tensor-split",
-            "3,1.5",
-            "--batch-size",
-            "256",
-            "--chat-template",
-            "chatml",
-            "--kv-cache-type",
-            "q8_0",
-            "--flash-attn",
-            "on",
-        ];
-        let parse = |flags: &[&str]| {
-            let cli = crate::cli::Cli::try_parse_from(["workly", "bench", "soak"].iter().chain(flags)).unwrap();
-            let crate::cli::Command::Bench { command: crate::cli::BenchCommand::Soak(args) } = cli.command else {
-                panic!("bench soak expected")
-            };
-            args.engine
-        };
-        let flags = parse(&given).tuning_flags();
-        assert_eq!(flags, given);
-        assert!(parse(&[]).tuning_flags().is_empty());
-    }
 
     #[test]
     fn requests_count_in_the_interval_they_started_in() {
