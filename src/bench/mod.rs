@@ -109,7 +109,7 @@ pub fn text_of_tokens(engine: &Engine, tokens: usize) -> Result<String, LlmError
 }
 
 /// Runs `request` to completion and returns its stats.
-pub fn complete(engine: &Engine, request: GenerationRequest) -> Result<GenerationStats, LlmError> {
+fn complete(engine: &Engine, request: GenerationRequest) -> Result<GenerationStats, LlmError> {
     Ok(engine.generate(request)?.collect_blocking()?.1)
 }
 
