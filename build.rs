@@ -37,8 +37,14 @@ fn main() {
     let mut code = String::from("/// The page's JavaScript dependencies: (served path, contents).\n");
     code.push_str("pub static VENDOR: &[(&str, &[u8])] = &[\n");
     if complete {
-        for (served, path) in &files {
-            code.push_str(&format!("    ({served:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        // Paths from the crate's own directory as the compiler sees it, not as
+        // this script did: a build cache shared by checkouts in other folders
+        // may reuse this output after the folder it ran in is gone.
+        for (served, file) in VENDOR {
+            let path = format!("/web/node_modules/{file}");
+            code.push_str(&format!(
+                "    ({served:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {path:?}))),\n"
+            ));
         }
     } else {
         println!(
