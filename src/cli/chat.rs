@@ -357,6 +357,48 @@ impl Sink for Printer<'_> {
 mod tests {
     use super::*;
 
+    use crate::chat::turn::{Chat, ReplyOptions};
+    use crate::chat::{Conversation, Persona};
+    use crate::llm::scripted::Script;
+    use crate::llm::{CancelToken, Engine};
+    use crate::server::tests::{FEELINGS, Seen, bridge, feeling, shown, through_the_api, through_the_page, unity_peer};
+
+    /// The terminal's door on a scripted engine, `--json`, its output kept.
+    async fn through_the_terminal() -> Seen {
+        let (address, peer) = unity_peer().await;
+        let avatar = bridge(address);
+        let engine = Engine::scripted(Script::replies([FEELINGS])).unwrap();
+        let chat = Mutex::new(Chat::new(Conversation::new(Persona::default()), None));
+        let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(["workly", "chat", "--json"]).unwrap();
+        let crate::cli::Command::Chat(args) = cli.command else { unreachable!("a chat command was parsed") };
+        let options = ReplyOptions { max_tokens: 256, ..Default::default() };
+        let printed = Mutex::new(String::new());
+        let out = |text: &str| {
+            printed.lock().unwrap().push_str(text);
+            Ok(true)
+        };
+        let door =
+            Door { engine: &engine, avatar: Some(&avatar), options: &options, chat: &chat, args: &args, out: &out };
+        tokio::task::block_in_place(|| door.turn("Guess what!", CancelToken::new())).unwrap();
+        let report: serde_json::Value = serde_json::from_str(printed.lock().unwrap().trim()).unwrap();
+        let (emotion, intensity) = feeling(&report["emotion"], &report["intensity"]);
+        (emotion, intensity, shown(&avatar, &peer).await)
+    }
+
+    /// The one turn, through three doors: the terminal's, the page's and the API's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_door_gives_a_reply_the_same_emotion_and_the_avatar_the_same_face() {
+        let terminal = through_the_terminal().await;
+        let page = through_the_page().await;
+        let api = through_the_api().await;
+        // The reply ends sad: the turn's emotion, and the face the avatar holds.
+        assert_eq!(terminal.0, "sorrow");
+        let sorrow = crate::avatar::Expression::Sorrow;
+        assert!(terminal.2.expressions[sorrow.index()].is_some_and(|weight| weight.get() > 0.0), "{:?}", terminal.2);
+        assert_eq!(page, terminal, "the page's turn differs from the terminal's");
+        assert_eq!(api, terminal, "the API's turn differs from the terminal's");
+    }
+
     #[test]
     fn one_shot_context_bounds_persona_message_and_reply() {
         let conversation = Conversation::new(crate::chat::Persona::default());

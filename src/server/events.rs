@@ -332,7 +332,7 @@ fn page_options() -> ReplyOptions {
 /// as it happens. The exchange is saved before `reply_done` goes out; if it
 /// cannot be (a full disk), the reply ends with an error instead, and the
 /// conversation goes on from the last saved turn.
-pub(super) fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
+pub(crate) fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
     let _permit = state.admit().map_err(|error| error.message)?;
     let engine = state.engine().map_err(|error| error.message)?;
     let reply_id = state.reply_id();

@@ -16,7 +16,7 @@ pub mod page;
 pub mod security;
 pub mod shutdown;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::avatar::AvatarBridge;
 use crate::chat::turn::Chat;

@@ -30,7 +30,12 @@ fn state(dir: &std::path::Path, max_queue: usize, script: Script) -> Arc<AppStat
 }
 
 /// The same, showing Kira's face on `avatar`.
-fn with_avatar(dir: &std::path::Path, max_queue: usize, script: Script, avatar: Option<AvatarBridge>) -> Arc<AppState> {
+pub(crate) fn with_avatar(
+    dir: &std::path::Path,
+    max_queue: usize,
+    script: Script,
+    avatar: Option<AvatarBridge>,
+) -> Arc<AppState> {
     let history = History::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
     let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(history)), 2048);
     let doctor = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
@@ -39,7 +44,7 @@ fn with_avatar(dir: &std::path::Path, max_queue: usize, script: Script, avatar: 
     Arc::new(state)
 }
 
-fn loopback(api_key: Option<&str>) -> Policy {
+pub(crate) fn loopback(api_key: Option<&str>) -> Policy {
     Policy::new(IpAddr::V4(Ipv4Addr::LOCALHOST), api_key.map(str::to_owned)).unwrap()
 }
 
@@ -59,11 +64,11 @@ fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-fn chat(body: serde_json::Value) -> Request<Body> {
+pub(crate) fn chat(body: serde_json::Value) -> Request<Body> {
     post("/v1/chat/completions", body.to_string())
 }
 
-async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+pub(crate) async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = app.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
@@ -233,10 +238,10 @@ async fn the_api_key_is_required_when_set() {
 }
 
 /// A reply whose face changes twice, so the avatar gets several commands.
-const FEELINGS: &str = "[joy] I love this idea! [sorrow] But I will miss you so much.";
+pub(crate) const FEELINGS: &str = "[joy] I love this idea! [sorrow] But I will miss you so much.";
 
 /// A Unity-like peer on a free port; the state it ends up in.
-async fn unity_peer() -> (std::net::SocketAddr, Arc<std::sync::Mutex<AvatarState>>) {
+pub(crate) async fn unity_peer() -> (std::net::SocketAddr, Arc<std::sync::Mutex<AvatarState>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let state = Arc::new(std::sync::Mutex::new(AvatarState::default()));
@@ -248,7 +253,7 @@ async fn unity_peer() -> (std::net::SocketAddr, Arc<std::sync::Mutex<AvatarState
 }
 
 /// A bridge to the Unity-like peer at `address`, as `--unity` starts one.
-fn bridge(address: std::net::SocketAddr) -> AvatarBridge {
+pub(crate) fn bridge(address: std::net::SocketAddr) -> AvatarBridge {
     AvatarBridge::start(crate::avatar::BridgeConfig {
         unity: Some(address),
         vmc: Vec::new(),
@@ -263,7 +268,7 @@ fn bridge(address: std::net::SocketAddr) -> AvatarBridge {
 
 /// What the peer shows once the bridge has written everything and the
 /// peer has read it: the face the reply left, held for two seconds after it.
-async fn shown(bridge: &AvatarBridge, peer: &std::sync::Mutex<AvatarState>) -> AvatarState {
+pub(crate) async fn shown(bridge: &AvatarBridge, peer: &std::sync::Mutex<AvatarState>) -> AvatarState {
     bridge.flush(Duration::from_secs(2)).unwrap();
     let mut last = peer.lock().unwrap().clone();
     loop {
@@ -278,41 +283,14 @@ async fn shown(bridge: &AvatarBridge, peer: &std::sync::Mutex<AvatarState>) -> A
 
 /// The reply's emotion and intensity as a door reported them, and the
 /// avatar's state after.
-type Seen = (String, f32, AvatarState);
+pub(crate) type Seen = (String, f32, AvatarState);
 
 /// The emotion and intensity a door's JSON gives.
-fn feeling(emotion: &serde_json::Value, intensity: &serde_json::Value) -> (String, f32) {
+pub(crate) fn feeling(emotion: &serde_json::Value, intensity: &serde_json::Value) -> (String, f32) {
     (emotion.as_str().unwrap().to_owned(), intensity.as_f64().unwrap() as f32)
 }
 
-async fn through_the_terminal() -> Seen {
-    let (address, peer) = unity_peer().await;
-    let avatar = bridge(address);
-    let engine = Engine::scripted(Script::replies([FEELINGS])).unwrap();
-    let chat = std::sync::Mutex::new(Chat::new(Conversation::new(Persona::default()), None));
-    let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(["workly", "chat", "--json"]).unwrap();
-    let crate::cli::Command::Chat(args) = cli.command else { unreachable!("a chat command was parsed") };
-    let options = crate::chat::turn::ReplyOptions { max_tokens: 256, ..Default::default() };
-    let printed = std::sync::Mutex::new(String::new());
-    let out = |text: &str| {
-        printed.lock().unwrap().push_str(text);
-        Ok(true)
-    };
-    let door = crate::cli::chat::Door {
-        engine: &engine,
-        avatar: Some(&avatar),
-        options: &options,
-        chat: &chat,
-        args: &args,
-        out: &out,
-    };
-    tokio::task::block_in_place(|| door.turn("Guess what!", crate::llm::CancelToken::new())).unwrap();
-    let report: serde_json::Value = serde_json::from_str(printed.lock().unwrap().trim()).unwrap();
-    let (emotion, intensity) = feeling(&report["emotion"], &report["intensity"]);
-    (emotion, intensity, shown(&avatar, &peer).await)
-}
-
-async fn through_the_page() -> Seen {
+pub(crate) async fn through_the_page() -> Seen {
     let (address, peer) = unity_peer().await;
     let dir = tempfile::tempdir().unwrap();
     let state = with_avatar(dir.path(), 4, Script::replies([FEELINGS]), Some(bridge(address)));
@@ -330,7 +308,7 @@ async fn through_the_page() -> Seen {
     (emotion, intensity, shown(avatar, &peer).await)
 }
 
-async fn through_the_api() -> Seen {
+pub(crate) async fn through_the_api() -> Seen {
     let (address, peer) = unity_peer().await;
     let dir = tempfile::tempdir().unwrap();
     let state = with_avatar(dir.path(), 4, Script::replies([FEELINGS]), Some(bridge(address)));
@@ -342,17 +320,4 @@ async fn through_the_api() -> Seen {
     let avatar = state.avatar.as_ref().unwrap();
     let (emotion, intensity) = feeling(&reply["workly"]["emotion"], &reply["workly"]["intensity"]);
     (emotion, intensity, shown(avatar, &peer).await)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_door_gives_a_reply_the_same_emotion_and_the_avatar_the_same_face() {
-    let terminal = through_the_terminal().await;
-    let page = through_the_page().await;
-    let api = through_the_api().await;
-    // The reply ends sad: the turn's emotion, and the face the avatar holds.
-    assert_eq!(terminal.0, "sorrow");
-    let sorrow = crate::avatar::Expression::Sorrow;
-    assert!(terminal.2.expressions[sorrow.index()].is_some_and(|weight| weight.get() > 0.0), "{:?}", terminal.2);
-    assert_eq!(page, terminal, "the page's turn differs from the terminal's");
-    assert_eq!(api, terminal, "the API's turn differs from the terminal's");
 }
