@@ -4,7 +4,7 @@
 # modules (npm, embedded by the build), and a release build.
 # With --tests, also what the test suite needs: the second test model, a
 # Python venv with the official `openai` client, the original Python stack
-# `workly bench compare` runs (bench/baseline/setup.sh), and Chromium with
+# `workly-bench compare` runs (bench/baseline/setup.sh), and Chromium with
 # playwright-core for the page's browser test. Idempotent: a second run
 # checks and skips.
 # With --vulkan, also the packages the `vulkan` feature (AMD and Intel GPUs)
@@ -179,7 +179,7 @@ if $for_tests; then
   fi
 
   # The original Python stack (llama-cpp-python built for this CPU), which
-  # `workly bench compare` measures Workly against. The first time it
+  # `workly-bench compare` measures Workly against. The first time it
   # compiles llama.cpp (about 15 minutes on 2 cores); then it checks and skips.
   "$repo/bench/baseline/setup.sh"
 fi

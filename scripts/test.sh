@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up Workly with both test models and runs the whole test suite: format,
-# lints, unit and integration tests (which drive the real binary on the real
+# Sets up Workly with both test models and runs the whole test suite of the
+# workspace (Workly and its developer benchmarks, `bench/`): format, lints,
+# unit and integration tests (which drive the real binaries on the real
 # models). Everything builds in release mode, so llama.cpp is compiled once.
 # Last, the `vulkan` feature is compiled (not run: there is no such GPU here).
 set -euo pipefail
@@ -8,10 +9,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 scripts/setup.sh --tests --vulkan
 cargo fmt --all -- --check
-cargo clippy --release --all-targets --quiet -- -D warnings
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 # One test at a time: each engine already uses every core, and llama.cpp's
 # OpenMP threads spin while they wait, so parallel engines would starve each other.
-cargo test --release -- --test-threads=1
+cargo test --release --workspace -- --test-threads=1
 # In its own target directory, beside the default one, so both stay warm.
 # VULKAN_SDK points at the headers setup.sh unpacked where the system's are too old.
 vulkan_headers=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}/vulkan-headers

@@ -1,10 +1,11 @@
-//! Settings resolved once, with a written precedence: command line, then
-//! environment, then the config file, then defaults.
+//! What settings resolve to, and where Workly keeps its files: the
+//! environment variables Workly reads ([`env`]), the directories ([`Dirs`]),
+//! a persona as a file describes it, the reading of TOML files, and an
+//! engine configuration with the facts it was chosen from ([`Prepared`]).
 //!
-//! Command-line flags and environment variables are merged by clap (each flag
-//! names its variable, listed in [`env`]); this module adds the TOML config file
-//! underneath and the directories Workly reads and writes. Nothing else in
-//! Workly reads the environment for settings.
+//! The resolution itself (flags, then environment, then the config file,
+//! then the hardware policy) is the command line's (`cli::settings`); nothing
+//! else in Workly reads the environment for settings.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -52,39 +53,7 @@ pub enum ConfigError {
     NoHome,
 }
 
-/// Engine settings a config file may set; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Model path or URL.
-    pub model: Option<String>,
-    /// Context size in tokens.
-    pub context_size: Option<u32>,
-    /// Threads for both decode and prefill.
-    pub threads: Option<usize>,
-    /// Layers offloaded to the GPU.
-    pub gpu_layers: Option<u32>,
-    /// How the model is spread over several GPUs (`none`, `layer`, `row`).
-    pub split_mode: Option<crate::hardware::SplitMode>,
-    /// GPUs to use, by the index `workly doctor` shows.
-    pub devices: Option<Vec<u32>>,
-    /// The GPU of split mode `none`.
-    pub main_gpu: Option<u32>,
-    /// Share of the layers per GPU used (planned by `workly doctor` only; see `--tensor-split`).
-    pub tensor_split: Option<Vec<f64>>,
-    /// Prefill batch size.
-    pub batch_size: Option<u32>,
-    /// Chat template override (file, inline Jinja or `chatml`).
-    pub chat_template: Option<String>,
-    /// How the KV cache stores keys and values (`f16`, `q8_0`).
-    pub kv_cache_type: Option<crate::llm::KvCacheType>,
-    /// Flash attention (`auto`, `on`, `off`).
-    pub flash_attention: Option<crate::llm::FlashAttention>,
-    /// Which quantization of the model beside it to run (`fast`, `quality`).
-    pub mode: Option<crate::model::variants::ModelMode>,
-    /// Who the assistant is (the `[persona]` table); Kira when absent.
-    pub persona: Option<PersonaConfig>,
-}
+crate::classed!(BadInput: ConfigError);
 
 /// A persona as a config file describes it (the `[persona]` table of the config
 /// file, or a whole `--persona FILE`); every field falls back to Kira's.
@@ -114,25 +83,29 @@ impl PersonaConfig {
 }
 
 /// Parses `text` (read from `path`) as TOML, with the parser's message on one
-/// line; what [`FileConfig::load`] and [`PersonaConfig::load`] do once the file
-/// is read.
+/// line.
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|error| ConfigError::Parse {
-        path: path.display().to_string(),
-        message: error.message().replace('\n', " "),
-    })
+    toml::from_str(text).map_err(|error| toml_error(path, "", &error))
 }
 
-impl FileConfig {
-    /// Reads `path`; a missing file is an empty config.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(ConfigError::Read { path: path.display().to_string(), source }),
-        };
-        parse_toml(path, &text)
+/// A TOML error in the file at `path` as a [`ConfigError`], its message on one
+/// line after `prefix` (the table it is in, if not the top).
+pub fn toml_error(path: &Path, prefix: &str, error: &toml::de::Error) -> ConfigError {
+    ConfigError::Parse {
+        path: path.display().to_string(),
+        message: format!("{prefix}{}", error.message().replace('\n', " ")),
     }
+}
+
+/// An engine configuration with the facts it was chosen from.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Ready for [`crate::llm::Engine::load`].
+    pub engine: crate::llm::EngineConfig,
+    /// The machine.
+    pub hardware: crate::hardware::Hardware,
+    /// The chosen settings and where each came from.
+    pub tuning: crate::hardware::Tuning,
 }
 
 /// Where Workly keeps its files.
@@ -199,44 +172,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_config_file_is_empty() {
+    fn a_persona_file_must_exist_and_hold_only_persona_keys() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(FileConfig::load(&dir.path().join("none.toml")).unwrap(), FileConfig::default());
-    }
-
-    #[test]
-    fn config_file_values_and_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, "context_size = 2048\nthreads = 3\n").unwrap();
-        let config = FileConfig::load(&path).unwrap();
-        assert_eq!(config.context_size, Some(2048));
-        assert_eq!(config.threads, Some(3));
-
-        std::fs::write(&path, "split_mode = \"row\"\ndevices = [1, 0]\nmain_gpu = 1\ntensor_split = [3, 1.5]\n")
-            .unwrap();
-        let config = FileConfig::load(&path).unwrap();
-        assert_eq!(config.split_mode, Some(crate::hardware::SplitMode::Row));
-        assert_eq!(config.devices, Some(vec![1, 0]));
-        assert_eq!(config.main_gpu, Some(1));
-        assert_eq!(config.tensor_split, Some(vec![3.0, 1.5]));
-
-        std::fs::write(&path, "context_sise = 2048\n").unwrap();
-        let error = FileConfig::load(&path).unwrap_err().to_string();
-        assert!(error.starts_with("invalid config file"), "{error}");
-        assert!(error.contains("context_sise"), "{error}");
-        assert!(!error.contains('\n'));
-    }
-
-    #[test]
-    fn persona_table_and_persona_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[persona]\nname = \"Mia\"\nemotion_tags = false\n").unwrap();
-        let persona = FileConfig::load(&path).unwrap().persona.unwrap();
-        assert_eq!(persona.name.as_deref(), Some("Mia"));
-        assert_eq!(persona.emotion_tags, Some(false));
-
         let file = dir.path().join("mia.toml");
         std::fs::write(&file, "name = \"Mia\"\nstyle = \"Short.\"\n").unwrap();
         assert_eq!(PersonaConfig::load(&file).unwrap().style.as_deref(), Some("Short."));

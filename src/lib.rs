@@ -6,8 +6,8 @@
 //!
 //! # Layout
 //! - [`choice`]: settings with a fixed set of named values.
-//! - [`config`]: settings resolved once (CLI > environment > file > defaults) and
-//!   the directories Workly reads and writes.
+//! - [`config`]: what settings resolve to and the directories Workly reads
+//!   and writes.
 //! - [`hardware`]: what the machine has and the policies that follow from it
 //!   (threads, GPU layers, context and batch sizes).
 //! - [`model`]: finding, fetching, validating and describing GGUF files.
@@ -21,11 +21,12 @@
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
 //! - [`store`]: durable memory: conversations in SQLite, full-text search.
 //! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
-//! - [`bench`]: benchmark runners returning serde reports.
+//! - [`bench`]: the benchmarks a user tunes Workly with (threads, GPU layers,
+//!   a chat end to end), returning serde reports; the developer's
+//!   instruments that build on them are the `workly-bench` binary's.
 //! - [`error`]: the class of an error that reaches the command line.
 //! - [`cli`]: the command-line surface, the resolution of settings, exit
-//!   codes, and the runners of the terminal chat, `serve`, `history`,
-//!   `emotion` and `avatar`.
+//!   codes, and one runner per command.
 
 pub mod avatar;
 pub mod bench;
@@ -41,3 +42,6 @@ pub mod model;
 pub mod server;
 pub mod store;
 pub mod vrm;
+
+/// The version of this Workly library (and of the `workly` binary built with it).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

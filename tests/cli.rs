@@ -472,62 +472,6 @@ fn thread_benchmark_is_saved_and_used_by_later_runs() {
 }
 
 #[test]
-fn llm_benchmark_reports_every_figure() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = run(workly(dir.path()).args(["bench", "llm", "--json", "--runs", "1", "--model", &model_arg()]));
-    assert_success(&output);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    for key in [
-        "load_ms",
-        "warmup_ms",
-        "first_ttft_ms",
-        "warm_ttft_ms",
-        "prefill_tokens_per_s",
-        "decode_tokens_per_s",
-        "multi_turn_last_to_first_ratio",
-    ] {
-        assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {report}");
-    }
-    let turns = report["multi_turn"].as_array().unwrap();
-    assert_eq!(turns.len(), 20);
-    assert!(turns.iter().skip(1).all(|turn| turn["cached_tokens"].as_u64().unwrap() > 0));
-    assert!(report["peak_rss_bytes"].as_u64().unwrap() >= report["rss_bytes"].as_u64().unwrap());
-}
-
-#[test]
-fn batch_benchmark_compares_every_size_with_the_fixed_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let args = ["bench", "batch", "--json", "--runs", "1", "--batch-sizes", "16,64", "--prompt-tokens", "8,100"];
-    let output = run(workly(dir.path()).args(args).args(["--model", &model_arg()]));
-    assert_success(&output);
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    // Workly's own size (512 at the default context) joins the listed ones.
-    assert_eq!(report["fixed_batch_size"], 512);
-    assert_eq!(report["batch_sizes"], serde_json::json!([16, 64, 512]));
-    let rows = report["rows"].as_array().unwrap();
-    let lengths: Vec<u64> = rows.iter().map(|row| row["prompt_tokens"].as_u64().unwrap()).collect();
-    assert_eq!(lengths, [8, 100]);
-    for row in rows {
-        let speeds = row["tokens_per_s"].as_array().unwrap();
-        assert_eq!(speeds.len(), 3, "{row}");
-        assert!(speeds.iter().all(|speed| speed.as_f64().unwrap() > 0.0), "{row}");
-        assert!([16, 64, 512].contains(&row["best_batch_size"].as_u64().unwrap()), "{row}");
-        assert!(row["gain_percent"].as_f64().unwrap() >= 0.0, "the best is at least the fixed one: {row}");
-    }
-    // It helps only where a size that splits the prompt otherwise beats the
-    // fixed one by 5 % and by more than the worst noise of the run.
-    let noise = rows.iter().map(|row| row["noise_percent"].as_f64().unwrap()).fold(0.0, f64::max);
-    assert_eq!(report["noise_percent"].as_f64().unwrap(), noise, "{report}");
-    let gain = report["best_gain_percent"].as_f64().unwrap();
-    assert_eq!(report["dynamic_helps"].as_bool().unwrap(), gain >= 5.0 && gain > noise, "{report}");
-    // 8 tokens fit one batch of every size: nothing can gain there.
-    assert_eq!(rows[0]["gain_percent"], 0.0, "{report}");
-    // Bad sizes are refused by the argument parser.
-    let output = run(workly(dir.path()).args(["bench", "batch", "--batch-sizes", "0"]));
-    assert_eq!(output.status.code(), Some(2));
-}
-
-#[test]
 fn chat_drives_the_avatar_and_stores_the_reply_emotion() {
     let dir = tempfile::tempdir().unwrap();
     let mut peer = Command::new(env!("CARGO_BIN_EXE_workly"))

@@ -1,6 +1,6 @@
 //! The real `workly` binary reading emotions: `workly emotion` on an argument
-//! and on stdin lines, text and JSON, bad input; `workly bench emotion` on the
-//! labelled set and, with the default model, the share of tagged replies.
+//! and on stdin lines, text and JSON, bad input. (`workly-bench emotion`
+//! scores the reader on the labelled set.)
 
 mod common;
 
@@ -160,74 +160,4 @@ fn stdin_that_is_not_text_is_bad_input() {
     assert!(stderr.contains("stdin line 2 is not UTF-8"), "{stderr}");
     // The line before the bad one was answered.
     assert_eq!(text(&output.stdout).lines().count(), 1);
-}
-
-#[test]
-fn bench_without_model_scores_the_labelled_set() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = workly(dir.path());
-    // The bench reads the config like every model command; give it a valid one.
-    command.env("WORKLY_CONFIG", dir.path().join("absent.toml"));
-    let output = run(command.args(["bench", "emotion", "--no-model", "--json"]), b"");
-    assert_success(&output);
-    let report = json(&text(&output.stdout));
-    let lexicon = &report["lexicon"];
-    let sentences = lexicon["sentences"].as_u64().unwrap();
-    assert!(sentences >= 300);
-    let macro_f1 = lexicon["macro_f1"].as_f64().unwrap();
-    assert!(macro_f1 >= 0.75, "macro-F1 {macro_f1}");
-    assert!(lexicon["accuracy"].as_f64().unwrap() > 0.0);
-    assert_eq!(lexicon["accuracy_by_language"].as_object().unwrap().len(), 2);
-    let classes = lexicon["classes"].as_array().unwrap();
-    assert_eq!(classes.len(), 6);
-    for class in classes {
-        for field in ["precision", "recall", "f1"] {
-            assert!((0.0..=1.0).contains(&class[field].as_f64().unwrap()), "{class}");
-        }
-    }
-    let confusion = lexicon["confusion"].as_object().unwrap();
-    assert_eq!(confusion.len(), 6);
-    let total: u64 =
-        confusion.values().flat_map(|row| row.as_object().unwrap().values()).map(|n| n.as_u64().unwrap()).sum();
-    assert_eq!(total, sentences);
-    let right: u64 = confusion.iter().map(|(label, row)| row[label].as_u64().unwrap()).sum();
-    assert_eq!(lexicon["mistakes"].as_array().unwrap().len() as u64, sentences - right);
-    assert!(report["tags"].is_null());
-}
-
-#[test]
-fn bench_text_shows_the_matrix() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = workly(dir.path());
-    command.env("WORKLY_CONFIG", dir.path().join("absent.toml"));
-    let output = run(command.args(["bench", "emotion", "--no-model"]), b"");
-    assert_success(&output);
-    let stdout = text(&output.stdout);
-    assert!(stdout.contains("macro-F1"), "{stdout}");
-    assert!(stdout.contains("confusion (rows: label, columns: answer)"), "{stdout}");
-    assert!(stdout.contains("not measured (--no-model)"), "{stdout}");
-}
-
-#[test]
-fn bench_rejects_zero_turns() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = run(workly(dir.path()).args(["bench", "emotion", "--turns", "0"]), b"");
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
-}
-
-#[test]
-fn bench_with_the_default_model_counts_tagged_replies() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = workly(dir.path());
-    command.env("WORKLY_CONFIG", dir.path().join("absent.toml"));
-    let model = common::default_model().display().to_string();
-    let output = run(command.args(["bench", "emotion", "--json", "--turns", "2", "--model", &model]), b"");
-    assert_success(&output);
-    let tags = &json(&text(&output.stdout))["tags"];
-    assert_eq!(tags["replies"], 2);
-    assert_eq!(tags["transcript"].as_array().unwrap().len(), 2);
-    let with_tag = tags["replies_with_tag"].as_u64().unwrap();
-    assert!(with_tag <= 2);
-    assert_eq!(tags["share"].as_f64().unwrap(), with_tag as f64 / 2.0);
-    assert!(tags["model"].as_str().is_some_and(|name| !name.is_empty()));
 }

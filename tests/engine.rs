@@ -6,10 +6,9 @@
 mod common;
 
 use workly::llm::{
-    Engine, EngineConfig, FinishReason, FlashAttention, GenerationEvent, GenerationRequest, GenerationStats,
-    KvCacheType, LlmError, Message, Prompt, SamplingParams,
+    Engine, EngineConfig, FinishReason, FlashAttention, GenerationEvent, GenerationRequest, GenerationStats, LlmError,
+    Message, Prompt, SamplingParams,
 };
-use workly::model::ModelInfo;
 
 /// An engine with flash attention as llama.cpp picks it (on, on the CPU).
 fn engine(model: std::path::PathBuf, context_size: u32, warmup: Vec<Vec<Message>>) -> Engine {
@@ -26,24 +25,8 @@ fn engine_with(
     warmup: Vec<Vec<Message>>,
     flash_attention: FlashAttention,
 ) -> Engine {
-    // The Gemma 3 test model's GGUF carries no chat template: use the built-in one.
-    let chat_template = model.to_string_lossy().contains("gemma").then(|| "gemma".to_owned());
-    Engine::load(EngineConfig {
-        model: ModelInfo::read(&model).expect("test model is valid"),
-        threads_decode: 2,
-        threads_prefill: 2,
-        gpu_layers: 0,
-        gpus: Default::default(),
-        context_size,
-        batch_size: 512,
-        chat_template,
-        warmup,
-        llama_logs: std::env::var_os("RUST_LOG").is_some(),
-        prompt_cache: None,
-        kv_cache_type: KvCacheType::default(),
-        flash_attention,
-    })
-    .expect("engine loads")
+    Engine::load(EngineConfig { warmup, flash_attention, ..common::engine_config(&model, context_size) })
+        .expect("engine loads")
 }
 
 fn greedy(messages: Vec<Message>, max_tokens: u32) -> GenerationRequest {
@@ -352,19 +335,9 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
     let dir = tempfile::tempdir().unwrap();
     let start = || {
         Engine::load(EngineConfig {
-            model: ModelInfo::read(common::default_model()).unwrap(),
-            threads_decode: 2,
-            threads_prefill: 2,
-            gpu_layers: 0,
-            gpus: Default::default(),
-            context_size: 1024,
-            batch_size: 512,
-            chat_template: None,
             warmup: vec![vec![Message::system(SYSTEM)]],
-            llama_logs: false,
             prompt_cache: Some(dir.path().to_path_buf()),
-            kv_cache_type: KvCacheType::default(),
-            flash_attention: FlashAttention::default(),
+            ..common::engine_config(&common::default_model(), 1024)
         })
         .unwrap()
     };

@@ -1,5 +1,5 @@
 //! Fast and quality modes on the real default model: `workly model quantize`
-//! writes a valid smaller GGUF, `workly bench perplexity` tells the two
+//! writes a valid smaller GGUF, the engine's perplexity tells the two
 //! quantizations apart, and `--mode fast|quality` picks the expected file.
 //! Every bad input exits 2 with one line.
 
@@ -9,6 +9,7 @@ use common::{assert_bad_input, assert_success, text, workly_in};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use workly::llm::Engine;
 
 /// The default model's base name, as its sibling quantizations are named.
 const BASE: &str = "SmolLM2-135M-Instruct";
@@ -37,20 +38,16 @@ fn mode_pick(dir: &Path, mode: &str, model: &Path) -> (String, String) {
     (report["model"].as_str().expect("model path").to_owned(), text(&output.stderr))
 }
 
-/// Perplexity of `model` on the start of the built-in text (a few hundred
-/// tokens keep the test short; the whole text is for `bench perplexity` itself).
-fn perplexity(dir: &Path, model: &Path) -> f64 {
-    let text_file = dir.join("text.txt");
-    let words: Vec<&str> = include_str!("../src/bench/perplexity.txt").split_whitespace().take(250).collect();
-    std::fs::write(&text_file, words.join(" ")).unwrap();
-    let report = json(&run(workly_in(dir)
-        .args(["bench", "perplexity", "--json", "--context-size", "512", "--model"])
-        .arg(model)
-        .arg("--text")
-        .arg(&text_file)));
-    assert!(report["tokens_scored"].as_u64().unwrap() > 250, "{report}");
-    assert_eq!(report["chunks"], 1, "{report}");
-    report["perplexity"].as_f64().expect("perplexity")
+/// Perplexity of `model` on the start of the benchmarks' built-in text (a
+/// few hundred tokens keep the test short; `workly-bench perplexity` scores
+/// the whole text).
+fn perplexity(model: &Path) -> f64 {
+    let words: Vec<&str> = include_str!("../bench/src/perplexity.txt").split_whitespace().take(250).collect();
+    let engine = Engine::load(common::engine_config(model, 512)).expect("engine loads");
+    let report = engine.perplexity(&words.join(" ")).expect("perplexity");
+    assert!(report.tokens_scored > 250, "{report:?}");
+    assert_eq!(report.chunks, 1, "{report:?}");
+    report.perplexity
 }
 
 #[test]
@@ -75,7 +72,7 @@ fn quantizing_to_q4_0_gives_a_smaller_model_that_modes_pick_and_perplexity_tells
     assert_eq!(written["parameters"], source["parameters"]);
     assert!(written["file_size_bytes"].as_u64() < source["file_size_bytes"].as_u64(), "{written} vs {source}");
 
-    let (ppl_q4_1, ppl_q4_0) = (perplexity(dir.path(), &q4_1), perplexity(dir.path(), &q4_0));
+    let (ppl_q4_1, ppl_q4_0) = (perplexity(&q4_1), perplexity(&q4_0));
     for ppl in [ppl_q4_1, ppl_q4_0] {
         assert!(ppl.is_finite() && ppl > 1.0, "{ppl}");
     }

@@ -310,15 +310,3 @@ fn a_database_from_a_newer_workly_is_refused() {
     assert_bad_input(&history(dir.path(), &["list"]), &["newer Workly", "schema version 99"]);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
-
-#[test]
-fn store_benchmark_reports_append_time_and_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = json(&run(workly_in(dir.path()).args(["bench", "store", "--json", "--exchanges", "50"])));
-    assert_eq!(report["exchanges"], 50);
-    let median = report["append_median_ms"].as_f64().unwrap();
-    assert!(median > 0.0 && median <= report["append_p99_ms"].as_f64().unwrap(), "{report}");
-    assert!(report["rss_after_bytes"].as_u64().unwrap() > 0);
-    // The temporary database is gone afterwards.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-}

@@ -8,7 +8,7 @@
 # sides run the same native kernels. The first run compiles llama.cpp (15+
 # minutes on 2 cores); later runs do nothing if the package already imports.
 #
-# Usage: bench/baseline/setup.sh   (then: workly bench compare --out DIR)
+# Usage: bench/baseline/setup.sh   (then: workly-bench compare --out DIR)
 set -euo pipefail
 
 VERSION="0.3.36"

@@ -1,5 +1,5 @@
-//! The config file parser (`config::parse_toml`) on arbitrary text, read both
-//! as a config file (`FileConfig`) and as a persona file (`PersonaConfig`).
+//! The config file parser on arbitrary text, read both as a config file
+//! (`cli::FileConfig`) and as a persona file (`config::PersonaConfig`).
 //!
 //! Checks that it never panics and that every error is one line naming the
 //! file, as Workly prints it.
@@ -7,7 +7,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use workly::config::{ConfigError, FileConfig, PersonaConfig, parse_toml};
+use workly::cli::FileConfig;
+use workly::config::{ConfigError, PersonaConfig, parse_toml};
 
 fn check_error<T>(result: Result<T, ConfigError>) {
     if let Err(error) = result {
@@ -20,6 +21,6 @@ fn check_error<T>(result: Result<T, ConfigError>) {
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let path = Path::new("fuzz.toml");
-    check_error(parse_toml::<FileConfig>(path, text));
+    check_error(FileConfig::parse(path, text));
     check_error(parse_toml::<PersonaConfig>(path, text));
 });

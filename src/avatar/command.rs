@@ -67,6 +67,8 @@ pub enum CommandError {
     },
 }
 
+crate::classed!(BadInput: CommandError);
+
 /// An avatar expression the Unity controller understands (VRM 0.x presets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Expression {

@@ -32,6 +32,7 @@ pub use command::{Command, CommandError, Expression, ModelPath, Unit};
 pub use director::{Director, DirectorConfig, IdleMotion};
 
 use crate::emotion::Emotion;
+use crate::error::{Class, Classify};
 use serde::Serialize;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -88,14 +89,15 @@ pub enum AvatarError {
     },
 }
 
-impl AvatarError {
-    /// Whether the user gave bad input (exit code 2) rather than something
-    /// failing at run time.
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            AvatarError::Command(_) | AvatarError::Address { .. } | AvatarError::NoTransport | AvatarError::VmcOnly(_)
-        )
+impl Classify for AvatarError {
+    fn class(&self) -> Class {
+        match self {
+            AvatarError::Command(_)
+            | AvatarError::Address { .. }
+            | AvatarError::NoTransport
+            | AvatarError::VmcOnly(_) => Class::BadInput,
+            AvatarError::Start(_) | AvatarError::NotDelivered { .. } | AvatarError::Listen { .. } => Class::Failure,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! It dispatches on quoted command names found anywhere in the line, reads
 //! string fields up to the next quote without unescaping, and reads numbers up
 //! to `,` `}` or a newline with invariant-culture rules (so `NaN` fails). Tests
-//! and `workly bench ipc` run it in-process; `workly avatar peer` runs it as a
+//! and `workly-bench ipc` run it in-process; `workly avatar peer` runs it as a
 //! program. It owns the parsing and the accept loop, not what is done with an
 //! applied command (the caller's sink decides: count it, print it).
 

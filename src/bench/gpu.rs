@@ -10,8 +10,7 @@
 //! exits 2, since the layer count means nothing to a CPU-only llama.cpp.
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
-use crate::cli::{BenchGpuArgs, Context, EngineArgs};
-use crate::error::BadInput;
+use crate::config::Prepared;
 use crate::hardware::{GpuBackend, GpuInfo, free_vram_bytes, gpu_budget_bytes};
 use crate::llm::{Engine, LlmError};
 use serde::Serialize;
@@ -77,21 +76,18 @@ pub enum GpuBenchError {
     NoGpu(String),
 }
 
-/// Runs `workly bench gpu`.
-pub fn run(context: &Context, args: &BenchGpuArgs) -> anyhow::Result<()> {
-    super::print(&report(context, &args.engine, args.runs, args.step)?, args.json, render)
-}
+crate::classed!(BadInput: GpuBenchError);
 
-/// Sweeps the layer counts on this machine's GPUs.
-pub fn report(context: &Context, engine: &EngineArgs, runs: u32, step: Option<u32>) -> anyhow::Result<GpuBenchReport> {
+/// Sweeps the layer counts on this machine's GPUs, from the engine `picked`
+/// describes (with the count Workly picks by itself).
+pub fn report(picked: &Prepared, runs: u32, step: Option<u32>) -> crate::error::Result<GpuBenchReport> {
     if GpuBackend::BUILT != GpuBackend::Cuda {
-        return Err(BadInput::new(GpuBenchError::NotCuda(GpuBackend::BUILT.label())).into());
+        return Err(GpuBenchError::NotCuda(GpuBackend::BUILT.label()).into());
     }
-    let picked = engine.prepare(context, Vec::new())?;
     let hardware = &picked.hardware;
     if hardware.gpus.is_empty() {
         let note = hardware.gpu_note.clone().unwrap_or_else(|| "none listed".to_owned());
-        return Err(BadInput::new(GpuBenchError::NoGpu(note)).into());
+        return Err(GpuBenchError::NoGpu(note).into());
     }
     let layers = picked.engine.model.layers;
     let budget_bytes = hardware.gpus.iter().map(gpu_budget_bytes).sum();
@@ -110,7 +106,7 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32, step: Option<u3
             measure(runs, || Ok::<_, LlmError>(decode_once(&engine, super::llm::DECODE_TOKENS)?.decode_tokens_per_s))?;
         rows.push(GpuRow { gpu_layers, prefill_tokens_per_s, decode_tokens_per_s, vram_used_bytes });
     }
-    let verdict = judge(&rows, picked.tuning.gpu_layers, picked.tuning.gpu_reason, budget_bytes)
+    let verdict = judge(&rows, picked.tuning.gpu_layers, picked.tuning.gpu_reason.clone(), budget_bytes)
         .ok_or_else(|| LlmError::Gpu("no layer count measured fits the VRAM budget".to_owned()))?;
     Ok(GpuBenchReport {
         model: picked.engine.model.path.display().to_string(),
@@ -157,7 +153,8 @@ pub fn judge(rows: &[GpuRow], picked: u32, reason: String, budget_bytes: u64) ->
     })
 }
 
-pub(super) fn render(report: &GpuBenchReport) -> String {
+/// The report as a table and a verdict.
+pub fn render(report: &GpuBenchReport) -> String {
     let gib = |bytes: u64| bytes as f64 / 1073741824.0;
     let names: Vec<&str> = report.gpus.iter().map(|gpu| gpu.name.as_str()).collect();
     let mut text = format!(

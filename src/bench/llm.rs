@@ -8,7 +8,6 @@
 use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::chat::turn::{Chat, Outcome, ReplyOptions, Turn, TurnError};
 use crate::chat::{Conversation, Persona};
-use crate::cli::{BenchLlmArgs, Context, EngineArgs};
 use crate::hardware::{peak_rss_bytes, process_rss_bytes};
 use crate::llm::{CancelToken, Engine, FlashAttention, LlmError, SamplingParams};
 use serde::Serialize;
@@ -110,19 +109,6 @@ pub const SCRIPT: &[&str] = &[
     "You're a good friend, Kira.",
     "Good night, see you tomorrow!",
 ];
-
-/// Runs `workly bench llm`.
-pub fn run(context: &Context, args: &BenchLlmArgs) -> anyhow::Result<()> {
-    super::print(&report(context, &args.engine, args.runs)?, args.json, render)
-}
-
-/// Loads the engine as `workly chat` would and measures it.
-pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Result<LlmReport> {
-    let persona = Persona::default();
-    let prepared = engine.prepare(context, Conversation::new(persona.clone()).openings())?;
-    let engine = Engine::load(prepared.engine)?;
-    Ok(measure_llm(&engine, &persona, runs)?)
-}
 
 /// Time to first token of a new conversation's first message, through the
 /// chat turn every door runs, once the engine is idle, as it is after the
@@ -226,7 +212,8 @@ pub fn chat_turn(engine: &Engine, chat: &Mutex<Chat>, user: &str, max_tokens: u3
     turn.chat(chat, user, &mut ())
 }
 
-pub(super) fn render(report: &LlmReport) -> String {
+/// The report as a table.
+pub fn render(report: &LlmReport) -> String {
     let mut text = format!(
         "model {} ({} decode / {} prefill threads, {} GPU layers, flash attention {}), medians of {} runs\n\
          load            {:>9.1} ms\n\

@@ -1,22 +1,13 @@
-//! Benchmarks: each runner measures the real engine on the real model and
-//! returns a serde report; `--json` prints it, the text form is a rendering.
+//! The benchmarks a user runs to tune Workly to their machine (`workly bench
+//! threads`, `gpu`, `llm`), and the measuring they share with the developer's
+//! instruments of `workly-bench`: each measures the real engine on the real
+//! model and returns a serde report, with a text rendering.
 //!
 //! Figures are medians over repeated runs after a discarded first run, so one
 //! slow outlier (a page fault, a scheduler hiccup) does not move them.
 
-pub mod all;
-pub mod batch;
-pub mod chart;
-pub mod compare;
-pub mod emotion;
 pub mod gpu;
-pub mod ipc;
 pub mod llm;
-pub mod memory;
-pub mod perplexity;
-pub mod soak;
-mod sse;
-pub mod store;
 pub mod threads;
 
 use crate::llm::{Engine, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
@@ -77,13 +68,6 @@ pub fn distribution(values: &mut [f64]) -> Vec<Quantile> {
 /// The value at share `p` of sorted `values` (0 for none).
 fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     sorted.get((p * (sorted.len() as f64 - 1.0)).round() as usize).copied().unwrap_or(0.0)
-}
-
-/// Prints a report as JSON or as its text rendering.
-pub fn print<T: Serialize>(report: &T, json: bool, render: impl FnOnce(&T) -> String) -> anyhow::Result<()> {
-    let text = if json { serde_json::to_string(report)? + "\n" } else { render(report) };
-    crate::cli::write_stdout(&text)?;
-    Ok(())
 }
 
 /// Plain prose the prefill benchmark feeds the model, repeated to length.

@@ -7,10 +7,11 @@
 //! cache, and later runs read it ([`crate::hardware::ThreadMeasurements`]).
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
-use crate::cli::{BenchThreadsArgs, Context, EngineArgs};
+use crate::config::Prepared;
 use crate::hardware::{ThreadChoice, ThreadMeasurements, ThreadRow};
 use crate::llm::{Engine, LlmError};
 use serde::Serialize;
+use std::path::Path;
 
 /// Prompt length of each prefill measurement.
 const PREFILL_TOKENS: usize = 256;
@@ -28,14 +29,9 @@ pub struct ThreadsReport {
     pub saved_to: String,
 }
 
-/// Runs `workly bench threads`.
-pub fn run(context: &Context, args: &BenchThreadsArgs) -> anyhow::Result<()> {
-    super::print(&report(context, &args.engine, args.runs)?, args.json, render)
-}
-
-/// Measures every thread count and saves the measurements for later runs.
-pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Result<ThreadsReport> {
-    let prepared = engine.prepare(context, Vec::new())?;
+/// Measures every thread count with the engine `prepared` describes and
+/// saves the measurements to `save_to`, for later runs.
+pub fn report(prepared: &Prepared, runs: u32, save_to: &Path) -> crate::error::Result<ThreadsReport> {
     let logical = prepared.hardware.cpu.logical_cores.max(1);
     let mut rows = Vec::with_capacity(logical);
     for threads in 1..=logical {
@@ -57,12 +53,12 @@ pub fn report(context: &Context, engine: &EngineArgs, runs: u32) -> anyhow::Resu
         model_file: prepared.engine.model.file_name.clone(),
         rows,
     };
-    let path = context.dirs.thread_measurements();
-    measurements.save(&path)?;
-    Ok(ThreadsReport { chosen: measurements.pick(), measurements, saved_to: path.display().to_string() })
+    measurements.save(save_to)?;
+    Ok(ThreadsReport { chosen: measurements.pick(), measurements, saved_to: save_to.display().to_string() })
 }
 
-pub(super) fn render(report: &ThreadsReport) -> String {
+/// The report as a table.
+pub fn render(report: &ThreadsReport) -> String {
     let mut text = format!(
         "{} ({} logical cores), model {}\nthreads   prefill tokens/s   decode tokens/s\n",
         report.measurements.cpu_model, report.measurements.logical_cores, report.measurements.model_file

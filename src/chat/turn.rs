@@ -139,14 +139,13 @@ pub enum TurnError {
     Unavailable,
 }
 
-impl TurnError {
-    /// As an [`anyhow::Error`] whose chain holds the original error, so that
-    /// its class (bad input or a failure) can be read from it.
-    pub fn into_anyhow(self) -> anyhow::Error {
+impl crate::error::Classify for TurnError {
+    /// The class of the engine's or the store's error.
+    fn class(&self) -> crate::error::Class {
         match self {
-            Self::Llm(error) => error.into(),
-            Self::Store(error) => error.into(),
-            unavailable @ Self::Unavailable => unavailable.into(),
+            Self::Llm(error) => crate::error::Classify::class(error),
+            Self::Store(error) => crate::error::Classify::class(error),
+            Self::Unavailable => crate::error::Class::Failure,
         }
     }
 }
@@ -310,9 +309,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_turn_error_keeps_its_cause_for_the_exit_code() {
-        let error = TurnError::Llm(LlmError::EmptyPrompt).into_anyhow();
-        assert!(error.downcast_ref::<LlmError>().is_some());
+    fn a_turn_error_has_the_class_of_its_cause() {
+        use crate::error::{Class, Classify, Error};
+        assert_eq!(TurnError::Llm(LlmError::EmptyPrompt).class(), Class::BadInput);
+        assert_eq!(TurnError::Unavailable.class(), Class::Failure);
+        let error = Error::from(TurnError::Llm(LlmError::EmptyPrompt));
+        assert_eq!(error.class(), Class::BadInput);
+        assert!(error.chain().any(|cause| cause.is::<TurnError>()));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub fn start_bridge(args: &AvatarArgs, tap: Option<FrameTap>) -> Result<Option<A
 }
 
 /// `workly avatar send COMMAND ARGS...`
-pub fn run_send(args: &AvatarSendArgs) -> anyhow::Result<()> {
+pub fn run_send(args: &AvatarSendArgs) -> crate::error::Result<()> {
     let command = Command::from_words(&args.command).map_err(AvatarError::from)?;
     let config = BridgeConfig { director: None, ..bridge_config(&args.avatar)? };
     if matches!(command, Command::SetHeadPose(_)) && config.vmc.is_empty() {
@@ -67,7 +67,7 @@ pub fn run_send(args: &AvatarSendArgs) -> anyhow::Result<()> {
 }
 
 /// `workly avatar peer --port P`: serves until Ctrl-C.
-pub fn run_peer(args: &AvatarPeerArgs) -> anyhow::Result<()> {
+pub fn run_peer(args: &AvatarPeerArgs) -> crate::error::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(AvatarError::Start)?;
     runtime.block_on(async {
         let address = std::net::SocketAddr::new(args.host, args.port);

@@ -14,15 +14,16 @@
 //! `/reset` moves on to a new stored conversation. `-p` touches the store only
 //! when `--conversation` names one, so a one-off question leaves no trace.
 
-use super::{ChatArgs, Context, EXIT_BAD_INPUT, EXIT_INTERRUPTED, exit_code, write_stdout};
+use super::{ChatArgs, Context, EXIT_INTERRUPTED, write_stdout};
 use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;
 use crate::chat::history::History;
 use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn, TurnError};
 use crate::emotion::Emotion;
+use crate::error::Context as _;
+use crate::error::{Class, Error};
 use crate::llm::{CancelToken, Engine, EngineInfo};
 use crate::store::Store;
-use anyhow::Context as _;
 use serde::Serialize;
 use std::io::BufRead;
 use std::sync::{Arc, Mutex};
@@ -108,7 +109,7 @@ struct Turning {
 type Current = Arc<Mutex<Turning>>;
 
 /// Starts the thread that handles Ctrl-C and SIGTERM for `current`.
-fn handle_signals(current: &Current) -> anyhow::Result<()> {
+fn handle_signals(current: &Current) -> crate::error::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot handle signals")?;
     let current = Arc::clone(current);
@@ -127,8 +128,11 @@ fn handle_signals(current: &Current) -> anyhow::Result<()> {
 
 /// Runs one turn with `current` marking it under way, handing it the switch
 /// that cuts its reply; whether SIGTERM asked the chat to end meanwhile.
-fn guarded(current: &Current, turn: impl FnOnce(CancelToken) -> anyhow::Result<()>) -> anyhow::Result<bool> {
-    let lock = || current.lock().map_err(|_| anyhow::anyhow!("the signal state is poisoned"));
+fn guarded(
+    current: &Current,
+    turn: impl FnOnce(CancelToken) -> crate::error::Result<()>,
+) -> crate::error::Result<bool> {
+    let lock = || current.lock().map_err(|_| Error::failure(anyhow::anyhow!("the signal state is poisoned")));
     let cut = CancelToken::new();
     *lock()? = Turning { busy: true, cut: cut.clone(), ending: false };
     let outcome = turn(cut);
@@ -138,7 +142,7 @@ fn guarded(current: &Current, turn: impl FnOnce(CancelToken) -> anyhow::Result<(
 }
 
 /// Runs `workly chat`.
-pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
+pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
     let mut history = match (&args.prompt, &args.conversation) {
@@ -174,7 +178,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let locked = || chat.lock().map_err(|_| anyhow::anyhow!("the conversation is unavailable"));
+    let locked = || chat.lock().map_err(|_| Error::from(TurnError::Unavailable));
     let name = locked()?.conversation().persona().name.clone();
     eprintln!(
         "{name} is here ({} on {} threads). /reset starts over, /exit leaves, Ctrl-C stops a reply.",
@@ -211,7 +215,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> anyhow::Result<()> {
                     // SIGTERM: the turn is saved, the chat ends.
                     Ok(true) => break,
                     // A message that cannot fit is reported and the chat goes on.
-                    Err(error) if exit_code(&error) == EXIT_BAD_INPUT => eprintln!("workly: {error:#}"),
+                    Err(error) if error.class() == Class::BadInput => eprintln!("workly: {error:#}"),
                     Err(error) => return Err(error),
                 }
             }
@@ -227,9 +231,9 @@ fn start(
     args: &ChatArgs,
     conversation: &mut Conversation,
     history: Option<&History>,
-) -> anyhow::Result<(Engine, Option<AvatarBridge>, usize)> {
+) -> crate::error::Result<(Engine, Option<AvatarBridge>, usize)> {
     let mut prepared = args.engine.prepare(context, Vec::new())?;
-    let context_chosen = args.engine.context_size.is_some() || context.file.context_size.is_some();
+    let context_chosen = context.settings(&args.engine).context_size.is_some();
     // A small context suits a lone question, not one that continues a history.
     if let (Some(prompt), false, None) = (&args.prompt, context_chosen, history) {
         prepared.engine.context_size =
@@ -276,16 +280,16 @@ pub(crate) struct Door<'a> {
     pub args: &'a ChatArgs,
     /// Where the reply goes: stdout ([`write_stdout`]; `false` once it is
     /// closed), or what a test reads.
-    pub out: &'a dyn Fn(&str) -> anyhow::Result<bool>,
+    pub out: &'a dyn Fn(&str) -> crate::error::Result<bool>,
 }
 
 impl Door<'_> {
     /// One exchange through the chat turn, the reply streamed to stdout (or,
     /// with `--json`, reported once saved); `cancel` cuts it.
-    pub fn turn(&self, user: &str, cancel: CancelToken) -> anyhow::Result<()> {
+    pub fn turn(&self, user: &str, cancel: CancelToken) -> crate::error::Result<()> {
         let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel };
         let mut printer = Printer { out: self.out, print: !self.args.json, reader_gone: false, failed: None };
-        let mut outcome = turn.chat(self.chat, user, &mut printer).map_err(TurnError::into_anyhow)?;
+        let mut outcome = turn.chat(self.chat, user, &mut printer)?;
         if let Some(error) = printer.failed {
             return Err(error).context("cannot write to stdout");
         }
@@ -325,13 +329,13 @@ impl Door<'_> {
 /// reads the text without them).
 struct Printer<'a> {
     /// Where the text goes.
-    out: &'a dyn Fn(&str) -> anyhow::Result<bool>,
+    out: &'a dyn Fn(&str) -> crate::error::Result<bool>,
     /// Whether the text goes out (not with `--json`).
     print: bool,
     /// stdout was closed: nobody reads the reply, so it stops.
     reader_gone: bool,
     /// stdout failed otherwise.
-    failed: Option<anyhow::Error>,
+    failed: Option<Error>,
 }
 
 impl Sink for Printer<'_> {

@@ -8,7 +8,7 @@ use super::{EmotionArgs, write_stdout};
 use crate::emotion::Emotion;
 use crate::emotion::inspect::{TextReading, read};
 use crate::emotion::lexicon::Evidence;
-use anyhow::Context as _;
+use crate::error::Context as _;
 use std::io::BufRead;
 
 /// Standard input held something other than UTF-8 text.
@@ -19,8 +19,10 @@ pub struct NotUtf8 {
     pub line: usize,
 }
 
+crate::classed!(BadInput: NotUtf8);
+
 /// Runs `workly emotion`.
-pub fn run(args: &EmotionArgs) -> anyhow::Result<()> {
+pub fn run(args: &EmotionArgs) -> crate::error::Result<()> {
     if let Some(text) = &args.text {
         let reading = read(text);
         let output = if args.json { serde_json::to_string(&reading)? + "\n" } else { render_block(&reading) };

@@ -20,7 +20,7 @@ pub struct Export<'a> {
 }
 
 /// Runs `workly history ...`.
-pub fn run(dirs: &Dirs, command: &HistoryCommand) -> anyhow::Result<()> {
+pub fn run(dirs: &Dirs, command: &HistoryCommand) -> crate::error::Result<()> {
     let mut store = Store::open(&dirs.database())?;
     match command {
         HistoryCommand::List { json } => {
@@ -57,7 +57,7 @@ pub fn run(dirs: &Dirs, command: &HistoryCommand) -> anyhow::Result<()> {
 }
 
 /// The conversation named `name`, summarised, with its messages.
-fn load(store: &Store, name: &str) -> anyhow::Result<(ConversationSummary, Vec<StoredMessage>)> {
+fn load(store: &Store, name: &str) -> crate::error::Result<(ConversationSummary, Vec<StoredMessage>)> {
     let conversation = store.conversation(name)?;
     Ok((store.summary(&conversation)?, store.messages(&conversation)?))
 }

@@ -14,7 +14,7 @@ use crate::store::Store;
 use std::net::SocketAddr;
 
 /// Runs `workly serve` until Ctrl-C or SIGTERM.
-pub fn run(context: &Context, args: &ServeArgs) -> anyhow::Result<()> {
+pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
     let policy = Policy::new(args.host, args.api_key.clone())?;
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
@@ -57,8 +57,8 @@ fn prepare(
     args: &ServeArgs,
     conversation: &mut Conversation,
     history: &History,
-) -> anyhow::Result<Setup> {
-    let super::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
+) -> crate::error::Result<Setup> {
+    let crate::config::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
     let resumed = history.resume(conversation, engine.context_size as usize)?;
     let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", history.name());
     // The page chats as the persona: warm its prompt, in every language, so

@@ -100,6 +100,8 @@ pub enum HardwareError {
     Encode(#[source] serde_json::Error),
 }
 
+crate::classed!(Failure: HardwareError);
+
 /// Everything detected about this machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardware {

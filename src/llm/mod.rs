@@ -86,3 +86,22 @@ pub enum LlmError {
     #[error("the engine thread has stopped")]
     Stopped,
 }
+
+impl crate::error::Classify for LlmError {
+    /// Bad input when the model, its template, the settings or the prompt
+    /// are; a failure when llama.cpp fails on good input.
+    fn class(&self) -> crate::error::Class {
+        use crate::error::Class;
+        match self {
+            LlmError::Model(_)
+            | LlmError::Template(_)
+            | LlmError::Sampling(_)
+            | LlmError::PromptTooLong { .. }
+            | LlmError::Gpu(_)
+            | LlmError::EmptyPrompt => Class::BadInput,
+            LlmError::Load { .. } | LlmError::Context { .. } | LlmError::Decode(_) | LlmError::Stopped => {
+                Class::Failure
+            }
+        }
+    }
+}

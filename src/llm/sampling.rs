@@ -56,6 +56,8 @@ pub enum SamplingError {
     },
 }
 
+crate::classed!(BadInput: SamplingError);
+
 impl SamplingParams {
     /// Greedy decoding: always the most likely token.
     pub fn greedy() -> Self {

@@ -103,6 +103,8 @@ pub enum TemplateError {
     Render(String),
 }
 
+crate::classed!(BadInput: TemplateError);
+
 /// A compiled chat template with the model's special-token strings.
 #[derive(Debug)]
 pub struct ChatTemplate {

@@ -121,6 +121,8 @@ pub enum GgufError {
     },
 }
 
+crate::classed!(BadInput: GgufError);
+
 /// A hint for versions that look like a byte-swapped header.
 fn version_note(version: u32) -> &'static str {
     if version != 0 && version & 0xFFFF == 0 {

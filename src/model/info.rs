@@ -291,7 +291,7 @@ fn quantization(file: &GgufFile) -> String {
 }
 
 /// `98.4 MB`.
-pub(crate) fn format_mb(bytes: u64) -> String {
+pub fn format_mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / BYTES_PER_MB)
 }
 

@@ -55,6 +55,16 @@ pub enum LocateError {
     Pull(#[from] PullError),
 }
 
+impl crate::error::Classify for LocateError {
+    /// Bad input, but for a download that failed as a download does.
+    fn class(&self) -> crate::error::Class {
+        match self {
+            Self::Pull(error) => crate::error::Classify::class(error),
+            _ => crate::error::Class::BadInput,
+        }
+    }
+}
+
 /// Finds the model file for `model`:
 ///
 /// - `None`: [`DEFAULT_MODEL_FILE`] in `models_dir`;

@@ -107,6 +107,18 @@ pub enum PullError {
     },
 }
 
+impl crate::error::Classify for PullError {
+    /// Bad input when the URL, the checksum asked for or the file is; a
+    /// failure when the server, the network or the disk is.
+    fn class(&self) -> crate::error::Class {
+        use crate::error::Class;
+        match self {
+            Self::BadUrl { .. } | Self::BadSha256 { .. } | Self::NotGguf { .. } => Class::BadInput,
+            Self::HttpStatus { .. } | Self::Network { .. } | Self::Io { .. } | Self::Checksum { .. } => Class::Failure,
+        }
+    }
+}
+
 /// Downloads the GGUF model at `url` to `dest` and returns the final path.
 ///
 /// If `dest` is an existing directory the file keeps the name from the URL's

@@ -14,6 +14,7 @@
 // safe wrapper, so this module allows it and keeps each block small and argued.
 #![allow(unsafe_code)]
 
+use crate::error::{Class, Classify};
 use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -175,10 +176,15 @@ pub enum QuantizeError {
     Output(GgufError),
 }
 
-impl QuantizeError {
-    /// Whether the user can fix it by changing the command line or the source file.
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Source(_) | Self::SameFile { .. } | Self::OutputExists { .. } | Self::BadPath { .. })
+impl Classify for QuantizeError {
+    /// Bad input when the user can fix it by changing the command line or the source file.
+    fn class(&self) -> Class {
+        match self {
+            Self::Source(_) | Self::SameFile { .. } | Self::OutputExists { .. } | Self::BadPath { .. } => {
+                Class::BadInput
+            }
+            Self::Write { .. } | Self::Backend(_) | Self::Failed { .. } | Self::Output(_) => Class::Failure,
+        }
     }
 }
 
@@ -331,7 +337,7 @@ mod tests {
         let options = QuantizeOptions { quant_type: QuantType::Q4_0, force: false, llama_logs: false };
         let error = quantize(&input, &dir.path().join("out.gguf"), &options).expect_err("broken source");
         assert!(matches!(error, QuantizeError::Source(_)), "{error}");
-        assert!(error.is_bad_input());
+        assert_eq!(error.class(), Class::BadInput);
         assert!(!dir.path().join("out.gguf").exists());
     }
 }

@@ -20,8 +20,8 @@ pub(crate) mod tests;
 
 use crate::avatar::AvatarBridge;
 use crate::chat::turn::Chat;
+use crate::error::Context as _;
 use crate::llm::{Engine, EngineConfig, LlmError};
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -232,7 +232,7 @@ pub struct ServerConfig {
 }
 
 /// Serves until Ctrl-C or SIGTERM.
-pub fn run(config: ServerConfig) -> anyhow::Result<()> {
+pub fn run(config: ServerConfig) -> crate::error::Result<()> {
     let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming } = config;
     let page = events::PageChat::new(page, engine.context_size as usize);
     let state = Arc::new(AppState::new(model_id(&engine), max_queue, page, doctor, avatar, hub));
@@ -256,7 +256,7 @@ async fn serve(
     policy: Policy,
     state: Arc<AppState>,
     resuming: &str,
-) -> anyhow::Result<()> {
+) -> crate::error::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
     let address = listener.local_addr()?;

@@ -27,6 +27,8 @@ pub struct ExposedWithoutKey {
     pub host: IpAddr,
 }
 
+crate::classed!(BadInput: ExposedWithoutKey);
+
 /// What the checks need to know.
 #[derive(Debug, Clone)]
 pub struct Policy {

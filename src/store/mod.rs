@@ -13,7 +13,7 @@
 //! cut or a kernel panic, WAL with `NORMAL` may roll back the last commits,
 //! because the WAL is only synced at checkpoints. `FULL` syncs the WAL at every
 //! commit, so a turn reported done survives a power cut too. It costs one
-//! `fsync` per turn: `workly bench store` measured a median `append_exchange`
+//! `fsync` per turn: `workly-bench store` measured a median `append_exchange`
 //! of 0.3 to 4 ms with FULL on the development VM's disk (depending on its
 //! load), against 0.08 ms with NORMAL. That is the price of the guarantee, paid
 //! once at the end of a reply that took seconds, and not noticeable there. WAL
@@ -30,6 +30,7 @@ pub mod query;
 pub mod schema;
 
 use crate::emotion::Emotion;
+use crate::error::{Class, Classify};
 use crate::llm::Role;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -136,17 +137,16 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    /// Whether the error comes from what the user gave (a file, a name) rather
-    /// than from a failure at run time.
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+impl Classify for StoreError {
+    /// Bad input when it comes from what the user gave (a file, a name).
+    fn class(&self) -> Class {
+        match self {
             StoreError::Corrupt { .. }
-                | StoreError::TooNew { .. }
-                | StoreError::UnknownConversation(_)
-                | StoreError::InvalidName { .. }
-        )
+            | StoreError::TooNew { .. }
+            | StoreError::UnknownConversation(_)
+            | StoreError::InvalidName { .. } => Class::BadInput,
+            StoreError::Deleted(_) | StoreError::Io { .. } | StoreError::Sqlite { .. } => Class::Failure,
+        }
     }
 }
 

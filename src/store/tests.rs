@@ -102,11 +102,14 @@ fn bad_names_are_refused() {
     let mut store = open(&dir);
     for name in ["", "  ", " padded", "line\nbreak", &"x".repeat(101)] {
         let error = store.open_conversation(name).unwrap_err();
-        assert!(matches!(error, StoreError::InvalidName { .. }) && error.is_bad_input(), "{name:?}: {error}");
+        assert!(
+            matches!(error, StoreError::InvalidName { .. }) && error.class() == Class::BadInput,
+            "{name:?}: {error}"
+        );
     }
     let error = store.conversation("nobody").unwrap_err();
     assert_eq!(error.to_string(), "no conversation named `nobody` (see `workly history list`)");
-    assert!(error.is_bad_input());
+    assert_eq!(error.class(), Class::BadInput);
 }
 
 #[test]
@@ -215,7 +218,7 @@ fn foreign_and_damaged_files_are_refused_and_left_untouched() {
         std::fs::write(&path, bytes).unwrap();
         let before = snapshot(dir.path(), &path);
         let error = Store::open(&path).unwrap_err();
-        assert!(matches!(error, StoreError::Corrupt { .. }) && error.is_bad_input(), "{name}: {error}");
+        assert!(matches!(error, StoreError::Corrupt { .. }) && error.class() == Class::BadInput, "{name}: {error}");
         let message = error.to_string();
         assert!(message.contains(&path.display().to_string()) && !message.contains('\n'), "{name}: {message}");
         assert_eq!(snapshot(dir.path(), &path), before, "{name}: the file or its directory changed");
@@ -234,7 +237,7 @@ fn a_database_from_a_newer_workly_is_refused() {
     let before = std::fs::read(&path).unwrap();
     let error = Store::open(&path).unwrap_err();
     assert!(matches!(error, StoreError::TooNew { found, .. } if found == schema::VERSION + 1), "{error}");
-    assert!(error.is_bad_input());
+    assert_eq!(error.class(), Class::BadInput);
     assert!(error.to_string().contains("newer Workly"), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
@@ -258,5 +261,5 @@ fn an_unreadable_path_names_the_file() {
     std::fs::create_dir(&path).unwrap();
     let error = Store::open(&path).unwrap_err();
     assert!(error.to_string().contains(&path.display().to_string()), "{error}");
-    assert!(!error.is_bad_input());
+    assert_eq!(error.class(), Class::Failure);
 }

@@ -51,6 +51,29 @@ pub fn test_python() -> PathBuf {
     python
 }
 
+/// An engine configuration for `model` with a context of `context_size`
+/// tokens, on two threads, nothing warmed or saved, flash attention as
+/// llama.cpp picks it.
+pub fn engine_config(model: &Path, context_size: u32) -> workly::llm::EngineConfig {
+    // The Gemma 3 test model's GGUF carries no chat template: use the built-in one.
+    let chat_template = model.to_string_lossy().contains("gemma").then(|| "gemma".to_owned());
+    workly::llm::EngineConfig {
+        model: workly::model::ModelInfo::read(model).expect("test model is valid"),
+        threads_decode: 2,
+        threads_prefill: 2,
+        gpu_layers: 0,
+        gpus: Default::default(),
+        context_size,
+        batch_size: 512,
+        chat_template,
+        warmup: Vec::new(),
+        llama_logs: std::env::var_os("RUST_LOG").is_some(),
+        prompt_cache: None,
+        kv_cache_type: Default::default(),
+        flash_attention: Default::default(),
+    }
+}
+
 /// Gemma 3 270M Q4_K_M: another architecture, with sliding-window attention.
 pub fn gemma_model() -> PathBuf {
     model("gemma-3-270m-Q4_K_M.gguf")
@@ -78,9 +101,31 @@ pub fn assert_bad_input(output: &Output, needles: &[&str]) {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The `workly` binary: Cargo names it to Workly's own tests; the
+/// benchmarks' tests find it beside their own binary, where
+/// `cargo test --workspace` builds it.
+pub fn workly_binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_workly") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            // A test binary lives in `target/PROFILE/deps/`, the binaries one folder up.
+            let exe = std::env::current_exe().unwrap();
+            let path = exe.parent().and_then(Path::parent).unwrap().join("workly");
+            assert!(path.is_file(), "{} is missing: run `cargo test --workspace`", path.display());
+            path
+        }
+    }
+}
+
 /// `workly --data-dir DIR`, with nothing read from the user's own settings.
 pub fn workly_in(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_workly"));
+    binary_in(&workly_binary(), dir)
+}
+
+/// `BINARY --data-dir DIR` (Workly or its benchmarks), with nothing read
+/// from the user's own settings.
+pub fn binary_in(binary: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(binary);
     command
         .arg("--data-dir")
         .arg(dir)

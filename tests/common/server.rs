@@ -60,7 +60,7 @@ pub fn start(extra: &[&str]) -> Server {
 /// conversation store) in `data` and its cache and config in `scratch`, both
 /// left in place when it stops so a test can start it again on them.
 pub fn start_in(data: &Path, scratch: &Path, extra: &[&str]) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_workly"));
+    let mut command = Command::new(super::workly_binary());
     command.args(["serve", "--port", "0"]);
     if !extra.contains(&"--model") {
         command.arg("--model").arg(super::default_model());

@@ -14,7 +14,7 @@
 //! of words separated by spaces, matched before single words (a phrase that
 //! holds a negation, such as `pas mal` or `no way`, is read as the idiom). Give
 //! weight 1 to an unmistakable cue and less to one that is often meant
-//! otherwise. `workly bench emotion --no-model` scores the lexicon on the
+//! otherwise. `workly-bench emotion --no-model` scores the lexicon on the
 //! labelled sentences of `data/emotion/labelled.tsv`.
 
 use crate::emotion::Emotion;

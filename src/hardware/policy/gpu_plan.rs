@@ -51,6 +51,8 @@ pub struct GpuSelection {
 #[error("{0}")]
 pub struct GpuSelectionError(String);
 
+crate::classed!(BadInput: GpuSelectionError);
+
 impl GpuSelection {
     /// Whether any multi-GPU flag was given (all of them do nothing without a GPU backend).
     pub fn is_set(&self) -> bool {

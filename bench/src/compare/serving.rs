@@ -4,12 +4,12 @@
 //! last exchanges (the original chat engine's way) or the whole history.
 
 use super::process::{Spawned, free_port};
-use crate::bench::llm::SCRIPT;
-use crate::bench::sse::{message, stream_reply};
-use crate::chat::Persona;
+use crate::sse::{message, stream_reply};
 use serde::Serialize;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use workly::bench::llm::SCRIPT;
+use workly::chat::Persona;
 
 /// Longest wait for one reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -51,7 +51,11 @@ pub(super) struct Server {
 impl Server {
     /// Spawns the command `make` builds for a free port and waits until
     /// `ready_path` answers.
-    pub(super) fn start(what: &str, ready_path: &str, make: impl FnOnce(u16) -> Command) -> anyhow::Result<Self> {
+    pub(super) fn start(
+        what: &str,
+        ready_path: &str,
+        make: impl FnOnce(u16) -> Command,
+    ) -> workly::error::Result<Self> {
         let port = free_port()?;
         let spawned = Instant::now();
         let mut child = Spawned::start(&mut make(port), what, Stdio::null())?;
@@ -62,7 +66,7 @@ impl Server {
 
     /// Time to the first token of a first message sent at once: with
     /// `to_ready_ms`, the start-up a user meets.
-    pub(super) fn first_token_ms(&mut self) -> anyhow::Result<f64> {
+    pub(super) fn first_token_ms(&mut self) -> workly::error::Result<f64> {
         let body = serde_json::json!({
             "model": "any",
             "messages": [message("system", &Persona::default().system_prompt), message("user", SCRIPT[0])],
@@ -75,7 +79,7 @@ impl Server {
     }
 
     /// Plays `script` once; a failed turn fails the run, with the server's log.
-    pub(super) fn conversation(&mut self, script: Script) -> anyhow::Result<Vec<ServedTurn>> {
+    pub(super) fn conversation(&mut self, script: Script) -> workly::error::Result<Vec<ServedTurn>> {
         let agent = agent();
         let system = message("system", &Persona::default().system_prompt);
         let mut exchanges: Vec<[serde_json::Value; 2]> = Vec::new();

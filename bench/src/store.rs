@@ -1,6 +1,6 @@
-//! `workly bench store`: what saving a turn costs at the end of a reply.
+//! `workly-bench store`: what saving a turn costs at the end of a reply.
 //!
-//! Every completed exchange is committed (and synced, see [`crate::store`])
+//! Every completed exchange is committed (and synced, see [`workly::store`])
 //! before the turn is reported done, so that cost is added to every turn. This
 //! benchmark writes many exchanges into a fresh database and times each
 //! `append_exchange`; it also samples resident memory before and after, which
@@ -8,12 +8,13 @@
 //! temporary directory inside the data directory, so the timing is that of
 //! the disk `workly.db` really lives on (a RAM-backed `/tmp` would hide the sync).
 
-use crate::cli::{BenchStoreArgs, Context};
-use crate::hardware::process_rss_bytes;
-use crate::store::{NewMessage, Store};
-use anyhow::Context as _;
+use crate::cli::BenchStoreArgs;
 use serde::Serialize;
 use std::time::Instant;
+use workly::cli::Context;
+use workly::error::Context as _;
+use workly::hardware::process_rss_bytes;
+use workly::store::{NewMessage, Store};
 
 /// A user message of typical length.
 const USER: &str = "I went for a long walk by the river this morning and saw a heron fishing. Do you like birds?";
@@ -21,7 +22,7 @@ const USER: &str = "I went for a long walk by the river this morning and saw a h
 const REPLY: &str = "Oh, a heron! They stand so still, like little statues with a plan. \
 I love birds, especially the patient ones. Did it catch anything?";
 
-/// The report of `workly bench store`.
+/// The report of `workly-bench store`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreReport {
     /// Where the temporary database was.
@@ -40,15 +41,15 @@ pub struct StoreReport {
     pub rss_after_bytes: u64,
 }
 
-/// Runs `workly bench store`.
-pub fn run(context: &Context, args: &BenchStoreArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench store`.
+pub fn run(context: &Context, args: &BenchStoreArgs) -> workly::error::Result<()> {
     let data = &context.dirs.data;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let dir = tempfile::Builder::new()
         .prefix(".bench-store-")
         .tempdir_in(data)
         .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
-    let path = dir.path().join(crate::store::FILE_NAME);
+    let path = dir.path().join(workly::store::FILE_NAME);
     let mut store = Store::open(&path)?;
     let conversation = store.open_conversation("bench")?;
     let rss_before_bytes = process_rss_bytes().unwrap_or(0);
@@ -63,13 +64,13 @@ pub fn run(context: &Context, args: &BenchStoreArgs) -> anyhow::Result<()> {
     let report = StoreReport {
         database: path.display().to_string(),
         exchanges: args.exchanges,
-        append_median_ms: super::median(&times_ms),
+        append_median_ms: workly::bench::median(&times_ms),
         append_p99_ms: percentile(&times_ms, 0.99),
         append_max_ms: times_ms.last().copied().unwrap_or(0.0),
         rss_before_bytes,
         rss_after_bytes,
     };
-    super::print(&report, args.json, render)
+    workly::cli::bench::print(&report, args.json, render)
 }
 
 /// The `fraction` percentile of `sorted` (nearest rank; 0 for none).

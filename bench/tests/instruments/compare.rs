@@ -1,19 +1,19 @@
-//! `workly bench compare` end to end: Workly and the original Python stack
+//! `workly-bench compare` end to end: Workly and the original Python stack
 //! (llama-cpp-python in the venv `bench/baseline/setup.sh` makes, which the
 //! test set-up installs) on the real default model, shortened to one round
 //! of one run and a 3-turn served conversation. Checks that every row holds
 //! both stacks' figures and its ratio, and that the folder holds the same
 //! report as JSON and as the Markdown table.
 
-mod common;
+use super::{bench_in, common};
 
 #[test]
 fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("compare");
     let report = common::json_output(
-        common::workly_in(dir.path())
-            .args(["bench", "compare", "--json", "--rounds", "1", "--runs", "1", "--cold-runs", "1"])
+        bench_in(dir.path())
+            .args(["compare", "--json", "--rounds", "1", "--runs", "1", "--cold-runs", "1"])
             .args(["--turns", "3", "--window", "1", "--pause", "0", "--ipc-commands", "5000", "--out"])
             .arg(&out)
             .arg("--model")
@@ -59,8 +59,8 @@ fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
 #[test]
 fn compare_without_the_python_stack_says_how_to_set_it_up() {
     let dir = tempfile::tempdir().unwrap();
-    let output = common::workly_in(dir.path())
-        .args(["bench", "compare", "--python"])
+    let output = bench_in(dir.path())
+        .args(["compare", "--python"])
         .arg(dir.path().join("no-such-python"))
         .arg("--out")
         .arg(dir.path().join("compare"))
@@ -72,8 +72,8 @@ fn compare_without_the_python_stack_says_how_to_set_it_up() {
 #[test]
 fn compare_refuses_a_window_that_leaves_no_late_turns() {
     let dir = tempfile::tempdir().unwrap();
-    let output = common::workly_in(dir.path())
-        .args(["bench", "compare", "--turns", "5", "--window", "5", "--out"])
+    let output = bench_in(dir.path())
+        .args(["compare", "--turns", "5", "--window", "5", "--out"])
         .arg(dir.path().join("compare"))
         .output()
         .unwrap();
@@ -97,7 +97,7 @@ fn the_original_avatar_client_delivers_every_line_to_a_reader_that_falls_behind(
         let mut received = Vec::new();
         stream.read_to_end(&mut received).map(|_| received.iter().filter(|byte| **byte == b'\n').count())
     });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/baseline/original.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline/original.py");
     let mut child = std::process::Command::new("python3")
         .arg(script)
         .args(["ipc", "--host", "127.0.0.1", "--port", &port])

@@ -1,17 +1,19 @@
-//! `workly bench all` end to end on the real model, shortened: one run per
-//! figure and a 50-turn conversation. Checks that the folder holds the JSON
+//! `workly-bench all` end to end on the real model, shortened: one run per
+//! figure and a 10-turn conversation for the memory. Its engine section is
+//! `workly bench llm`'s own report, checked here figure by figure (the
+//! comparison's test runs the `workly bench llm` command itself). Checks that the folder holds the JSON
 //! report, the Markdown report and one chart per measured series.
 
-mod common;
+use super::{bench_in, common};
 
 #[test]
 fn bench_all_writes_the_report_and_its_charts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    // The thread sweep saves its measurements in the cache: `workly_in` keeps them here.
+    // The thread sweep saves its measurements in the cache: `bench_in` keeps them here.
     let report = common::json_output(
-        common::workly_in(dir.path())
-            .args(["bench", "all", "--json", "--runs", "1", "--turns", "50", "--out"])
+        bench_in(dir.path())
+            .args(["all", "--json", "--runs", "1", "--turns", "10", "--out"])
             .arg(&out)
             .arg("--model")
             .arg(common::default_model()),
@@ -20,11 +22,25 @@ fn bench_all_writes_the_report_and_its_charts() {
 
     let logical = report["machine"]["cpu"]["logical_cores"].as_u64().unwrap();
     assert_eq!(report["threads"]["measurements"]["rows"].as_array().unwrap().len() as u64, logical);
-    assert_eq!(report["llm"]["multi_turn"].as_array().unwrap().len(), 20);
-    assert!(report["llm"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let llm = &report["llm"];
+    for key in [
+        "load_ms",
+        "warmup_ms",
+        "first_ttft_ms",
+        "warm_ttft_ms",
+        "prefill_tokens_per_s",
+        "decode_tokens_per_s",
+        "multi_turn_last_to_first_ratio",
+    ] {
+        assert!(llm[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {llm}");
+    }
+    let turns = llm["multi_turn"].as_array().unwrap();
+    assert_eq!(turns.len(), 20);
+    assert!(turns.iter().skip(1).all(|turn| turn["cached_tokens"].as_u64().unwrap() > 0), "{turns:?}");
+    assert!(llm["peak_rss_bytes"].as_u64().unwrap() >= llm["rss_bytes"].as_u64().unwrap());
     let samples = report["memory"]["samples"].as_array().unwrap();
-    assert_eq!(samples.len(), 1, "50 turns sample once: {samples:?}");
-    assert_eq!(samples[0]["turn"], 50);
+    assert_eq!(samples.len(), 1, "10 turns sample once, at the last: {samples:?}");
+    assert_eq!(samples[0]["turn"], 10);
     for mode in ["batched", "unbatched"] {
         let points = report["ipc"][mode]["burst10_latency_us_distribution"].as_array().unwrap();
         assert_eq!(points.len(), 9, "{mode}: {points:?}");

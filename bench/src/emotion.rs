@@ -1,4 +1,4 @@
-//! `workly bench emotion`: how well Kira's emotions are read.
+//! `workly-bench emotion`: how well Kira's emotions are read.
 //!
 //! Two figures. First, the lexicon analyzer on the labelled set
 //! (`data/emotion/labelled.tsv`, English and French sentences written for it,
@@ -8,13 +8,14 @@
 //! over the scripted conversation of `bench llm`, played with the default
 //! persona and greedy sampling, so both figures are reproducible.
 
-use crate::chat::turn::{Chat, TurnError};
-use crate::chat::{Conversation, Persona};
-use crate::cli::{BenchEmotionArgs, Context, EngineArgs};
-use crate::emotion::{Emotion, lexicon, tags};
-use crate::llm::Engine;
+use crate::cli::BenchEmotionArgs;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use workly::chat::turn::{Chat, TurnError};
+use workly::chat::{Conversation, Persona};
+use workly::cli::{Context, EngineSettings};
+use workly::emotion::{Emotion, lexicon, tags};
+use workly::llm::Engine;
 
 /// The labelled set: a header line, then `label<TAB>lang<TAB>text` lines.
 const LABELLED_SET: &str = include_str!("../../data/emotion/labelled.tsv");
@@ -39,6 +40,9 @@ pub struct LabelledSetError {
     /// What is wrong with it.
     pub reason: String,
 }
+
+// The labelled set is built in: a bad line is a bug, not the person's input.
+workly::classed!(Failure: LabelledSetError);
 
 /// The embedded labelled set.
 pub fn labelled_set() -> Result<Vec<Labelled>, LabelledSetError> {
@@ -131,7 +135,7 @@ pub struct TagShare {
     pub transcript: Vec<String>,
 }
 
-/// The report of `workly bench emotion`.
+/// The report of `workly-bench emotion`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmotionReport {
     /// The lexicon analyzer on the labelled set.
@@ -140,15 +144,15 @@ pub struct EmotionReport {
     pub tags: Option<TagShare>,
 }
 
-/// Runs `workly bench emotion`.
-pub fn run(context: &Context, args: &BenchEmotionArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench emotion`.
+pub fn run(context: &Context, args: &BenchEmotionArgs) -> workly::error::Result<()> {
     let engine = (!args.no_model).then_some(&args.engine);
-    super::print(&report(context, engine, args.turns)?, args.json, render)
+    workly::cli::bench::print(&report(context, engine, args.turns)?, args.json, render)
 }
 
 /// Scores the lexicon, and the model's tags over `turns` turns when an
 /// engine is given.
-pub fn report(context: &Context, engine: Option<&EngineArgs>, turns: u32) -> anyhow::Result<EmotionReport> {
+pub fn report(context: &Context, engine: Option<&EngineSettings>, turns: u32) -> workly::error::Result<EmotionReport> {
     let lexicon = score_lexicon(&labelled_set()?);
     let tags = match engine {
         None => None,
@@ -216,15 +220,15 @@ fn ratio(part: usize, whole: usize) -> f64 {
     if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
-/// Plays `turns` turns of [`super::llm::SCRIPT`] (from the start again if
+/// Plays `turns` turns of [`workly::bench::llm::SCRIPT`] (from the start again if
 /// longer) with `persona`, and counts the replies that carry a valid tag.
 pub fn measure_tag_share(engine: &Engine, persona: Persona, turns: usize) -> Result<TagShare, TurnError> {
     let chat = std::sync::Mutex::new(Chat::new(Conversation::new(persona), None));
     let mut tags: BTreeMap<Emotion, usize> = Emotion::ALL.iter().map(|emotion| (*emotion, 0)).collect();
     let mut transcript = Vec::with_capacity(turns);
     let mut replies_with_tag = 0;
-    for user in super::llm::SCRIPT.iter().cycle().take(turns) {
-        let reply = super::llm::chat_turn(engine, &chat, user, super::llm::REPLY_TOKENS)?.text;
+    for user in workly::bench::llm::SCRIPT.iter().cycle().take(turns) {
+        let reply = workly::bench::llm::chat_turn(engine, &chat, user, workly::bench::llm::REPLY_TOKENS)?.text;
         let found = tags::strip(&reply).tags;
         replies_with_tag += usize::from(!found.is_empty());
         for emotion in found {

@@ -1,15 +1,15 @@
-//! `workly bench soak` end to end, shortened to seconds: the real binary
+//! `workly-bench soak` end to end, shortened to seconds: the real binary
 //! starts the real server on the real model, with its avatar bridge attached
 //! to the reference peer, and keeps it busy from API and WebSocket clients.
 
-mod common;
+use super::{bench_in, common};
 
 #[test]
 fn a_short_soak_serves_every_client_without_errors() {
     let dir = tempfile::tempdir().unwrap();
     let report = common::json_output(
-        common::workly_in(dir.path())
-            .args(["bench", "soak", "--json", "--minutes", "0.25", "--interval-seconds", "5", "--clients", "2"])
+        bench_in(dir.path())
+            .args(["soak", "--json", "--minutes", "0.25", "--interval-seconds", "5", "--clients", "2"])
             // Short replies keep the requests still running at the deadline
             // short; one thread keeps llama.cpp fast when other work shares the
             // CPU (two threads wait on each other at every step), and checks

@@ -1,4 +1,4 @@
-//! `workly bench compare`: Workly against the original Python stack
+//! `workly-bench compare`: Workly against the original Python stack
 //! (llama-cpp-python, as the original companion used it), on the same model
 //! file, thread count, context size and machine, written to a folder as
 //! `compare.json` and `COMPARE.md`, one table of ratios.
@@ -27,14 +27,10 @@ mod baseline;
 mod process;
 mod serving;
 
-pub use baseline::BaselineMissing;
 pub use serving::ServedTurn;
 
-use super::ipc::{PeerThread, unity_lines};
-use crate::cli::{BenchCompareArgs, Context, EngineArgs};
-use crate::model::ModelInfo;
-use crate::model::variants::{ModelMode, choose};
-use anyhow::Context as _;
+use crate::cli::BenchCompareArgs;
+use crate::ipc::{PeerThread, unity_lines};
 use baseline::Baseline;
 use process::{first_byte_ms, json_of};
 use serde::{Deserialize, Serialize};
@@ -43,6 +39,10 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use workly::cli::{Context, EngineSettings};
+use workly::error::Context as _;
+use workly::model::ModelInfo;
+use workly::model::variants::{ModelMode, choose};
 
 /// The message of the cold start, as the original's notes timed it.
 const COLD_PROMPT: &str = "Bonjour";
@@ -51,7 +51,7 @@ const COLD_MAX_TOKENS: &str = "32";
 /// Seconds of Workly's batched avatar commands per round.
 const IPC_SECONDS: f64 = 1.0;
 
-/// Everything `workly bench compare` measured.
+/// Everything `workly-bench compare` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareReport {
     /// The Workly version that measured.
@@ -149,7 +149,7 @@ impl Spread {
         }
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Self { median: super::median(&values), min, max, values }
+        Self { median: workly::bench::median(&values), min, max, values }
     }
 }
 
@@ -324,7 +324,10 @@ enum Stack {
 
 /// Both stacks and what they are given.
 struct Stacks {
-    exe: PathBuf,
+    /// The `workly` binary.
+    workly: PathBuf,
+    /// This binary, for its own benchmarks.
+    bench: PathBuf,
     /// Workly's data, cache and config for the run: the user's are left alone.
     home: tempfile::TempDir,
     baseline: Baseline,
@@ -335,7 +338,17 @@ struct Stacks {
 impl Stacks {
     /// Workly with `args` on `model`, the run's threads and context.
     fn workly(&self, args: &[&str], model: &Path) -> Command {
-        let mut command = Command::new(&self.exe);
+        self.run(&self.workly, args, model)
+    }
+
+    /// This binary's own benchmark with `args` on `model`, as [`Self::workly`] runs Workly.
+    fn bench(&self, args: &[&str], model: &Path) -> Command {
+        self.run(&self.bench, args, model)
+    }
+
+    /// `exe` with `args` on `model`, the run's threads, context and folders.
+    fn run(&self, exe: &Path, args: &[&str], model: &Path) -> Command {
+        let mut command = Command::new(exe);
         command
             .arg("--data-dir")
             .arg(self.home.path().join("data"))
@@ -344,9 +357,9 @@ impl Stacks {
             .arg(model)
             .args(["--threads", &self.settings.threads.to_string()])
             .args(["--context-size", &self.settings.context_size.to_string()])
-            .env(crate::config::env::CACHE_DIR, self.home.path().join("cache"))
-            .env(crate::config::env::CONFIG, self.home.path().join("config.toml"))
-            .env_remove(crate::config::env::MODEL)
+            .env(workly::config::env::CACHE_DIR, self.home.path().join("cache"))
+            .env(workly::config::env::CONFIG, self.home.path().join("config.toml"))
+            .env_remove(workly::config::env::MODEL)
             .env_remove("WORKLY_API_KEY");
         command
     }
@@ -362,7 +375,7 @@ impl Stacks {
         command
     }
 
-    fn speeds(&self, stack: Stack, model: &Path) -> anyhow::Result<SpeedReport> {
+    fn speeds(&self, stack: Stack, model: &Path) -> workly::error::Result<SpeedReport> {
         let runs = self.settings.runs.to_string();
         match stack {
             Stack::Workly => {
@@ -372,7 +385,7 @@ impl Stacks {
         }
     }
 
-    fn cold_start(&self, stack: Stack) -> anyhow::Result<f64> {
+    fn cold_start(&self, stack: Stack) -> workly::error::Result<f64> {
         match stack {
             Stack::Workly => first_byte_ms(
                 &mut self.workly(
@@ -388,7 +401,7 @@ impl Stacks {
         }
     }
 
-    fn server(&self, stack: Stack) -> anyhow::Result<Server> {
+    fn server(&self, stack: Stack) -> workly::error::Result<Server> {
         match stack {
             Stack::Workly => Server::start("workly serve", "/health", |port| {
                 self.workly(
@@ -417,7 +430,7 @@ impl Stacks {
     }
 
     /// Commands per second the peer parsed from the original client.
-    fn original_avatar_client(&self, peer: &PeerThread) -> anyhow::Result<f64> {
+    fn original_avatar_client(&self, peer: &PeerThread) -> workly::error::Result<f64> {
         let lines = unity_lines(self.settings.ipc_commands);
         let mut command = self.baseline.command(&["ipc", "--port", &peer.address.port().to_string()]);
         let mut child = command
@@ -427,7 +440,7 @@ impl Stacks {
             .spawn()
             .context("cannot start original.py ipc")?;
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            anyhow::bail!("original.py ipc: pipes missing");
+            workly::fail!("original.py ipc: pipes missing");
         };
         stdin.write_all(&lines)?;
         stdin.write_all(b"\n")?;
@@ -435,22 +448,26 @@ impl Stacks {
         let mut stdout = BufReader::new(stdout);
         let mut ready = String::new();
         stdout.read_line(&mut ready)?;
-        anyhow::ensure!(ready.trim() == "ready", "original.py ipc did not connect ({:?})", ready.trim());
+        if ready.trim() != "ready" {
+            workly::fail!("original.py ipc did not connect ({:?})", ready.trim());
+        }
         let target = peer.applied() + self.settings.ipc_commands as u64;
         let go = Instant::now();
         stdin.write_all(b"go\n")?;
         stdin.flush()?;
         let parsed = peer.wait_for(target)?;
         let status = child.wait()?;
-        anyhow::ensure!(status.success(), "original.py ipc exited with {status}");
+        if !status.success() {
+            workly::fail!("original.py ipc exited with {status}");
+        }
         Ok(self.settings.ipc_commands as f64 / parsed.saturating_duration_since(go).as_secs_f64())
     }
 }
 
-/// Runs `workly bench compare`.
-pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench compare`.
+pub fn run(context: &Context, args: &BenchCompareArgs) -> workly::error::Result<()> {
     if args.window >= args.turns {
-        return Err(crate::config::ConfigError::Conflict(format!(
+        return Err(workly::config::ConfigError::Conflict(format!(
             "--window {} must be less than --turns {}: the late turns are those past the window",
             args.window, args.turns
         ))
@@ -460,8 +477,11 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
     let home = tempfile::tempdir().context("cannot create a folder for the run")?;
     let baseline = Baseline::locate(args.python.as_deref(), home.path())?;
     // Without --threads: what Workly picks by itself, which both stacks then get.
-    let engine =
-        EngineArgs { model: args.model.clone(), context_size: Some(args.context_size), ..EngineArgs::default() };
+    let engine = EngineSettings {
+        model: args.model.clone(),
+        context_size: Some(args.context_size),
+        ..EngineSettings::default()
+    };
     let prepared = engine.prepare(context, Vec::new())?;
     let tuning = &prepared.tuning;
     let own_threads = OwnThreads {
@@ -485,7 +505,8 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
         ipc_commands: args.ipc_commands,
     };
     let stacks = Stacks {
-        exe: std::env::current_exe().context("cannot find the workly binary")?,
+        workly: crate::workly_binary()?,
+        bench: std::env::current_exe().context("cannot find the workly-bench binary")?,
         home,
         baseline,
         settings,
@@ -494,12 +515,12 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> anyhow::Result<()> {
     let report = compare(&stacks, own_threads, prepared.hardware.cpu.model)?;
     write(&args.out, &report)?;
     let text = if args.json { serde_json::to_string(&report)? + "\n" } else { markdown(&report) };
-    crate::cli::write_stdout(&text)?;
+    workly::cli::write_stdout(&text)?;
     Ok(())
 }
 
 /// Every part, every round, both stacks; then the quantizations.
-fn compare(stacks: &Stacks, own_threads: OwnThreads, cpu: String) -> anyhow::Result<CompareReport> {
+fn compare(stacks: &Stacks, own_threads: OwnThreads, cpu: String) -> workly::error::Result<CompareReport> {
     let settings = &stacks.settings;
     let mut samples = Samples::default();
     let mut served = Vec::new();
@@ -539,9 +560,9 @@ fn compare(stacks: &Stacks, own_threads: OwnThreads, cpu: String) -> anyhow::Res
             samples.push(Figure::ServeStart, stack, server.to_ready_ms + first_token_ms);
             let window = server.conversation(script(Some(settings.window)))?;
             let late: Vec<f64> = window[settings.window..].iter().map(|turn| turn.ttft_ms).collect();
-            samples.push(Figure::ServeLateTtft, stack, super::median(&late));
+            samples.push(Figure::ServeLateTtft, stack, workly::bench::median(&late));
             let received: Vec<f64> = window.iter().filter_map(|turn| turn.received_tokens_per_s).collect();
-            samples.push(Figure::Streaming, stack, super::median(&received));
+            samples.push(Figure::Streaming, stack, workly::bench::median(&received));
             match stack {
                 Stack::Workly => {
                     round_served.workly_window = window;
@@ -557,7 +578,7 @@ fn compare(stacks: &Stacks, own_threads: OwnThreads, cpu: String) -> anyhow::Res
             // does, so no measurement waits behind the last one's connection.
             let peer = PeerThread::start()?;
             let rate = match stack {
-                Stack::Workly => super::ipc::batched_throughput(peer, Duration::from_secs_f64(IPC_SECONDS))?,
+                Stack::Workly => crate::ipc::batched_throughput(peer, Duration::from_secs_f64(IPC_SECONDS))?,
                 Stack::Python => stacks.original_avatar_client(&peer)?,
             };
             samples.push(Figure::AvatarThroughput, stack, rate);
@@ -584,7 +605,7 @@ fn serving_detail(rounds: Vec<ServedRound>) -> ServingDetail {
             .map(|turn| {
                 let values: Vec<f64> =
                     rounds.iter().filter_map(|round| pick(round).get(turn)).map(|t| t.ttft_ms).collect();
-                super::median(&values)
+                workly::bench::median(&values)
             })
             .collect()
     };
@@ -602,14 +623,14 @@ fn serving_detail(rounds: Vec<ServedRound>) -> ServingDetail {
             _ => 0.0,
         },
         workly_full_ttft_ms,
-        workly_received_over_engine: (!shares.is_empty()).then(|| super::median(&shares)),
+        workly_received_over_engine: (!shares.is_empty()).then(|| workly::bench::median(&shares)),
         rounds,
     }
 }
 
 /// The model compared and each quantization `--mode` finds beside it: its
 /// perplexity, and both stacks' speeds (the model compared reuses its rows).
-fn modes(stacks: &Stacks, samples: &Samples) -> anyhow::Result<Vec<ModeRow>> {
+fn modes(stacks: &Stacks, samples: &Samples) -> workly::error::Result<Vec<ModeRow>> {
     #[derive(Deserialize)]
     struct Perplexity {
         perplexity: f64,
@@ -622,12 +643,12 @@ fn modes(stacks: &Stacks, samples: &Samples) -> anyhow::Result<Vec<ModeRow>> {
             None => chosen.push((vec![mode.to_string()], info)),
         }
     }
-    let median_of = |figure, stack| super::median(&samples.of(figure, stack));
+    let median_of = |figure, stack| workly::bench::median(&samples.of(figure, stack));
     let mut modes = Vec::with_capacity(chosen.len());
     for (names, info) in chosen {
         tracing::info!("quantization {}", info.quantization);
         let perplexity: Perplexity =
-            json_of(&mut stacks.workly(&["bench", "perplexity", "--json"], &info.path), "workly bench perplexity")?;
+            json_of(&mut stacks.bench(&["perplexity", "--json"], &info.path), "workly-bench perplexity")?;
         let (workly, python) = if info.path == stacks.model.path {
             let measured = |stack| Speeds {
                 prefill_tokens_per_s: median_of(Figure::Prefill, stack),
@@ -635,7 +656,7 @@ fn modes(stacks: &Stacks, samples: &Samples) -> anyhow::Result<Vec<ModeRow>> {
             };
             (measured(Stack::Workly), measured(Stack::Python))
         } else {
-            let speeds = |stack| -> anyhow::Result<Speeds> {
+            let speeds = |stack| -> workly::error::Result<Speeds> {
                 let report = stacks.speeds(stack, &info.path)?;
                 Ok(Speeds {
                     prefill_tokens_per_s: report.prefill_tokens_per_s,
@@ -658,7 +679,7 @@ fn modes(stacks: &Stacks, samples: &Samples) -> anyhow::Result<Vec<ModeRow>> {
 }
 
 /// Writes `compare.json` and `COMPARE.md` into `out`.
-fn write(out: &Path, report: &CompareReport) -> anyhow::Result<()> {
+fn write(out: &Path, report: &CompareReport) -> workly::error::Result<()> {
     let save = |name: &str, text: &str| {
         std::fs::write(out.join(name), text).with_context(|| format!("cannot write {}", out.join(name).display()))
     };
@@ -688,7 +709,7 @@ pub fn markdown(report: &CompareReport) -> String {
         .map_or(settings.model.clone(), |name| name.to_string_lossy().into_owned());
     let mut text = format!(
         "# Workly against the original Python stack\n\n\
-         `workly bench compare` on {}: model `{model}` ({}), {} threads and a {}-token context for both stacks; \
+         `workly-bench compare` on {}: model `{model}` ({}), {} threads and a {}-token context for both stacks; \
          Workly {}, llama-cpp-python {}. {} rounds, each running every part for both stacks, in alternating order; \
          each figure is the median over rounds (lowest-highest in brackets). Speeds and first messages are \
          themselves medians of {} runs inside each process.\n\n\
@@ -763,7 +784,7 @@ pub fn markdown(report: &CompareReport) -> String {
             mode.modes.join(", "),
             mode.model,
             mode.quantization,
-            crate::model::info::format_mb(mode.file_size_bytes),
+            workly::model::info::format_mb(mode.file_size_bytes),
             mode.perplexity,
             number(mode.workly.prefill_tokens_per_s),
             number(mode.python.prefill_tokens_per_s),
@@ -772,7 +793,7 @@ pub fn markdown(report: &CompareReport) -> String {
         ));
     }
     text.push_str(
-        "\nPerplexity is Workly's, on its built-in text (`workly bench perplexity`); lower is better. \
+        "\nPerplexity is Workly's, on its built-in text (`workly-bench perplexity`); lower is better. \
          Make another quantization with `workly model quantize`.\n",
     );
     text

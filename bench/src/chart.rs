@@ -1,4 +1,4 @@
-//! Line charts as standalone SVG files, for `workly bench all`'s report.
+//! Line charts as standalone SVG files, for `workly-bench all`'s report.
 //!
 //! The report needs a few plain charts (speed by thread count, time to first
 //! token by turn, memory over turns, latency distributions); SVG is text, so

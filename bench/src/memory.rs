@@ -1,4 +1,4 @@
-//! `workly bench memory`: resident memory over a long conversation.
+//! `workly-bench memory`: resident memory over a long conversation.
 //!
 //! A companion runs for hours; its memory must stay flat however long the
 //! conversation gets. The history is fitted to the context, the KV cache is
@@ -6,13 +6,14 @@
 //! grow. This benchmark plays a long scripted conversation and samples the
 //! process's resident set every 50 turns.
 
-use super::llm::{REPLY_TOKENS, SCRIPT, chat_turn};
-use crate::chat::turn::{Chat, TurnError};
-use crate::chat::{Conversation, Persona};
-use crate::cli::{BenchMemoryArgs, Context, EngineArgs};
-use crate::hardware::{peak_rss_bytes, process_rss_bytes};
-use crate::llm::Engine;
+use crate::cli::BenchMemoryArgs;
 use serde::Serialize;
+use workly::bench::llm::{REPLY_TOKENS, SCRIPT, chat_turn};
+use workly::chat::turn::Chat;
+use workly::chat::{Conversation, Persona};
+use workly::cli::{Context, EngineSettings};
+use workly::hardware::{peak_rss_bytes, process_rss_bytes};
+use workly::llm::Engine;
 
 /// Turns between two memory samples.
 pub const SAMPLE_EVERY: u32 = 50;
@@ -28,7 +29,7 @@ pub struct MemorySample {
     pub prompt_tokens: usize,
 }
 
-/// The report of `workly bench memory`.
+/// The report of `workly-bench memory`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryReport {
     /// The model.
@@ -45,13 +46,13 @@ pub struct MemoryReport {
     pub peak_rss_bytes: u64,
 }
 
-/// Runs `workly bench memory`.
-pub fn run(context: &Context, args: &BenchMemoryArgs) -> anyhow::Result<()> {
-    super::print(&report(context, &args.engine, args.turns)?, args.json, render)
+/// Runs `workly-bench memory`.
+pub fn run(context: &Context, args: &BenchMemoryArgs) -> workly::error::Result<()> {
+    workly::cli::bench::print(&report(context, &args.engine, args.turns)?, args.json, render)
 }
 
 /// Plays a conversation of `turns` turns and samples the resident memory.
-pub fn report(context: &Context, engine: &EngineArgs, turns: u32) -> anyhow::Result<MemoryReport> {
+pub fn report(context: &Context, engine: &EngineSettings, turns: u32) -> workly::error::Result<MemoryReport> {
     let persona = Persona::default();
     let prepared = engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
@@ -59,7 +60,7 @@ pub fn report(context: &Context, engine: &EngineArgs, turns: u32) -> anyhow::Res
     let mut samples = Vec::new();
     for turn in 1..=turns {
         let user = SCRIPT[(turn as usize - 1) % SCRIPT.len()];
-        let stats = chat_turn(&engine, &chat, user, REPLY_TOKENS).map_err(TurnError::into_anyhow)?.stats;
+        let stats = chat_turn(&engine, &chat, user, REPLY_TOKENS)?.stats;
         if turn % SAMPLE_EVERY == 0 || turn == turns {
             let rss_bytes = process_rss_bytes().unwrap_or(0);
             tracing::info!(turn, rss_bytes, "memory sample");

@@ -1,22 +1,22 @@
-//! `workly bench perplexity`: how well a model predicts a fixed text, the
+//! `workly-bench perplexity`: how well a model predicts a fixed text, the
 //! measure that tells quantizations of one model apart.
 //!
 //! The built-in text (`perplexity.txt`) was written for Workly: everyday
 //! English and French prose of the kind Kira's conversations hold, about
 //! 1,500 words, so a few thousand tokens that fit one context. Perplexity is
 //! exact: every token is evaluated with logits at every position
-//! ([`crate::llm::Engine::perplexity`]). Lower is better; the numbers only
+//! ([`workly::llm::Engine::perplexity`]). Lower is better; the numbers only
 //! compare models that share a tokenizer, on the same text and context size.
 
-use crate::cli::{BenchPerplexityArgs, Context, EngineArgs};
-use crate::llm::{Engine, PerplexityReport};
-use anyhow::Context as _;
+use crate::cli::BenchPerplexityArgs;
 use serde::Serialize;
+use workly::cli::{Context, EngineSettings};
+use workly::llm::{Engine, PerplexityReport};
 
 /// The built-in text.
 pub const TEXT: &str = include_str!("perplexity.txt");
 
-/// The report of `workly bench perplexity`.
+/// The report of `workly-bench perplexity`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PerplexityBenchReport {
     /// The model file measured.
@@ -32,25 +32,27 @@ pub struct PerplexityBenchReport {
     pub measure: PerplexityReport,
 }
 
-/// Runs `workly bench perplexity`.
-pub fn run(context: &Context, args: &BenchPerplexityArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench perplexity`.
+pub fn run(context: &Context, args: &BenchPerplexityArgs) -> workly::error::Result<()> {
     let (label, text) = match &args.text {
         Some(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path).with_context(|| format!("cannot read the text {}", path.display()))?,
+            std::fs::read_to_string(path).map_err(|error| {
+                workly::error::Error::bad_input(anyhow::anyhow!("cannot read the text {}: {error}", path.display()))
+            })?,
         ),
         None => ("built-in".to_owned(), TEXT.to_owned()),
     };
-    super::print(&report(context, &args.engine, label, &text)?, args.json, render)
+    workly::cli::bench::print(&report(context, &args.engine, label, &text)?, args.json, render)
 }
 
 /// Loads the engine (no persona: nothing to warm but the graphs) and scores `text`.
 pub fn report(
     context: &Context,
-    engine: &EngineArgs,
+    engine: &EngineSettings,
     label: String,
     text: &str,
-) -> anyhow::Result<PerplexityBenchReport> {
+) -> workly::error::Result<PerplexityBenchReport> {
     let prepared = engine.prepare(context, Vec::new())?;
     let model = prepared.engine.model.clone();
     let engine = Engine::load(prepared.engine)?;

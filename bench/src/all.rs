@@ -1,4 +1,4 @@
-//! `workly bench all`: every benchmark of the engine, the avatar bridge and
+//! `workly-bench all`: every benchmark of the engine, the avatar bridge and
 //! the emotion reader in one run, written to a folder as `report.json`,
 //! `REPORT.md` and SVG charts, so that one command reproduces the figures of
 //! `docs/PERFORMANCE.md` on any machine.
@@ -7,19 +7,20 @@
 //! benchmarks run with the thread counts Workly picks from them, as a user's
 //! `workly chat` would after `workly bench threads`.
 
-use super::chart::{LineChart, Series};
-use super::emotion::EmotionReport;
-use super::gpu::GpuBenchReport;
-use super::ipc::{IpcReport, ModeReport};
-use super::llm::LlmReport;
-use super::memory::MemoryReport;
-use super::threads::ThreadsReport;
-use crate::cli::{BenchAllArgs, Context};
-use crate::hardware::{DoctorReport, GpuBackend, Hardware};
-use anyhow::Context as _;
+use crate::chart::{LineChart, Series};
+use crate::cli::BenchAllArgs;
+use crate::emotion::EmotionReport;
+use crate::ipc::{IpcReport, ModeReport};
+use crate::memory::MemoryReport;
 use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
+use workly::bench::gpu::GpuBenchReport;
+use workly::bench::llm::LlmReport;
+use workly::bench::threads::ThreadsReport;
+use workly::cli::Context;
+use workly::error::Context as _;
+use workly::hardware::{DoctorReport, GpuBackend, Hardware};
 
 /// Bursts of 10 avatar commands timed per sending mode.
 const IPC_BURSTS: u32 = 2000;
@@ -28,7 +29,7 @@ const IPC_SECONDS: f64 = 2.0;
 /// Turns whose replies are checked for emotion tags.
 const EMOTION_TURNS: u32 = 10;
 
-/// Everything `workly bench all` measured.
+/// Everything `workly-bench all` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct AllReport {
     /// The Workly version that measured.
@@ -51,29 +52,30 @@ pub struct AllReport {
     pub gpu_note: String,
 }
 
-/// Runs `workly bench all`.
-pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench all`.
+pub fn run(context: &Context, args: &BenchAllArgs) -> workly::error::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let machine = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
     let gpu_note = gpu_note(&machine);
     tracing::info!("threads");
-    let threads = super::threads::report(context, &args.engine, args.runs)?;
+    let prepared = args.engine.prepare(context, Vec::new())?;
+    let threads = workly::bench::threads::report(&prepared, args.runs, &context.dirs.thread_measurements())?;
     tracing::info!("llm");
-    let llm = super::llm::report(context, &args.engine, args.runs)?;
+    let llm = workly::cli::bench::llm_report(context, &args.engine, args.runs)?;
     tracing::info!("memory");
-    let memory = super::memory::report(context, &args.engine, args.turns)?;
+    let memory = crate::memory::report(context, &args.engine, args.turns)?;
     tracing::info!("ipc");
-    let ipc = super::ipc::measure(IPC_BURSTS, Duration::from_secs_f64(IPC_SECONDS))?;
+    let ipc = crate::ipc::measure(IPC_BURSTS, Duration::from_secs_f64(IPC_SECONDS))?;
     tracing::info!("emotion");
-    let emotion = super::emotion::report(context, Some(&args.engine), EMOTION_TURNS)?;
+    let emotion = crate::emotion::report(context, Some(&args.engine), EMOTION_TURNS)?;
     let gpu = if machine.gpu_backend == GpuBackend::Cuda && !machine.gpus.is_empty() {
         tracing::info!("gpu");
-        Some(super::gpu::report(context, &args.engine, args.runs, None)?)
+        Some(workly::bench::gpu::report(&args.engine.prepare(context, Vec::new())?, args.runs, None)?)
     } else {
         None
     };
     let report = AllReport {
-        workly_version: env!("CARGO_PKG_VERSION").to_owned(),
+        workly_version: workly::VERSION.to_owned(),
         machine,
         threads,
         llm,
@@ -86,7 +88,7 @@ pub fn run(context: &Context, args: &BenchAllArgs) -> anyhow::Result<()> {
     write(&args.out, &report)?;
     let json = serde_json::to_string(&report)? + "\n";
     let summary = format!("workly: the report is in {}\n", args.out.join("REPORT.md").display());
-    crate::cli::write_stdout(if args.json { &json } else { &summary })?;
+    workly::cli::write_stdout(if args.json { &json } else { &summary })?;
     Ok(())
 }
 
@@ -108,7 +110,7 @@ fn gpu_note(machine: &DoctorReport) -> String {
 }
 
 /// Writes `report.json`, the charts and `REPORT.md` into `out`.
-fn write(out: &Path, report: &AllReport) -> anyhow::Result<()> {
+fn write(out: &Path, report: &AllReport) -> workly::error::Result<()> {
     let save = |name: &str, text: &str| {
         std::fs::write(out.join(name), text).with_context(|| format!("cannot write {}", out.join(name).display()))
     };
@@ -122,7 +124,7 @@ fn write(out: &Path, report: &AllReport) -> anyhow::Result<()> {
 /// The charts, by file name.
 fn charts(report: &AllReport) -> Vec<(&'static str, LineChart)> {
     let rows = &report.threads.measurements.rows;
-    let by_threads = |name: &str, speed: fn(&crate::hardware::ThreadRow) -> f64| Series {
+    let by_threads = |name: &str, speed: fn(&workly::hardware::ThreadRow) -> f64| Series {
         name: name.to_owned(),
         points: rows.iter().map(|row| (row.threads as f64, speed(row))).collect(),
     };
@@ -187,7 +189,7 @@ fn charts(report: &AllReport) -> Vec<(&'static str, LineChart)> {
         ),
     ];
     if let Some(gpu) = &report.gpu {
-        let by_layers = |name: &str, value: fn(&super::gpu::GpuRow) -> f64| Series {
+        let by_layers = |name: &str, value: fn(&workly::bench::gpu::GpuRow) -> f64| Series {
             name: name.to_owned(),
             points: gpu.rows.iter().map(|row| (f64::from(row.gpu_layers), value(row))).collect(),
         };
@@ -236,7 +238,7 @@ fn markdown(report: &AllReport) -> String {
     let mut text = format!(
         "# Workly benchmark report\n\n\
          Workly {}, model {}, on {} ({} physical / {} logical cores, {:.1} GiB RAM, {gpus}).\n\
-         Produced by `workly bench all`; every figure is a median over repeated runs after a discarded one.\n\n",
+         Produced by `workly-bench all`; every figure is a median over repeated runs after a discarded one.\n\n",
         report.workly_version,
         report.llm.model,
         machine.cpu.model,
@@ -248,30 +250,35 @@ fn markdown(report: &AllReport) -> String {
         "Threads",
         "workly bench threads",
         Some("threads.svg"),
-        super::threads::render(&report.threads),
+        workly::bench::threads::render(&report.threads),
     ));
     text.push_str(&section(
         "Engine: load, warm-up, speed, time to first token",
         "workly bench llm",
         Some("ttft_by_turn.svg"),
-        super::llm::render(&report.llm),
+        workly::bench::llm::render(&report.llm),
     ));
     text.push_str(&section(
         "Memory over a conversation",
-        "workly bench memory",
+        "workly-bench memory",
         Some("rss_by_turn.svg"),
-        super::memory::render(&report.memory),
+        crate::memory::render(&report.memory),
     ));
     text.push_str(&section(
         "Avatar commands",
-        "workly bench ipc",
+        "workly-bench ipc",
         Some("ipc_latency.svg"),
-        super::ipc::render(&report.ipc),
+        crate::ipc::render(&report.ipc),
     ));
-    text.push_str(&section("Emotion", "workly bench emotion", None, super::emotion::render(&report.emotion)));
+    text.push_str(&section("Emotion", "workly-bench emotion", None, crate::emotion::render(&report.emotion)));
     match &report.gpu {
         Some(gpu) => {
-            text.push_str(&section("GPU layers", "workly bench gpu", Some("gpu_speed.svg"), super::gpu::render(gpu)));
+            text.push_str(&section(
+                "GPU layers",
+                "workly bench gpu",
+                Some("gpu_speed.svg"),
+                workly::bench::gpu::render(gpu),
+            ));
             text.push_str("![VRAM by GPU layers](gpu_vram.svg)\n");
         }
         None => text.push_str(&format!("## GPU\n\nNot measured: {}.\n", report.gpu_note)),

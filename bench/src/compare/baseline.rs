@@ -5,11 +5,10 @@
 //! comparison runs from anywhere).
 
 use super::process::json_of;
-use crate::error::BadInput;
-use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use thiserror::Error;
+use workly::error::Context as _;
 
 /// The original stack's script, as committed.
 const ORIGINAL_PY: &str = include_str!("../../../bench/baseline/original.py");
@@ -25,6 +24,8 @@ pub enum BaselineMissing {
     #[error("{} cannot import llama_cpp: run bench/baseline/setup.sh, or pass --python", .0.display())]
     NoLlamaCpp(PathBuf),
 }
+
+workly::classed!(BadInput: BaselineMissing);
 
 /// The venv's Python and the script written next to the run's other files.
 pub(super) struct Baseline {
@@ -46,17 +47,17 @@ fn default_python() -> Option<PathBuf> {
 impl Baseline {
     /// Finds the venv's Python (`python`, else setup.sh's venv), checks that
     /// it imports llama-cpp-python, and writes the script into `dir`.
-    pub(super) fn locate(python: Option<&Path>, dir: &Path) -> anyhow::Result<Self> {
+    pub(super) fn locate(python: Option<&Path>, dir: &Path) -> workly::error::Result<Self> {
         let python = python.map(Path::to_path_buf).or_else(default_python).unwrap_or_else(|| PathBuf::from("python3"));
         if !python.is_file() {
-            return Err(BadInput::new(BaselineMissing::NoPython(python)).into());
+            return Err(BaselineMissing::NoPython(python).into());
         }
         let output = Command::new(&python)
             .args(["-c", "import llama_cpp; print(llama_cpp.__version__)"])
             .output()
             .with_context(|| format!("cannot run {}", python.display()))?;
         if !output.status.success() {
-            return Err(BadInput::new(BaselineMissing::NoLlamaCpp(python)).into());
+            return Err(BaselineMissing::NoLlamaCpp(python).into());
         }
         let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         let script = dir.join("original.py");
@@ -80,7 +81,7 @@ impl Baseline {
     }
 
     /// The thread count the original picked by itself on this machine.
-    pub(super) fn own_threads(&self) -> anyhow::Result<usize> {
+    pub(super) fn own_threads(&self) -> workly::error::Result<usize> {
         #[derive(serde::Deserialize)]
         struct Threads {
             threads: usize,

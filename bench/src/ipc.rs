@@ -1,4 +1,4 @@
-//! `workly bench ipc`: avatar commands to a peer that parses like the Unity
+//! `workly-bench ipc`: avatar commands to a peer that parses like the Unity
 //! app, over loopback TCP, sent the original way (one write per command) and
 //! through Workly's batcher.
 //!
@@ -12,11 +12,7 @@
 //! take turns (burst by burst, then run by run), so a machine that is slower
 //! for a while slows both alike and their ratio stays fair.
 
-use super::{Percentiles, Quantile};
-use crate::avatar::command::{Command, Expression, HeadMovement, TransitionSpeed, Unit};
-use crate::avatar::{AvatarBridge, BatchStats, BridgeConfig, peer};
 use crate::cli::BenchIpcArgs;
-use anyhow::Context as _;
 use serde::Serialize;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
@@ -24,6 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use workly::avatar::command::{Command, Expression, HeadMovement, TransitionSpeed, Unit};
+use workly::avatar::{AvatarBridge, BatchStats, BridgeConfig, peer};
+use workly::bench::{Percentiles, Quantile};
+use workly::error::Context as _;
 
 /// Commands per burst.
 const BURST: usize = 10;
@@ -34,7 +34,7 @@ const RUNS: usize = 3;
 /// Longest wait for the peer to apply what was sent.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The report of `workly bench ipc`.
+/// The report of `workly-bench ipc`.
 #[derive(Debug, Clone, Serialize)]
 pub struct IpcReport {
     /// One write per command, as the original Python core sent.
@@ -68,14 +68,14 @@ pub struct ModeReport {
     pub cpu_us_per_command: Option<f64>,
 }
 
-/// Runs `workly bench ipc`.
-pub fn run(args: &BenchIpcArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench ipc`.
+pub fn run(args: &BenchIpcArgs) -> workly::error::Result<()> {
     let report = measure(args.bursts, Duration::from_secs_f64(args.seconds.max(0.1)))?;
-    super::print(&report, args.json, render)
+    workly::cli::bench::print(&report, args.json, render)
 }
 
 /// Measures both modes, each against a fresh in-process peer, taking turns.
-pub fn measure(bursts: u32, sustain: Duration) -> anyhow::Result<IpcReport> {
+pub fn measure(bursts: u32, sustain: Duration) -> workly::error::Result<IpcReport> {
     let unbatched_peer = PeerThread::start()?;
     let mut stream = TcpStream::connect(unbatched_peer.address).context("cannot connect to the peer")?;
     stream.set_nodelay(true)?;
@@ -110,7 +110,7 @@ pub fn measure(bursts: u32, sustain: Duration) -> anyhow::Result<IpcReport> {
 
 /// Workly's batcher sending flat out to `peer` for `sustain`, after a
 /// warm-up: commands the peer applied per second.
-pub(super) fn batched_throughput(peer: PeerThread, sustain: Duration) -> anyhow::Result<f64> {
+pub(super) fn batched_throughput(peer: PeerThread, sustain: Duration) -> workly::error::Result<f64> {
     let bridge = bridge_to(&peer)?;
     let mut lane = Lane::new(peer, |commands| send_batched(&bridge, commands)).counted_by(&bridge);
     let rounds = rounds();
@@ -122,7 +122,7 @@ pub(super) fn batched_throughput(peer: PeerThread, sustain: Duration) -> anyhow:
 }
 
 /// An avatar bridge with no director, writing to `peer`.
-fn bridge_to(peer: &PeerThread) -> anyhow::Result<AvatarBridge> {
+fn bridge_to(peer: &PeerThread) -> workly::error::Result<AvatarBridge> {
     let config = BridgeConfig {
         unity: Some(peer.address),
         vmc: Vec::new(),
@@ -137,7 +137,7 @@ fn bridge_to(peer: &PeerThread) -> anyhow::Result<AvatarBridge> {
 
 /// Hands `commands` to the bridge once the last ones are written: nothing
 /// is left to coalesce, so the peer applies every command handed over.
-fn send_batched(bridge: &AvatarBridge, commands: &[Command]) -> anyhow::Result<()> {
+fn send_batched(bridge: &AvatarBridge, commands: &[Command]) -> workly::error::Result<()> {
     // Usually the last commands were written inline by the call that handed
     // them over; when the peer fell behind, wait for the bridge to finish.
     if bridge.pending() > 0 {
@@ -156,7 +156,7 @@ fn in_turn<'l, 'a>(lanes: &'l mut [Lane<'a>; 2], turn: usize) -> impl Iterator<I
 }
 
 /// How a lane hands commands over.
-type Handing<'a> = Box<dyn FnMut(&[Command]) -> anyhow::Result<()> + 'a>;
+type Handing<'a> = Box<dyn FnMut(&[Command]) -> workly::error::Result<()> + 'a>;
 
 /// One sending mode with its own peer, and what it measured so far.
 struct Lane<'a> {
@@ -174,7 +174,7 @@ struct Lane<'a> {
 }
 
 impl<'a> Lane<'a> {
-    fn new(peer: PeerThread, send: impl FnMut(&[Command]) -> anyhow::Result<()> + 'a) -> Self {
+    fn new(peer: PeerThread, send: impl FnMut(&[Command]) -> workly::error::Result<()> + 'a) -> Self {
         Self {
             peer,
             send: Box::new(send),
@@ -197,7 +197,7 @@ impl<'a> Lane<'a> {
 
     /// Hands `commands` over and waits until the peer applied them; keeps
     /// the latency if `timed`.
-    fn burst(&mut self, commands: &[Command], timed: bool) -> anyhow::Result<()> {
+    fn burst(&mut self, commands: &[Command], timed: bool) -> workly::error::Result<()> {
         let target = self.peer.applied() + commands.len() as u64;
         let handed = Instant::now();
         (self.send)(commands)?;
@@ -212,7 +212,12 @@ impl<'a> Lane<'a> {
     /// Hands rounds over flat out for `sustain`, then waits until the peer
     /// applied everything delivered; `peers` are the threads whose CPU time
     /// is not Workly's (`None`: CPU time is not measured).
-    fn sustain(&mut self, rounds: &[Vec<Command>], sustain: Duration, peers: Option<&[String]>) -> anyhow::Result<()> {
+    fn sustain(
+        &mut self,
+        rounds: &[Vec<Command>],
+        sustain: Duration,
+        peers: Option<&[String]>,
+    ) -> workly::error::Result<()> {
         let applied_before = self.peer.applied();
         let stats_before = (self.batch_stats)();
         let cpu_before = workly_cpu_ns(peers);
@@ -250,10 +255,10 @@ impl<'a> Lane<'a> {
 
     fn report(mut self) -> ModeReport {
         ModeReport {
-            burst10_latency_us_distribution: super::distribution(&mut self.latencies_us),
+            burst10_latency_us_distribution: workly::bench::distribution(&mut self.latencies_us),
             burst10_latency_us: Percentiles::of(&mut self.latencies_us),
             bursts: self.bursts,
-            throughput_commands_per_s: super::median(&self.throughputs),
+            throughput_commands_per_s: workly::bench::median(&self.throughputs),
             throughput_runs: self.throughputs,
             commands_handed: self.handed,
             commands_applied: self.applied,
@@ -315,7 +320,7 @@ struct Probe {
 
 impl PeerThread {
     /// Starts a peer on a free loopback port.
-    pub(super) fn start() -> anyhow::Result<Self> {
+    pub(super) fn start() -> workly::error::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind the peer")?;
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
@@ -334,7 +339,7 @@ impl PeerThread {
             let _ = tid_tx.send(current_tid());
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                let sink = |_: &Command, _: &crate::avatar::state::AvatarState| {
+                let sink = |_: &Command, _: &workly::avatar::state::AvatarState| {
                     // The time first: whoever sees the new count reads this command's time.
                     shared.last_applied_ns.store(shared.base.elapsed().as_nanos() as u64, Ordering::Release);
                     let applied = shared.applied.fetch_add(1, Ordering::Release) + 1;
@@ -356,7 +361,7 @@ impl PeerThread {
 
     /// Waits until the peer has applied `target` commands in all; returns
     /// when it applied the last of them.
-    pub(super) fn wait_for(&self, target: u64) -> anyhow::Result<Instant> {
+    pub(super) fn wait_for(&self, target: u64) -> workly::error::Result<Instant> {
         while self.reached.try_recv().is_ok() {}
         self.probe.target.store(target, Ordering::Release);
         if self.applied() < target {

@@ -3,13 +3,13 @@
 //! server waited for until it answers. Every failure says which child failed
 //! and ends with the last lines of its log.
 
-use anyhow::Context as _;
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use workly::error::Context as _;
 
 /// Lines of a child's log kept to explain a failure.
 const LOG_LINES_KEPT: usize = 8;
@@ -27,7 +27,7 @@ pub(super) struct Spawned {
 
 impl Spawned {
     /// Spawns `command` (stdin closed, stderr drained); stdout as given.
-    pub(super) fn start(command: &mut Command, what: &str, stdout: Stdio) -> anyhow::Result<Self> {
+    pub(super) fn start(command: &mut Command, what: &str, stdout: Stdio) -> workly::error::Result<Self> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -51,12 +51,12 @@ impl Spawned {
     }
 
     /// The child's stdout, once.
-    pub(super) fn stdout(&mut self) -> anyhow::Result<std::process::ChildStdout> {
+    pub(super) fn stdout(&mut self) -> workly::error::Result<std::process::ChildStdout> {
         self.child.stdout.take().context("stdout is not piped")
     }
 
     /// Waits for the child to exit, successfully.
-    pub(super) fn finish(mut self) -> anyhow::Result<()> {
+    pub(super) fn finish(mut self) -> workly::error::Result<()> {
         let status = self.child.wait().with_context(|| format!("cannot wait for {}", self.what))?;
         if !status.success() {
             return Err(self.failure(&format!("exited with {status}")));
@@ -65,19 +65,19 @@ impl Spawned {
     }
 
     /// `why` this child failed, with the end of its log (the child is killed).
-    pub(super) fn failure(&mut self, why: &str) -> anyhow::Error {
+    pub(super) fn failure(&mut self, why: &str) -> workly::error::Error {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(drain) = self.drain.take() {
             let _ = drain.join();
         }
         let log = self.log.lock().map(|log| log.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
-        anyhow::anyhow!("{} {why}; its log ends with:\n{log}", self.what)
+        workly::error::Error::failure(anyhow::anyhow!("{} {why}; its log ends with:\n{log}", self.what))
     }
 
     /// Polls `http://127.0.0.1:{port}{path}` until it answers 2xx; returns
     /// when it did.
-    pub(super) fn wait_http(&mut self, port: u16, path: &str) -> anyhow::Result<Instant> {
+    pub(super) fn wait_http(&mut self, port: u16, path: &str) -> workly::error::Result<Instant> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(5)))
@@ -108,7 +108,7 @@ impl Drop for Spawned {
 }
 
 /// Runs `command` to its end and parses the last line of its stdout as `T`.
-pub(super) fn json_of<T: DeserializeOwned>(command: &mut Command, what: &str) -> anyhow::Result<T> {
+pub(super) fn json_of<T: DeserializeOwned>(command: &mut Command, what: &str) -> workly::error::Result<T> {
     let mut child = Spawned::start(command, what, Stdio::piped())?;
     let mut stdout = String::new();
     child.stdout()?.read_to_string(&mut stdout).with_context(|| format!("cannot read {what}'s output"))?;
@@ -119,7 +119,7 @@ pub(super) fn json_of<T: DeserializeOwned>(command: &mut Command, what: &str) ->
 
 /// Milliseconds from spawning `command` to the first byte on its stdout;
 /// the child must then print to its end and exit successfully.
-pub(super) fn first_byte_ms(command: &mut Command, what: &str) -> anyhow::Result<f64> {
+pub(super) fn first_byte_ms(command: &mut Command, what: &str) -> workly::error::Result<f64> {
     let started = Instant::now();
     let mut child = Spawned::start(command, what, Stdio::piped())?;
     let mut stdout = child.stdout()?;
@@ -135,7 +135,7 @@ pub(super) fn first_byte_ms(command: &mut Command, what: &str) -> anyhow::Result
 }
 
 /// A loopback port free when asked (the server binds it a moment later).
-pub(super) fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> workly::error::Result<u16> {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(probe.local_addr()?.port())
 }

@@ -1,4 +1,4 @@
-//! `workly bench soak`: the real server under hours-long use, in minutes.
+//! `workly-bench soak`: the real server under hours-long use, in minutes.
 //!
 //! It starts `workly serve` as a child process (the binary running the bench,
 //! a temporary data directory, the same model and engine flags) with its
@@ -31,15 +31,16 @@
 mod clients;
 mod server;
 
-use super::Percentiles;
-use super::ipc::PeerThread;
-use crate::cli::{BenchSoakArgs, Context};
-use anyhow::Context as _;
+use crate::cli::BenchSoakArgs;
+use crate::ipc::PeerThread;
 use clients::{api_client, page_client};
 use serde::Serialize;
 use server::{ServerChild, server_counters};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use workly::bench::Percentiles;
+use workly::cli::Context;
+use workly::error::Context as _;
 
 /// Largest growth of the server's resident memory, from the end of the first
 /// minute to the end of the run, that still counts as flat.
@@ -52,7 +53,7 @@ pub const MIN_MINUTES_TO_JUDGE_RSS: f64 = 2.0;
 /// Error messages kept for the report (the count covers every error).
 const ERRORS_KEPT: usize = 10;
 
-/// The report of `workly bench soak`.
+/// The report of `workly-bench soak`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
     /// The model the server loaded (its API id).
@@ -193,18 +194,18 @@ impl Verdict {
     }
 }
 
-/// Runs `workly bench soak`.
-pub fn run(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench soak`.
+pub fn run(context: &Context, args: &BenchSoakArgs) -> workly::error::Result<()> {
     let report = soak(context, args)?;
-    super::print(&report, args.json, render)?;
+    workly::cli::bench::print(&report, args.json, render)?;
     if !report.verdict.passed {
-        anyhow::bail!("the soak failed: {}", report.verdict.failures.join("; "));
+        workly::fail!("the soak failed: {}", report.verdict.failures.join("; "));
     }
     Ok(())
 }
 
 /// Runs the soak and returns its report.
-pub fn soak(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<SoakReport> {
+pub fn soak(context: &Context, args: &BenchSoakArgs) -> workly::error::Result<SoakReport> {
     let model = args.engine.model_info(context)?;
     let peer = PeerThread::start()?;
     let mut server = ServerChild::start(context, args, &model.path, peer.address)?;
@@ -242,9 +243,10 @@ pub fn soak(context: &Context, args: &BenchSoakArgs) -> anyhow::Result<SoakRepor
         tracing::info!(interval = index, rss_bytes = ?rss.last(), "soak sample");
     }
     for thread in threads {
-        thread.join().map_err(|_| anyhow::anyhow!("an API client panicked"))?;
+        thread.join().map_err(|_| workly::error::Error::failure(anyhow::anyhow!("an API client panicked")))?;
     }
-    let events = page.join().map_err(|_| anyhow::anyhow!("the WebSocket client panicked"))?;
+    let events =
+        page.join().map_err(|_| workly::error::Error::failure(anyhow::anyhow!("the WebSocket client panicked")))?;
     if let Ok(Some(status)) = server.child.try_wait() {
         tally.error(Instant::now(), "server", format!("exited during the soak ({status})"));
     }

@@ -4,12 +4,12 @@
 //! on threads until the deadline and count what they see in the run's tally.
 
 use super::{EventCounts, Tally};
-use crate::bench::llm::SCRIPT;
-use crate::bench::sse::{message, stream_reply};
-use crate::chat::Persona;
+use crate::sse::{message, stream_reply};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+use workly::bench::llm::SCRIPT;
+use workly::chat::Persona;
 
 /// Exchanges an API client keeps in its history (older ones are dropped, as
 /// an app with a short memory would).
@@ -72,11 +72,11 @@ pub(super) fn api_client(client: usize, base_url: &str, max_tokens: u32, deadlin
 pub(super) fn page_client(address: SocketAddr, deadline: Instant, tally: &Tally) -> EventCounts {
     let mut counts = EventCounts::default();
     let opened = Instant::now();
-    let connect = || -> anyhow::Result<tungstenite::WebSocket<TcpStream>> {
+    let connect = || -> workly::error::Result<tungstenite::WebSocket<TcpStream>> {
         let stream = TcpStream::connect(address)?;
         // Short reads, so the deadline and the reply timeout are noticed.
         stream.set_read_timeout(Some(Duration::from_millis(500)))?;
-        Ok(tungstenite::client(format!("ws://{address}/v1/events"), stream)?.0)
+        Ok(tungstenite::client(format!("ws://{address}/v1/events"), stream).map_err(workly::error::Error::failure)?.0)
     };
     let mut socket = match connect() {
         Ok(socket) => socket,

@@ -5,15 +5,16 @@
 //! as Ctrl-C would (killing it if it lingers) all live here.
 
 use super::ServerCounters;
-use crate::cli::{BenchSoakArgs, Context};
-use crate::config;
-use anyhow::Context as _;
+use crate::cli::BenchSoakArgs;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use workly::cli::Context;
+use workly::config;
+use workly::error::Context as _;
 
 /// Longest wait for the server to load its model.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -51,10 +52,9 @@ impl ServerChild {
         args: &BenchSoakArgs,
         model: &std::path::Path,
         unity: SocketAddr,
-    ) -> anyhow::Result<Self> {
+    ) -> workly::error::Result<Self> {
         let data_dir = tempfile::tempdir().context("cannot create a data directory for the server")?;
-        let exe = std::env::current_exe().context("cannot find the workly binary")?;
-        let mut child = Command::new(exe)
+        let mut child = Command::new(crate::workly_binary()?)
             .arg("--data-dir")
             .arg(data_dir.path())
             .args(["serve", "--host", "127.0.0.1", "--port", "0", "--unity", &unity.to_string(), "--model"])
@@ -102,7 +102,7 @@ impl ServerChild {
     }
 
     /// Waits until `/health` says ready; returns the model's id.
-    pub(super) fn wait_ready(&mut self) -> anyhow::Result<String> {
+    pub(super) fn wait_ready(&mut self) -> workly::error::Result<String> {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(5)))
@@ -126,7 +126,7 @@ impl ServerChild {
     }
 
     pub(super) fn rss_bytes(&self) -> Option<u64> {
-        crate::hardware::rss_bytes_of(self.child.id())
+        workly::hardware::rss_bytes_of(self.child.id())
     }
 
     /// Asks the server to stop as Ctrl-C would; kills it if it lingers.
@@ -158,11 +158,11 @@ impl ServerChild {
     }
 
     /// `what`, with the end of the server's log.
-    fn failure(&mut self, what: &str) -> anyhow::Error {
+    fn failure(&mut self, what: &str) -> workly::error::Error {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let log = self.log.lock().map(|log| log.iter().cloned().collect::<Vec<_>>().join("\n")).unwrap_or_default();
-        anyhow::anyhow!("{what}; its log ends with:\n{log}")
+        workly::error::Error::failure(anyhow::anyhow!("{what}; its log ends with:\n{log}"))
     }
 }
 
@@ -189,44 +189,5 @@ mod tests {
         let line = "workly: listening on http://127.0.0.1:39251/ (loading SmolLM2-135M-Instruct.Q4_1)";
         assert_eq!(listening_address(line), Some("127.0.0.1:39251".parse().unwrap()));
         assert_eq!(listening_address("WARN ignoring saved thread measurements"), None);
-    }
-
-    #[test]
-    fn the_server_gets_the_same_tuning_flags() {
-        use clap::Parser as _;
-        let given = [
-            "--context-size",
-            "1024",
-            "--threads",
-            "2",
-            "--gpu-layers",
-            "0",
-            "--split-mode",
-            "row",
-            "--devices",
-            "1,0",
-            "--main-gpu",
-            "1",
-            "--tensor-split",
-            "3,1.5",
-            "--batch-size",
-            "256",
-            "--chat-template",
-            "chatml",
-            "--kv-cache-type",
-            "q8_0",
-            "--flash-attn",
-            "on",
-        ];
-        let parse = |flags: &[&str]| {
-            let cli = crate::cli::Cli::try_parse_from(["workly", "bench", "soak"].iter().chain(flags)).unwrap();
-            let crate::cli::Command::Bench { command: crate::cli::BenchCommand::Soak(args) } = cli.command else {
-                panic!("bench soak expected")
-            };
-            args.engine
-        };
-        let flags = parse(&given).tuning_flags();
-        assert_eq!(flags, given);
-        assert!(parse(&[]).tuning_flags().is_empty());
     }
 }

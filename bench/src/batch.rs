@@ -1,4 +1,4 @@
-//! `workly bench batch`: does a prefill batch size that follows the prompt
+//! `workly-bench batch`: does a prefill batch size that follows the prompt
 //! length beat Workly's fixed one?
 //!
 //! The original companion listed "dynamic batch size" as future work. In
@@ -10,17 +10,18 @@
 //! size and measures prefill speed for each prompt length, the engines taking
 //! turns within each round so a change in the machine's load hits them alike.
 
-use super::{median, prefill_once, text_of_tokens};
-use crate::cli::{BenchBatchArgs, Context};
-use crate::hardware::choose_batch_size;
-use crate::llm::Engine;
+use crate::cli::BenchBatchArgs;
 use serde::Serialize;
+use workly::bench::{median, prefill_once, text_of_tokens};
+use workly::cli::Context;
+use workly::hardware::choose_batch_size;
+use workly::llm::Engine;
 
 /// Gain over the fixed batch size below which a dynamic one is not worth it:
 /// about the spread of repeated runs on a quiet machine.
 const WORTHWHILE_GAIN_PERCENT: f64 = 5.0;
 
-/// The report of `workly bench batch`.
+/// The report of `workly-bench batch`.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchReport {
     /// The model measured.
@@ -63,13 +64,13 @@ pub struct BatchRow {
     pub noise_percent: f64,
 }
 
-/// Runs `workly bench batch`.
-pub fn run(context: &Context, args: &BenchBatchArgs) -> anyhow::Result<()> {
+/// Runs `workly-bench batch`.
+pub fn run(context: &Context, args: &BenchBatchArgs) -> workly::error::Result<()> {
     let report = measure_batches(context, args)?;
-    super::print(&report, args.json, render)
+    workly::cli::bench::print(&report, args.json, render)
 }
 
-fn measure_batches(context: &Context, args: &BenchBatchArgs) -> anyhow::Result<BatchReport> {
+fn measure_batches(context: &Context, args: &BenchBatchArgs) -> workly::error::Result<BatchReport> {
     let mut batch_sizes = args.batch_sizes.clone();
     let mut lengths = args.prompt_tokens.clone();
     batch_sizes.sort_unstable();

@@ -1,0 +1,236 @@
+//! The command line of `workly-bench`: the developer's instruments, each a
+//! subcommand with its flags. The engine's flags and the config file are
+//! Workly's own ([`EngineSettings`]), so a benchmark runs the engine as
+//! `workly chat` would.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use workly::cli::{EngineSettings, GlobalArgs};
+
+/// Workly's developer benchmarks: against the original Python stack, under
+/// load for minutes, and each part alone. (What a user runs to tune their
+/// machine is `workly bench`.)
+#[derive(Debug, Parser)]
+#[command(name = "workly-bench", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Workly's data directory, logs.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every benchmark of the engine, the avatar bridge and the emotion reader (with `workly bench`'s threads,
+    /// llm and gpu), written to a folder as JSON, Markdown and SVG charts.
+    All(BenchAllArgs),
+    /// Workly against the original Python stack (llama-cpp-python), side by side: one table of ratios.
+    Compare(BenchCompareArgs),
+    /// A real server under concurrent conversations for minutes: errors, TTFT and memory over time.
+    Soak(BenchSoakArgs),
+    /// Prefill speed by batch size and prompt length: would a batch following the prompt length pay?
+    Batch(BenchBatchArgs),
+    /// Resident memory over a long conversation.
+    Memory(BenchMemoryArgs),
+    /// Emotion reading: the lexicon on the labelled set, the model's use of tags.
+    Emotion(BenchEmotionArgs),
+    /// Time to store an exchange, and memory over many of them.
+    Store(BenchStoreArgs),
+    /// Perplexity of the model on a built-in English and French text (lower is better).
+    Perplexity(BenchPerplexityArgs),
+    /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
+    Ipc(BenchIpcArgs),
+}
+
+/// `workly-bench soak`
+#[derive(Debug, Clone, Args)]
+pub struct BenchSoakArgs {
+    /// Engine choice and tuning, passed on to the server.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// How long to run, in minutes (fractions allowed: 0.5 is 30 seconds).
+    #[arg(long, default_value_t = 10.0, value_parser = positive_number)]
+    pub minutes: f64,
+    /// Concurrent API clients (a WebSocket client chats beside them); with it,
+    /// they stay within the server's default queue bound of 16.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=15))]
+    pub clients: u16,
+    /// Most tokens in each reply.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Seconds per row of the report (a minute unless a quick check wants shorter rows).
+    #[arg(long, default_value_t = 60.0, value_parser = positive_number, hide = true)]
+    pub interval_seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A finite number above 0.
+fn positive_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(_) => Err("must be above 0".to_owned()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// `workly-bench ipc`
+#[derive(Debug, Clone, Args)]
+pub struct BenchIpcArgs {
+    /// Bursts of 10 commands timed per mode (after 100 discarded).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1000..))]
+    pub bursts: u32,
+    /// Seconds of sustained sending per mode.
+    #[arg(long, default_value_t = 2.0)]
+    pub seconds: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench all`
+#[derive(Debug, Clone, Args)]
+pub struct BenchAllArgs {
+    /// Engine choice and tuning (thread flags are ignored by the thread sweep).
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Folder the report is written to (`report.json`, `REPORT.md`, charts); created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Measured runs per figure (after one discarded run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Turns of the conversation whose memory is sampled (every 50 turns, and the last).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turns: u32,
+    /// Print the whole report as JSON (it is also written to the folder).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench compare`
+#[derive(Debug, Clone, Args)]
+pub struct BenchCompareArgs {
+    /// Folder the comparison is written to (`compare.json`, `COMPARE.md`); created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// GGUF model both stacks run (default: SmolLM2-135M-Instruct).
+    #[arg(long, short, env = workly::config::env::MODEL, value_name = "PATH|URL")]
+    pub model: Option<String>,
+    /// Threads for both stacks (default: the count Workly picks).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Context size in tokens, for both stacks.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
+    pub context_size: u32,
+    /// Python with llama-cpp-python (default: the venv bench/baseline/setup.sh makes).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Rounds, each running every part for both stacks, in alternating order.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Measured runs per speed figure inside each process (after one discarded run).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// One-shot chats per stack and round, timed to their first byte.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cold_runs: u32,
+    /// Turns of the served conversation.
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=20))]
+    pub turns: usize,
+    /// Exchanges of history the original client sends with each turn.
+    #[arg(long, default_value_t = 10)]
+    pub window: usize,
+    /// Most tokens per served reply.
+    #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Untimed seconds before each served turn (a person reading and typing).
+    #[arg(long, default_value_t = 0.5)]
+    pub pause: f64,
+    /// Avatar commands the original client sends per round.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub ipc_commands: usize,
+    /// Print the whole report as JSON (it is also written to the folder).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench batch`
+#[derive(Debug, Clone, Args)]
+pub struct BenchBatchArgs {
+    /// Engine choice (the batch size flag is ignored: every size listed is tried).
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Batch sizes to compare (Workly's fixed one is always added).
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128, 256, 512, 1024, 2048], value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub batch_sizes: Vec<u32>,
+    /// Prompt lengths, in tokens.
+    #[arg(long, value_delimiter = ',', default_values_t = [16, 64, 256, 1024, 2048], value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=32768))]
+    pub prompt_tokens: Vec<usize>,
+    /// Measured runs per figure (after one discarded run).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench memory`
+#[derive(Debug, Clone, Args)]
+pub struct BenchMemoryArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Conversation length in turns.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turns: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench emotion`
+#[derive(Debug, Clone, Args)]
+pub struct BenchEmotionArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Turns of the scripted conversation whose replies are checked for tags.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub turns: u32,
+    /// Only score the lexicon analyzer; load no model.
+    #[arg(long)]
+    pub no_model: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench perplexity`
+#[derive(Debug, Clone, Args)]
+pub struct BenchPerplexityArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// A UTF-8 text file to score instead of the built-in text.
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench store`
+#[derive(Debug, Clone, Args)]
+pub struct BenchStoreArgs {
+    /// Exchanges written (each timed).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub exchanges: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

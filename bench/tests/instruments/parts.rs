@@ -1,0 +1,151 @@
+//! The instruments that measure one part each: the avatar bridge (`ipc`),
+//! the prefill batch (`batch`), the emotion reader (`emotion`), the store
+//! (`store`) and the model's perplexity (`perplexity`).
+
+use super::{bench_in, common};
+use common::{assert_bad_input, assert_success, json_output, text};
+
+#[test]
+fn ipc_reports_every_figure_and_delivers_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(bench_in(dir.path()).args(["ipc", "--json", "--bursts", "1000", "--seconds", "0.3"]));
+    for mode in ["unbatched", "batched"] {
+        let figures = &report[mode];
+        let latency = &figures["burst10_latency_us"];
+        assert!(latency["p50"].as_f64().unwrap() > 0.0 && latency["p99"].as_f64() >= latency["p50"].as_f64());
+        assert!(figures["throughput_commands_per_s"].as_f64().unwrap() > 0.0, "{figures}");
+        assert_eq!(figures["commands_applied"], figures["commands_handed"], "{mode}: every command applied");
+        if cfg!(target_os = "linux") {
+            assert!(figures["cpu_us_per_command"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let batched = &report["batched"];
+    assert!(batched["writes"].as_u64().unwrap() * 5 < batched["commands_applied"].as_u64().unwrap(), "{batched}");
+}
+
+#[test]
+fn batch_compares_every_size_with_the_fixed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(
+        bench_in(dir.path())
+            .args(["batch", "--json", "--runs", "1", "--batch-sizes", "16,64", "--prompt-tokens", "8,100", "--model"])
+            .arg(common::default_model()),
+    );
+    // Workly's own size (512 at the default context) joins the listed ones.
+    assert_eq!(report["fixed_batch_size"], 512);
+    assert_eq!(report["batch_sizes"], serde_json::json!([16, 64, 512]));
+    let rows = report["rows"].as_array().unwrap();
+    let lengths: Vec<u64> = rows.iter().map(|row| row["prompt_tokens"].as_u64().unwrap()).collect();
+    assert_eq!(lengths, [8, 100]);
+    for row in rows {
+        let speeds = row["tokens_per_s"].as_array().unwrap();
+        assert_eq!(speeds.len(), 3, "{row}");
+        assert!(speeds.iter().all(|speed| speed.as_f64().unwrap() > 0.0), "{row}");
+        assert!([16, 64, 512].contains(&row["best_batch_size"].as_u64().unwrap()), "{row}");
+        assert!(row["gain_percent"].as_f64().unwrap() >= 0.0, "the best is at least the fixed one: {row}");
+    }
+    // It helps only where a size that splits the prompt otherwise beats the
+    // fixed one by 5 % and by more than the worst noise of the run.
+    let noise = rows.iter().map(|row| row["noise_percent"].as_f64().unwrap()).fold(0.0, f64::max);
+    assert_eq!(report["noise_percent"].as_f64().unwrap(), noise, "{report}");
+    let gain = report["best_gain_percent"].as_f64().unwrap();
+    assert_eq!(report["dynamic_helps"].as_bool().unwrap(), gain >= 5.0 && gain > noise, "{report}");
+    // 8 tokens fit one batch of every size: nothing can gain there.
+    assert_eq!(rows[0]["gain_percent"], 0.0, "{report}");
+    // Bad sizes are refused by the argument parser.
+    let output = bench_in(dir.path()).args(["batch", "--batch-sizes", "0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn emotion_without_a_model_scores_the_labelled_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(bench_in(dir.path()).args(["emotion", "--no-model", "--json"]));
+    let lexicon = &report["lexicon"];
+    let sentences = lexicon["sentences"].as_u64().unwrap();
+    assert!(sentences >= 300);
+    let macro_f1 = lexicon["macro_f1"].as_f64().unwrap();
+    assert!(macro_f1 >= 0.75, "macro-F1 {macro_f1}");
+    assert!(lexicon["accuracy"].as_f64().unwrap() > 0.0);
+    assert_eq!(lexicon["accuracy_by_language"].as_object().unwrap().len(), 2);
+    let classes = lexicon["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 6);
+    for class in classes {
+        for field in ["precision", "recall", "f1"] {
+            assert!((0.0..=1.0).contains(&class[field].as_f64().unwrap()), "{class}");
+        }
+    }
+    let confusion = lexicon["confusion"].as_object().unwrap();
+    assert_eq!(confusion.len(), 6);
+    let total: u64 =
+        confusion.values().flat_map(|row| row.as_object().unwrap().values()).map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(total, sentences);
+    let right: u64 = confusion.iter().map(|(label, row)| row[label].as_u64().unwrap()).sum();
+    assert_eq!(lexicon["mistakes"].as_array().unwrap().len() as u64, sentences - right);
+    assert!(report["tags"].is_null());
+}
+
+#[test]
+fn emotion_as_text_shows_the_matrix_and_refuses_zero_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bench_in(dir.path()).args(["emotion", "--no-model"]).output().unwrap();
+    assert_success(&output);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("macro-F1"), "{stdout}");
+    assert!(stdout.contains("confusion (rows: label, columns: answer)"), "{stdout}");
+    assert!(stdout.contains("not measured (--no-model)"), "{stdout}");
+    let output = bench_in(dir.path()).args(["emotion", "--turns", "0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+}
+
+#[test]
+fn emotion_with_the_default_model_counts_tagged_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(
+        bench_in(dir.path()).args(["emotion", "--json", "--turns", "2", "--model"]).arg(common::default_model()),
+    );
+    let tags = &report["tags"];
+    assert_eq!(tags["replies"], 2);
+    assert_eq!(tags["transcript"].as_array().unwrap().len(), 2);
+    let with_tag = tags["replies_with_tag"].as_u64().unwrap();
+    assert!(with_tag <= 2);
+    assert_eq!(tags["share"].as_f64().unwrap(), with_tag as f64 / 2.0);
+    assert!(tags["model"].as_str().is_some_and(|name| !name.is_empty()));
+}
+
+#[test]
+fn store_reports_append_time_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(bench_in(dir.path()).args(["store", "--json", "--exchanges", "50"]));
+    assert_eq!(report["exchanges"], 50);
+    let median = report["append_median_ms"].as_f64().unwrap();
+    assert!(median > 0.0 && median <= report["append_p99_ms"].as_f64().unwrap(), "{report}");
+    assert!(report["rss_after_bytes"].as_u64().unwrap() > 0);
+    // The temporary database is gone afterwards.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn perplexity_scores_a_text_file_and_refuses_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = dir.path().join("text.txt");
+    let words: Vec<&str> = include_str!("../../src/perplexity.txt").split_whitespace().take(250).collect();
+    std::fs::write(&text_file, words.join(" ")).unwrap();
+    let model = common::default_model();
+    let report = json_output(
+        bench_in(dir.path())
+            .args(["perplexity", "--json", "--context-size", "512", "--text"])
+            .arg(&text_file)
+            .arg("--model")
+            .arg(&model),
+    );
+    assert!(report["tokens_scored"].as_u64().unwrap() > 250, "{report}");
+    assert_eq!(report["chunks"], 1, "{report}");
+    assert_eq!(report["quantization"], "Q4_1", "{report}");
+    let perplexity = report["perplexity"].as_f64().unwrap();
+    assert!(perplexity.is_finite() && perplexity > 1.0, "{report}");
+
+    let missing = dir.path().join("missing.txt");
+    let output = bench_in(dir.path()).args(["perplexity", "--text"]).arg(&missing).arg("--model").arg(&model).output();
+    assert_bad_input(&output.unwrap(), &["missing.txt"]);
+}
