@@ -2,17 +2,22 @@
 # Sets up the Python baseline that Workly is measured against: the original
 # companion's stack, llama-cpp-python, in its own virtual environment.
 #
-# The venv lives at ${XDG_CACHE_HOME:-$HOME/.cache}/workly/baseline-venv.
+# The venv lives in Workly's cache directory, baseline-venv/ in
+# ${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}.
 # llama-cpp-python compiles its own llama.cpp; CMAKE_ARGS="-DGGML_NATIVE=ON"
 # builds it for this CPU, like Workly's build (target-cpu=native), so both
 # sides run the same native kernels. The first run compiles llama.cpp (15+
-# minutes on 2 cores); later runs do nothing if the package already imports.
+# minutes on 2 cores) into a wheel kept in the cache's wheels/ folder, which a
+# venv made again on this machine installs in seconds; later runs do nothing
+# if the package already imports.
 #
 # Usage: bench/baseline/setup.sh   (then: workly-bench compare --out DIR)
 set -euo pipefail
 
 VERSION="0.3.36"
-VENV="${XDG_CACHE_HOME:-$HOME/.cache}/workly/baseline-venv"
+CACHE="${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}"
+VENV="$CACHE/baseline-venv"
+WHEELS="$CACHE/wheels"
 PY="$VENV/bin/python"
 
 # A venv whose creation was cut short (no pip in it) is made again.
@@ -32,13 +37,19 @@ if [ "$installed" = "$VERSION" ]; then
     exit 0
 fi
 
-# Building needs a C/C++ compiler and cmake (pip fetches cmake if it is missing).
-for tool in cc c++; do
-    command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install build-essential)" >&2; exit 1; }
-done
-
-echo "installing llama-cpp-python==$VERSION (compiles llama.cpp for this CPU; takes a while)" >&2
 "$PY" -m pip install --upgrade pip >/dev/null
-CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-    "$PY" -m pip install --no-cache-dir "llama-cpp-python[server]==$VERSION"
+# The native wheel, built once by this script (pip's own cache is not used: it
+# could hold a generic build of the same version, made without GGML_NATIVE).
+if ! ls "$WHEELS"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
+    # Building needs a C/C++ compiler and cmake (pip fetches cmake if it is missing).
+    for tool in cc c++; do
+        command -v "$tool" >/dev/null || { echo "error: $tool not found (apt-get install build-essential)" >&2; exit 1; }
+    done
+    echo "building llama-cpp-python==$VERSION (compiles llama.cpp for this CPU; takes a while)" >&2
+    mkdir -p "$WHEELS"
+    CMAKE_ARGS="-DGGML_NATIVE=ON" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+        "$PY" -m pip wheel --no-cache-dir --no-deps --wheel-dir "$WHEELS" "llama-cpp-python==$VERSION"
+fi
+echo "installing llama-cpp-python[server]==$VERSION from $WHEELS" >&2
+"$PY" -m pip install --find-links "$WHEELS" "llama-cpp-python[server]==$VERSION"
 "$PY" -c 'import llama_cpp; print("llama-cpp-python", llama_cpp.__version__, "ready")'

@@ -40,14 +40,26 @@ pub fn default_model() -> PathBuf {
 /// The Python of the venv `scripts/setup.sh --tests` fills with test clients
 /// (the official `openai` package).
 pub fn test_python() -> PathBuf {
+    venv_python("test-venv", "the test clients")
+}
+
+/// The Python of the venv `bench/baseline/setup.sh` (run by `scripts/setup.sh
+/// --tests`) fills with the original stack, llama-cpp-python.
+pub fn baseline_python() -> PathBuf {
+    venv_python("baseline-venv", "the original Python stack")
+}
+
+/// The Python of the venv `name` in Workly's cache directory, where the
+/// set-up scripts make it (`WORKLY_CACHE_DIR` wins).
+fn venv_python(name: &str, what: &str) -> PathBuf {
     let cache = std::env::var_os("WORKLY_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"))
             .join("workly")
     });
-    let python = cache.join("test-venv/bin/python");
-    assert!(python.is_file(), "{} is missing: run scripts/test.sh (it installs the test clients)", python.display());
+    let python = cache.join(name).join("bin/python");
+    assert!(python.is_file(), "{} is missing: run scripts/test.sh (it installs {what})", python.display());
     python
 }
 

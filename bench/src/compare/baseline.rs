@@ -35,13 +35,12 @@ pub(super) struct Baseline {
     pub(super) version: String,
 }
 
-/// Where `bench/baseline/setup.sh` puts the venv's Python.
+/// Where `bench/baseline/setup.sh` puts the venv's Python: Workly's cache
+/// directory (`WORKLY_CACHE_DIR`, else the user's), whatever the data
+/// directory of the run.
 fn default_python() -> Option<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(cache.join("workly").join("baseline-venv").join("bin").join("python"))
+    let dirs = workly::config::Dirs::resolve(None).ok()?;
+    Some(dirs.cache.join("baseline-venv").join("bin").join("python"))
 }
 
 impl Baseline {

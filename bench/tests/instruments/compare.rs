@@ -16,6 +16,8 @@ fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
             .args(["compare", "--json", "--rounds", "1", "--runs", "1", "--cold-runs", "1"])
             .args(["--turns", "3", "--window", "1", "--pause", "0", "--ipc-commands", "5000", "--out"])
             .arg(&out)
+            .arg("--python")
+            .arg(common::baseline_python())
             .arg("--model")
             .arg(common::default_model()),
     );
