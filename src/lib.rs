@@ -24,7 +24,8 @@
 //! - [`bench`]: the benchmarks a user tunes Workly with (threads, GPU layers,
 //!   a chat end to end), returning serde reports; the developer's
 //!   instruments that build on them are the `workly-bench` binary's.
-//! - [`error`]: the class of an error that reaches the command line.
+//! - [`error`]: every error's class (bad input or a failure) and the error a
+//!   command ends with, which keeps it; the exit code is made from it.
 //! - [`cli`]: the command-line surface, the resolution of settings, exit
 //!   codes, and one runner per command.
 
