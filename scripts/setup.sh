@@ -4,9 +4,10 @@
 # modules (npm, embedded by the build), and a release build.
 # With --tests, also what the test suite needs: the second test model, a
 # Python venv with the official `openai` client, the original Python stack
-# `workly-bench compare` runs (bench/baseline/setup.sh), and Chromium with
-# playwright-core for the page's browser test. Idempotent: a second run
-# checks and skips.
+# `workly-bench compare` runs (bench/baseline/setup.sh), Chromium with
+# playwright-core for the page's browser test, and the English and French
+# word lists `workly-bench persona` checks replies against. Idempotent: a
+# second run checks and skips.
 # With --vulkan, also the packages the `vulkan` feature (AMD and Intel GPUs)
 # builds with: the Vulkan headers and loader, glslc and SPIRV-Headers.
 # WORKLY_FEATURES (e.g. `vulkan` or `cuda`) is passed to the build as
@@ -47,6 +48,8 @@ $for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv
 $for_tests && { command -v curl >/dev/null || need+=(curl); }
 command -v npm >/dev/null || need+=(nodejs npm)
 $for_tests && { command -v chromium >/dev/null || need+=(chromium); }
+$for_tests && { [[ -f /usr/share/dict/american-english ]] || need+=(wamerican); }
+$for_tests && { [[ -f /usr/share/dict/french ]] || need+=(wfrench); }
 $for_vulkan && { dpkg -s libvulkan-dev >/dev/null 2>&1 || need+=(libvulkan-dev); }
 $for_vulkan && { command -v glslc >/dev/null || need+=(glslc); }
 $for_vulkan && { dpkg -s spirv-headers >/dev/null 2>&1 || need+=(spirv-headers); }

@@ -43,6 +43,36 @@ pub enum Command {
     Perplexity(BenchPerplexityArgs),
     /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
     Ipc(BenchIpcArgs),
+    /// What Kira says: 84 everyday messages in English and French through the chat turn, scored (recitals of
+    /// the persona, language, length, emotion, real words, TTFT).
+    Persona(BenchPersonaArgs),
+}
+
+/// `workly-bench persona`
+#[derive(Debug, Clone, Args)]
+pub struct BenchPersonaArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Who Kira is: a persona file, as `workly chat --persona` takes (default: the config
+    /// file's `[persona]`, else Kira).
+    #[arg(long, value_name = "FILE")]
+    pub persona: Option<PathBuf>,
+    /// Most tokens in a reply (`workly chat`'s default).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Seed of the chat's sampling, so a run can be repeated.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u32,
+    /// Greedy replies instead of the chat's sampling.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Only the first N messages of each language.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub limit: Option<usize>,
+    /// Print JSON (every reply with its scores).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `workly-bench soak`

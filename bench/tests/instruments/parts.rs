@@ -1,6 +1,7 @@
 //! The instruments that measure one part each: the avatar bridge (`ipc`),
 //! the prefill batch (`batch`), the emotion reader (`emotion`), the store
-//! (`store`) and the model's perplexity (`perplexity`).
+//! (`store`), the model's perplexity (`perplexity`) and what Kira says
+//! (`persona`).
 
 use super::{bench_in, common};
 use common::{assert_bad_input, assert_success, json_output, text};
@@ -148,4 +149,33 @@ fn perplexity_scores_a_text_file_and_refuses_a_missing_one() {
     let missing = dir.path().join("missing.txt");
     let output = bench_in(dir.path()).args(["perplexity", "--text"]).arg(&missing).arg("--model").arg(&model).output();
     assert_bad_input(&output.unwrap(), &["missing.txt"]);
+}
+
+#[test]
+fn persona_scores_every_reply_in_both_languages() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(
+        bench_in(dir.path())
+            .args(["persona", "--json", "--limit", "3", "--max-tokens", "8", "--model"])
+            .arg(common::default_model()),
+    );
+    let replies = report["replies"].as_array().unwrap();
+    assert_eq!(replies.len(), 6);
+    assert_eq!(report["english"]["replies"], 3, "{}", report["english"]);
+    assert_eq!(report["french"]["replies"], 3, "{}", report["french"]);
+    for summary in [&report["english"], &report["french"], &report["all"]] {
+        for share in ["recites_persona", "in_language", "empty_or_cut", "within_length", "emotion_agrees", "real_words"]
+        {
+            let value = summary[share].as_f64().unwrap_or_else(|| panic!("{share} in {summary}"));
+            assert!((0.0..=1.0).contains(&value), "{share} in {summary}");
+        }
+        assert!(summary["ttft_ms"]["p50"].as_f64().unwrap() > 0.0, "{summary}");
+    }
+    assert!(report["missing_word_lists"].as_array().unwrap().is_empty(), "the test set-up installs both lists");
+    for reply in replies {
+        assert!(!reply["message"].as_str().unwrap().is_empty(), "{reply}");
+        assert!(reply["words"].as_u64() >= reply["known_words"].as_u64(), "{reply}");
+    }
+    // 8 tokens cut nearly every reply: the figure sees it.
+    assert!(report["all"]["empty_or_cut"].as_f64().unwrap() > 0.0, "{}", report["all"]);
 }
