@@ -5,7 +5,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use workly::cli::{EngineSettings, GlobalArgs};
+use workly::cli::{EngineSettings, GlobalArgs, SamplingArgs};
 
 /// Workly's developer benchmarks: against the original Python stack, under
 /// load for minutes, and each part alone. (What a user runs to tune their
@@ -58,15 +58,10 @@ pub struct BenchPersonaArgs {
     /// file's `[persona]`, else Kira).
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,
-    /// Most tokens in a reply (`workly chat`'s default).
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_tokens: u32,
-    /// Seed of the chat's sampling, so a run can be repeated.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u32,
-    /// Greedy replies instead of the chat's sampling.
-    #[arg(long)]
-    pub greedy: bool,
+    /// Reply shaping, as `workly chat` takes it (its defaults; the seed is 1 unless
+    /// given, so that a run can be repeated).
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Only the first N messages of each language.
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub limit: Option<usize>,

@@ -214,20 +214,20 @@ pub fn run(context: &Context, args: &BenchPersonaArgs) -> workly::error::Result<
     let persona = context.persona(args.persona.as_deref())?;
     let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
     let engine = Engine::load(prepared.engine)?;
-    let sampling = if args.greedy {
-        SamplingParams::greedy()
-    } else {
-        SamplingParams { seed: Some(args.seed), ..SamplingParams::default() }
+    let sampling = SamplingParams { seed: Some(args.sampling.seed.unwrap_or(1)), ..args.sampling.params() };
+    let options = ReplyOptions {
+        sampling: sampling.clone(),
+        max_tokens: args.sampling.max_tokens,
+        stop: args.sampling.stop.clone(),
     };
-    let options = ReplyOptions { sampling, max_tokens: args.max_tokens, stop: Vec::new() };
     let lists = WordLists::read(Path::new(ENGLISH_WORDS), Path::new(FRENCH_WORDS));
     let replies = play(&engine, &persona, &set, &options, &lists)?;
     let missing_word_lists = lists.missing();
     let report = PersonaReport {
         model: engine.info().model_name.clone(),
         persona: args.persona.as_ref().map_or_else(|| "Kira (built in)".to_owned(), |path| path.display().to_string()),
-        sampling: if args.greedy { "greedy".to_owned() } else { format!("the chat's default, seed {}", args.seed) },
-        max_tokens: args.max_tokens,
+        sampling: describe(&sampling),
+        max_tokens: args.sampling.max_tokens,
         english: Summary::of(replies.iter().filter(|reply| reply.language == "en"), lists.english.is_some()),
         french: Summary::of(replies.iter().filter(|reply| reply.language == "fr"), lists.french.is_some()),
         all: Summary::of(replies.iter(), lists.english.is_some() && lists.french.is_some()),
@@ -291,6 +291,22 @@ fn score(message: &Message, system: &str, name: &str, outcome: &Outcome, lists: 
         known_words,
         ttft_ms: outcome.stats.ttft_ms,
     }
+}
+
+/// The sampling settings in a line.
+fn describe(sampling: &SamplingParams) -> String {
+    if sampling.temperature <= 0.0 {
+        return "greedy".to_owned();
+    }
+    format!(
+        "temperature {}, top-p {}, top-k {}, min-p {}, repeat penalty {}, seed {}",
+        sampling.temperature,
+        sampling.top_p,
+        sampling.top_k,
+        sampling.min_p,
+        sampling.repeat_penalty,
+        sampling.seed.map_or_else(|| "random".to_owned(), |seed| seed.to_string())
+    )
 }
 
 fn code(language: Language) -> &'static str {
@@ -473,6 +489,13 @@ mod tests {
         let set = first_of_each_language(parse_set(SET).unwrap(), 2);
         let languages: Vec<Language> = set.iter().map(|message| message.language).collect();
         assert_eq!(languages, [Language::English, Language::English, Language::French, Language::French]);
+    }
+
+    #[test]
+    fn the_sampling_is_said_in_a_line() {
+        assert_eq!(describe(&SamplingParams::greedy()), "greedy");
+        let chat = SamplingParams { seed: Some(1), ..SamplingParams::default() };
+        assert_eq!(describe(&chat), "temperature 0.7, top-p 0.9, top-k 40, min-p 0.05, repeat penalty 1.1, seed 1");
     }
 
     #[test]
