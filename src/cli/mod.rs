@@ -38,7 +38,7 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Parses a [`Choice`] by its name, offering every name as a possible value.
-pub fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
+fn choice<T: Choice>() -> impl clap::builder::TypedValueParser<Value = T> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(T::ALL.iter().map(|value| value.name()))
         .try_map(|name: String| T::named(&name).ok_or_else(|| format!("unknown value `{name}`")))
