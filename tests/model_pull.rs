@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
 use sha2::{Digest, Sha256};
+use workly::error::{Class, Classify};
 use workly::model::{self, LocateError, PullError, PullOptions};
 
 /// URL path under which the default model is served.
@@ -266,6 +267,7 @@ fn a_wrong_sha256_is_an_error_and_leaves_no_file() {
         .expect_err("checksum mismatch");
     let message = error.to_string();
     assert!(matches!(error, PullError::Checksum { .. }), "{message}");
+    assert_eq!(error.class(), Class::Failure, "the bytes that arrived are wrong, not the request");
     assert!(message.contains(&wrong) && message.contains(&model_sha256()), "{message}");
     assert!(!message.contains('\n'));
     let dest = final_path(dir.path());
@@ -279,6 +281,7 @@ fn a_missing_file_gives_a_clear_http_error() {
     let error = model::pull(&server.url("/models/nope.gguf"), dir.path(), &quiet(None)).expect_err("404");
     let message = error.to_string();
     assert!(matches!(error, PullError::HttpStatus { .. }), "{message}");
+    assert_eq!(error.class(), Class::Failure);
     assert!(message.contains("404 Not Found") && message.contains("/models/nope.gguf"), "{message}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "nothing written");
 }
@@ -291,6 +294,7 @@ fn a_file_that_is_not_gguf_is_rejected() {
     let error = model::pull(&server.url("/models/fake.gguf"), dir.path(), &quiet(None)).expect_err("not GGUF");
     let message = error.to_string();
     assert!(matches!(error, PullError::NotGguf { .. }), "{message}");
+    assert_eq!(error.class(), Class::BadInput);
     assert!(message.contains("not a GGUF file"), "{message}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0, "nothing left behind");
 }
@@ -301,6 +305,7 @@ fn a_bad_sha256_value_is_refused_before_downloading() {
     let error =
         model::pull(&server.url(MODEL_URL_PATH), dir.path(), &quiet(Some("abc".into()))).expect_err("bad sha256");
     assert!(matches!(error, PullError::BadSha256 { .. }), "{error}");
+    assert_eq!(error.class(), Class::BadInput);
     assert!(server.requests().is_empty());
 }
 
@@ -318,4 +323,23 @@ fn resolve_downloads_a_url_once() {
 
     let error = model::resolve(Some(&server.url("/models/gone.gguf")), &models_dir).expect_err("404 through resolve");
     assert!(matches!(error, LocateError::Pull(PullError::HttpStatus { .. })), "{error}");
+    assert_eq!(error.class(), Class::Failure, "a download that fails is a failure, through resolve too");
+}
+
+#[test]
+fn the_exit_code_says_whether_the_request_or_the_download_failed() {
+    let (server, dir) = setup();
+    let pull = |args: &[&str]| {
+        common::workly_in(dir.path()).args(["model", "pull"]).args(args).arg("--no-progress").output().unwrap()
+    };
+    let bad = pull(&[&server.url(MODEL_URL_PATH), "--sha256", "abc"]);
+    common::assert_bad_input(&bad, &["abc", "hex"]);
+    let missing = pull(&[&server.url("/models/nope.gguf")]);
+    let stderr = common::text(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("404 Not Found") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(
+        server.requests().iter().all(|request| request.path == "/models/nope.gguf"),
+        "no download for a bad checksum"
+    );
 }
