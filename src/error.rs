@@ -39,23 +39,11 @@ macro_rules! classed {
     };
 }
 
-// Errors of the standard library and of data formats: a failure where they
-// are met (reading a file the person named is bad input, and says so itself).
-crate::classed!(
-    Failure: std::io::Error,
-    serde_json::Error,
-    std::fmt::Error,
-    std::num::ParseIntError,
-    std::num::ParseFloatError,
-    std::string::FromUtf8Error,
-    std::str::Utf8Error,
-    std::net::AddrParseError,
-    std::time::SystemTimeError,
-    std::sync::mpsc::RecvError,
-    std::sync::mpsc::RecvTimeoutError,
-    tokio::task::JoinError,
-    ureq::Error,
-);
+// Errors of the standard library and of the crates the workspace meets them
+// from, where `?` carries them up: a failure where they are met (reading a
+// file the person named is bad input, and says so itself). One is added here
+// when a command first needs it.
+crate::classed!(Failure: std::io::Error, serde_json::Error, ureq::Error, std::sync::mpsc::RecvTimeoutError);
 
 /// A command's error: what went wrong with the context added on the way up,
 /// and its class. It reads as [`anyhow::Error`] does (`{:#}`: every cause on
@@ -82,11 +70,6 @@ impl Error {
     /// Bad input or a failure.
     pub fn class(&self) -> Class {
         self.class
-    }
-
-    /// The error and its causes, outermost first.
-    pub fn chain(&self) -> anyhow::Chain<'_> {
-        self.error.chain()
     }
 
     /// The error with `context` said before it, of the same class.

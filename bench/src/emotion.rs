@@ -9,6 +9,7 @@
 //! persona and greedy sampling, so both figures are reproducible.
 
 use crate::cli::BenchEmotionArgs;
+use crate::ratio;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use workly::chat::turn::{Chat, TurnError};
@@ -214,10 +215,6 @@ pub fn score_lexicon(set: &[Labelled]) -> LexiconScores {
             })
             .collect(),
     }
-}
-
-fn ratio(part: usize, whole: usize) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 /// Plays `turns` turns of [`workly::bench::llm::SCRIPT`] (from the start again if

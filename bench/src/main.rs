@@ -58,6 +58,11 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
     }
 }
 
+/// `part / whole`, 0 for nothing to divide.
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+}
+
 /// The `workly` binary the comparison and the soak run: the one built beside
 /// this binary (`cargo build --release --workspace` builds both).
 fn workly_binary() -> workly::error::Result<PathBuf> {

@@ -18,6 +18,7 @@
 //! - and its time to first token.
 
 use crate::cli::BenchPersonaArgs;
+use crate::ratio;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::path::Path;
@@ -402,10 +403,6 @@ impl WordLists {
         let known = counted.iter().filter(|word| list.contains(word.as_str())).count();
         (counted.len(), known)
     }
-}
-
-fn ratio(part: usize, whole: usize) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
 }
 
 /// How one row of the table reads a summary.

@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(TurnError::Unavailable.class(), Class::Failure);
         let error = Error::from(TurnError::Llm(LlmError::EmptyPrompt));
         assert_eq!(error.class(), Class::BadInput);
-        assert!(error.chain().any(|cause| cause.is::<TurnError>()));
+        assert_eq!(error.to_string(), TurnError::Llm(LlmError::EmptyPrompt).to_string());
     }
 
     #[test]

@@ -150,13 +150,7 @@ impl EngineSettings {
     /// validated and described; with `--mode`, the quantization of it that the
     /// mode picks, said in one line on stderr.
     pub fn model_info(&self, context: &Context) -> crate::error::Result<ModelInfo> {
-        let settings = context.settings(self);
-        let path = model::locate::resolve(settings.model.as_deref(), &context.dirs.models())?;
-        let info = ModelInfo::read(&path)?;
-        let Some(mode) = settings.mode else { return Ok(info) };
-        let choice = model::variants::choose(info, mode);
-        eprintln!("workly: {}", choice.note());
-        Ok(choice.model)
+        model_of(&context.settings(self), context)
     }
 
     /// Resolves the model and tunes the engine for this machine: these flags
@@ -166,8 +160,8 @@ impl EngineSettings {
     /// bad input); without a GPU backend it is accepted with one warning, as
     /// `--gpu-layers` is, since the same flags may serve a CUDA build later.
     pub fn prepare(&self, context: &Context, warmup: Vec<Vec<Message>>) -> crate::error::Result<Prepared> {
-        let model = self.model_info(context)?;
         let settings = context.settings(self);
+        let model = model_of(&settings, context)?;
         let hardware = Hardware::detect();
         let gpus = GpuSelection {
             split_mode: settings.split_mode.unwrap_or_default(),
@@ -239,6 +233,18 @@ impl EngineSettings {
         };
         Ok(Prepared { engine, hardware, tuning })
     }
+}
+
+/// The model merged `settings` name (or the default), validated and
+/// described; with a mode, the quantization of it that the mode picks, said
+/// in one line on stderr.
+fn model_of(settings: &EngineSettings, context: &Context) -> crate::error::Result<ModelInfo> {
+    let path = model::locate::resolve(settings.model.as_deref(), &context.dirs.models())?;
+    let info = ModelInfo::read(&path)?;
+    let Some(mode) = settings.mode else { return Ok(info) };
+    let choice = model::variants::choose(info, mode);
+    eprintln!("workly: {}", choice.note());
+    Ok(choice.model)
 }
 
 /// Says once per process that the GPU flags do nothing in this build.

@@ -13,13 +13,8 @@ use std::process::{Command, Output, Stdio};
 
 /// Workly's data directory as the set-up script fills it (`WORKLY_DATA_DIR` wins).
 pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("WORKLY_DATA_DIR") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".local/share"));
-    base.join("workly")
+    let flag = std::env::var_os("WORKLY_DATA_DIR").map(PathBuf::from);
+    workly::config::Dirs::resolve(flag.as_deref()).expect("a home directory").data
 }
 
 fn model(file: &str) -> PathBuf {
@@ -52,12 +47,7 @@ pub fn baseline_python() -> PathBuf {
 /// The Python of the venv `name` in Workly's cache directory, where the
 /// set-up scripts make it (`WORKLY_CACHE_DIR` wins).
 fn venv_python(name: &str, what: &str) -> PathBuf {
-    let cache = std::env::var_os("WORKLY_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"))
-            .join("workly")
-    });
+    let cache = workly::config::Dirs::resolve(None).expect("a home directory").cache;
     let python = cache.join(name).join("bin/python");
     assert!(python.is_file(), "{} is missing: run scripts/test.sh (it installs {what})", python.display());
     python
