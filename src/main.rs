@@ -28,6 +28,10 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
                 cli::run_model_pull(&dirs, url, out.as_deref(), sha256.clone(), !no_progress)
             }
             ModelCommand::Quantize(args) => cli::run_model_quantize(args, cli.global.llama_logs()),
+            ModelCommand::Recommend { json } => {
+                let dirs = workly::config::Dirs::resolve(cli.global.data_dir.as_deref())?;
+                cli::run_model_recommend(&dirs, *json)
+            }
         };
     }
     // `emotion` reads text only: no model, no config.

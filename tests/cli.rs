@@ -25,7 +25,7 @@ fn workly(dir: &Path) -> Command {
 }
 
 fn model_arg() -> String {
-    common::default_model().display().to_string()
+    common::small_model().display().to_string()
 }
 
 /// Starts `command` with piped stdout and stderr and the given stdin.
@@ -252,6 +252,40 @@ fn model_info_text_and_json() {
 }
 
 #[test]
+fn model_recommend_names_a_known_model_and_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["model", "recommend", "--json"]));
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let fits = report["fits"].as_array().unwrap();
+    assert_eq!(fits.len(), workly::model::known::KNOWN.len());
+    // Whatever this machine is, the test model is not recommended, and it says why.
+    let gemma = fits.iter().find(|fit| fit["model"]["name"] == "gemma-3-270m").unwrap();
+    assert_eq!(gemma["why_not"], "not a chat model");
+    let best = report["best"]["name"].as_str().expect("a model fits the test machine");
+    // Where it is installed, the report says how to run it; where not, how to fetch it.
+    let output = run(workly(dir.path()).args(["model", "recommend"]));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(best) && stdout.contains("recommended"), "{stdout}");
+    assert!(stdout.contains("run it: workly chat"), "{stdout}");
+    let empty = dir.path().join("empty");
+    let output = run(workly(dir.path()).arg("--data-dir").arg(&empty).args(["model", "recommend"]));
+    assert!(text(&output.stdout).contains("fetch it: scripts/setup.sh"), "{}", text(&output.stdout));
+}
+
+#[test]
+fn a_known_model_is_one_short_name_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(workly(dir.path()).args(["doctor", "--json", "--model", "smollm2"]));
+    assert_success(&output);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["model"].as_str().unwrap(), common::small_model().display().to_string());
+    let empty = dir.path().join("empty");
+    let output = run(workly(dir.path()).arg("--data-dir").arg(&empty).args(["doctor", "--model", "smollm2"]));
+    assert_bad_input(&output, &["smollm2 is not downloaded", "scripts/setup.sh"]);
+}
+
+#[test]
 fn gemma3_chats_with_the_builtin_template() {
     let dir = tempfile::tempdir().unwrap();
     let gemma = common::gemma_model().display().to_string();
@@ -311,7 +345,7 @@ fn non_gguf_file_exits_2() {
 fn truncated_model_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let mut head = vec![0u8; 4 << 20];
-    std::fs::File::open(common::default_model()).unwrap().read_exact(&mut head).unwrap();
+    std::fs::File::open(common::small_model()).unwrap().read_exact(&mut head).unwrap();
     let truncated = write_file(dir.path(), "half.gguf", &head);
     assert_bad_input(&chat_with_model(dir.path(), &truncated), &["half.gguf", "truncated"]);
     // `model info` validates the same way.

@@ -74,7 +74,7 @@ fn assert_turns_reuse_cache(turns: &[GenerationStats]) {
 
 #[test]
 fn smollm2_conversation_prefills_only_new_tokens() {
-    let engine = engine(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
+    let engine = engine(common::small_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
     assert!(engine.info().warm_tokens > 10, "warm-up caches the persona: {:?}", engine.info());
     let turns = conversation(&engine, 24);
     // Warm-up cached the persona, so even the first turn reuses it.
@@ -151,7 +151,7 @@ fn every_warmed_opening_is_reused(model: std::path::PathBuf) {
 
 #[test]
 fn smollm2_keeps_every_warmed_opening() {
-    every_warmed_opening_is_reused(common::default_model());
+    every_warmed_opening_is_reused(common::small_model());
 }
 
 #[test]
@@ -162,7 +162,7 @@ fn gemma3_keeps_every_warmed_opening() {
 #[test]
 fn cached_prefix_gives_the_same_reply_as_a_cold_cache() {
     for flash in BOTH_KERNELS {
-        let engine = engine_with(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]], flash);
+        let engine = engine_with(common::small_model(), 2048, vec![vec![Message::system(SYSTEM)]], flash);
         let messages = vec![Message::system(SYSTEM), Message::user("Name three colours of the rainbow.")];
         let (warm_text, warm) = run(&engine, greedy(messages.clone(), 24));
         assert!(warm.cached_tokens > 0);
@@ -176,7 +176,7 @@ fn cached_prefix_gives_the_same_reply_as_a_cold_cache() {
 #[test]
 fn dropped_old_turns_are_shifted_not_recomputed() {
     for flash in BOTH_KERNELS {
-        let engine = engine_with(common::default_model(), 2048, Vec::new(), flash);
+        let engine = engine_with(common::small_model(), 2048, Vec::new(), flash);
         let turn =
             |n: usize| format!("Turn {n}: here is a longer message about my day, my cat and the weather outside.");
         let mut messages = vec![Message::system(SYSTEM)];
@@ -198,7 +198,7 @@ fn dropped_old_turns_are_shifted_not_recomputed() {
 
 #[test]
 fn generation_past_the_context_shifts_and_keeps_going() {
-    let engine = engine(common::default_model(), 128, Vec::new());
+    let engine = engine(common::small_model(), 128, Vec::new());
     let request = GenerationRequest {
         ignore_eos: true,
         ..greedy(vec![Message::system(SYSTEM), Message::user("Count slowly.")], 200)
@@ -212,7 +212,7 @@ fn generation_past_the_context_shifts_and_keeps_going() {
 
 #[test]
 fn cancellation_stops_between_tokens() {
-    let engine = engine(common::default_model(), 2048, Vec::new());
+    let engine = engine(common::small_model(), 2048, Vec::new());
     let request = GenerationRequest {
         ignore_eos: true,
         ..greedy(vec![Message::user("Write a very long story about a dragon.")], 1500)
@@ -241,7 +241,7 @@ fn cancellation_stops_between_tokens() {
 
 #[test]
 fn dropping_the_stream_frees_the_engine() {
-    let engine = engine(common::default_model(), 2048, Vec::new());
+    let engine = engine(common::small_model(), 2048, Vec::new());
     let request = GenerationRequest { ignore_eos: true, ..greedy(vec![Message::user("Tell a story.")], 100_000) };
     let mut generation = engine.generate(request).unwrap();
     assert!(matches!(generation.blocking_next(), Some(GenerationEvent::Text(_))));
@@ -252,7 +252,7 @@ fn dropping_the_stream_frees_the_engine() {
 
 #[test]
 fn token_counts_do_not_wait_for_replies() {
-    let engine = engine(common::default_model(), 2048, Vec::new());
+    let engine = engine(common::small_model(), 2048, Vec::new());
     // Both fit their event queues, so neither waits for its reader.
     let long = |text: &str| GenerationRequest { ignore_eos: true, ..greedy(vec![Message::user(text)], 250) };
     let mut first = engine.generate(long("Tell a long story.")).unwrap();
@@ -270,7 +270,7 @@ fn token_counts_do_not_wait_for_replies() {
 
 #[test]
 fn token_counts_are_exact() {
-    let engine = engine(common::default_model(), 2048, Vec::new());
+    let engine = engine(common::small_model(), 2048, Vec::new());
     let messages = vec![Message::system(SYSTEM), Message::user("Hello there")];
     let counted = engine.count_tokens(Prompt::Messages(messages.clone())).unwrap();
     let (_, stats) = run(&engine, greedy(messages, 12));
@@ -281,7 +281,7 @@ fn token_counts_are_exact() {
 
 #[test]
 fn stop_strings_end_the_reply_before_the_stop() {
-    let engine = engine(common::default_model(), 2048, Vec::new());
+    let engine = engine(common::small_model(), 2048, Vec::new());
     let messages = vec![Message::user("Describe a sunny beach in three sentences.")];
     let (free_text, _) = run(&engine, greedy(messages.clone(), 40));
     let chars: Vec<char> = free_text.chars().collect();
@@ -296,7 +296,7 @@ fn stop_strings_end_the_reply_before_the_stop() {
 
 #[test]
 fn a_prompt_longer_than_the_context_is_refused() {
-    let engine = engine(common::default_model(), 128, Vec::new());
+    let engine = engine(common::small_model(), 128, Vec::new());
     let request = greedy(vec![Message::user("word ".repeat(400))], 4);
     match engine.generate(request).unwrap().collect_blocking() {
         Err(LlmError::PromptTooLong { prompt_tokens, context_size: 128 }) => assert!(prompt_tokens > 128),
@@ -306,7 +306,7 @@ fn a_prompt_longer_than_the_context_is_refused() {
 
 #[test]
 fn bad_sampling_settings_are_refused() {
-    let engine = engine(common::default_model(), 256, Vec::new());
+    let engine = engine(common::small_model(), 256, Vec::new());
     let request = GenerationRequest {
         sampling: SamplingParams { top_p: 0.0, ..SamplingParams::default() },
         ..GenerationRequest::chat(vec![Message::user("Hi")], 4)
@@ -317,7 +317,7 @@ fn bad_sampling_settings_are_refused() {
 
 #[test]
 fn raw_text_prompts_and_seeded_sampling_are_reproducible() {
-    let engine = engine(common::default_model(), 512, Vec::new());
+    let engine = engine(common::small_model(), 512, Vec::new());
     let request = GenerationRequest {
         prompt: Prompt::Text("The capital of France is".into()),
         sampling: SamplingParams { seed: Some(7), temperature: 0.9, ..SamplingParams::default() },
@@ -337,7 +337,7 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
         Engine::load(EngineConfig {
             warmup: vec![vec![Message::system(SYSTEM)]],
             prompt_cache: Some(dir.path().to_path_buf()),
-            ..common::engine_config(&common::default_model(), 1024)
+            ..common::engine_config(&common::small_model(), 1024)
         })
         .unwrap()
     };
@@ -366,7 +366,7 @@ fn persona_state_saved_at_first_start_is_loaded_at_the_next() {
 
 #[test]
 fn the_next_turn_header_is_evaluated_before_the_person_answers() {
-    let engine = engine(common::default_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
+    let engine = engine(common::small_model(), 2048, vec![vec![Message::system(SYSTEM)]]);
     let mut messages = vec![Message::system(SYSTEM), Message::user(SCRIPT[0])];
     let (reply, _) = run(&engine, greedy(messages.clone(), 24));
     messages.push(Message::assistant(reply));

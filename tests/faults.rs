@@ -127,7 +127,7 @@ fn sigterm_mid_reply_in_the_terminal_chat_saves_the_turn_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = workly_in(dir.path())
         .args(["chat", "--conversation", "quit", "--max-tokens", "4000", "--model"])
-        .arg(common::default_model())
+        .arg(common::small_model())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -237,7 +237,7 @@ fn a_full_disk_in_the_terminal_chat_loses_that_exchange_not_the_chat() {
     let mut child = workly_in(&data)
         .env("WORKLY_CACHE_DIR", scratch.path())
         .args(["chat", "--conversation", "full", "--json", "--max-tokens", "24", "--temperature", "0", "--model"])
-        .arg(common::default_model())
+        .arg(common::small_model())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -293,7 +293,7 @@ fn complete(address: SocketAddr, content: &str) -> (u16, serde_json::Value) {
 fn the_model_file_vanishing_or_replaced_while_serving_changes_nothing_until_restart() {
     let dir = tempfile::tempdir().unwrap();
     let model: PathBuf = dir.path().join("kira.gguf");
-    std::fs::copy(common::default_model(), &model).unwrap();
+    std::fs::copy(common::small_model(), &model).unwrap();
     let data = dir.path().join("data");
     let flags = ["--no-unity", "--model", model.to_str().unwrap()];
     let server = start_in(&data, dir.path(), &flags);

@@ -6,10 +6,23 @@ mod common;
 use workly::model::{self, GgmlType, GgufError, GgufFile, ModelInfo};
 
 #[test]
-fn the_default_model_is_described_correctly() {
-    let path = common::default_model();
-    let info = ModelInfo::read(&path).expect("the default model is valid");
-    assert_eq!(info.file_name, model::DEFAULT_MODEL_FILE);
+fn every_known_model_is_the_file_the_set_up_fetched() {
+    for known in model::known::KNOWN {
+        let path = common::data_dir().join("models").join(known.file);
+        let info = ModelInfo::read(&path).unwrap_or_else(|error| panic!("{}: {error}", known.name));
+        assert_eq!(info.file_size_bytes, known.file_bytes, "{}", known.name);
+        // The figures of a chat model are of one that answers with a template.
+        assert_eq!(info.chat_template.is_some(), known.chats, "{}", known.name);
+    }
+    let default = ModelInfo::read(common::default_model()).expect("the default model is valid");
+    assert_eq!((default.architecture.as_str(), default.quantization.as_str()), ("qwen2", "Q4_K_M"));
+}
+
+#[test]
+fn the_small_model_is_described_correctly() {
+    let path = common::small_model();
+    let info = ModelInfo::read(&path).expect("the small model is valid");
+    assert_eq!(info.file_name, "SmolLM2-135M-Instruct.Q4_1.gguf");
     assert_eq!(info.file_size_bytes, 98_362_432);
     assert_eq!(info.architecture, "llama");
     assert_eq!(info.layers, 30);
@@ -52,7 +65,7 @@ fn gemma_has_a_sliding_window_and_q4_k_m() {
 
 #[test]
 fn tensors_lie_inside_the_file_and_are_aligned() {
-    let file = GgufFile::open(common::default_model()).expect("valid");
+    let file = GgufFile::open(common::small_model()).expect("valid");
     assert_eq!(file.version(), 3);
     assert_eq!(file.get_str("general.architecture"), Some("llama"));
     assert_eq!(file.get_u64("llama.block_count"), Some(30));
@@ -66,7 +79,7 @@ fn tensors_lie_inside_the_file_and_are_aligned() {
 
 #[test]
 fn a_truncated_copy_of_a_real_model_is_refused() {
-    let bytes = std::fs::read(common::default_model()).expect("read");
+    let bytes = std::fs::read(common::small_model()).expect("read");
     let dir = tempfile::tempdir().expect("temp dir");
     let cut = dir.path().join("cut.gguf");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
@@ -78,6 +91,6 @@ fn a_truncated_copy_of_a_real_model_is_refused() {
     let error = GgufFile::open(&cut).expect_err("truncated in the metadata");
     assert!(error.to_string().contains("truncated: the metadata"), "{error}");
 
-    assert!(model::validate(&common::default_model()).is_ok());
+    assert!(model::validate(&common::small_model()).is_ok());
     assert!(model::validate(&cut).is_err());
 }

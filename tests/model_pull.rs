@@ -24,7 +24,7 @@ const MODEL_URL_PATH: &str = "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The default model's bytes, read once for all tests.
 fn model_bytes() -> Arc<Vec<u8>> {
     static BYTES: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
-    BYTES.get_or_init(|| Arc::new(std::fs::read(common::default_model()).expect("read the default model"))).clone()
+    BYTES.get_or_init(|| Arc::new(std::fs::read(common::small_model()).expect("read the default model"))).clone()
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

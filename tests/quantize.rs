@@ -24,10 +24,10 @@ fn json(output: &Output) -> serde_json::Value {
 }
 
 /// A folder holding the default model (linked, not copied) as `BASE.Q4_1.gguf`.
-fn folder_with_default_model() -> (tempfile::TempDir, PathBuf) {
+fn folder_with_small_model() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let q4_1 = dir.path().join(format!("{BASE}.Q4_1.gguf"));
-    std::os::unix::fs::symlink(common::default_model(), &q4_1).unwrap();
+    std::os::unix::fs::symlink(common::small_model(), &q4_1).unwrap();
     (dir, q4_1)
 }
 
@@ -52,7 +52,7 @@ fn perplexity(model: &Path) -> f64 {
 
 #[test]
 fn quantizing_to_q4_0_gives_a_smaller_model_that_modes_pick_and_perplexity_tells_apart() {
-    let (dir, q4_1) = folder_with_default_model();
+    let (dir, q4_1) = folder_with_small_model();
     let q4_0 = dir.path().join(format!("{BASE}.Q4_0.gguf"));
 
     let output = run(workly_in(dir.path()).args(["model", "quantize"]).arg(&q4_1).arg(&q4_0).args(["--type", "q4_0"]));
@@ -110,7 +110,7 @@ fn quantizing_to_q4_0_gives_a_smaller_model_that_modes_pick_and_perplexity_tells
 
 #[test]
 fn a_model_without_siblings_is_used_as_is() {
-    let (dir, q4_1) = folder_with_default_model();
+    let (dir, q4_1) = folder_with_small_model();
     let (fast, note) = mode_pick(dir.path(), "fast", &q4_1);
     assert_eq!(fast, q4_1.display().to_string());
     assert!(note.contains("no other quantization") && note.trim_end().ends_with("as is"), "{note}");

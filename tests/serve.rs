@@ -243,7 +243,7 @@ fn streamed_completion_transcript() {
 fn exposing_the_server_needs_an_api_key() {
     let output = Command::new(env!("CARGO_BIN_EXE_workly"))
         .args(["serve", "--host", "0.0.0.0", "--port", "0", "--model"])
-        .arg(common::default_model())
+        .arg(common::small_model())
         .env_remove("WORKLY_API_KEY")
         .output()
         .unwrap();

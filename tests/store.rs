@@ -16,7 +16,7 @@ use workly::store::{FILE_NAME, NewMessage, Store};
 /// greedy replies.
 fn chat(dir: &Path, conversation: &str) -> Command {
     let mut command = workly_in(dir);
-    command.args(["chat", "--model", common::default_model().to_str().unwrap(), "--json", "--temperature", "0"]);
+    command.args(["chat", "--model", common::small_model().to_str().unwrap(), "--json", "--temperature", "0"]);
     command.args(["--max-tokens", "8", "--conversation", conversation]);
     command
 }
@@ -68,7 +68,7 @@ fn a_conversation_resumes_after_a_restart() {
     let output = run(workly_in(empty.path()).args([
         "chat",
         "--model",
-        common::default_model().to_str().unwrap(),
+        common::small_model().to_str().unwrap(),
         "--max-tokens",
         "4",
         "-p",
@@ -83,7 +83,7 @@ fn without_a_name_the_chat_continues_the_latest_and_reset_starts_another() {
     let dir = tempfile::tempdir().unwrap();
     let plain = || {
         let mut command = workly_in(dir.path());
-        let model = common::default_model();
+        let model = common::small_model();
         command.args(["chat", "--model", model.to_str().unwrap(), "--json", "--temperature", "0", "--max-tokens", "4"]);
         command
     };
@@ -208,7 +208,7 @@ fn a_start_that_fails_leaves_no_empty_conversation_behind() {
     // A server that cannot listen, after its conversation was opened.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let model = common::default_model();
+    let model = common::small_model();
     let args = ["serve", "--port", &port, "--no-unity", "--conversation", "late", "--model", model.to_str().unwrap()];
     let output = run(workly_in(dir.path()).args(args));
     assert!(!output.status.success() && text(&output.stderr).contains("cannot listen"), "{}", text(&output.stderr));

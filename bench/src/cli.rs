@@ -65,6 +65,9 @@ pub struct BenchPersonaArgs {
     /// Only the first N messages of each language.
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub limit: Option<usize>,
+    /// Without the recital guard: what the model and persona do on their own.
+    #[arg(long)]
+    pub no_guard: bool,
     /// Print JSON (every reply with its scores).
     #[arg(long)]
     pub json: bool,
@@ -143,7 +146,7 @@ pub struct BenchCompareArgs {
     /// Folder the comparison is written to (`compare.json`, `COMPARE.md`); created if missing.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// GGUF model both stacks run (default: SmolLM2-135M-Instruct).
+    /// GGUF model both stacks run (default: Workly's default model).
     #[arg(long, short, env = workly::config::env::MODEL, value_name = "PATH|URL")]
     pub model: Option<String>,
     /// Threads for both stacks (default: the count Workly picks).

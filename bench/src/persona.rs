@@ -8,7 +8,10 @@
 //! the chat's own sampling. Each reply is scored by rules anyone can check:
 //!
 //! - it recites the persona: six words in a row from the system prompt, or
-//!   three emotion tags in a row (the prompt's list of them);
+//!   three emotion tags in a row (the prompt's list of them), the rule of
+//!   the recital guard ([`workly::chat::guard`]), which is on unless
+//!   `--no-guard` (so a recital left is one the guard missed), and how often
+//!   the guard made a reply again or cut it;
 //! - it is in the message's language (Workly's own language detector);
 //! - it is empty or cut (the reply reached its token limit);
 //! - it stays within the persona's length (at most four sentences);
@@ -23,8 +26,10 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Instant;
 use workly::bench::Percentiles;
-use workly::chat::turn::{Chat, Outcome, ReplyOptions, Turn, TurnError};
+use workly::chat::guard::{Recital, words};
+use workly::chat::turn::{Chat, Guarded, Outcome, ReplyOptions, Sink, Turn, TurnError};
 use workly::chat::{Conversation, Language, Persona};
 use workly::cli::Context;
 use workly::emotion::{Emotion, tags};
@@ -33,10 +38,6 @@ use workly::llm::{CancelToken, Engine, FinishReason, SamplingParams};
 /// The message set, in the repository.
 const SET: &str = include_str!("../data/persona.tsv");
 
-/// Words in a row from the persona that make a reply a recital.
-const RECITAL_WORDS: usize = 6;
-/// Emotion tags in a row that make a reply a recital of the tag list.
-const RECITAL_TAGS: usize = 3;
 /// The most sentences the persona asks for ("2 to 4 short sentences").
 const MOST_SENTENCES: usize = 4;
 
@@ -120,6 +121,8 @@ pub struct Scored {
     pub reply: String,
     /// It repeats the persona's words or its tag list.
     pub recites_persona: bool,
+    /// What the recital guard did to it, if anything.
+    pub guarded: Option<Guarded>,
     /// It is in the message's language.
     pub in_language: bool,
     /// It is empty or was cut at the token limit.
@@ -139,6 +142,10 @@ pub struct Scored {
     pub known_words: usize,
     /// Time to first token.
     pub ttft_ms: f64,
+    /// From the message to the first text the person reads (after the
+    /// recital guard, which holds back words that could open a recital);
+    /// absent when nothing was shown.
+    pub first_text_ms: Option<f64>,
 }
 
 /// The figures over a set of replies (each a share from 0 to 1).
@@ -148,6 +155,10 @@ pub struct Summary {
     pub replies: usize,
     /// Share reciting the persona.
     pub recites_persona: f64,
+    /// Share the recital guard made again.
+    pub regenerated: f64,
+    /// Share the recital guard cut.
+    pub cut_by_guard: f64,
     /// Share in the message's language.
     pub in_language: f64,
     /// Share empty or cut.
@@ -160,6 +171,8 @@ pub struct Summary {
     pub real_words: Option<f64>,
     /// Time to first token.
     pub ttft_ms: Percentiles,
+    /// From the message to the first text shown.
+    pub first_text_ms: Percentiles,
 }
 
 impl Summary {
@@ -170,15 +183,19 @@ impl Summary {
         let words: usize = replies.clone().map(|reply| reply.words).sum();
         let known: usize = replies.clone().map(|reply| reply.known_words).sum();
         let mut ttfts: Vec<f64> = replies.clone().map(|reply| reply.ttft_ms).collect();
+        let mut first_texts: Vec<f64> = replies.clone().filter_map(|reply| reply.first_text_ms).collect();
         Self {
             replies: count,
             recites_persona: share(|reply| reply.recites_persona),
+            regenerated: share(|reply| reply.guarded == Some(Guarded::Regenerated)),
+            cut_by_guard: share(|reply| reply.guarded == Some(Guarded::Cut)),
             in_language: share(|reply| reply.in_language),
             empty_or_cut: share(|reply| reply.empty_or_cut),
             within_length: share(|reply| reply.within_length),
             emotion_agrees: share(|reply| reply.emotion_agrees),
             real_words: word_list.then(|| ratio(known, words)),
             ttft_ms: Percentiles::of(&mut ttfts),
+            first_text_ms: Percentiles::of(&mut first_texts),
         }
     }
 }
@@ -220,13 +237,18 @@ pub fn run(context: &Context, args: &BenchPersonaArgs) -> workly::error::Result<
         sampling: sampling.clone(),
         max_tokens: args.sampling.max_tokens,
         stop: args.sampling.stop.clone(),
+        unguarded: args.no_guard,
     };
     let lists = WordLists::read(Path::new(ENGLISH_WORDS), Path::new(FRENCH_WORDS));
     let replies = play(&engine, &persona, &set, &options, &lists)?;
     let missing_word_lists = lists.missing();
     let report = PersonaReport {
         model: engine.info().model_name.clone(),
-        persona: args.persona.as_ref().map_or_else(|| "Kira (built in)".to_owned(), |path| path.display().to_string()),
+        persona: format!(
+            "{}, layout {:?}",
+            args.persona.as_ref().map_or_else(|| "Kira (built in)".to_owned(), |path| path.display().to_string()),
+            persona.layout
+        ),
         sampling: describe(&sampling),
         max_tokens: args.sampling.max_tokens,
         english: Summary::of(replies.iter().filter(|reply| reply.language == "en"), lists.english.is_some()),
@@ -260,15 +282,31 @@ fn play(
             .map_err(|_| TurnError::Unavailable)?
             .conversation()
             .persona()
-            .system_prompt_in(message.language)
-            .to_owned();
+            .script_in(message.language);
         // Each message once the engine is idle, as after the person typed it.
         engine.wait_idle()?;
         let turn = Turn { engine, avatar: None, options, cancel: CancelToken::new() };
-        let outcome = turn.chat(conversation, message.text, &mut ())?;
-        replies.push(score(message, &system, &persona.name, &outcome, lists));
+        let mut reader = FirstText { sent: Instant::now(), shown_ms: None };
+        let outcome = turn.chat(conversation, message.text, &mut reader)?;
+        let mut scored = score(message, &system, &persona.name, &outcome, lists);
+        scored.first_text_ms = reader.shown_ms;
+        replies.push(scored);
     }
     Ok(replies)
+}
+
+/// A reader who notes when the reply's first text reached them.
+struct FirstText {
+    sent: Instant,
+    shown_ms: Option<f64>,
+}
+
+impl Sink for FirstText {
+    fn text(&mut self, _piece: &str) -> bool {
+        let sent = self.sent;
+        self.shown_ms.get_or_insert_with(|| sent.elapsed().as_secs_f64() * 1000.0);
+        true
+    }
 }
 
 /// Scores one reply.
@@ -281,7 +319,8 @@ fn score(message: &Message, system: &str, name: &str, outcome: &Outcome, lists: 
         language: code(message.language),
         message: message.text.to_owned(),
         reply: outcome.text.clone(),
-        recites_persona: recites(system, &outcome.text),
+        recites_persona: Recital::new(system).recites(&outcome.text),
+        guarded: outcome.guarded,
         in_language: !shown.trim().is_empty() && Language::detect(&shown) == message.language,
         empty_or_cut,
         sentences,
@@ -291,6 +330,7 @@ fn score(message: &Message, system: &str, name: &str, outcome: &Outcome, lists: 
         words,
         known_words,
         ttft_ms: outcome.stats.ttft_ms,
+        first_text_ms: None,
     }
 }
 
@@ -315,44 +355,6 @@ fn code(language: Language) -> &'static str {
         Language::English => "en",
         Language::French => "fr",
     }
-}
-
-/// The lowercase words of `text` (letters and digits; apostrophes and
-/// hyphens split words, as `l'ami` is `l` and `ami`).
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()).map(str::to_lowercase).collect()
-}
-
-/// Whether `reply` (tags and all) recites `system`: [`RECITAL_WORDS`] of its
-/// words in a row, or [`RECITAL_TAGS`] emotion tags in a row.
-pub fn recites(system: &str, reply: &str) -> bool {
-    let prompt = words(system);
-    let runs: HashSet<&[String]> = prompt.windows(RECITAL_WORDS).collect();
-    let reply_words = words(reply);
-    reply_words.windows(RECITAL_WORDS).any(|run| runs.contains(run)) || tags_in_a_row(reply) >= RECITAL_TAGS
-}
-
-/// The longest run of emotion tags with nothing but spaces and punctuation
-/// between them.
-fn tags_in_a_row(text: &str) -> usize {
-    let (mut longest, mut run) = (0, 0);
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        let between = &rest[..open];
-        if between.chars().any(char::is_alphanumeric) {
-            run = 0;
-        }
-        let after = &rest[open + 1..];
-        let Some(close) = after.find(']') else { break };
-        if after[..close].trim().parse::<Emotion>().is_ok() {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-        rest = &after[close + 1..];
-    }
-    longest
 }
 
 /// Sentences in `text`: runs ended by `.`, `!`, `?` or `…` (or the end) that
@@ -419,15 +421,21 @@ fn render(report: &PersonaReport) -> String {
          {:<26} {:>9} {:>9} {:>9}\n",
         report.model, report.persona, report.sampling, report.max_tokens, "", "English", "French", "all"
     );
-    let rows: [(&str, Figure); 8] = [
+    let rows: [(&str, Figure); 10] = [
         ("replies", |summary| summary.replies.to_string()),
         ("recite the persona", |summary| percent(summary.recites_persona)),
+        ("guard: made again / cut", |summary| {
+            format!("{}/{}", percent(summary.regenerated), percent(summary.cut_by_guard))
+        }),
         ("in the message's language", |summary| percent(summary.in_language)),
         ("empty or cut", |summary| percent(summary.empty_or_cut)),
         ("within the length", |summary| percent(summary.within_length)),
         ("emotion a reader accepts", |summary| percent(summary.emotion_agrees)),
         ("real words", |summary| summary.real_words.map_or_else(|| "-".to_owned(), percent)),
         ("TTFT p50 / p99 ms", |summary| format!("{:.0}/{:.0}", summary.ttft_ms.p50, summary.ttft_ms.p99)),
+        ("first text shown p50 / p99 ms", |summary| {
+            format!("{:.0}/{:.0}", summary.first_text_ms.p50, summary.first_text_ms.p99)
+        }),
     ];
     // A language without replies (with --limit) has no figures.
     let cell = |value: Figure, summary: &Summary, name: &str| {
@@ -505,21 +513,6 @@ mod tests {
     }
 
     #[test]
-    fn a_recital_is_six_words_of_the_prompt_or_the_tag_list() {
-        let kira = Persona::default();
-        let english = kira.system_prompt_in(Language::English);
-        let french = kira.system_prompt_in(Language::French);
-        assert!(recites(english, "[joy] That's wonderful news! [fun] Shall we celebrate?"), "the example");
-        assert!(recites(french, "Tu es Kira, une compagne chaleureuse et curieuse qui vit sur cet ordinateur."));
-        assert!(recites(french, "Réponds en français, en 2 à 4 phrases courtes"));
-        assert!(recites(english, "Sure! [neutral] [joy] [angry] [sorrow]"), "the tag list");
-        assert!(recites(english, "[neutral], [joy], [angry]"));
-        assert!(!recites(english, "[joy] Congratulations on the new job! [fun] You must be thrilled."));
-        assert!(!recites(english, "[joy] Great! [fun] Fun! [surprised] Wow!"), "tags in use, not a list");
-        assert!(!recites(french, "[joy] Quelle bonne idée, on fête ça ce soir ?"), "five words of the example");
-    }
-
-    #[test]
     fn sentences_and_words_are_counted_as_a_reader_would() {
         assert_eq!(sentences("Hello! How are you? I'm fine..."), 3);
         assert_eq!(sentences("Bonjour… ça va ?"), 2);
@@ -551,6 +544,7 @@ mod tests {
             message: String::new(),
             reply: String::new(),
             recites_persona: recites,
+            guarded: recites.then_some(Guarded::Cut),
             in_language: true,
             empty_or_cut: false,
             sentences: 2,
@@ -560,13 +554,16 @@ mod tests {
             words: 10,
             known_words: 9,
             ttft_ms,
+            first_text_ms: (!recites).then_some(ttft_ms + 5.0),
         };
         let replies = [reply(true, 100.0), reply(false, 50.0), reply(false, 70.0), reply(false, 60.0)];
         let summary = Summary::of(replies.iter(), true);
         assert_eq!(summary.replies, 4);
         assert_eq!((summary.recites_persona, summary.emotion_agrees), (0.25, 0.75));
+        assert_eq!((summary.regenerated, summary.cut_by_guard), (0.0, 0.25));
         assert_eq!(summary.real_words, Some(0.9));
         assert_eq!(summary.ttft_ms.p50, 70.0);
+        assert_eq!(summary.first_text_ms.p50, 65.0, "over the replies that showed something");
         assert_eq!(Summary::of(replies.iter(), false).real_words, None);
     }
 }

@@ -207,7 +207,7 @@ pub const REPLY_TOKENS: u32 = 48;
 /// not theirs to wait for).
 pub fn chat_turn(engine: &Engine, chat: &Mutex<Chat>, user: &str, max_tokens: u32) -> Result<Outcome, TurnError> {
     engine.wait_idle()?;
-    let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens, stop: Vec::new() };
+    let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens, stop: Vec::new(), unguarded: false };
     let turn = Turn { engine, avatar: None, options: &options, cancel: CancelToken::new() };
     turn.chat(chat, user, &mut ())
 }

@@ -8,7 +8,9 @@
 //! the next request re-evaluate the rest. [`history`] ties a conversation to
 //! the durable store: it resumes one after a restart, saves each exchange,
 //! and recalls older turns that left the context when they become relevant.
+//! [`guard`] stops a reply that recites the persona.
 
+pub mod guard;
 pub mod history;
 pub mod persona;
 pub mod turn;
@@ -48,28 +50,24 @@ impl Conversation {
         Self { persona, turns: Vec::new(), language: None, fitted_from: FitHint::default() }
     }
 
-    /// The persona's system message in the conversation's language (English
-    /// until a first message says otherwise): what the engine warms up with.
-    pub fn system(&self) -> Message {
-        self.system_in(self.language.unwrap_or_default())
-    }
-
-    /// Every way this conversation's requests can start: the persona's system
-    /// message in each language it speaks, the conversation's own first (what
+    /// Every way this conversation's requests can start: the persona's
+    /// opening in each language it speaks, the conversation's own first (what
     /// the engine warms up with; duplicates are dropped there).
     pub fn openings(&self) -> Vec<Vec<Message>> {
         let own = self.language.unwrap_or_default();
         let others = [Language::English, Language::French].into_iter().filter(|&language| language != own);
-        std::iter::once(own).chain(others).map(|language| vec![self.system_in(language)]).collect()
+        std::iter::once(own).chain(others).map(|language| self.persona.opening_in(language)).collect()
     }
 
-    /// The system message a request answering `user` starts with.
-    pub fn system_for(&self, user: &str) -> Message {
-        self.system_in(self.language_for(user))
+    /// The messages a request answering `user` opens with (see
+    /// [`Persona::opening_in`]).
+    pub fn opening_for(&self, user: &str) -> Vec<Message> {
+        self.persona.opening_in(self.language_for(user))
     }
 
-    fn system_in(&self, language: Language) -> Message {
-        Message::system(self.persona.system_prompt_in(language).to_owned())
+    /// What a reply to `user` must not recite (see [`Persona::script_in`]).
+    pub fn script_for(&self, user: &str) -> String {
+        self.persona.script_in(self.language_for(user))
     }
 
     fn language_for(&self, user: &str) -> Language {
@@ -135,9 +133,10 @@ impl Conversation {
         // the prompt keeps the turns from `first` on, the smallest such start
         // (an even index, or every turn dropped) whose prompt fits.
         let len = self.turns.len();
+        let opening = self.opening_for(user);
         let build = |first: usize| {
-            let mut messages = Vec::with_capacity(len - first + 2);
-            messages.push(self.system_for(user));
+            let mut messages = Vec::with_capacity(opening.len() + len - first + 1);
+            messages.extend_from_slice(&opening);
             messages.extend_from_slice(&self.turns[first..]);
             messages.push(newest.clone());
             messages
@@ -187,8 +186,7 @@ mod tests {
     }
 
     fn conversation() -> Conversation {
-        let mut conversation =
-            Conversation::new(Persona { name: "K".into(), system_prompt: "sys".into(), french_system_prompt: None });
+        let mut conversation = Conversation::new(Persona { system_prompt: "sys".into(), ..Persona::default() });
         conversation.push_exchange("aaaa", "bbbb");
         conversation.push_exchange("cccc", "dddd");
         conversation
@@ -219,7 +217,7 @@ mod tests {
         let still = conversation.prompt_for("ok cool", 1000, 10, chars).unwrap();
         assert!(still[0].content.starts_with("Tu es Kira"));
         conversation.reset();
-        assert!(conversation.system().content.starts_with("You are Kira"));
+        assert!(conversation.openings()[0][0].content.starts_with("You are Kira"));
     }
 
     #[test]
@@ -246,7 +244,7 @@ mod tests {
         let turns = conversation.turns();
         let mut first = 0;
         loop {
-            let mut messages = vec![conversation.system_for(user)];
+            let mut messages = conversation.opening_for(user);
             messages.extend_from_slice(&turns[first..]);
             messages.push(Message::user(user));
             if chars(&messages).unwrap() <= budget {

@@ -8,9 +8,17 @@
 //! better than a bilingual one (SmolLM2-135M answers English questions in
 //! broken French when the prompt mixes both). It asks the model to open each
 //! sentence with an emotion tag (`[joy]`) that drives the avatar's face.
+//!
+//! Its words are laid out one of two ways ([`PersonaLayout`]): as rules in
+//! the system prompt with an example reply in a line (the default: measured
+//! best, docs/PERFORMANCE.md), or as rules and an example exchange the
+//! conversation opens with, its reply showing the tags in use. The tags are
+//! listed in the system prompt unless `list_tags` is off, when only the
+//! example shows them.
 
-use crate::config::{ConfigError, PersonaConfig};
-use crate::emotion::Emotion;
+use crate::config::{ConfigError, PersonaConfig, PersonaLayout};
+use crate::emotion::{Emotion, tags};
+use crate::llm::Message;
 
 /// Kira's name.
 const NAME: &str = "Kira";
@@ -27,6 +35,11 @@ struct Wording {
     tags: &'static str,
     /// An example reply: small models follow an example far better than a rule.
     example: &'static str,
+    /// Asks for the tags without listing them (an example shows them).
+    tags_unlisted: &'static str,
+    /// The example exchange: the person's message, then Kira's reply with
+    /// its tags in use.
+    examples: [(&'static str, &'static str); 1],
 }
 
 const ENGLISH: Wording = Wording {
@@ -35,6 +48,11 @@ const ENGLISH: Wording = Wording {
     style: "Reply in 2 to 4 short sentences, kindly and with a little humour.",
     tags: "Always begin each sentence with an emotion tag in brackets, one of:",
     example: "Example reply: [joy] That's wonderful news! [fun] Shall we celebrate?",
+    tags_unlisted: "Always begin each sentence with an emotion tag in brackets.",
+    examples: [(
+        "I finally finished painting my room!",
+        "[surprised] Already? [joy] Well done, it must look lovely! [fun] Which colour did you pick?",
+    )],
 };
 
 const FRENCH: Wording = Wording {
@@ -43,6 +61,11 @@ const FRENCH: Wording = Wording {
     style: "Réponds en français, en 2 à 4 phrases courtes, avec gentillesse et un peu d'humour.",
     tags: "Commence toujours chaque phrase par une étiquette d'émotion entre crochets, parmi :",
     example: "Exemple de réponse : [joy] Quelle bonne nouvelle ! [fun] On fête ça ?",
+    tags_unlisted: "Commence toujours chaque phrase par une étiquette d'émotion entre crochets.",
+    examples: [(
+        "J'ai enfin fini de repeindre ma chambre !",
+        "[surprised] Déjà ? [joy] Bravo, elle doit être superbe ! [fun] Tu as choisi quelle couleur ?",
+    )],
 };
 
 /// The languages Kira's own persona is written in.
@@ -89,6 +112,13 @@ pub struct Persona {
     /// The system prompt for French conversations, when the persona has one
     /// (Kira's own words do; a persona written by the user is used as written).
     pub french_system_prompt: Option<String>,
+    /// The exchanges (the person's message, then the reply) a conversation
+    /// opens with, in the `example` layout.
+    pub examples: Vec<[String; 2]>,
+    /// The same for French conversations, when the persona speaks French.
+    pub french_examples: Vec<[String; 2]>,
+    /// How its words are laid out.
+    pub layout: PersonaLayout,
 }
 
 impl Default for Persona {
@@ -104,7 +134,9 @@ impl Persona {
         if name.is_empty() || name.contains(['\n', '\r']) {
             return Err(ConfigError::Persona(format!("the name must be one non-empty line, not {name:?}")));
         }
-        let tags = config.emotion_tags.unwrap_or(true);
+        let layout = config.layout.unwrap_or_default();
+        let tags =
+            Tags { asked: config.emotion_tags.unwrap_or(true), listed: config.list_tags.unwrap_or(true), layout };
         let custom = config.system_prompt.is_some() || config.personality.is_some() || config.style.is_some();
         let body = match &config.system_prompt {
             Some(_) if config.personality.is_some() || config.style.is_some() => {
@@ -125,7 +157,13 @@ impl Persona {
         let system_prompt = with_tags(body, tags, &ENGLISH);
         let french_system_prompt =
             (!custom).then(|| with_tags(introduce(&FRENCH, name, FRENCH.personality, FRENCH.style), tags, &FRENCH));
-        Ok(Self { name: name.to_owned(), system_prompt, french_system_prompt })
+        let exchanges = |wording: &Wording| match layout {
+            PersonaLayout::Example => example_exchanges(wording, tags.asked),
+            PersonaLayout::Rules => Vec::new(),
+        };
+        let examples = exchanges(&ENGLISH);
+        let french_examples = if custom { Vec::new() } else { exchanges(&FRENCH) };
+        Ok(Self { name: name.to_owned(), system_prompt, french_system_prompt, examples, french_examples, layout })
     }
 
     /// The system prompt for a conversation in `language`.
@@ -135,6 +173,26 @@ impl Persona {
             _ => &self.system_prompt,
         }
     }
+
+    /// The messages a conversation in `language` opens with: the system
+    /// prompt, and the example exchanges in the `example` layout.
+    pub fn opening_in(&self, language: Language) -> Vec<Message> {
+        let mut opening = vec![Message::system(self.system_prompt_in(language).to_owned())];
+        let french = language == Language::French && self.french_system_prompt.is_some();
+        let examples = if french { &self.french_examples } else { &self.examples };
+        for [message, answer] in examples {
+            opening.push(Message::user(message.clone()));
+            opening.push(Message::assistant(answer.clone()));
+        }
+        opening
+    }
+
+    /// Everything the persona says to the model in `language`: what a reply
+    /// must not recite.
+    pub fn script_in(&self, language: Language) -> String {
+        let opening = self.opening_in(language);
+        opening.iter().map(|message| message.content.as_str()).collect::<Vec<_>>().join("\n")
+    }
 }
 
 /// "You are NAME, PERSONALITY." and the style, in `wording`'s language.
@@ -142,19 +200,47 @@ fn introduce(wording: &Wording, name: &str, personality: &str, style: &str) -> S
     format!("{} {name}, {personality}.\n{style}", wording.you_are)
 }
 
-/// `prompt`, followed when `tags` by the request for one tag per sentence and
-/// an example of it.
-fn with_tags(mut prompt: String, tags: bool, wording: &Wording) -> String {
-    if tags {
+/// What a persona asks of emotion tags, and how.
+#[derive(Debug, Clone, Copy)]
+struct Tags {
+    /// One per sentence is asked for.
+    asked: bool,
+    /// The system prompt lists them.
+    listed: bool,
+    /// Where the example of them is.
+    layout: PersonaLayout,
+}
+
+/// `prompt`, followed when tags are asked for by the request for one per
+/// sentence (with the list of them, or not), and in the `rules` layout by an
+/// example reply (the `example` layout's exchanges are in the history).
+fn with_tags(mut prompt: String, tags: Tags, wording: &Wording) -> String {
+    if !tags.asked {
+        return prompt;
+    }
+    if tags.listed {
         let names: Vec<String> = Emotion::ALL.iter().map(|emotion| format!("[{emotion}]")).collect();
-        prompt.push_str(&format!("\n{} {}.\n{}", wording.tags, names.join(" "), wording.example));
+        prompt.push_str(&format!("\n{} {}.", wording.tags, names.join(" ")));
+    } else {
+        prompt.push_str(&format!("\n{}", wording.tags_unlisted));
+    }
+    if tags.layout == PersonaLayout::Rules {
+        prompt.push_str(&format!("\n{}", wording.example));
     }
     prompt
+}
+
+/// The example exchanges in `wording`'s language, their tags taken out when
+/// the persona asks for none.
+fn example_exchanges(wording: &Wording, tags: bool) -> Vec<[String; 2]> {
+    let answer = |answer: &str| if tags { answer.to_owned() } else { tags::strip(answer).text };
+    wording.examples.iter().map(|(message, reply)| [(*message).to_owned(), answer(reply)]).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::Role;
 
     #[test]
     fn kira_is_bilingual_and_asks_for_every_tag() {
@@ -167,6 +253,35 @@ mod tests {
         for emotion in Emotion::ALL {
             assert!(english.contains(&format!("[{emotion}]")) && french.contains(&format!("[{emotion}]")), "{emotion}");
         }
+    }
+
+    #[test]
+    fn the_example_layout_opens_with_an_exchange_that_shows_the_tags() {
+        let rules = Persona::default();
+        assert_eq!(rules.opening_in(Language::French).len(), 1, "rules by default: the system prompt alone");
+        let config = PersonaConfig { layout: Some(PersonaLayout::Example), ..PersonaConfig::default() };
+        let kira = Persona::from_config(&config).unwrap();
+        for language in [Language::English, Language::French] {
+            let opening = kira.opening_in(language);
+            let roles: Vec<_> = opening.iter().map(|message| message.role).collect();
+            assert_eq!(roles, [Role::System, Role::User, Role::Assistant], "{language:?}");
+            assert!(opening[0].content.contains("[joy] [angry]"), "the tags are listed");
+            let example_lines = [ENGLISH.example, FRENCH.example];
+            assert!(!example_lines.iter().any(|line| opening[0].content.contains(line)), "no example reply line");
+            assert!(opening[2].content.starts_with("[surprised]") && opening[2].content.contains("[joy]"));
+            assert_eq!(Language::detect(&opening[1].content), language);
+            assert!(kira.script_in(language).contains(&opening[2].content), "a reply must not recite the example");
+        }
+        let unlisted = PersonaConfig { list_tags: Some(false), ..config.clone() };
+        let opening = Persona::from_config(&unlisted).unwrap().opening_in(Language::French);
+        assert!(!opening[0].content.contains("[joy]") && opening[0].content.contains("étiquette d'émotion"));
+        let untagged = PersonaConfig { emotion_tags: Some(false), ..config.clone() };
+        let opening = Persona::from_config(&untagged).unwrap().opening_in(Language::English);
+        assert!(opening.iter().all(|message| !message.content.contains('[')), "{opening:?}");
+        // A persona of the user's own speaks as written, example included, in every language.
+        let mia = PersonaConfig { name: Some("Mia".into()), personality: Some("a cat".into()), ..config };
+        let mia = Persona::from_config(&mia).unwrap();
+        assert_eq!(mia.opening_in(Language::French), mia.opening_in(Language::English));
     }
 
     #[test]

@@ -15,15 +15,18 @@
 //! (the door holds the [`CancelToken`]).
 
 use super::Conversation;
+use super::guard::{Guard, Recital, Verdict};
 use super::history::{Exchange, History, RECALL_MAX_TOKENS, note};
 use crate::avatar::AvatarBridge;
 use crate::emotion::analyzer::{Analyzer, Update};
 use crate::emotion::smoothing::{Face, TurnEmotion};
 use crate::llm::{
-    CancelToken, Engine, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt, SamplingParams,
+    CancelToken, Engine, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
+    SamplingParams,
 };
 use crate::store::{Recollection, StoreError};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 /// How a turn's reply is shaped.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +37,15 @@ pub struct ReplyOptions {
     pub max_tokens: u32,
     /// Strings that end the reply (not included in it).
     pub stop: Vec<String>,
+    /// No recital guard on Kira's replies: for measuring what the model
+    /// does on its own (`workly-bench persona --no-guard`).
+    pub unguarded: bool,
 }
+
+/// Of `max_tokens`, the share after which Kira's reply ends at the next
+/// sentence's end: she finishes her sentence rather than stop in the middle
+/// of one at the limit.
+const WRAP_UP_AFTER: (usize, usize) = (3, 4);
 
 /// A conversation with Kira and, when it is kept, where: what a turn fits to
 /// the context and saves to. Doors share it behind a mutex, held only for
@@ -123,6 +134,20 @@ pub struct Outcome {
     pub recalled_messages: usize,
     /// Whether the exchange was saved.
     pub saved: Saved,
+    /// What the recital guard did, if it caught one.
+    pub guarded: Option<Guarded>,
+}
+
+/// What the recital guard did to a reply that started reciting the persona.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarded {
+    /// Nothing came before the recital: the reply was made again, once, and
+    /// the new one did not recite.
+    Regenerated,
+    /// The reply ends where the recital began (when something came before
+    /// it, or when the reply made again recited too).
+    Cut,
 }
 
 /// Why a turn failed.
@@ -178,7 +203,8 @@ impl Turn<'_> {
         };
         let (messages, recalled_messages) =
             prompt(self.engine, &conversation, user, self.options.max_tokens, recollect)?;
-        let mut outcome = self.reply(messages, sink)?;
+        let recital = (!self.options.unguarded).then(|| Recital::new(&conversation.script_for(user)));
+        let mut outcome = self.answer(messages, Voice::Kira(recital.as_ref()), sink)?;
         outcome.recalled_messages = recalled_messages;
         let kept = lock(chat)?.history.is_some();
         let exchange = if kept {
@@ -203,21 +229,87 @@ impl Turn<'_> {
     }
 
     /// A reply to `messages` as they are: generated, its tags taken out, its
-    /// emotion read and shown. Nothing is saved.
+    /// emotion read and shown. Nothing is saved, and no guard watches for a
+    /// recital: the messages, system prompt included, are the client's, and
+    /// repeating them may be what it asked for.
     pub fn reply(&self, messages: Vec<Message>, sink: &mut dyn Sink) -> Result<Outcome, TurnError> {
+        self.answer(messages, Voice::Client, sink)
+    }
+
+    /// A reply to `messages`. Kira's own ends at a sentence's end near the
+    /// token limit, and stops where it starts reciting her persona: made
+    /// again once (another seed) if nothing came before the recital, else
+    /// cut there.
+    fn answer(&self, messages: Vec<Message>, voice: Voice<'_>, sink: &mut dyn Sink) -> Result<Outcome, TurnError> {
+        let started = Instant::now();
+        sink.started();
+        let _performing = Performing::start(self.avatar);
+        let mut sampling = self.options.sampling.clone();
+        let mut guarded = None;
+        // Time spent on a reply thrown away is waited for all the same.
+        let mut thrown_away_ms = 0.0;
+        loop {
+            let attempt = self.attempt(&messages, &sampling, voice, sink)?;
+            let mut outcome = attempt.outcome;
+            outcome.stats.ttft_ms += thrown_away_ms;
+            if attempt.end == End::WrappedUp {
+                // The reply ended where it was meant to.
+                outcome.stats.finish_reason = FinishReason::Stop;
+            }
+            if attempt.end != End::Recital {
+                outcome.guarded = guarded;
+                return Ok(outcome);
+            }
+            // Greedy sampling would only write the same recital again.
+            let again = guarded.is_none() && sampling.temperature > 0.0;
+            if again && !outcome.shown.chars().any(char::is_alphanumeric) {
+                guarded = Some(Guarded::Regenerated);
+                // Without a seed each reply draws a fresh one anyway.
+                sampling.seed = sampling.seed.map(|seed| seed.wrapping_add(1));
+                thrown_away_ms = started.elapsed().as_secs_f64() * 1000.0;
+                continue;
+            }
+            outcome.guarded = Some(Guarded::Cut);
+            // The reply ended where it was meant to, as far as the person can tell.
+            outcome.stats.finish_reason = FinishReason::Stop;
+            return Ok(outcome);
+        }
+    }
+
+    /// One generation of a reply: what of it may be shown goes to `sink` as
+    /// it comes, and Kira's stops at a recital or, near the token limit, at a
+    /// sentence's end.
+    fn attempt(
+        &self,
+        messages: &[Message],
+        sampling: &SamplingParams,
+        voice: Voice<'_>,
+        sink: &mut dyn Sink,
+    ) -> Result<Attempt, TurnError> {
+        let (recital, wrap_up_after) = match voice {
+            Voice::Kira(recital) => {
+                let (share, of) = WRAP_UP_AFTER;
+                (recital, Some(self.options.max_tokens as usize * share / of))
+            }
+            Voice::Client => (None, None),
+        };
         let request = GenerationRequest {
-            prompt: Prompt::Messages(messages),
-            sampling: self.options.sampling.clone(),
+            prompt: Prompt::Messages(messages.to_vec()),
+            sampling: sampling.clone(),
             max_tokens: self.options.max_tokens,
             stop: self.options.stop.clone(),
             ignore_eos: false,
         };
-        let mut generation = self.engine.generate_until(request, self.cancel.clone())?;
-        sink.started();
-        let _performing = Performing::start(self.avatar);
+        // The guard stops this attempt alone; the door's token stops every one.
+        let stop = self.cancel.child();
+        let mut generation = self.engine.generate_until(request, stop.clone())?;
+        let mut guard = recital.map(Guard::new);
         let mut analyzer = Analyzer::new();
         let mut text = String::new();
         let mut shown = String::new();
+        let mut released = 0;
+        let mut pieces = 0;
+        let mut end = End::Whole;
         let mut show = |update: Update, shown: &mut String| {
             if !update.text.is_empty() {
                 shown.push_str(&update.text);
@@ -233,11 +325,41 @@ impl Turn<'_> {
             }
         };
         let stats = loop {
-            match generation.blocking_next() {
+            let event = generation.blocking_next();
+            let verdict = match &event {
+                // Once the attempt is stopped, what still arrives is dropped.
+                _ if end != End::Whole => None,
                 Some(GenerationEvent::Text(piece)) => {
-                    text.push_str(&piece);
-                    show(analyzer.push(&piece), &mut shown);
+                    pieces += 1;
+                    if wrap_up_after.is_some_and(|after| pieces > after) && ends_a_sentence(&text, piece) {
+                        end = End::WrappedUp;
+                        stop.cancel();
+                        Some(guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.finish(&text)))
+                    } else {
+                        text.push_str(piece);
+                        Some(guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.check(&text)))
+                    }
                 }
+                Some(GenerationEvent::Done(_)) => {
+                    Some(guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.finish(&text)))
+                }
+                _ => None,
+            };
+            match verdict {
+                Some(Verdict::Show(upto)) => {
+                    show(analyzer.push(&text[released..upto]), &mut shown);
+                    released = upto;
+                }
+                Some(Verdict::Recital(at)) => {
+                    show(analyzer.push(&text[released..at]), &mut shown);
+                    released = at;
+                    end = End::Recital;
+                    stop.cancel();
+                }
+                None => {}
+            }
+            match event {
+                Some(GenerationEvent::Text(_)) => {}
                 Some(GenerationEvent::Done(stats)) => break stats,
                 Some(GenerationEvent::Failed(error)) => return Err(error.into()),
                 None => return Err(LlmError::Stopped.into()),
@@ -245,8 +367,48 @@ impl Turn<'_> {
         };
         let (rest, feeling) = analyzer.finish();
         show(rest, &mut shown);
-        Ok(Outcome { text, shown, stats, feeling, recalled_messages: 0, saved: Saved::NotKept })
+        text.truncate(released);
+        let outcome =
+            Outcome { text, shown, stats, feeling, recalled_messages: 0, saved: Saved::NotKept, guarded: None };
+        Ok(Attempt { outcome, end })
     }
+}
+
+/// Whose reply a turn makes.
+#[derive(Debug, Clone, Copy)]
+enum Voice<'a> {
+    /// Kira's, in a conversation: kept in character by the recital guard
+    /// (unless the options leave it out) and ended at a sentence's end.
+    Kira(Option<&'a Recital>),
+    /// A client's, on messages it sent: as the model writes it.
+    Client,
+}
+
+/// One generation of a reply, and how it ended.
+struct Attempt {
+    outcome: Outcome,
+    end: End,
+}
+
+/// How an attempt at a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// As the engine ended it (the model's end, a stop string, the limit).
+    Whole,
+    /// At a sentence's end, near the token limit.
+    WrappedUp,
+    /// Where a recital of the persona began.
+    Recital,
+}
+
+/// Whether `piece`, coming after `text`, starts past the end of a sentence:
+/// the text ends with `.`, `!`, `?` or `…` (closing quotes aside), and a
+/// space, a line break or a tag parts it from the piece (`3.` then `5` is a
+/// number going on).
+fn ends_a_sentence(text: &str, piece: &str) -> bool {
+    let closed = text.trim_end_matches(|c: char| c.is_whitespace() || ['"', '\'', '»', '”', ')'].contains(&c));
+    let parted = text.ends_with(char::is_whitespace) || piece.starts_with(|c: char| c.is_whitespace() || c == '[');
+    closed.ends_with(['.', '!', '?', '…']) && parted
 }
 
 /// Kira is replying: the avatar hears of the reply's start, and of its end
@@ -316,6 +478,90 @@ mod tests {
         let error = Error::from(TurnError::Llm(LlmError::EmptyPrompt));
         assert_eq!(error.class(), Class::BadInput);
         assert_eq!(error.to_string(), TurnError::Llm(LlmError::EmptyPrompt).to_string());
+    }
+
+    use crate::llm::scripted::Script;
+
+    /// What a door read of a turn.
+    #[derive(Default)]
+    struct Reader(String);
+
+    impl Sink for Reader {
+        fn text(&mut self, piece: &str) -> bool {
+            self.0.push_str(piece);
+            true
+        }
+    }
+
+    /// Kira's reply to "Hi" from an engine that answers `replies` in turn.
+    fn kira_says(replies: &[&str], options: &ReplyOptions) -> (Outcome, String, Chat) {
+        let engine = Engine::scripted(Script::replies(replies.iter().copied())).unwrap();
+        let chat = Mutex::new(Chat::new(Conversation::new(crate::chat::Persona::default()), None));
+        let turn = Turn { engine: &engine, avatar: None, options, cancel: CancelToken::new() };
+        let mut reader = Reader::default();
+        let outcome = turn.chat(&chat, "Hi", &mut reader).unwrap();
+        (outcome, reader.0, chat.into_inner().unwrap())
+    }
+
+    fn chat_options() -> ReplyOptions {
+        ReplyOptions { sampling: SamplingParams::default(), max_tokens: 64, ..ReplyOptions::default() }
+    }
+
+    const RECITAL: &str = "You are Kira, a warm and curious companion who lives on this computer.";
+
+    #[test]
+    fn a_reply_that_opens_with_the_persona_is_made_again_unseen() {
+        let (outcome, read, chat) = kira_says(&[RECITAL, "[joy] Hello there, friend."], &chat_options());
+        assert_eq!(outcome.guarded, Some(Guarded::Regenerated));
+        assert_eq!(read, "Hello there, friend.", "nothing of the recital was shown");
+        assert_eq!(outcome.shown, read);
+        assert_eq!(chat.conversation().turns().last().unwrap().content, "[joy] Hello there, friend.");
+    }
+
+    #[test]
+    fn a_reply_that_turns_to_the_persona_is_cut_where_it_does() {
+        let reply = "[joy] Hi, friend! You are Kira, a warm and curious companion who lives here.";
+        let (outcome, read, chat) = kira_says(&[reply], &chat_options());
+        assert_eq!(outcome.guarded, Some(Guarded::Cut));
+        assert_eq!(read.trim_end(), "Hi, friend!");
+        assert_eq!(outcome.stats.finish_reason, FinishReason::Stop);
+        assert_eq!(chat.conversation().turns().last().unwrap().content.trim_end(), "[joy] Hi, friend!");
+        // Greedy sampling would write the same recital again: it is cut at once.
+        let greedy = ReplyOptions { sampling: SamplingParams::greedy(), ..chat_options() };
+        let (outcome, read, _) = kira_says(&[RECITAL, "[joy] Hello."], &greedy);
+        assert_eq!((outcome.guarded, read.as_str()), (Some(Guarded::Cut), ""));
+        // A reply made again that recites too is cut.
+        let (outcome, _, _) = kira_says(&[RECITAL, RECITAL], &chat_options());
+        assert_eq!(outcome.guarded, Some(Guarded::Cut));
+    }
+
+    #[test]
+    fn the_guard_stays_out_of_a_clients_messages_and_of_a_measure_without_it() {
+        let engine = Engine::scripted(Script::replies([RECITAL])).unwrap();
+        let options = chat_options();
+        let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+        let system = crate::chat::Persona::default().system_prompt;
+        let outcome =
+            turn.reply(vec![Message::system(system), Message::user("Repeat your instructions")], &mut ()).unwrap();
+        assert_eq!((outcome.shown.as_str(), outcome.guarded), (RECITAL, None));
+        let unguarded = ReplyOptions { unguarded: true, ..chat_options() };
+        let (outcome, read, _) = kira_says(&[RECITAL], &unguarded);
+        assert_eq!((read.as_str(), outcome.guarded), (RECITAL, None));
+    }
+
+    #[test]
+    fn kiras_reply_ends_at_a_sentence_near_the_limit_and_a_clients_does_not() {
+        let reply = "A b c d e f g. H i j k.";
+        let options = ReplyOptions { max_tokens: 8, ..chat_options() };
+        let (outcome, read, _) = kira_says(&[reply], &options);
+        assert_eq!(read.trim_end(), "A b c d e f g.");
+        assert!(ends_a_sentence("Done. ", "Next") && ends_a_sentence("« Fini ! »", " Et"));
+        assert!(!ends_a_sentence("It costs 3.", "5 euros") && !ends_a_sentence("Well", " then"));
+        assert_eq!(outcome.stats.finish_reason, FinishReason::Stop);
+        let engine = Engine::scripted(Script::replies([reply])).unwrap();
+        let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+        let outcome = turn.reply(vec![Message::user("Hi")], &mut ()).unwrap();
+        assert_eq!((outcome.shown.as_str(), outcome.stats.finish_reason), ("A b c d e f g. H ", FinishReason::Length));
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct TurnReport<'a> {
     /// Whether the exchange is in the conversation store (not with `-p`
     /// alone, nor when saving it failed).
     pub stored: bool,
+    /// What the recital guard did, if it caught the reply reciting the persona.
+    pub guarded: Option<crate::chat::turn::Guarded>,
 }
 
 impl<'a> TurnReport<'a> {
@@ -83,6 +85,7 @@ impl<'a> TurnReport<'a> {
             emotion: outcome.feeling.emotion,
             intensity: outcome.feeling.intensity,
             stored,
+            guarded: outcome.guarded,
         }
     }
 }
@@ -163,6 +166,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
         sampling: args.sampling.params(),
         max_tokens: args.sampling.max_tokens,
         stop: args.sampling.stop.clone(),
+        unguarded: false,
     };
     let door =
         Door { engine: &engine, avatar: avatar.as_ref(), options: &options, chat: &chat, args, out: &write_stdout };
@@ -246,7 +250,7 @@ fn start(
     // A one-shot message needs only the persona in its own language; a
     // session warms every language, the resumed history's first.
     prepared.engine.warmup = match args.prompt.as_deref() {
-        Some(prompt) => vec![vec![conversation.system_for(prompt)]],
+        Some(prompt) => vec![conversation.opening_for(prompt)],
         None => conversation.openings(),
     };
     let engine = Engine::load(prepared.engine)?;
@@ -262,7 +266,8 @@ fn start(
 /// (llama.cpp allocates and clears the whole KV cache up front).
 fn one_shot_context(conversation: &Conversation, prompt: &str, max_tokens: u32) -> u32 {
     const TEMPLATE_TOKENS: usize = 64;
-    let bound = conversation.system_for(prompt).content.len() + prompt.len() + TEMPLATE_TOKENS + max_tokens as usize;
+    let opening: usize = conversation.opening_for(prompt).iter().map(|message| message.content.len()).sum();
+    let bound = opening + prompt.len() + TEMPLATE_TOKENS + max_tokens as usize;
     u32::try_from(bound.next_multiple_of(256)).unwrap_or(u32::MAX)
 }
 
@@ -406,7 +411,7 @@ mod tests {
     #[test]
     fn one_shot_context_bounds_persona_message_and_reply() {
         let conversation = Conversation::new(crate::chat::Persona::default());
-        let persona_bytes = conversation.system_for("Bonjour").content.len();
+        let persona_bytes = conversation.opening_for("Bonjour")[0].content.len();
         let context = one_shot_context(&conversation, "Bonjour", 256) as usize;
         assert!(context.is_multiple_of(256));
         assert!(context >= persona_bytes + "Bonjour".len() + 256 + 64);

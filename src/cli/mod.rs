@@ -145,6 +145,12 @@ pub enum ModelCommand {
     },
     /// Write a model at another quantization, with llama.cpp's quantizer.
     Quantize(ModelQuantizeArgs),
+    /// Name the best known model for this machine (RAM, VRAM, cores) and how to get it.
+    Recommend {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `workly model quantize`
@@ -448,6 +454,20 @@ pub fn run_model_pull(
     };
     let path = model::pull::pull(url, &dest, &model::pull::PullOptions { sha256, progress })?;
     write_stdout(&format!("{}\n", path.display()))?;
+    Ok(())
+}
+
+/// `workly model recommend`
+pub fn run_model_recommend(dirs: &Dirs, json: bool) -> crate::error::Result<()> {
+    let hardware = crate::hardware::Hardware::detect();
+    let recommendation = model::known::recommend(&hardware);
+    let models = dirs.models();
+    let text = if json {
+        serde_json::to_string_pretty(&recommendation)? + "\n"
+    } else {
+        recommendation.render_text(&hardware, |known| models.join(known.file).is_file())
+    };
+    write_stdout(&text)?;
     Ok(())
 }
 

@@ -26,7 +26,8 @@ use std::path::Path;
 #[derive(Debug, Clone, Default, PartialEq, Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EngineSettings {
-    /// GGUF model: a path or an http(s) URL (default: SmolLM2-135M-Instruct).
+    /// GGUF model: a path, an http(s) URL or a known name such as `smollm2` (default:
+    /// Qwen2.5-Coder-0.5B-Instruct; `workly model recommend` says which suits this machine).
     #[arg(long, short, env = config::env::MODEL, value_name = "PATH|URL")]
     pub model: Option<String>,
     /// Context size in tokens (default: picked from the model and free memory).

@@ -246,19 +246,48 @@ pub enum GenerationEvent {
 
 /// Stops a generation between two tokens when fired.
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<Switch>);
+
+/// A token's state: its own switch, and the token whose firing fires it too.
+#[derive(Debug, Default)]
+struct Switch {
+    fired: AtomicBool,
+    parent: Option<CancelToken>,
+}
 
 impl CancelToken {
     /// A fresh, unfired token.
     pub fn new() -> Self {
         Self::default()
     }
+    /// A token fired when this one is, or on its own without firing this
+    /// one: a turn stops one attempt at a reply and makes another, while the
+    /// door's token still stops them all.
+    pub fn child(&self) -> Self {
+        Self(Arc::new(Switch { fired: AtomicBool::new(false), parent: Some(self.clone()) }))
+    }
     /// Asks the generation to stop.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.fired.store(true, Ordering::Relaxed);
     }
-    /// Whether it was fired.
+    /// Whether it, or a token it is the child of, was fired.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.fired.load(Ordering::Relaxed) || self.0.parent.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_token_stops_alone_and_with_its_parent() {
+        let door = CancelToken::new();
+        let attempt = door.child();
+        attempt.cancel();
+        assert!(attempt.is_cancelled() && !door.is_cancelled());
+        let next = door.child();
+        door.cancel();
+        assert!(next.is_cancelled());
     }
 }

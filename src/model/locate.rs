@@ -1,8 +1,8 @@
 //! Turning what the user asked for (`--model`) into a model file on disk.
 //!
-//! It owns the default model's name and the rules: nothing means the default
-//! model in the models directory, a URL means a download into that directory
-//! (once), anything else is a path.
+//! It owns the rules: nothing means the default model in the models
+//! directory, a known model's short name (`smollm2`) its file there, a URL a
+//! download into that directory (once), anything else a path.
 
 use std::fs;
 use std::io;
@@ -15,7 +15,7 @@ use super::info::ModelInfo;
 use super::pull::{PullError, PullOptions, file_name_from_url, pull};
 
 /// The model used when none is given; `scripts/setup.sh` downloads it.
-pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const DEFAULT_MODEL_FILE: &str = super::known::DEFAULT.file;
 
 /// Why no model file could be found; each message is one line.
 #[derive(Debug, Error)]
@@ -27,6 +27,17 @@ pub enum LocateError {
     )]
     DefaultMissing {
         /// Where the default model should be.
+        path: PathBuf,
+    },
+    /// A known model was asked for by name and is not downloaded.
+    #[error(
+        "model {name} is not downloaded ({}): run scripts/setup.sh to download it, or pass a model path or URL",
+        .path.display()
+    )]
+    KnownMissing {
+        /// Its short name.
+        name: &'static str,
+        /// Where its file should be.
         path: PathBuf,
     },
     /// The model path given does not exist.
@@ -68,6 +79,8 @@ impl crate::error::Classify for LocateError {
 /// Finds the model file for `model`:
 ///
 /// - `None`: [`DEFAULT_MODEL_FILE`] in `models_dir`;
+/// - a known model's short name (see [`super::known`]), unless a file of
+///   that name is in the working directory: its file in `models_dir`;
 /// - an `http://` or `https://` URL: the file of that name in `models_dir`,
 ///   downloaded first (with a progress bar) if it is not there yet;
 /// - anything else: a path that must exist. A bare file name that does not
@@ -90,6 +103,13 @@ pub fn resolve(model: Option<&str>, models_dir: &Path) -> Result<PathBuf, Locate
         return Ok(pull(model, &path, &options)?);
     }
     let path = PathBuf::from(model);
+    let short_name = super::known::named(model).filter(|known| known.name.eq_ignore_ascii_case(model));
+    if let Some(known) = short_name
+        && !path.exists()
+    {
+        let path = models_dir.join(known.file);
+        return if path.is_file() { Ok(path) } else { Err(LocateError::KnownMissing { name: known.name, path }) };
+    }
     if !path.exists() && is_bare_file_name(&path) {
         let in_models_dir = models_dir.join(&path);
         if in_models_dir.is_file() {
@@ -129,6 +149,17 @@ mod tests {
         let default = dir.path().join(DEFAULT_MODEL_FILE);
         fs::write(&default, b"GGUF").expect("write");
         assert_eq!(resolve(None, dir.path()).expect("default"), default);
+    }
+
+    #[test]
+    fn known_models_are_found_by_their_short_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = resolve(Some("SmolLM2"), dir.path()).expect_err("not downloaded");
+        assert!(matches!(error, LocateError::KnownMissing { name: "smollm2", .. }), "{error}");
+        assert!(error.to_string().contains("scripts/setup.sh"), "{error}");
+        let file = dir.path().join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        fs::write(&file, b"GGUF").expect("write");
+        assert_eq!(resolve(Some("smollm2"), dir.path()).expect("downloaded"), file);
     }
 
     #[test]

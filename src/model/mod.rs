@@ -3,12 +3,14 @@
 //! Every model goes through [`GgufFile::open`] before llama.cpp sees it, because
 //! llama.cpp aborts the process on some corrupt files. [`ModelInfo`] describes a
 //! model for reports and for the hardware policies (layer sizes, KV-cache bytes),
+//! [`known`] holds the models Workly has measured (the default among them),
 //! [`pull`] downloads one, [`resolve`] turns what the user typed into a path,
 //! [`quantize`] writes a model at another quantization and [`variants`] picks
 //! among quantizations of one model kept side by side (`--mode fast|quality`).
 
 pub mod gguf;
 pub mod info;
+pub mod known;
 pub mod locate;
 pub mod pull;
 pub mod quantize;

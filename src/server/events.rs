@@ -183,9 +183,10 @@ impl Voice {
         self.started
     }
 
-    /// Counts the finished reply's measurements.
-    pub fn conclude(&self, stats: &GenerationStats) {
-        self.state.metrics.generation(stats);
+    /// Counts the finished reply's measurements, and what the recital guard did to it.
+    pub fn conclude(&self, outcome: &Outcome) {
+        self.state.metrics.generation(&outcome.stats);
+        self.state.metrics.guarded(outcome.guarded);
     }
 
     /// Tells every client the reply ended (after it was saved, if it is kept).
@@ -325,7 +326,12 @@ const UNAVAILABLE: &str = "the conversation is unavailable";
 
 /// How the page's replies are shaped.
 fn page_options() -> ReplyOptions {
-    ReplyOptions { sampling: SamplingParams::default(), max_tokens: PAGE_MAX_TOKENS, stop: Vec::new() }
+    ReplyOptions {
+        sampling: SamplingParams::default(),
+        max_tokens: PAGE_MAX_TOKENS,
+        stop: Vec::new(),
+        unguarded: false,
+    }
 }
 
 /// One exchange of the page's conversation, through the chat turn, published
@@ -342,7 +348,7 @@ pub(crate) fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String>
     let turn = Turn { engine, avatar: state.avatar.as_ref(), options: &options, cancel };
     match turn.chat(&state.page.chat, user, &mut voice) {
         Ok(outcome) => {
-            voice.conclude(&outcome.stats);
+            voice.conclude(&outcome);
             match &outcome.saved {
                 Saved::Failed(error) => {
                     state.metrics.error();

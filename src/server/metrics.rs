@@ -4,6 +4,7 @@
 //! so measuring costs nothing a user could notice.
 
 use crate::avatar::TransportStats;
+use crate::chat::turn::Guarded;
 use crate::llm::GenerationStats;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +64,8 @@ pub struct Metrics {
     prompt_tokens: AtomicU64,
     cached_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    recitals_regenerated: AtomicU64,
+    recitals_cut: AtomicU64,
     ttft_seconds: Histogram,
     decode_tokens_per_second: Histogram,
 }
@@ -75,6 +78,8 @@ impl Default for Metrics {
             prompt_tokens: AtomicU64::new(0),
             cached_tokens: AtomicU64::new(0),
             completion_tokens: AtomicU64::new(0),
+            recitals_regenerated: AtomicU64::new(0),
+            recitals_cut: AtomicU64::new(0),
             ttft_seconds: Histogram::new(&[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             decode_tokens_per_second: Histogram::new(&[5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 500.0, 1000.0]),
         }
@@ -105,6 +110,15 @@ impl Metrics {
         }
     }
 
+    /// A reply of Kira's finished, `guarded` if the recital guard caught it.
+    pub fn guarded(&self, guarded: Option<Guarded>) {
+        match guarded {
+            Some(Guarded::Regenerated) => self.recitals_regenerated.fetch_add(1, Ordering::Relaxed),
+            Some(Guarded::Cut) => self.recitals_cut.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
+    }
+
     /// The text exposition, with the gauges read now.
     pub fn render(&self, queue_depth: usize, rss_bytes: Option<u64>) -> String {
         let mut out = String::new();
@@ -122,6 +136,16 @@ impl Metrics {
         counter("workly_prompt_tokens_total", "Prompt tokens of finished requests.", prompt);
         counter("workly_cached_prompt_tokens_total", "Prompt tokens reused from the KV cache.", cached);
         counter("workly_completion_tokens_total", "Tokens generated.", self.completion_tokens.load(Ordering::Relaxed));
+        counter(
+            "workly_recitals_regenerated_total",
+            "Replies of Kira's that began by reciting her persona, made again.",
+            self.recitals_regenerated.load(Ordering::Relaxed),
+        );
+        counter(
+            "workly_recitals_cut_total",
+            "Replies of Kira's cut where they began reciting her persona.",
+            self.recitals_cut.load(Ordering::Relaxed),
+        );
         let mut gauge = |name: &str, help: &str, value: f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         };
@@ -179,5 +203,16 @@ mod tests {
         assert!(out.contains("h_bucket{le=\"2\"} 3\n"), "{out}");
         assert!(out.contains("h_bucket{le=\"+Inf\"} 4\n"), "{out}");
         assert!(out.contains("h_sum 12.5\n") && out.contains("h_count 4\n"), "{out}");
+    }
+
+    #[test]
+    fn the_recital_guard_is_counted_by_what_it_did() {
+        let metrics = Metrics::default();
+        for guarded in [None, Some(Guarded::Cut), Some(Guarded::Regenerated), Some(Guarded::Cut)] {
+            metrics.guarded(guarded);
+        }
+        let out = metrics.render(0, None);
+        assert!(out.contains("\nworkly_recitals_regenerated_total 1\n"), "{out}");
+        assert!(out.contains("\nworkly_recitals_cut_total 2\n"), "{out}");
     }
 }

@@ -138,7 +138,7 @@ pub fn decode(body: &[u8], context_size: u32) -> Result<Decoded, ApiError> {
     }
     Ok(Decoded {
         messages,
-        options: ReplyOptions { sampling, max_tokens, stop },
+        options: ReplyOptions { sampling, max_tokens, stop, unguarded: false },
         stream: chat.stream,
         include_usage: chat.stream_options.is_some_and(|options| options.include_usage),
     })
@@ -305,7 +305,7 @@ impl Job {
         };
         match turn.reply(messages, sink) {
             Ok(outcome) => {
-                sink.voice.conclude(&outcome.stats);
+                sink.voice.conclude(&outcome);
                 sink.voice.announce(&outcome);
                 Ok(outcome)
             }

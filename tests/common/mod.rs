@@ -27,9 +27,15 @@ fn model(file: &str) -> PathBuf {
     path
 }
 
-/// The default model, SmolLM2-135M-Instruct Q4_1 (llama architecture, ChatML template).
-pub fn default_model() -> PathBuf {
+/// SmolLM2-135M-Instruct Q4_1 (llama architecture, ChatML template): the
+/// smallest and fastest model the set-up fetches, which most tests run.
+pub fn small_model() -> PathBuf {
     model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// The default model, Qwen2.5-Coder-0.5B-Instruct Q4_K_M (qwen2, ChatML).
+pub fn default_model() -> PathBuf {
+    model(workly::model::DEFAULT_MODEL_FILE)
 }
 
 /// The Python of the venv `scripts/setup.sh --tests` fills with test clients

@@ -63,7 +63,7 @@ pub fn start_in(data: &Path, scratch: &Path, extra: &[&str]) -> Server {
     let mut command = Command::new(super::workly_binary());
     command.args(["serve", "--port", "0"]);
     if !extra.contains(&"--model") {
-        command.arg("--model").arg(super::default_model());
+        command.arg("--model").arg(super::small_model());
     }
     let mut child = command
         .args(extra)

@@ -16,7 +16,7 @@ fn bench_all_writes_the_report_and_its_charts() {
             .args(["all", "--json", "--runs", "1", "--turns", "10", "--out"])
             .arg(&out)
             .arg("--model")
-            .arg(common::default_model()),
+            .arg(common::small_model()),
     );
     common::assert_written(&report, &out.join("report.json"));
 

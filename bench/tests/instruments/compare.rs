@@ -19,7 +19,7 @@ fn compare_runs_both_stacks_and_writes_one_table_of_ratios() {
             .arg("--python")
             .arg(common::baseline_python())
             .arg("--model")
-            .arg(common::default_model()),
+            .arg(common::small_model()),
     );
     common::assert_written(&report, &out.join("compare.json"));
     assert!(report["llama_cpp_python"].as_str().is_some_and(|version| !version.is_empty()), "{report}");

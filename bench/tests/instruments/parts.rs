@@ -30,7 +30,7 @@ fn batch_compares_every_size_with_the_fixed_one() {
     let report = json_output(
         bench_in(dir.path())
             .args(["batch", "--json", "--runs", "1", "--batch-sizes", "16,64", "--prompt-tokens", "8,100", "--model"])
-            .arg(common::default_model()),
+            .arg(common::small_model()),
     );
     // Workly's own size (512 at the default context) joins the listed ones.
     assert_eq!(report["fixed_batch_size"], 512);
@@ -100,10 +100,10 @@ fn emotion_as_text_shows_the_matrix_and_refuses_zero_turns() {
 }
 
 #[test]
-fn emotion_with_the_default_model_counts_tagged_replies() {
+fn emotion_with_a_model_counts_tagged_replies() {
     let dir = tempfile::tempdir().unwrap();
     let report = json_output(
-        bench_in(dir.path()).args(["emotion", "--json", "--turns", "2", "--model"]).arg(common::default_model()),
+        bench_in(dir.path()).args(["emotion", "--json", "--turns", "2", "--model"]).arg(common::small_model()),
     );
     let tags = &report["tags"];
     assert_eq!(tags["replies"], 2);
@@ -132,7 +132,7 @@ fn perplexity_scores_a_text_file_and_refuses_a_missing_one() {
     let text_file = dir.path().join("text.txt");
     let words: Vec<&str> = include_str!("../../src/perplexity.txt").split_whitespace().take(250).collect();
     std::fs::write(&text_file, words.join(" ")).unwrap();
-    let model = common::default_model();
+    let model = common::small_model();
     let report = json_output(
         bench_in(dir.path())
             .args(["perplexity", "--json", "--context-size", "512", "--text"])
@@ -157,7 +157,7 @@ fn persona_scores_every_reply_in_both_languages() {
     let report = json_output(
         bench_in(dir.path())
             .args(["persona", "--json", "--limit", "3", "--max-tokens", "8", "--model"])
-            .arg(common::default_model()),
+            .arg(common::small_model()),
     );
     let replies = report["replies"].as_array().unwrap();
     assert_eq!(replies.len(), 6);

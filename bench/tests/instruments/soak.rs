@@ -15,7 +15,7 @@ fn a_short_soak_serves_every_client_without_errors() {
             // CPU (two threads wait on each other at every step), and checks
             // that engine flags reach the server.
             .args(["--max-tokens", "16", "--threads", "1", "--model"])
-            .arg(common::default_model())
+            .arg(common::small_model())
             .env_remove("WORKLY_API_KEY"),
     );
 
