@@ -262,7 +262,11 @@ mod tests {
     fn a_recital_is_six_words_of_the_prompt_or_the_tag_list() {
         let (english, french) = (kira(Language::English), kira(Language::French));
         assert!(english.recites("[joy] That's wonderful news! [fun] Shall we celebrate?"), "the example");
-        assert!(french.recites("Tu es Kira, une compagne chaleureuse et curieuse qui vit sur cet ordinateur."));
+        assert!(french.recites("Tu es Kira, chaleureuse et curieuse, et tu vis sur cet ordinateur."));
+        assert!(
+            !french.recites("Je suis Kira, chaleureuse et curieuse, et je vis ici."),
+            "a paraphrase in the first person"
+        );
         assert!(french.recites("Réponds en français, en 2 à 4 phrases courtes"));
         assert!(english.recites("Sure! [neutral] [joy] [angry] [sorrow]"), "the tag list");
         assert!(english.recites("[neutral], [joy], [angry]"));

