@@ -247,7 +247,7 @@ pub fn run(context: &Context, args: &BenchPersonaArgs) -> workly::error::Result<
         persona: format!(
             "{}, layout {:?}",
             args.persona.as_ref().map_or_else(|| "Kira (built in)".to_owned(), |path| path.display().to_string()),
-            persona.layout
+            persona.layout()
         ),
         sampling: describe(&sampling),
         max_tokens: args.sampling.max_tokens,
@@ -277,12 +277,7 @@ fn play(
             chat = Some((message.thread, Mutex::new(Chat::new(Conversation::new(persona.clone()), None))));
         }
         let Some((_, conversation)) = &chat else { unreachable!("a conversation was just made") };
-        let system = conversation
-            .lock()
-            .map_err(|_| TurnError::Unavailable)?
-            .conversation()
-            .persona()
-            .script_in(message.language);
+        let system = persona.script_in(message.language);
         // Each message once the engine is idle, as after the person typed it.
         engine.wait_idle()?;
         let turn = Turn { engine, avatar: None, options, cancel: CancelToken::new() };

@@ -39,7 +39,7 @@ struct Wording {
     tags_unlisted: &'static str,
     /// The example exchange: the person's message, then Kira's reply with
     /// its tags in use.
-    examples: [(&'static str, &'static str); 1],
+    exchange: (&'static str, &'static str),
 }
 
 const ENGLISH: Wording = Wording {
@@ -49,10 +49,10 @@ const ENGLISH: Wording = Wording {
     tags: "Always begin each sentence with an emotion tag in brackets, one of:",
     example: "Example reply: [joy] That's wonderful news! [fun] Shall we celebrate?",
     tags_unlisted: "Always begin each sentence with an emotion tag in brackets.",
-    examples: [(
+    exchange: (
         "I finally finished painting my room!",
         "[surprised] Already? [joy] Well done, it must look lovely! [fun] Which colour did you pick?",
-    )],
+    ),
 };
 
 const FRENCH: Wording = Wording {
@@ -65,10 +65,10 @@ const FRENCH: Wording = Wording {
     tags: "Commence toujours chaque phrase par une étiquette d'émotion entre crochets, parmi :",
     example: "Exemple de réponse : [joy] Quelle bonne nouvelle ! [fun] On fête ça ?",
     tags_unlisted: "Commence toujours chaque phrase par une étiquette d'émotion entre crochets.",
-    examples: [(
+    exchange: (
         "J'ai enfin fini de repeindre ma chambre !",
         "[surprised] Déjà ? [joy] Bravo, elle doit être superbe ! [fun] Tu as choisi quelle couleur ?",
-    )],
+    ),
 };
 
 /// The languages Kira's own persona is written in.
@@ -115,13 +115,11 @@ pub struct Persona {
     /// The system prompt for French conversations, when the persona has one
     /// (Kira's own words do; a persona written by the user is used as written).
     pub french_system_prompt: Option<String>,
-    /// The exchanges (the person's message, then the reply) a conversation
+    /// The exchange (the person's message, then the reply) a conversation
     /// opens with, in the `example` layout.
-    pub examples: Vec<[String; 2]>,
+    pub example: Option<[String; 2]>,
     /// The same for French conversations, when the persona speaks French.
-    pub french_examples: Vec<[String; 2]>,
-    /// How its words are laid out.
-    pub layout: PersonaLayout,
+    pub french_example: Option<[String; 2]>,
 }
 
 impl Default for Persona {
@@ -160,13 +158,10 @@ impl Persona {
         let system_prompt = with_tags(body, tags, &ENGLISH);
         let french_system_prompt =
             (!custom).then(|| with_tags(introduce(&FRENCH, name, FRENCH.personality, FRENCH.style), tags, &FRENCH));
-        let exchanges = |wording: &Wording| match layout {
-            PersonaLayout::Example => example_exchanges(wording, tags.asked),
-            PersonaLayout::Rules => Vec::new(),
-        };
-        let examples = exchanges(&ENGLISH);
-        let french_examples = if custom { Vec::new() } else { exchanges(&FRENCH) };
-        Ok(Self { name: name.to_owned(), system_prompt, french_system_prompt, examples, french_examples, layout })
+        let exchange = |wording: &Wording| (layout == PersonaLayout::Example).then(|| example(wording, tags.asked));
+        let example = exchange(&ENGLISH);
+        let french_example = if custom { None } else { exchange(&FRENCH) };
+        Ok(Self { name: name.to_owned(), system_prompt, french_system_prompt, example, french_example })
     }
 
     /// The system prompt for a conversation in `language`.
@@ -178,16 +173,21 @@ impl Persona {
     }
 
     /// The messages a conversation in `language` opens with: the system
-    /// prompt, and the example exchanges in the `example` layout.
+    /// prompt, and the example exchange in the `example` layout.
     pub fn opening_in(&self, language: Language) -> Vec<Message> {
         let mut opening = vec![Message::system(self.system_prompt_in(language).to_owned())];
         let french = language == Language::French && self.french_system_prompt.is_some();
-        let examples = if french { &self.french_examples } else { &self.examples };
-        for [message, answer] in examples {
+        let example = if french { &self.french_example } else { &self.example };
+        if let Some([message, answer]) = example {
             opening.push(Message::user(message.clone()));
             opening.push(Message::assistant(answer.clone()));
         }
         opening
+    }
+
+    /// How its words are laid out: an example exchange makes the `example` layout.
+    pub fn layout(&self) -> PersonaLayout {
+        if self.example.is_some() { PersonaLayout::Example } else { PersonaLayout::Rules }
     }
 
     /// Everything the persona says to the model in `language`: what a reply
@@ -216,7 +216,7 @@ struct Tags {
 
 /// `prompt`, followed when tags are asked for by the request for one per
 /// sentence (with the list of them, or not), and in the `rules` layout by an
-/// example reply (the `example` layout's exchanges are in the history).
+/// example reply (the `example` layout's exchange is in the history).
 fn with_tags(mut prompt: String, tags: Tags, wording: &Wording) -> String {
     if !tags.asked {
         return prompt;
@@ -233,11 +233,11 @@ fn with_tags(mut prompt: String, tags: Tags, wording: &Wording) -> String {
     prompt
 }
 
-/// The example exchanges in `wording`'s language, their tags taken out when
+/// The example exchange in `wording`'s language, its tags taken out when
 /// the persona asks for none.
-fn example_exchanges(wording: &Wording, tags: bool) -> Vec<[String; 2]> {
-    let answer = |answer: &str| if tags { answer.to_owned() } else { tags::strip(answer).text };
-    wording.examples.iter().map(|(message, reply)| [(*message).to_owned(), answer(reply)]).collect()
+fn example(wording: &Wording, tags: bool) -> [String; 2] {
+    let (message, answer) = wording.exchange;
+    [message.to_owned(), if tags { answer.to_owned() } else { tags::strip(answer).text }]
 }
 
 #[cfg(test)]
@@ -262,8 +262,10 @@ mod tests {
     fn the_example_layout_opens_with_an_exchange_that_shows_the_tags() {
         let rules = Persona::default();
         assert_eq!(rules.opening_in(Language::French).len(), 1, "rules by default: the system prompt alone");
+        assert_eq!(rules.layout(), PersonaLayout::Rules);
         let config = PersonaConfig { layout: Some(PersonaLayout::Example), ..PersonaConfig::default() };
         let kira = Persona::from_config(&config).unwrap();
+        assert_eq!(kira.layout(), PersonaLayout::Example);
         for language in [Language::English, Language::French] {
             let opening = kira.opening_in(language);
             let roles: Vec<_> = opening.iter().map(|message| message.role).collect();

@@ -324,6 +324,10 @@ impl Turn<'_> {
                 sink.face(face);
             }
         };
+        // The reply is over: what may be shown of it, now that nothing follows.
+        let finish = |guard: &mut Option<Guard>, text: &str| {
+            guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.finish(text))
+        };
         let stats = loop {
             let event = generation.blocking_next();
             let verdict = match &event {
@@ -334,29 +338,26 @@ impl Turn<'_> {
                     if wrap_up_after.is_some_and(|after| pieces > after) && ends_a_sentence(&text, piece) {
                         end = End::WrappedUp;
                         stop.cancel();
-                        Some(guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.finish(&text)))
+                        Some(finish(&mut guard, &text))
                     } else {
                         text.push_str(piece);
                         Some(guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.check(&text)))
                     }
                 }
-                Some(GenerationEvent::Done(_)) => {
-                    Some(guard.as_mut().map_or(Verdict::Show(text.len()), |guard| guard.finish(&text)))
-                }
+                Some(GenerationEvent::Done(_)) => Some(finish(&mut guard, &text)),
                 _ => None,
             };
-            match verdict {
-                Some(Verdict::Show(upto)) => {
-                    show(analyzer.push(&text[released..upto]), &mut shown);
-                    released = upto;
-                }
-                Some(Verdict::Recital(at)) => {
-                    show(analyzer.push(&text[released..at]), &mut shown);
-                    released = at;
-                    end = End::Recital;
-                    stop.cancel();
-                }
-                None => {}
+            if let Some(verdict) = verdict {
+                let upto = match verdict {
+                    Verdict::Show(upto) => upto,
+                    Verdict::Recital(at) => {
+                        end = End::Recital;
+                        stop.cancel();
+                        at
+                    }
+                };
+                show(analyzer.push(&text[released..upto]), &mut shown);
+                released = upto;
             }
             match event {
                 Some(GenerationEvent::Text(_)) => {}

@@ -125,11 +125,11 @@ pub fn recommend(hardware: &Hardware) -> Recommendation {
     let free_vram: u64 = hardware.gpus.iter().map(|gpu| gpu.free_bytes).max().unwrap_or(0);
     let available = hardware.memory.available_bytes;
     let cores = hardware.cpu.physical_cores.max(1);
+    let share = cores.min(REFERENCE_CORES) as f64 / REFERENCE_CORES as f64;
     let fits: Vec<Fit> = KNOWN
         .iter()
         .map(|model| {
             let on_gpu = free_vram >= model.file_bytes + HEADROOM_BYTES / 4;
-            let share = cores.min(REFERENCE_CORES) as f64 / REFERENCE_CORES as f64;
             let expected_tokens_per_s = model.decode_tokens_per_s * share;
             let why_not = if !model.chats {
                 Some("not a chat model".to_owned())
