@@ -55,6 +55,26 @@ pub enum ConfigError {
 
 crate::classed!(BadInput: ConfigError);
 
+/// The `[memory]` table of the config file: whether Kira learns facts about
+/// the person and recalls them (on unless turned off).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Whether long-term memory is on.
+    #[serde(default = "on")]
+    pub enabled: bool,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+fn on() -> bool {
+    true
+}
+
 /// A persona as a config file describes it (the `[persona]` table of the config
 /// file, or a whole `--persona FILE`); every field falls back to Kira's.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -18,8 +18,10 @@
 //! - [`avatar`]: the avatar bridge: director, batcher, Unity and VMC transports.
 //! - [`chat`]: the persona, the conversation fitted to the context, and the
 //!   one chat turn every door runs.
+//! - [`memory`]: Kira's long-term memory of the person: facts found in what
+//!   they say, recalled into the prompt when a new message touches them.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
-//! - [`store`]: durable memory: conversations in SQLite, full-text search.
+//! - [`store`]: conversations and memories in SQLite, full-text search.
 //! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
 //! - [`bench`]: the benchmarks a user tunes Workly with (threads, GPU layers,
 //!   a chat end to end), returning serde reports; the developer's
@@ -39,6 +41,7 @@ pub mod emotion;
 pub mod error;
 pub mod hardware;
 pub mod llm;
+pub mod memory;
 pub mod model;
 pub mod server;
 pub mod store;

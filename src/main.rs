@@ -51,6 +51,7 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
         Command::Doctor(args) => cli::run_doctor(&context, args),
         Command::Serve(args) => cli::serve::run(&context, args),
         Command::History { command } => cli::history::run(&context.dirs, command),
+        Command::Memory { command } => cli::memory::run(&context.dirs, command),
         Command::Bench { command } => cli::bench::run(&context, command),
         Command::Model { .. } | Command::Emotion(_) | Command::Avatar { .. } => unreachable!("handled above"),
     }

@@ -7,29 +7,52 @@
 //! context window, a few short pieces of them come back as a note, "Things you
 //! remember", placed with the new message ([`with_note`]). The note is bounded
 //! in tokens and in pieces, so it costs little prefill and never crowds out
-//! the recent turns.
+//! the recent turns. With memory on (the default), each saved exchange keeps
+//! the facts the person told ([`crate::memory`]) and the note opens with the
+//! ones the new message touches, "Things you know about me".
 
 use super::Conversation;
 use crate::emotion::smoothing::TurnEmotion;
 use crate::llm::{LlmError, Message, Role};
+use crate::memory::dates::Day;
+use crate::memory::{extract, recall};
+use crate::store::memories::StoredMemory;
 use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError, StoredMessage};
 
 /// Most earlier messages recalled for one turn.
 pub const RECALL_MAX_MESSAGES: usize = 3;
 
-/// Most tokens the recall note may take.
+/// Most tokens the recall note's quotes may take.
 pub const RECALL_MAX_TOKENS: usize = 96;
 
-/// What opens the recall note.
+/// Most tokens the recall note's memories may take (besides the quotes').
+pub const MEMORY_MAX_TOKENS: usize = 96;
+
+/// What opens the recall note's quotes.
 const NOTE_HEADING: &str = "Things you remember from earlier in our conversation:";
 
-/// A recall note and how many earlier messages it brings back.
+/// What opens the recall note's memories.
+const MEMORY_HEADING: &str = "Things you know about me:";
+
+/// A recall note and what it brings back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     /// The note's text.
     pub text: String,
     /// Messages it quotes.
     pub messages: usize,
+    /// Memories it recalls.
+    pub memories: usize,
+}
+
+/// What a turn may recall: memories of the person, and pieces of the
+/// conversation that left the context window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recalled {
+    /// Memories relevant to the new message, best first.
+    pub memories: Vec<StoredMemory>,
+    /// Earlier messages relevant to it, best first.
+    pub quotes: Vec<Recollection>,
 }
 
 /// One stored conversation, open for resuming, saving and recall.
@@ -39,6 +62,8 @@ pub struct History {
     conversation: ConversationRef,
     /// Whether opening it started it.
     started: bool,
+    /// Whether exchanges teach memories and turns recall them.
+    memory: bool,
 }
 
 impl History {
@@ -55,7 +80,14 @@ impl History {
                 None => (store.new_conversation()?, true),
             },
         };
-        Ok(Self { store, conversation, started })
+        Ok(Self { store, conversation, started, memory: true })
+    }
+
+    /// Turns long-term memory on or off for this conversation: off, nothing
+    /// is learnt from its exchanges and nothing is recalled into its turns
+    /// (what is already kept stays kept).
+    pub fn set_memory(&mut self, on: bool) {
+        self.memory = on;
     }
 
     /// For a start that failed (a model that does not load, say): removes the
@@ -91,9 +123,10 @@ impl History {
         self.store.recent_messages(&self.conversation, max_tokens)
     }
 
-    /// Saves a completed exchange; once this returns, it survives a crash or a
-    /// power cut.
-    pub fn save(&mut self, exchange: &Exchange) -> Result<(), StoreError> {
+    /// Saves a completed exchange, with the memories found in the person's
+    /// message (in the same transaction); once this returns, it survives a
+    /// crash or a power cut. Returns how many memories are new.
+    pub fn save(&mut self, exchange: &Exchange) -> Result<usize, StoreError> {
         let user =
             NewMessage { created_at_ms: exchange.sent_at_ms, ..NewMessage::new(&exchange.user, exchange.user_tokens) };
         // The store keeps what the person read, with the emotion it showed.
@@ -102,7 +135,10 @@ impl History {
             intensity: Some(exchange.feeling.intensity),
             ..NewMessage::new(&exchange.reply, exchange.reply_tokens)
         };
-        self.store.append_exchange(&self.conversation, &user, &reply)
+        // Rules take microseconds: finding facts here costs the turn nothing
+        // it would notice, and keeps them in the exchange's one transaction.
+        let facts = if self.memory { extract::facts(&exchange.user, exchange.sent_at_ms) } else { Vec::new() };
+        self.store.append_exchange_remembering(&self.conversation, &user, &reply, &facts)
     }
 
     /// Leaves this conversation for a new, empty one (the old one stays stored).
@@ -112,12 +148,16 @@ impl History {
         Ok(())
     }
 
-    /// Earlier messages relevant to `user`, best first, leaving out the newest
-    /// `in_window` (the model sees those anyway): at most
+    /// What to recall for `user`, whose previous message was `before`: the
+    /// memories relevant to it (see [`recall::relevant`]) when memory is on,
+    /// and earlier messages relevant to it, leaving out the newest
+    /// `in_window` (the model sees those anyway), at most
     /// [`RECALL_MAX_MESSAGES`]. Only the store is asked, so a caller may hold
     /// a lock around this and count tokens after letting it go.
-    pub fn recollect(&self, user: &str, in_window: usize) -> Result<Vec<Recollection>, StoreError> {
-        self.store.recall(&self.conversation, user, in_window, RECALL_MAX_MESSAGES)
+    pub fn recollect(&self, user: &str, before: Option<&str>, in_window: usize) -> Result<Recalled, StoreError> {
+        let memories = if self.memory { recall::relevant(&self.store, user, before)? } else { Vec::new() };
+        let quotes = self.store.recall(&self.conversation, user, in_window, RECALL_MAX_MESSAGES)?;
+        Ok(Recalled { memories, quotes })
     }
 }
 
@@ -140,6 +180,11 @@ impl Exchange {
         &self.user
     }
 
+    /// When the person sent it (Unix milliseconds).
+    pub fn sent_at_ms(&self) -> i64 {
+        self.sent_at_ms
+    }
+
     /// The person's `user` message, sent at `sent_at_ms`, and the `reply` they
     /// read with the emotion it showed; tokens counted by `count`.
     pub fn count(
@@ -160,26 +205,48 @@ impl Exchange {
     }
 }
 
-/// The recall note for `recollections`, best first, keeping as many as fit in
-/// `max_tokens`; `None` when none fits.
+/// The recall note for `recalled` on `today`: as many memories as fit in
+/// [`MEMORY_MAX_TOKENS`], then as many quotes as fit in `max_tokens` more,
+/// best first; `None` when nothing fits.
 pub fn note(
-    recollections: &[Recollection],
+    recalled: &Recalled,
+    today: Day,
     max_tokens: usize,
     count: impl Fn(&str) -> Result<usize, LlmError>,
 ) -> Result<Option<Note>, LlmError> {
-    let mut text = NOTE_HEADING.to_owned();
+    let mut text = String::new();
+    let mut memories = 0;
+    // The model knows no date: an event's day means something beside today's.
+    let dated = recalled.memories.iter().any(|memory| memory.event_date.is_some());
+    let mut section =
+        format!("{MEMORY_HEADING}{}", if dated { format!(" (today is {})", today.spelled()) } else { String::new() });
+    for memory in &recalled.memories {
+        let candidate = format!("{section}\n- {}", recall::line(memory));
+        if count(&candidate)? > MEMORY_MAX_TOKENS {
+            break;
+        }
+        section = candidate;
+        memories += 1;
+    }
+    if memories > 0 {
+        text = section;
+    }
+    let mut section = NOTE_HEADING.to_owned();
     let mut messages = 0;
-    for recollection in recollections {
+    for recollection in &recalled.quotes {
         // The note opens the person's message, so it speaks in their voice.
         let who = if recollection.role == Role::User { "I said" } else { "You said" };
-        let candidate = format!("{text}\n- {who}: \"{}\"", recollection.snippet);
+        let candidate = format!("{section}\n- {who}: \"{}\"", recollection.snippet);
         if count(&candidate)? > max_tokens {
             break;
         }
-        text = candidate;
+        section = candidate;
         messages += 1;
     }
-    Ok((messages > 0).then_some(Note { text, messages }))
+    if messages > 0 {
+        text = if text.is_empty() { section } else { format!("{text}\n{section}") };
+    }
+    Ok((!text.is_empty()).then_some(Note { text, messages, memories }))
 }
 
 /// The newest message with a recall note opening it, in parentheses.
@@ -208,21 +275,61 @@ mod tests {
         Ok(text.split_whitespace().count())
     }
 
+    fn today() -> Day {
+        Day::from_civil(2026, 12, 5).unwrap()
+    }
+
+    fn quotes(quotes: Vec<Recollection>) -> Recalled {
+        Recalled { memories: Vec::new(), quotes }
+    }
+
     #[test]
     fn note_quotes_who_said_what_within_the_budget() {
-        let recollections = [
+        let recollections = vec![
             recollection(Role::User, "My cat is called Miso."),
             recollection(Role::Assistant, "Miso is a lovely name"),
             recollection(Role::User, "one two three four five six seven eight"),
         ];
         let heading_words = NOTE_HEADING.split_whitespace().count();
-        let note = note(&recollections, heading_words + 16, words).unwrap().unwrap();
-        assert_eq!(note.messages, 2);
+        let note = note(&quotes(recollections.clone()), today(), heading_words + 16, words).unwrap().unwrap();
+        assert_eq!((note.messages, note.memories), (2, 0));
         assert_eq!(
             note.text,
             format!("{NOTE_HEADING}\n- I said: \"My cat is called Miso.\"\n- You said: \"Miso is a lovely name\"")
         );
-        assert_eq!(super::note(&recollections, heading_words + 3, words).unwrap(), None);
-        assert_eq!(super::note(&[], 1000, words).unwrap(), None);
+        assert_eq!(super::note(&quotes(recollections), today(), heading_words + 3, words).unwrap(), None);
+        assert_eq!(super::note(&Recalled::default(), today(), 1000, words).unwrap(), None);
+    }
+
+    fn memory(content: &str, event_date: Option<&str>) -> StoredMemory {
+        StoredMemory {
+            id: 1,
+            kind: crate::store::memories::MemoryKind::Fact,
+            content: content.to_owned(),
+            event_date: event_date.map(str::to_owned),
+            conversation: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn memories_open_the_note_with_their_days_and_today() {
+        let recalled = Recalled {
+            memories: vec![memory("My name is Sam.", None), memory("I have an exam tomorrow", Some("2026-12-04"))],
+            quotes: vec![recollection(Role::User, "I revised all night")],
+        };
+        let note = note(&recalled, today(), 1000, words).unwrap().unwrap();
+        assert_eq!((note.memories, note.messages), (2, 1));
+        assert_eq!(
+            note.text,
+            format!(
+                "{MEMORY_HEADING} (today is Saturday 5 December 2026)\n- My name is Sam.\n\
+                 - I have an exam tomorrow (on Friday 4 December 2026)\n{NOTE_HEADING}\n- I said: \"I revised all night\""
+            )
+        );
+        let undated = Recalled { memories: vec![memory("My name is Sam.", None)], quotes: Vec::new() };
+        let note = super::note(&undated, today(), 1000, words).unwrap().unwrap();
+        assert_eq!(note.text, format!("{MEMORY_HEADING}\n- My name is Sam."));
     }
 }

@@ -16,7 +16,7 @@
 
 use super::Conversation;
 use super::guard::{Guard, Recital, Verdict};
-use super::history::{Exchange, History, RECALL_MAX_TOKENS, note};
+use super::history::{Exchange, History, RECALL_MAX_TOKENS, Recalled, note};
 use crate::avatar::AvatarBridge;
 use crate::emotion::analyzer::{Analyzer, Update};
 use crate::emotion::smoothing::{Face, TurnEmotion};
@@ -24,7 +24,8 @@ use crate::llm::{
     CancelToken, Engine, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
     SamplingParams,
 };
-use crate::store::{Recollection, StoreError};
+use crate::memory::dates::Day;
+use crate::store::StoreError;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -132,6 +133,10 @@ pub struct Outcome {
     pub feeling: TurnEmotion,
     /// Earlier messages, out of the context window, recalled into the prompt.
     pub recalled_messages: usize,
+    /// Memories of the person recalled into the prompt.
+    pub recalled_memories: usize,
+    /// Memories learnt from the person's message (new ones, once saved).
+    pub learned_memories: usize,
     /// Whether the exchange was saved.
     pub saved: Saved,
     /// What the recital guard did, if it caught one.
@@ -197,15 +202,16 @@ impl Turn<'_> {
         // A copy: fitting counts tokens, which waits on the engine, and the
         // conversation must not stay locked that long.
         let conversation = lock(chat)?.conversation.clone();
+        let before = conversation.turns().iter().rev().find(|turn| turn.role == crate::llm::Role::User);
         let recollect = |in_window| match &lock(chat)?.history {
-            Some(history) => Ok(history.recollect(user, in_window)?),
-            None => Ok(Vec::new()),
+            Some(history) => Ok(history.recollect(user, before.map(|turn| turn.content.as_str()), in_window)?),
+            None => Ok(Recalled::default()),
         };
-        let (messages, recalled_messages) =
-            prompt(self.engine, &conversation, user, self.options.max_tokens, recollect)?;
+        let fitted = prompt(self.engine, &conversation, user, sent_at_ms, self.options.max_tokens, recollect)?;
         let recital = (!self.options.unguarded).then(|| Recital::new(&conversation.script_for(user)));
-        let mut outcome = self.answer(messages, Voice::Kira(recital.as_ref()), sink)?;
-        outcome.recalled_messages = recalled_messages;
+        let mut outcome = self.answer(fitted.messages, Voice::Kira(recital.as_ref()), sink)?;
+        outcome.recalled_messages = fitted.recalled_messages;
+        outcome.recalled_memories = fitted.recalled_memories;
         let kept = lock(chat)?.history.is_some();
         let exchange = if kept {
             // Counted before the lock is taken again: counting waits on the engine.
@@ -217,7 +223,10 @@ impl Turn<'_> {
         let mut chat = lock(chat)?;
         outcome.saved = match (exchange, chat.history.as_mut()) {
             (Some(exchange), Some(history)) => match history.save(&exchange) {
-                Ok(()) => Saved::Kept,
+                Ok(learned) => {
+                    outcome.learned_memories = learned;
+                    Saved::Kept
+                }
                 Err(error) => Saved::Failed(error),
             },
             _ => Saved::NotKept,
@@ -369,8 +378,17 @@ impl Turn<'_> {
         let (rest, feeling) = analyzer.finish();
         show(rest, &mut shown);
         text.truncate(released);
-        let outcome =
-            Outcome { text, shown, stats, feeling, recalled_messages: 0, saved: Saved::NotKept, guarded: None };
+        let outcome = Outcome {
+            text,
+            shown,
+            stats,
+            feeling,
+            recalled_messages: 0,
+            recalled_memories: 0,
+            learned_memories: 0,
+            saved: Saved::NotKept,
+            guarded: None,
+        };
         Ok(Attempt { outcome, end })
     }
 }
@@ -437,32 +455,48 @@ fn lock(chat: &Mutex<Chat>) -> Result<MutexGuard<'_, Chat>, TurnError> {
     chat.lock().map_err(|_| TurnError::Unavailable)
 }
 
-/// The messages for answering `user` in `conversation` with `engine`, leaving
-/// room for a `max_tokens` reply, and how many earlier messages recall brought
-/// back into them. `recollect` is asked for the messages relevant to `user`
-/// past the `in_window` newest ones (see [`History::recollect`]); a chat
-/// without history passes one that finds nothing.
+/// A prompt fitted to the context, with what recall brought into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    /// The messages to send.
+    pub messages: Vec<Message>,
+    /// Earlier messages quoted in the recall note.
+    pub recalled_messages: usize,
+    /// Memories of the person in the recall note.
+    pub recalled_memories: usize,
+}
+
+/// The messages for answering `user` (sent at `sent_at_ms`) in
+/// `conversation` with `engine`, leaving room for a `max_tokens` reply, and
+/// what recall brought back into them. `recollect` is asked for what is
+/// relevant to `user` past the `in_window` newest messages (see
+/// [`History::recollect`]); a chat without history passes one that finds
+/// nothing.
 pub fn prompt(
     engine: &Engine,
     conversation: &Conversation,
     user: &str,
+    sent_at_ms: i64,
     max_tokens: u32,
-    recollect: impl FnOnce(usize) -> Result<Vec<Recollection>, TurnError>,
-) -> Result<(Vec<Message>, usize), TurnError> {
+    recollect: impl FnOnce(usize) -> Result<Recalled, TurnError>,
+) -> Result<Fitted, TurnError> {
     let context_size = engine.info().context_size as usize;
     let reserve = (max_tokens as usize).min(context_size / 2);
     let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
     let messages = conversation.prompt_for(user, context_size, reserve, count)?;
+    let plain = |messages| Fitted { messages, recalled_messages: 0, recalled_memories: 0 };
     // Everything but the persona and the new message is history in the window.
-    let recollections = recollect(messages.len() - 2)?;
+    let recalled = recollect(messages.len() - 2)?;
     let count_text = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
-    let Some(note) = note(&recollections, RECALL_MAX_TOKENS, count_text)? else {
-        return Ok((messages, 0));
+    let Some(note) = note(&recalled, Day::of_ms(sent_at_ms), RECALL_MAX_TOKENS, count_text)? else {
+        return Ok(plain(messages));
     };
     match conversation.prompt_recalling(user, Some(&note.text), context_size, reserve, count) {
-        Ok(recalling) => Ok((recalling, note.messages)),
+        Ok(recalling) => {
+            Ok(Fitted { messages: recalling, recalled_messages: note.messages, recalled_memories: note.memories })
+        }
         // The note is a bonus: a message that only fits without it goes without it.
-        Err(LlmError::PromptTooLong { .. }) => Ok((messages, 0)),
+        Err(LlmError::PromptTooLong { .. }) => Ok(plain(messages)),
         Err(error) => Err(error.into()),
     }
 }

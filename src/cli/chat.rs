@@ -55,6 +55,10 @@ pub struct TurnReport<'a> {
     pub finish_reason: crate::llm::FinishReason,
     /// Earlier messages, out of the context window, recalled into the prompt.
     pub recalled_messages: usize,
+    /// Memories of the person recalled into the prompt.
+    pub recalled_memories: usize,
+    /// New memories learnt from the person's message.
+    pub learned_memories: usize,
     /// The reply's emotion (stored with it, shown by the avatar).
     pub emotion: Emotion,
     /// How strongly, 0 to 1.
@@ -82,6 +86,8 @@ impl<'a> TurnReport<'a> {
             gpu_layers: info.gpu_layers,
             finish_reason: stats.finish_reason,
             recalled_messages: outcome.recalled_messages,
+            recalled_memories: outcome.recalled_memories,
+            learned_memories: outcome.learned_memories,
             emotion: outcome.feeling.emotion,
             intensity: outcome.feeling.intensity,
             stored,
@@ -150,7 +156,11 @@ pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
     // Opened before the model loads, so a damaged database is reported at once.
     let mut history = match (&args.prompt, &args.conversation) {
         (Some(_), None) => None,
-        (_, name) => Some(History::open(Store::open(&context.dirs.database())?, name.as_deref())?),
+        (_, name) => {
+            let mut history = History::open(Store::open(&context.dirs.database())?, name.as_deref())?;
+            history.set_memory(context.memory(args.no_memory));
+            Some(history)
+        }
     };
     let (engine, avatar, resumed) = match start(context, args, &mut conversation, history.as_ref()) {
         Ok(started) => started,

@@ -24,6 +24,7 @@ pub mod bench;
 pub mod chat;
 pub mod emotion;
 pub mod history;
+pub mod memory;
 pub mod serve;
 pub mod settings;
 
@@ -101,6 +102,12 @@ pub enum Command {
         /// What to do with the history.
         #[command(subcommand)]
         command: HistoryCommand,
+    },
+    /// See, search, correct, export or forget what Kira remembers about you.
+    Memory {
+        /// What to do with memories.
+        #[command(subcommand)]
+        command: MemoryCommand,
     },
     /// Control the avatar by hand, or run a reference receiver.
     Avatar {
@@ -212,12 +219,66 @@ pub enum HistoryCommand {
     },
 }
 
-/// How `workly history export` writes a conversation.
+/// `workly memory ...`
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Everything Kira remembers about you, the most recent first.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Memories sharing a word with the text (in any of its forms), best first.
+    Search {
+        /// Words to look for.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+        /// Most memories shown.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell Kira something to remember, in your words ("I am allergic to peanuts").
+    Add {
+        /// The fact.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Correct a memory: its new words replace the old ones.
+    Edit {
+        /// The memory's number (see `workly memory list`).
+        id: i64,
+        /// Its new words.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Forget memories for good: they leave the database, its indexes, and the
+    /// sentence they were said in leaves the history.
+    Forget {
+        /// The memories' numbers (see `workly memory list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Forget every memory.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Write every memory to stdout.
+    Export {
+        /// The format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
+        format: ExportFormat,
+    },
+}
+
+/// How `workly history export` writes a conversation, and `workly memory
+/// export` the memories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
-    /// One JSON object: the conversation and its messages with every stored field.
+    /// JSON with every stored field.
     Json,
-    /// A readable transcript.
+    /// A readable document.
     Markdown,
 }
 
@@ -291,6 +352,10 @@ pub struct ChatArgs {
     /// in the data directory; /reset starts a new conversation, keeping the old.
     #[arg(long, value_name = "NAME")]
     pub conversation: Option<String>,
+    /// Neither learn from this chat nor recall what was learnt (what is kept
+    /// stays kept; `[memory] enabled = false` in the config file does the same).
+    #[arg(long)]
+    pub no_memory: bool,
     /// Where Kira's face is shown.
     #[command(flatten)]
     pub avatar: AvatarArgs,
@@ -320,6 +385,10 @@ pub struct ServeArgs {
     /// The stored conversation the page continues (default: the most recent).
     #[arg(long, value_name = "NAME")]
     pub conversation: Option<String>,
+    /// Neither learn from this chat nor recall what was learnt (what is kept
+    /// stays kept; `[memory] enabled = false` in the config file does the same).
+    #[arg(long)]
+    pub no_memory: bool,
     /// Where Kira's face is shown.
     #[command(flatten)]
     pub avatar: AvatarArgs,

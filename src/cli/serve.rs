@@ -19,6 +19,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
     let mut history = History::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
+    history.set_memory(context.memory(args.no_memory));
     let Setup { engine, doctor, avatar, hub, resuming } = match prepare(context, args, &mut conversation, &history) {
         Ok(setup) => setup,
         Err(error) => {

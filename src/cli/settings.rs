@@ -7,7 +7,7 @@
 use super::choice;
 use crate::chat::Persona;
 use crate::choice::Choice;
-use crate::config::{self, ConfigError, Dirs, PersonaConfig, Prepared};
+use crate::config::{self, ConfigError, Dirs, MemoryConfig, PersonaConfig, Prepared};
 use crate::error::Context as _;
 use crate::hardware::{
     GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
@@ -270,14 +270,17 @@ pub fn footprint(model: &ModelInfo) -> ModelFootprint {
     }
 }
 
-/// What a config file holds: the engine's settings at its top level and, in
-/// its `[persona]` table, who the assistant is.
+/// What a config file holds: the engine's settings at its top level, in its
+/// `[persona]` table who the assistant is, in its `[memory]` table whether
+/// she remembers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileConfig {
     /// The engine's settings.
     pub engine: EngineSettings,
     /// Who the assistant is; Kira when absent.
     pub persona: Option<PersonaConfig>,
+    /// Long-term memory's settings.
+    pub memory: MemoryConfig,
 }
 
 impl FileConfig {
@@ -301,8 +304,13 @@ impl FileConfig {
             .remove("persona")
             .map(|persona| persona.try_into().map_err(|error| config::toml_error(path, "[persona]: ", &error)))
             .transpose()?;
+        let memory = table
+            .remove("memory")
+            .map(|memory| memory.try_into().map_err(|error| config::toml_error(path, "[memory]: ", &error)))
+            .transpose()?
+            .unwrap_or_default();
         let engine = table.try_into().map_err(|error| config::toml_error(path, "", &error))?;
-        Ok(Self { engine, persona })
+        Ok(Self { engine, persona, memory })
     }
 }
 
@@ -329,6 +337,12 @@ impl Context {
     /// `flags` over the config file's engine settings.
     pub fn settings(&self, flags: &EngineSettings) -> EngineSettings {
         flags.clone().over(self.file.engine.clone())
+    }
+
+    /// Whether long-term memory is on: not when `--no-memory` says so
+    /// (`no_memory`), else as the config file says.
+    pub fn memory(&self, no_memory: bool) -> bool {
+        !no_memory && self.file.memory.enabled
     }
 
     /// The persona: `--persona FILE`, else the config file's `[persona]`, else Kira.

@@ -26,8 +26,10 @@
 //! checked before SQLite opens the file, and nothing is written (not even the
 //! switch to WAL) before the schema version has been read successfully.
 
+pub mod memories;
 pub mod query;
 pub mod schema;
+pub mod terms;
 
 use crate::emotion::Emotion;
 use crate::error::{Class, Classify};
@@ -60,6 +62,7 @@ macro_rules! rfc3339 {
         concat!("strftime('%Y-%m-%dT%H:%M:%fZ', ", $column, " / 1000.0, 'unixepoch')")
     };
 }
+use rfc3339;
 
 /// Most recent first. Two writes can share a millisecond, so the newest
 /// message breaks the tie (ids only grow).
@@ -116,6 +119,17 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// No memory has this number.
+    #[error("no memory numbered {0} (see `workly memory list`)")]
+    UnknownMemory(i64),
+    /// A memory's words that cannot be kept.
+    #[error("invalid memory {content:?}: {reason}")]
+    InvalidMemory {
+        /// The words given.
+        content: String,
+        /// What is wrong with them.
+        reason: &'static str,
+    },
     /// The conversation was deleted (by another Workly process) while in use.
     #[error("conversation `{0}` was deleted while in use")]
     Deleted(String),
@@ -144,7 +158,9 @@ impl Classify for StoreError {
             StoreError::Corrupt { .. }
             | StoreError::TooNew { .. }
             | StoreError::UnknownConversation(_)
-            | StoreError::InvalidName { .. } => Class::BadInput,
+            | StoreError::InvalidName { .. }
+            | StoreError::UnknownMemory(_)
+            | StoreError::InvalidMemory { .. } => Class::BadInput,
             StoreError::Deleted(_) | StoreError::Io { .. } | StoreError::Sqlite { .. } => Class::Failure,
         }
     }
@@ -279,6 +295,8 @@ impl Store {
         connection.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).map_err(sqlite)?;
         connection.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;
         connection.pragma_update(None, "foreign_keys", true).map_err(sqlite)?;
+        // Deleted content is overwritten, not left in free space: forgetting is real.
+        connection.pragma_update(None, "secure_delete", true).map_err(sqlite)?;
         let mut store = Self { connection, path: path.to_path_buf() };
         if found < schema::VERSION {
             store.migrate()?;
@@ -437,6 +455,19 @@ impl Store {
         user: &NewMessage<'_>,
         assistant: &NewMessage<'_>,
     ) -> Result<(), StoreError> {
+        self.append_exchange_remembering(conversation, user, assistant, &[]).map(|_| ())
+    }
+
+    /// Like [`Store::append_exchange`], keeping in the same transaction the
+    /// `memories` found in the person's message (their sources are ranges of
+    /// `user`'s content). Returns how many memories are new.
+    pub fn append_exchange_remembering(
+        &mut self,
+        conversation: &ConversationRef,
+        user: &NewMessage<'_>,
+        assistant: &NewMessage<'_>,
+        memories: &[memories::NewMemory],
+    ) -> Result<usize, StoreError> {
         let display = self.path.display().to_string();
         let sqlite = |source| classify(&display, source);
         // IMMEDIATE takes the write lock up front, so a concurrent writer makes
@@ -471,16 +502,30 @@ impl Store {
                     .map_err(sqlite)?;
             }
         }
-        transaction.commit().map_err(sqlite)
+        // The assistant's message was written last: the person's is the one before.
+        let said_in = transaction.last_insert_rowid() - 1;
+        let kept =
+            Self::keep_memories(&transaction, Some(conversation), Some(said_in), memories, assistant.created_at_ms)
+                .map_err(sqlite)?;
+        transaction.commit().map_err(sqlite)?;
+        Ok(kept)
     }
 
-    /// Deletes the conversation named `name` and its messages; returns how
-    /// many messages went.
+    /// Deletes the conversation named `name`, its messages and the memories
+    /// said in it; returns how many messages went.
     pub fn delete_conversation(&mut self, name: &str) -> Result<usize, StoreError> {
         let conversation = self.conversation(name)?;
         let display = self.path.display().to_string();
         let sqlite = |source| classify(&display, source);
         let transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
+        // What was learnt in it goes with it, index entries first.
+        transaction
+            .execute(
+                "DELETE FROM memories_fts WHERE rowid IN (SELECT id FROM memories WHERE conversation_id = ?1)",
+                [conversation.id],
+            )
+            .map_err(sqlite)?;
+        transaction.execute("DELETE FROM memories WHERE conversation_id = ?1", [conversation.id]).map_err(sqlite)?;
         // Messages first and explicitly, so the FTS triggers see every row go.
         let messages = transaction
             .execute("DELETE FROM messages WHERE conversation_id = ?1", [conversation.id])

@@ -38,6 +38,12 @@ pub fn all_words(text: &str) -> Option<String> {
 /// three letters or more that are not [`STOPWORDS`], each once. Ranking (BM25)
 /// then prefers messages sharing the rarer words. `None` when nothing is left.
 pub fn any_telling_word(text: &str) -> Option<String> {
+    any_of(telling_words(text))
+}
+
+/// The telling words of `text`, lowercased, each once, in order: three
+/// letters or more and not [`STOPWORDS`], at most [`MAX_RECALL_TERMS`].
+pub fn telling_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         let word = word.to_lowercase();
@@ -46,7 +52,13 @@ pub fn any_telling_word(text: &str) -> Option<String> {
         }
     }
     words.truncate(MAX_RECALL_TERMS);
-    let query = words.iter().map(|word| format!("\"{word}\"")).collect::<Vec<_>>().join(" OR ");
+    words
+}
+
+/// A query matching any of `terms` (words without quotes, as
+/// [`telling_words`] gives them); `None` when there are none.
+pub fn any_of(terms: impl IntoIterator<Item = String>) -> Option<String> {
+    let query = terms.into_iter().map(|term| format!("\"{term}\"")).collect::<Vec<_>>().join(" OR ");
     (!query.is_empty()).then_some(query)
 }
 

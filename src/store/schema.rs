@@ -49,6 +49,38 @@ pub const MIGRATIONS: &[&str] = &[
         INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
         INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
     END;",
+    // 2: long-term memories: facts about the person, each with where it was said.
+    //
+    // `source_start`/`source_end` are the byte range of the sentence in the
+    // source message, so that forgetting a memory can take its sentence out of
+    // the history too. The memory index is contentless (the text is stored
+    // once, in `memories`) and holds stemmed terms computed by Workly, which
+    // SQLite cannot do for French; `contentless_delete` lets rows leave it.
+    // FTS5's `secure-delete` makes a deleted row's terms leave the index at
+    // once rather than at the next merge, here and for messages: forgetting
+    // leaves no trace.
+    "CREATE TABLE memories (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('name', 'home', 'work', 'person', 'pet', 'like', 'dislike', 'event', 'fact')),
+        content TEXT NOT NULL CHECK (length(content) > 0),
+        event_date TEXT CHECK (event_date IS NULL OR event_date GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+        conversation_id INTEGER REFERENCES conversations(id) ON DELETE SET NULL,
+        message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+        source_start INTEGER,
+        source_end INTEGER,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX memories_by_message ON memories(message_id);
+    CREATE INDEX memories_by_conversation ON memories(conversation_id);
+    CREATE VIRTUAL TABLE memories_fts USING fts5(
+        terms,
+        content = '',
+        contentless_delete = 1,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    INSERT INTO memories_fts(memories_fts, rank) VALUES ('secure-delete', 1);
+    INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);",
 ];
 
 /// The schema version this Workly writes: every migration applied.

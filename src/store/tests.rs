@@ -263,3 +263,160 @@ fn an_unreadable_path_names_the_file() {
     assert!(error.to_string().contains(&path.display().to_string()), "{error}");
     assert_eq!(error.class(), Class::Failure);
 }
+
+mod memories {
+    use super::*;
+    use crate::store::memories::{FORGOTTEN, MemoryKind, NewMemory, StoredMemory};
+
+    /// A memory said as `range` of a message.
+    fn said(kind: MemoryKind, message: &str, range: std::ops::Range<usize>) -> NewMemory {
+        NewMemory { kind, content: message[range.clone()].to_owned(), event_date: None, source: Some(range) }
+    }
+
+    /// Writes an exchange whose user message is `user`, keeping `memories` from it.
+    fn tell(store: &mut Store, conversation: &ConversationRef, user: &str, memories: &[NewMemory]) -> usize {
+        store
+            .append_exchange_remembering(
+                conversation,
+                &NewMessage::new(user, 8),
+                &NewMessage::new("Noted!", 2),
+                memories,
+            )
+            .unwrap()
+    }
+
+    fn contents(memories: &[StoredMemory]) -> Vec<&str> {
+        memories.iter().map(|memory| memory.content.as_str()).collect()
+    }
+
+    #[test]
+    fn memories_are_kept_with_their_exchange_and_found_by_their_stems() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        let week = store.open_conversation("week").unwrap();
+        let cat = "Hello! My cat is called Miso.";
+        assert_eq!(tell(&mut store, &week, cat, &[said(MemoryKind::Pet, cat, 7..29)]), 1);
+        let french = "Je travaille comme infirmière à Lyon.";
+        tell(&mut store, &week, french, &[said(MemoryKind::Work, french, 0..french.len())]);
+        assert_eq!(store.memory_count().unwrap(), 2);
+        let kept = store.memories().unwrap();
+        assert_eq!(contents(&kept), [french, "My cat is called Miso."]);
+        assert_eq!((kept[1].kind, kept[1].conversation.as_deref()), (MemoryKind::Pet, Some("week")));
+        // Other forms of the words find them: "cats", "travailler", "infirmiere".
+        assert_eq!(contents(&store.search_memories("How are the cats?", 5).unwrap()), ["My cat is called Miso."]);
+        assert_eq!(contents(&store.search_memories("tu aimes travailler ?", 5).unwrap()), [french]);
+        assert_eq!(contents(&store.search_memories("infirmiere", 5).unwrap()), [french]);
+        assert!(store.search_memories("the weather", 5).unwrap().is_empty());
+        // The same words again refresh the memory rather than double it.
+        assert_eq!(tell(&mut store, &week, cat, &[said(MemoryKind::Pet, cat, 7..29)]), 0);
+        assert_eq!(store.memory_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_new_name_replaces_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        let chat = store.open_conversation("c").unwrap();
+        for message in ["My name is Sam", "Call me Alex"] {
+            tell(&mut store, &chat, message, &[said(MemoryKind::Name, message, 0..message.len())]);
+        }
+        assert_eq!(contents(&store.memories_of(MemoryKind::Name).unwrap()), ["Call me Alex"]);
+        assert!(store.search_memories("Sam", 5).unwrap().is_empty(), "the old name left the index too");
+    }
+
+    #[test]
+    fn editing_reindexes_and_deleting_a_conversation_takes_its_memories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        let chat = store.open_conversation("c").unwrap();
+        let message = "I love jazz";
+        tell(&mut store, &chat, message, &[said(MemoryKind::Like, message, 0..11)]);
+        let id = store.memories().unwrap()[0].id;
+        store.edit_memory(id, "I love salsa").unwrap();
+        assert!(matches!(store.edit_memory(id + 100, "nothing"), Err(StoreError::UnknownMemory(_))));
+        assert!(matches!(store.edit_memory(id, " "), Err(StoreError::InvalidMemory { .. })));
+        assert_eq!(store.memory(id).unwrap().unwrap().content, "I love salsa");
+        assert!(store.search_memories("jazz", 5).unwrap().is_empty());
+        assert_eq!(store.search_memories("salsa", 5).unwrap().len(), 1);
+        let by_hand =
+            NewMemory { kind: MemoryKind::Fact, content: "I keep bees".into(), event_date: None, source: None };
+        assert_eq!(store.add_memories(&[by_hand]).unwrap(), 1);
+        store.delete_conversation("c").unwrap();
+        assert_eq!(contents(&store.memories().unwrap()), ["I keep bees"], "memories given by hand stay");
+        assert!(store.search_memories("salsa", 5).unwrap().is_empty());
+    }
+
+    /// Whether `text` is anywhere in the database's files, in any case (the
+    /// index keeps words lowercased).
+    fn on_disk(dir: &tempfile::TempDir, text: &str) -> bool {
+        let text = text.to_ascii_lowercase();
+        std::fs::read_dir(dir.path()).unwrap().any(|entry| {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap().to_ascii_lowercase();
+            bytes.windows(text.len()).any(|window| window == text.as_bytes())
+        })
+    }
+
+    #[test]
+    fn forgetting_leaves_no_trace_in_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        let chat = store.open_conversation("c").unwrap();
+        let message = "Hi! My sister Zorblaxia lives in Quixotica; I hate rain.";
+        let sister = said(MemoryKind::Person, message, 4..42);
+        let rain = said(MemoryKind::Dislike, message, 44..55);
+        tell(&mut store, &chat, message, &[sister, rain]);
+        // Enough other memories that the index holds several pages and segments.
+        for turn in 0..200 {
+            let other = format!("I like topic number {turn} quite a lot");
+            tell(&mut store, &chat, &other, &[said(MemoryKind::Like, &other, 0..other.len())]);
+        }
+        assert!(on_disk(&dir, "Zorblaxia"));
+        let forgotten = store.search_memories("Zorblaxia", 5).unwrap();
+        assert_eq!(store.forget_memories(&[forgotten[0].id]).unwrap(), 1);
+        let again = store.forget_memories(&[forgotten[0].id]).unwrap_err();
+        assert_eq!(again.to_string(), format!("no memory numbered {} (see `workly memory list`)", forgotten[0].id));
+        store.vacuum().unwrap();
+        assert!(!on_disk(&dir, "Zorblaxia") && !on_disk(&dir, "Quixotica"), "a trace is left");
+        // The sentence left the history, and the rest of the message stayed.
+        let messages = store.messages(&chat).unwrap();
+        assert_eq!(messages[0].content, format!("Hi! {FORGOTTEN}; I hate rain."));
+        assert!(store.search("Zorblaxia", None, 5).unwrap().is_empty());
+        // The other memory of that message still points at its own words.
+        let rain = store.search_memories("rain", 5).unwrap();
+        assert_eq!(store.forget_memories(&[rain[0].id]).unwrap(), 1);
+        assert_eq!(store.messages(&chat).unwrap()[0].content, format!("Hi! {FORGOTTEN}; {FORGOTTEN}."));
+        assert_eq!(store.forget_all_memories().unwrap(), 200);
+        assert_eq!(store.memory_count().unwrap(), 0);
+        store.vacuum().unwrap();
+        assert!(!on_disk(&dir, "topic number 17 quite"));
+    }
+
+    #[test]
+    fn a_database_from_before_memories_is_migrated_with_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            connection.pragma_update(None, "user_version", 1).unwrap();
+            connection
+                .execute("INSERT INTO conversations (name, created_at_ms, updated_at_ms) VALUES ('old', 0, 0)", [])
+                .unwrap();
+            connection
+                .execute(
+                    "INSERT INTO messages (conversation_id, role, content, token_count, created_at_ms)
+                     VALUES (1, 'user', 'My cat is called Miso', 5, 0)",
+                    [],
+                )
+                .unwrap();
+        }
+        let mut store = Store::open(&path).unwrap();
+        let old = store.conversation("old").unwrap();
+        assert_eq!(store.messages(&old).unwrap()[0].content, "My cat is called Miso");
+        assert_eq!(store.search("Miso", None, 5).unwrap().len(), 1);
+        assert_eq!(store.memory_count().unwrap(), 0);
+        let message = "I like tea";
+        tell(&mut store, &old, message, &[said(MemoryKind::Like, message, 0..10)]);
+        assert_eq!(store.search_memories("tea", 5).unwrap().len(), 1);
+    }
+}

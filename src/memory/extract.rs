@@ -1,0 +1,737 @@
+//! Facts about the person in what they say, by rules, in English and French.
+//!
+//! A wrong memory is worse than a missing one: Kira would bring it up again
+//! and again. So the rules are narrow: a fact is a statement (not a question)
+//! in the first person that matches a known pattern ("my name is", "je
+//! m'appelle", "I love", "j'adore", "my sister…", "I have an interview…"),
+//! not said hypothetically ("if my name were…") nor about what the person
+//! feels for Kira ("I love you"). What is kept is the clause as the person
+//! said it, with where it is in the message and, for events, the day it
+//! names. `workly-bench recall` measures the rules' precision and recall on a
+//! labelled set in both languages.
+
+use super::dates::{Day, day_in};
+use crate::store::memories::{MemoryKind, NewMemory};
+use std::ops::Range;
+
+/// A pattern's words must be followed by at least one word (the fact's object).
+struct Rule {
+    kind: MemoryKind,
+    /// Phrases (folded words) that make the clause a fact of `kind`.
+    triggers: &'static [&'static str],
+    /// What must follow the trigger.
+    then: Then,
+}
+
+/// What must follow a rule's trigger in the clause.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Any word that is not one of [`NOT_AN_OBJECT`].
+    Object,
+    /// A word the person wrote with a capital (a name, for ambiguous triggers: "call me").
+    Capitalised,
+    /// One of these words within the next four.
+    Within(&'static [&'static str]),
+    /// A day ("tomorrow", "on Friday") somewhere in the clause.
+    ADay,
+    /// At least this many more words (the fact is in what follows).
+    Words(usize),
+}
+
+/// Words after "I love" or "j'adore" that make the clause about Kira or about
+/// nothing in particular, not a preference.
+const NOT_AN_OBJECT: &[&str] = &[
+    "you", "it", "that", "this", "them", "him", "her", "when", "how", "what", "your", "talking", "chatting", "ça",
+    "ca", "cela", "te", "toi", "vous", "quand", "comment", "not", "back", "later", "again", "now", "maybe", "pas",
+];
+
+/// Words that, before a trigger in the same clause, make it hypothetical,
+/// reported or past.
+const HEDGES: &[&str] = &[
+    "if",
+    "whether",
+    "would",
+    "wish",
+    "maybe",
+    "pretend",
+    "imagine",
+    "says",
+    "said",
+    "thinks",
+    "thought",
+    "used",
+    "dreamt",
+    "dreamed",
+    "si",
+    "s'il",
+    "peut-être",
+    "imaginons",
+    "dit",
+    "pense",
+    "rêvé",
+    "comme",
+    "aimerais",
+    "voudrais",
+    "jamais",
+    "never",
+    "once",
+];
+
+/// Animals people keep.
+const PETS: &[&str] = &[
+    "cat",
+    "cats",
+    "kitten",
+    "dog",
+    "dogs",
+    "puppy",
+    "rabbit",
+    "bunny",
+    "hamster",
+    "parrot",
+    "bird",
+    "fish",
+    "horse",
+    "turtle",
+    "chat",
+    "chats",
+    "chatte",
+    "chaton",
+    "chien",
+    "chiens",
+    "chienne",
+    "lapin",
+    "perroquet",
+    "poisson",
+    "cheval",
+    "tortue",
+];
+
+/// Things that happen on a day.
+const EVENTS: &[&str] = &[
+    "interview",
+    "exam",
+    "exams",
+    "test",
+    "appointment",
+    "meeting",
+    "date",
+    "flight",
+    "trip",
+    "wedding",
+    "birthday",
+    "party",
+    "concert",
+    "surgery",
+    "operation",
+    "presentation",
+    "deadline",
+    "holiday",
+    "holidays",
+    "vacation",
+    "match",
+    "race",
+    "marathon",
+    "dentist",
+    "doctor",
+    "entretien",
+    "examen",
+    "partiel",
+    "partiels",
+    "rendez-vous",
+    "rdv",
+    "réunion",
+    "vol",
+    "voyage",
+    "mariage",
+    "anniversaire",
+    "soirée",
+    "fête",
+    "opération",
+    "présentation",
+    "vacances",
+    "course",
+    "dentiste",
+    "médecin",
+    "oral",
+    "concours",
+    "permis",
+];
+
+/// Jobs and studies said with "I'm a" / "je suis".
+const JOBS: &[&str] = &[
+    "nurse",
+    "teacher",
+    "developer",
+    "engineer",
+    "doctor",
+    "designer",
+    "student",
+    "programmer",
+    "lawyer",
+    "writer",
+    "artist",
+    "chef",
+    "musician",
+    "accountant",
+    "retired",
+    "infirmier",
+    "infirmière",
+    "professeur",
+    "prof",
+    "développeur",
+    "développeuse",
+    "ingénieur",
+    "ingénieure",
+    "médecin",
+    "étudiant",
+    "étudiante",
+    "avocat",
+    "avocate",
+    "retraité",
+    "retraitée",
+    "cuisinier",
+    "cuisinière",
+    "musicien",
+    "musicienne",
+    "comptable",
+    "graphiste",
+    "écrivain",
+    "boulanger",
+    "boulangère",
+];
+
+/// The rules, the first that matches a clause wins: explicit requests first,
+/// then the narrowest patterns.
+const RULES: &[Rule] = &[
+    Rule {
+        kind: MemoryKind::Fact,
+        triggers: &[
+            "remember that",
+            "don't forget that",
+            "do not forget that",
+            "souviens-toi que",
+            "souviens toi que",
+            "n'oublie pas que",
+            "rappelle-toi que",
+        ],
+        then: Then::Words(2),
+    },
+    Rule {
+        kind: MemoryKind::Name,
+        triggers: &["my name is", "my name's", "je m'appelle", "mon nom est", "mon prénom est", "mon prénom c'est"],
+        then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Name,
+        triggers: &[
+            "call me",
+            "i'm called",
+            "i am called",
+            "everyone calls me",
+            "my friends call me",
+            "appelle-moi",
+            "appelle moi",
+            "on m'appelle",
+        ],
+        then: Then::Capitalised,
+    },
+    Rule {
+        kind: MemoryKind::Pet,
+        triggers: &[
+            "my",
+            "i have a",
+            "i have an",
+            "i have two",
+            "i have three",
+            "i've got a",
+            "we have a",
+            "mon",
+            "ma",
+            "mes",
+            "j'ai un",
+            "j'ai une",
+            "j'ai deux",
+            "j'ai trois",
+            "on a un",
+            "on a une",
+        ],
+        then: Then::Within(PETS),
+    },
+    Rule {
+        kind: MemoryKind::Event,
+        triggers: &[
+            "i have",
+            "i have a",
+            "i have an",
+            "i've got",
+            "i've got a",
+            "i've got an",
+            "i'm having",
+            "my",
+            "i'm taking",
+            "j'ai",
+            "j'ai un",
+            "j'ai une",
+            "mon",
+            "ma",
+            "mes",
+            "je passe",
+            "je passe un",
+            "je passe mon",
+        ],
+        then: Then::Within(EVENTS),
+    },
+    Rule {
+        kind: MemoryKind::Event,
+        triggers: &[
+            "i'm worried about",
+            "i'm nervous about",
+            "i'm stressed about",
+            "i'm anxious about",
+            "i'm excited about",
+            "i am worried about",
+            "i am nervous about",
+            "je suis stressé pour",
+            "je suis stressée pour",
+            "je suis stressé par",
+            "je suis stressée par",
+            "je suis inquiet pour",
+            "je suis inquiète pour",
+            "j'ai hâte de",
+        ],
+        then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Event,
+        triggers: &[
+            "i'm going to",
+            "i am going to",
+            "i'm flying to",
+            "i'm leaving for",
+            "i'm visiting",
+            "i'm moving to",
+            "i'm starting",
+            "i start",
+            "i'm getting married",
+            "je pars",
+            "je vais à",
+            "je vais au",
+            "je vais en",
+            "je vais voir",
+            "je déménage",
+            "je commence",
+            "je me marie",
+        ],
+        then: Then::ADay,
+    },
+    Rule {
+        kind: MemoryKind::Person,
+        triggers: &[
+            "my wife",
+            "my husband",
+            "my partner",
+            "my girlfriend",
+            "my boyfriend",
+            "my son",
+            "my daughter",
+            "my mother",
+            "my mom",
+            "my mum",
+            "my father",
+            "my dad",
+            "my sister",
+            "my brother",
+            "my grandma",
+            "my grandmother",
+            "my grandpa",
+            "my grandfather",
+            "my aunt",
+            "my uncle",
+            "my cousin",
+            "my best friend",
+            "my friend",
+            "my boss",
+            "my colleague",
+            "my roommate",
+            "my kids",
+            "my children",
+            "my parents",
+            "mon mari",
+            "ma femme",
+            "mon copain",
+            "ma copine",
+            "mon fils",
+            "ma fille",
+            "ma mère",
+            "ma maman",
+            "mon père",
+            "mon papa",
+            "ma sœur",
+            "ma soeur",
+            "mon frère",
+            "ma grand-mère",
+            "mon grand-père",
+            "ma tante",
+            "mon oncle",
+            "mon cousin",
+            "ma cousine",
+            "mon meilleur ami",
+            "ma meilleure amie",
+            "mon ami",
+            "mon amie",
+            "mon patron",
+            "ma patronne",
+            "mon chef",
+            "mon collègue",
+            "ma collègue",
+            "mes enfants",
+            "mes parents",
+            "mon compagnon",
+            "ma compagne",
+        ],
+        then: Then::Words(2),
+    },
+    Rule {
+        kind: MemoryKind::Home,
+        triggers: &[
+            "i live in",
+            "i live near",
+            "i'm from",
+            "i am from",
+            "i come from",
+            "i grew up in",
+            "i moved to",
+            "i just moved to",
+            "j'habite à",
+            "j'habite en",
+            "j'habite au",
+            "j'habite dans",
+            "je vis à",
+            "je vis en",
+            "je vis au",
+            "je viens de",
+            "je suis originaire de",
+            "j'ai grandi à",
+            "j'ai grandi en",
+            "j'ai déménagé à",
+        ],
+        then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Work,
+        triggers: &[
+            "i work as",
+            "i work at",
+            "i work for",
+            "i work in",
+            "my job is",
+            "i study",
+            "i'm studying",
+            "i am studying",
+            "je travaille comme",
+            "je travaille chez",
+            "je travaille dans",
+            "je travaille à",
+            "je travaille en",
+            "je travaille pour",
+            "j'étudie",
+            "mon métier",
+            "mon travail c'est",
+        ],
+        then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Work,
+        triggers: &["i'm a", "i am a", "i'm an", "i am an", "i'm", "je suis", "je suis un", "je suis une"],
+        then: Then::Within(JOBS),
+    },
+    Rule {
+        kind: MemoryKind::Dislike,
+        triggers: &[
+            "i hate",
+            "i don't like",
+            "i do not like",
+            "i can't stand",
+            "i cannot stand",
+            "i dislike",
+            "i'm allergic to",
+            "i am allergic to",
+            "i don't eat",
+            "je déteste",
+            "je n'aime pas",
+            "j'aime pas",
+            "je ne supporte pas",
+            "j'ai horreur de",
+            "j'ai horreur du",
+            "j'ai horreur des",
+            "je suis allergique",
+            "je ne mange pas",
+        ],
+        then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Like,
+        triggers: &[
+            "i love",
+            "i really love",
+            "i like",
+            "i really like",
+            "i enjoy",
+            "i really enjoy",
+            "i adore",
+            "i'm into",
+            "i am into",
+            "i'm a big fan of",
+            "i'm a fan of",
+            "my favorite",
+            "my favourite",
+            "i'm passionate about",
+            "j'adore",
+            "j'aime",
+            "j'aime beaucoup",
+            "j'aime bien",
+            "je kiffe",
+            "je suis fan de",
+            "je suis passionné de",
+            "je suis passionnée de",
+            "je suis passionné par",
+            "je suis passionnée par",
+        ],
+        then: Then::Object,
+    },
+];
+
+/// The facts in `message`, said at `said_at_ms` (Unix milliseconds): one per
+/// clause at most, each once.
+pub fn facts(message: &str, said_at_ms: i64) -> Vec<NewMemory> {
+    let today = Day::of_ms(said_at_ms);
+    let mut found: Vec<NewMemory> = Vec::new();
+    for sentence in sentences(message) {
+        // A question asks; it does not tell.
+        if message[sentence.clone()].contains('?') {
+            continue;
+        }
+        for clause in clauses(message, sentence) {
+            let text = &message[clause.clone()];
+            let folded = fold(text);
+            let words: Vec<&str> = folded.split(' ').filter(|word| !word.is_empty()).collect();
+            let Some(kind) = classify(text, &words, today) else { continue };
+            let event_date = day_in(&words, today).map(Day::iso);
+            let memory = NewMemory { kind, content: text.to_owned(), event_date, source: Some(clause) };
+            if !found.iter().any(|other| other.kind == memory.kind && other.content == memory.content) {
+                found.push(memory);
+            }
+        }
+    }
+    found
+}
+
+/// The kind of fact the clause `text` (folded into `words`) tells, if any.
+fn classify(text: &str, words: &[&str], today: Day) -> Option<MemoryKind> {
+    RULES.iter().find_map(|rule| {
+        rule.triggers.iter().find_map(|trigger| {
+            let trigger: Vec<&str> = trigger.split(' ').collect();
+            let at = words.windows(trigger.len()).position(|window| window == trigger.as_slice())?;
+            if words[..at].iter().any(|word| HEDGES.contains(word)) {
+                return None;
+            }
+            let rest = &words[at + trigger.len()..];
+            let first = rest.first()?;
+            let follows = match rule.then {
+                Then::Object => !NOT_AN_OBJECT.contains(first),
+                Then::Capitalised => {
+                    !NOT_AN_OBJECT.contains(first)
+                        && text
+                            .split(|c: char| !c.is_alphanumeric())
+                            .any(|word| word.to_lowercase() == *first && word.starts_with(|c: char| c.is_uppercase()))
+                }
+                // "my dog's name": the noun without its possessive.
+                Then::Within(nouns) => {
+                    rest.iter().take(4).any(|word| nouns.contains(&word.strip_suffix("'s").unwrap_or(word)))
+                }
+                Then::ADay => day_in(words, today).is_some(),
+                Then::Words(count) => rest.len() >= count,
+            };
+            follows.then_some(rule.kind)
+        })
+    })
+}
+
+/// `text` lowercased, with curly apostrophes made straight and every other
+/// character that is not part of a word made a space.
+fn fold(text: &str) -> String {
+    let mut folded = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        match c {
+            '’' | '‘' | '`' | '\'' => folded.push('\''),
+            c if c.is_alphanumeric() || c == '-' => folded.extend(c.to_lowercase()),
+            _ => folded.push(' '),
+        }
+    }
+    folded
+}
+
+/// The byte ranges of `message`'s sentences, trimmed, each with its closing
+/// punctuation.
+fn sentences(message: &str) -> Vec<Range<usize>> {
+    let mut sentences = Vec::new();
+    let mut start = 0;
+    let mut chars = message.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let ends = match c {
+            '\n' => true,
+            '.' | '!' | '?' | '…' => chars.peek().is_none_or(|&(_, next)| next.is_whitespace()),
+            _ => false,
+        };
+        if ends {
+            push_trimmed(message, start..at + c.len_utf8(), &mut sentences);
+            start = at + c.len_utf8();
+        }
+    }
+    push_trimmed(message, start..message.len(), &mut sentences);
+    sentences
+}
+
+/// Separators that start a new clause: a conjunction, or a conjunction
+/// before the person speaks of themselves again (the pronoun stays).
+const CLAUSE_BREAKS: &[&str] = &[
+    " but ",
+    " mais ",
+    " and i ",
+    " and i'm ",
+    " and my ",
+    " et je ",
+    " et j'",
+    " et j’",
+    " et mon ",
+    " et ma ",
+    " et mes ",
+];
+
+/// The clauses of `sentence` (a range of `message`): split at commas,
+/// semicolons, colons and [`CLAUSE_BREAKS`], each trimmed.
+fn clauses(message: &str, sentence: Range<usize>) -> Vec<Range<usize>> {
+    let text = &message[sentence.clone()];
+    // ASCII lowercase keeps every byte where it was.
+    let lower = text.to_ascii_lowercase();
+    let mut cuts: Vec<(usize, usize)> = text.match_indices([',', ';', ':']).map(|(at, _)| (at, at + 1)).collect();
+    for separator in CLAUSE_BREAKS {
+        let trimmed = separator.trim();
+        // A lone conjunction goes; with a pronoun, the pronoun starts the next clause.
+        let resume = match trimmed.rfind(' ') {
+            Some(space) => space + 2,
+            None => separator.len(),
+        };
+        cuts.extend(lower.match_indices(separator).map(|(at, _)| (at, at + resume)));
+    }
+    cuts.sort_unstable();
+    let mut clauses = Vec::new();
+    let mut start = 0;
+    for (cut, resume) in cuts {
+        if cut >= start {
+            push_trimmed(message, sentence.start + start..sentence.start + cut, &mut clauses);
+            start = resume;
+        }
+    }
+    push_trimmed(message, sentence.start + start..sentence.end, &mut clauses);
+    clauses
+}
+
+/// Pushes `range` of `text` without its surrounding spaces, if anything is left.
+fn push_trimmed(text: &str, range: Range<usize>, ranges: &mut Vec<Range<usize>>) {
+    let piece = &text[range.clone()];
+    let start = range.start + (piece.len() - piece.trim_start().len());
+    let end = range.end - (piece.len() - piece.trim_end().len());
+    if start < end {
+        ranges.push(start..end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thursday 3 December 2026, noon UTC.
+    const THURSDAY: i64 = 1_796_299_200_000;
+
+    fn kinds(message: &str) -> Vec<(MemoryKind, String)> {
+        facts(message, THURSDAY).into_iter().map(|fact| (fact.kind, fact.content)).collect()
+    }
+
+    #[test]
+    fn facts_are_clauses_said_in_the_first_person() {
+        use MemoryKind::*;
+        assert_eq!(
+            kinds("Hi Kira! My name is Sam and I love jazz."),
+            [(Name, "My name is Sam".to_owned()), (Like, "I love jazz.".to_owned())]
+        );
+        assert_eq!(
+            kinds("Je m’appelle Léa, j'adore les chats."),
+            [(Name, "Je m’appelle Léa".to_owned()), (Like, "j'adore les chats.".to_owned())]
+        );
+        assert_eq!(kinds("My cat is called Miso."), [(Pet, "My cat is called Miso.".to_owned())]);
+        assert_eq!(
+            kinds("ma sœur habite à Lyon depuis deux ans"),
+            [(Person, "ma sœur habite à Lyon depuis deux ans".to_owned())]
+        );
+        assert_eq!(
+            kinds("I work as a nurse in a big hospital."),
+            [(Work, "I work as a nurse in a big hospital.".to_owned())]
+        );
+        assert_eq!(kinds("I'm a teacher."), [(Work, "I'm a teacher.".to_owned())]);
+        assert_eq!(kinds("I can't stand mushrooms"), [(Dislike, "I can't stand mushrooms".to_owned())]);
+    }
+
+    #[test]
+    fn events_carry_their_day() {
+        let found = facts("I have a job interview tomorrow and I'm so nervous.", THURSDAY);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].kind, found[0].event_date.as_deref()), (MemoryKind::Event, Some("2026-12-04")));
+        let found = facts("Je pars à Rome vendredi !", THURSDAY);
+        assert_eq!((found[0].kind, found[0].event_date.as_deref()), (MemoryKind::Event, Some("2026-12-04")));
+        assert!(facts("I'm going to bed", THURSDAY).is_empty(), "a plan needs a day");
+    }
+
+    #[test]
+    fn questions_hedges_and_words_for_kira_are_not_facts() {
+        for message in [
+            "What's my name?",
+            "Do you like cats?",
+            "If my name were Bob, would you laugh",
+            "I love you, Kira.",
+            "I like that.",
+            "Call me later.",
+            "I'd like a coffee.",
+            "J'aimerais un café.",
+            "Je t'aime.",
+            "j'adore ça",
+            "She loves jazz.",
+            "I used to live in Paris.",
+            "My name is not important.",
+            "",
+            "…",
+        ] {
+            assert!(kinds(message).is_empty(), "{message:?}: {:?}", kinds(message));
+        }
+    }
+
+    #[test]
+    fn sources_point_at_the_clause_in_the_message() {
+        let message = "Well. Honestly, my dog’s name is Rex; I hate rain!";
+        for fact in facts(message, THURSDAY) {
+            assert_eq!(&message[fact.source.clone().unwrap()], fact.content);
+        }
+        assert_eq!(facts(message, THURSDAY).len(), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_gives_facts_within_it(message in "\\PC{0,200}") {
+            for fact in facts(&message, THURSDAY) {
+                let source = fact.source.clone().unwrap();
+                proptest::prop_assert_eq!(&message[source], fact.content.as_str());
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Kira's long-term memory of the person: facts found in what they say
+//! ([`extract`]), kept in the store with where they were said, and recalled
+//! into the prompt when a new message touches them ([`recall`]).
+//!
+//! Everything stays in the person's data directory; `workly memory` lists,
+//! searches, edits, exports and forgets what is kept, and `--no-memory`
+//! turns it off.
+
+pub mod dates;
+pub mod extract;
+pub mod recall;

@@ -1,0 +1,108 @@
+//! Long-term memory through the real binary and the real model: what the
+//! person says in one conversation is learnt, recalled in another, and can
+//! be listed, searched, corrected, exported and forgotten; `--no-memory` and
+//! `[memory] enabled = false` turn it off; bad input gets one line and exit 2.
+
+mod common;
+
+use common::{assert_bad_input, assert_success, chat_lines, text, workly_in};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// `workly chat --conversation NAME --json`, short greedy replies.
+fn chat(dir: &Path, conversation: &str) -> Command {
+    let mut command = workly_in(dir);
+    command.args(["chat", "--model", common::small_model().to_str().unwrap(), "--json", "--temperature", "0"]);
+    command.args(["--max-tokens", "8", "--conversation", conversation]);
+    command
+}
+
+fn memory(dir: &Path, args: &[&str]) -> Output {
+    workly_in(dir).arg("memory").args(args).stdin(Stdio::null()).output().expect("workly runs")
+}
+
+fn listed(dir: &Path) -> Vec<serde_json::Value> {
+    let output = memory(dir, &["list", "--json"]);
+    assert_success(&output);
+    serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout).unwrap()
+}
+
+fn count(turn: &serde_json::Value, field: &str) -> u64 {
+    turn[field].as_u64().unwrap_or_else(|| panic!("{field} missing from {turn}"))
+}
+
+#[test]
+fn kira_remembers_across_conversations_and_the_person_is_in_charge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (turns, _) = chat_lines(
+        &mut chat(dir.path(), "monday"),
+        &["My name is Zephyrine. My cat is called Pistachio!", "What a day."],
+    );
+    assert_eq!((count(&turns[0], "learned_memories"), count(&turns[1], "learned_memories")), (2, 0));
+    let kept = listed(dir.path());
+    let kinds: Vec<&str> = kept.iter().map(|memory| memory["kind"].as_str().unwrap()).collect();
+    // Said at the same moment: the later in the message first.
+    assert_eq!(kinds, ["pet", "name"]);
+    assert_eq!(kept[0]["content"], "My cat is called Pistachio!");
+    assert_eq!(kept[0]["conversation"], "monday");
+
+    // Days later, another conversation: her name and the cat come back into the prompt.
+    let (turns, _) = chat_lines(&mut chat(dir.path(), "friday"), &["How is my cat doing, do you think?"]);
+    assert_eq!(count(&turns[0], "recalled_memories"), 2, "{}", turns[0]);
+    let (plain, _) = chat_lines(chat(dir.path(), "other").arg("--no-memory"), &["How is my cat doing, do you think?"]);
+    assert_eq!(count(&plain[0], "recalled_memories"), 0);
+    assert!(count(&turns[0], "prompt_tokens") > count(&plain[0], "prompt_tokens") + 10);
+
+    // Search finds it by another form of the word; edit corrects it.
+    let found = memory(dir.path(), &["search", "cats", "--json"]);
+    assert_success(&found);
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&found.stdout).unwrap();
+    assert_eq!(found.len(), 1);
+    let id = found[0]["id"].to_string();
+    assert_success(&memory(dir.path(), &["edit", &id, "My", "cat", "is", "called", "Noisette"]));
+    assert_eq!(listed(dir.path())[0]["content"], "My cat is called Noisette");
+    let markdown = memory(dir.path(), &["export", "--format", "markdown"]);
+    assert!(text(&markdown.stdout).contains("## pet\n\n- My cat is called Noisette"), "{}", text(&markdown.stdout));
+
+    // Forgetting is for good: the memory goes, and so does its sentence in the history.
+    let forgot = memory(dir.path(), &["forget", &id]);
+    assert_success(&forgot);
+    assert_eq!(text(&forgot.stderr), "forgot 1 memory\n");
+    assert_bad_input(&memory(dir.path(), &["forget", &id]), &["no memory numbered", "workly memory list"]);
+    let history = workly_in(dir.path()).args(["history", "show", "monday"]).output().unwrap();
+    assert!(text(&history.stdout).contains("My name is Zephyrine. (forgotten)"), "{}", text(&history.stdout));
+    assert_success(&memory(dir.path(), &["forget", "--all"]));
+    assert!(listed(dir.path()).is_empty());
+    let none = memory(dir.path(), &["list"]);
+    assert!(text(&none.stdout).starts_with("Kira remembers nothing about you yet"));
+}
+
+#[test]
+fn memory_can_be_turned_off_and_given_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (turns, _) = chat_lines(chat(dir.path(), "quiet").arg("--no-memory"), &["My name is Zephyrine."]);
+    assert_eq!(count(&turns[0], "learned_memories"), 0);
+    std::fs::write(dir.path().join("config.toml"), "[memory]\nenabled = false\n").unwrap();
+    let (turns, _) = chat_lines(&mut chat(dir.path(), "quiet"), &["I love jazz."]);
+    assert_eq!(count(&turns[0], "learned_memories"), 0);
+    assert!(listed(dir.path()).is_empty());
+    std::fs::write(dir.path().join("config.toml"), "[memory]\nenabeld = false\n").unwrap();
+    assert_bad_input(&memory(dir.path(), &["list"]), &["config.toml", "[memory]", "enabeld"]);
+    std::fs::remove_file(dir.path().join("config.toml")).unwrap();
+
+    let added = memory(dir.path(), &["add", "I", "am", "allergic", "to", "peanuts"]);
+    assert_success(&added);
+    assert_eq!(text(&added.stderr), "remembered (dislike)\n");
+    assert_eq!(
+        text(&memory(dir.path(), &["add", "I am allergic to peanuts"]).stderr),
+        "already remembered (dislike)\n"
+    );
+    let kept = listed(dir.path());
+    assert_eq!((kept.len(), kept[0]["conversation"].is_null()), (1, true));
+
+    assert_bad_input(&memory(dir.path(), &["add", " "]), &["invalid memory", "empty"]);
+    assert_bad_input(&memory(dir.path(), &["add", &"x".repeat(600)]), &["longer than 500"]);
+    assert_bad_input(&memory(dir.path(), &["edit", "999", "words"]), &["no memory numbered 999"]);
+    let usage = memory(dir.path(), &["forget"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage.stderr));
+}
