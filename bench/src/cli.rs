@@ -39,6 +39,9 @@ pub enum Command {
     Emotion(BenchEmotionArgs),
     /// Time to store an exchange, and memory over many of them.
     Store(BenchStoreArgs),
+    /// Long-term memory: extraction precision, recall@5 of planted facts after unrelated turns, recall's cost at
+    /// 10 to 100,000 memories, and replies that use what was recalled.
+    Recall(BenchRecallArgs),
     /// Perplexity of the model on a built-in English and French text (lower is better).
     Perplexity(BenchPerplexityArgs),
     /// Avatar commands to a Unity-like peer: burst latency, throughput, CPU, batched and not.
@@ -247,6 +250,29 @@ pub struct BenchPerplexityArgs {
     /// A UTF-8 text file to score instead of the built-in text.
     #[arg(long, value_name = "FILE")]
     pub text: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench recall`
+#[derive(Debug, Clone, Args)]
+pub struct BenchRecallArgs {
+    /// Engine choice and tuning, for the replies.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Unrelated turns between the planted facts and the questions.
+    #[arg(long, default_value_t = 200)]
+    pub unrelated_turns: u32,
+    /// Numbers of memories kept at which recall is timed.
+    #[arg(long, value_delimiter = ',', default_value = "10,1000,100000")]
+    pub sizes: Vec<u32>,
+    /// No model: leave out the replies.
+    #[arg(long)]
+    pub no_model: bool,
+    /// Only the first N questions of each language get a reply (all by default).
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub questions: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

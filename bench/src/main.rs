@@ -22,6 +22,7 @@ mod ipc;
 mod memory;
 mod perplexity;
 mod persona;
+mod recall;
 mod soak;
 mod sse;
 mod store;
@@ -52,6 +53,7 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
         Command::Memory(args) => memory::run(&context, args),
         Command::Emotion(args) => emotion::run(&context, args),
         Command::Store(args) => store::run(&context, args),
+        Command::Recall(args) => recall::run(&context, args),
         Command::Perplexity(args) => perplexity::run(&context, args),
         Command::Persona(args) => persona::run(&context, args),
         Command::Ipc(_) => unreachable!("handled above"),

@@ -43,7 +43,20 @@ enum Then {
 const NOT_AN_OBJECT: &[&str] = &[
     "you", "it", "that", "this", "them", "him", "her", "when", "how", "what", "your", "talking", "chatting", "ça",
     "ca", "cela", "te", "toi", "vous", "quand", "comment", "not", "back", "later", "again", "now", "maybe", "pas",
+    "ce", "cet", "cette", "ces",
 ];
+
+/// Words that make a clause about Kira, not about the person's life ("I
+/// like talking to you", "j'aime ta voix").
+const TO_KIRA: &[&str] = &["you", "your", "yours", "toi", "te", "t'", "vous", "ton", "ta", "tes"];
+
+/// Words of reported speech: "my friend says I love drama" is not the
+/// person telling.
+const REPORTED: &[&str] = &["said", "says", "say", "thinks", "dit", "disent", "pense", "trouve"];
+
+/// Words that only strengthen what follows ("I really like", "j'aime bien"):
+/// the object is the word after them.
+const FILLERS: &[&str] = &["really", "so", "very", "much", "bien", "beaucoup", "vraiment", "trop", "tellement"];
 
 /// Words that, before a trigger in the same clause, make it hypothetical,
 /// reported or past.
@@ -410,13 +423,18 @@ const RULES: &[Rule] = &[
             "je vis à",
             "je vis en",
             "je vis au",
-            "je viens de",
             "je suis originaire de",
             "j'ai grandi à",
             "j'ai grandi en",
             "j'ai déménagé à",
         ],
         then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Home,
+        // "Je viens de Lyon", not "je viens de manger" (I have just eaten).
+        triggers: &["je viens de"],
+        then: Then::Capitalised,
     },
     Rule {
         kind: MemoryKind::Work,
@@ -469,6 +487,11 @@ const RULES: &[Rule] = &[
             "je ne mange pas",
         ],
         then: Then::Object,
+    },
+    Rule {
+        kind: MemoryKind::Like,
+        triggers: &["mon", "ma", "mes"],
+        then: Then::Within(&["préféré", "préférée", "préférés", "préférées"]),
     },
     Rule {
         kind: MemoryKind::Like,
@@ -529,6 +552,9 @@ pub fn facts(message: &str, said_at_ms: i64) -> Vec<NewMemory> {
 
 /// The kind of fact the clause `text` (folded into `words`) tells, if any.
 fn classify(text: &str, words: &[&str], today: Day) -> Option<MemoryKind> {
+    if words.iter().any(|word| TO_KIRA.contains(word) || REPORTED.contains(word)) {
+        return None;
+    }
     RULES.iter().find_map(|rule| {
         rule.triggers.iter().find_map(|trigger| {
             let trigger: Vec<&str> = trigger.split(' ').collect();
@@ -537,7 +563,7 @@ fn classify(text: &str, words: &[&str], today: Day) -> Option<MemoryKind> {
                 return None;
             }
             let rest = &words[at + trigger.len()..];
-            let first = rest.first()?;
+            let first = rest.iter().find(|word| !FILLERS.contains(word))?;
             let follows = match rule.then {
                 Then::Object => !NOT_AN_OBJECT.contains(first),
                 Then::Capitalised => {
@@ -704,6 +730,7 @@ mod tests {
             "Call me later.",
             "I'd like a coffee.",
             "J'aimerais un café.",
+            "Je viens de manger.",
             "Je t'aime.",
             "j'adore ça",
             "She loves jazz.",

@@ -58,7 +58,8 @@ pub const MIGRATIONS: &[&str] = &[
     // SQLite cannot do for French; `contentless_delete` lets rows leave it.
     // FTS5's `secure-delete` makes a deleted row's terms leave the index at
     // once rather than at the next merge, here and for messages: forgetting
-    // leaves no trace.
+    // leaves no trace. `memories_by_words` finds a memory said again (and
+    // the one of a single kind to replace) without reading them all.
     "CREATE TABLE memories (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL CHECK (kind IN ('name', 'home', 'work', 'person', 'pet', 'like', 'dislike', 'event', 'fact')),
@@ -71,6 +72,7 @@ pub const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL,
         updated_at_ms INTEGER NOT NULL
     );
+    CREATE INDEX memories_by_words ON memories(kind, lower(content));
     CREATE INDEX memories_by_message ON memories(message_id);
     CREATE INDEX memories_by_conversation ON memories(conversation_id);
     CREATE VIRTUAL TABLE memories_fts USING fts5(

@@ -1,7 +1,7 @@
 //! The instruments that measure one part each: the avatar bridge (`ipc`),
 //! the prefill batch (`batch`), the emotion reader (`emotion`), the store
-//! (`store`), the model's perplexity (`perplexity`) and what Kira says
-//! (`persona`).
+//! (`store`), the model's perplexity (`perplexity`), what Kira says
+//! (`persona`) and what she remembers (`recall`).
 
 use super::{bench_in, common};
 use common::{assert_bad_input, assert_success, json_output, text};
@@ -124,6 +124,40 @@ fn store_reports_append_time_and_memory() {
     assert!(report["rss_after_bytes"].as_u64().unwrap() > 0);
     // The temporary database is gone afterwards.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn recall_scores_extraction_recall_cost_and_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = json_output(
+        bench_in(dir.path())
+            .args(["recall", "--json", "--sizes", "10,100", "--unrelated-turns", "20", "--questions", "1", "--model"])
+            .arg(common::small_model()),
+    );
+    let extraction = report["extraction"].as_array().unwrap();
+    assert_eq!(extraction.len(), 4, "two sets, two languages");
+    for score in extraction {
+        let (kept, correct) = (score["kept"].as_u64().unwrap(), score["correct"].as_u64().unwrap());
+        assert!(kept > 0 && correct <= kept, "{score}");
+        assert_eq!(score["precision"].as_f64().unwrap(), correct as f64 / kept as f64);
+    }
+    for score in report["recall"].as_array().unwrap() {
+        assert_eq!((score["facts"].as_u64(), score["unrelated_turns"].as_u64()), (Some(10), Some(20)), "{score}");
+        assert_eq!(score["ranks"].as_array().unwrap().len(), 10);
+        let share = score["recall_at_5"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share));
+    }
+    let cost = report["cost"].as_array().unwrap();
+    assert_eq!(cost.iter().map(|cost| cost["memories"].as_u64().unwrap()).collect::<Vec<_>>(), [10, 100]);
+    assert!(
+        cost.iter().all(|cost| cost["median_ms"].as_f64().unwrap() > 0.0 && cost["database_bytes"].as_u64() > Some(0))
+    );
+    let answers = &report["answers"];
+    assert_eq!(answers["replies"].as_array().unwrap().len(), 2, "one question of each language");
+    assert!(answers["model"].as_str().is_some_and(|name| !name.is_empty()));
+    // The temporary databases are gone afterwards.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(left.iter().all(|name| !name.to_string_lossy().starts_with(".bench-recall")), "{left:?}");
 }
 
 #[test]

@@ -1,0 +1,542 @@
+//! `workly-bench recall`: Kira's long-term memory, measured.
+//!
+//! Four measures, each on Workly's own code paths:
+//! - **Extraction**: the rules on labelled messages in English and French:
+//!   precision (a wrong memory is worse than a missing one) and recall. Two
+//!   sets: the one the rules were written with (`data/memory-extraction.tsv`)
+//!   and one written apart from them and never tuned on
+//!   (`data/memory-extraction-heldout.tsv`), which is the honest figure.
+//! - **Recall@5**: facts planted in one conversation (`data/recall-facts.tsv`),
+//!   then many unrelated turns in another (chit-chat and other facts, which
+//!   are memories too), then questions asked as a person would: is the
+//!   planted memory among the five a turn brings into its prompt?
+//! - **Cost**: the time recall adds before a turn's generation, with 10,
+//!   1,000 and 100,000 memories kept, and the database's size per memory.
+//! - **Answers** (with a model): the same questions through the chat turn,
+//!   with memory and without it (the baseline): the share of replies that
+//!   contain what was planted.
+//!
+//! Every database lives in a temporary directory inside the data directory.
+
+use crate::cli::BenchRecallArgs;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Instant;
+use workly::chat::Conversation;
+use workly::chat::history::{Exchange, History};
+use workly::chat::turn::{Chat, ReplyOptions, Turn};
+use workly::choice::Choice as _;
+use workly::cli::Context;
+use workly::emotion::smoothing::TurnEmotion;
+use workly::error::Context as _;
+use workly::llm::{CancelToken, Engine, LlmError, SamplingParams};
+use workly::memory::{extract, recall};
+use workly::store::memories::{MemoryKind, NewMemory};
+use workly::store::{Store, now_ms};
+
+/// The labelled messages the rules were written with: language, kinds kept
+/// (`-` for none), message.
+const EXTRACTION_SET: &str = include_str!("../data/memory-extraction.tsv");
+
+/// Labelled messages written apart from the rules, never tuned on: the
+/// honest measure of their precision.
+const HELD_OUT_SET: &str = include_str!("../data/memory-extraction-heldout.tsv");
+
+/// The planted facts: language, fact, question, the word a reply using it contains.
+const FACTS_SET: &str = include_str!("../data/recall-facts.tsv");
+
+/// How many memories recall may bring into a prompt (what "@5" counts).
+const RECALL_AT: usize = recall::MAX_MEMORIES;
+
+/// The report of `workly-bench recall`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallReport {
+    /// The rules on the labelled set, by language.
+    pub extraction: Vec<ExtractionScore>,
+    /// Recall of planted facts after unrelated turns, by language.
+    pub recall: Vec<RecallScore>,
+    /// What recall costs, by number of memories kept.
+    pub cost: Vec<Cost>,
+    /// Replies that use the planted facts, with a model (absent with `--no-model`).
+    pub answers: Option<Answers>,
+}
+
+/// The extraction rules on one language's labelled messages.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtractionScore {
+    /// `written with the rules` or `held out`.
+    pub set: String,
+    /// `en` or `fr`.
+    pub language: String,
+    /// Messages in the set.
+    pub messages: usize,
+    /// Facts a careful reader keeps from them.
+    pub labelled: usize,
+    /// Facts the rules kept.
+    pub kept: usize,
+    /// Kept facts of a labelled kind.
+    pub correct: usize,
+    /// `correct / kept`.
+    pub precision: f64,
+    /// `correct / labelled`.
+    pub recall: f64,
+    /// The messages the rules got wrong: what they kept against what was labelled.
+    pub mistakes: Vec<String>,
+}
+
+/// Planted facts recalled after unrelated turns, in one language.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecallScore {
+    /// `en` or `fr`.
+    pub language: String,
+    /// Facts planted.
+    pub facts: usize,
+    /// Facts the rules kept as memories when they were said.
+    pub facts_kept: usize,
+    /// Unrelated turns between the facts and the questions.
+    pub unrelated_turns: usize,
+    /// Memories kept in all (planted and unrelated).
+    pub memories: usize,
+    /// Share of questions whose planted memory was among the [`RECALL_AT`] recalled.
+    pub recall_at_5: f64,
+    /// Each question with the rank of its memory (1 is first), or none.
+    pub ranks: Vec<(String, Option<usize>)>,
+}
+
+/// What recall costs with a number of memories kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    /// Memories kept.
+    pub memories: usize,
+    /// Median time to find a turn's memories (name, then by the new and the previous message).
+    pub median_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// The database file's size.
+    pub database_bytes: u64,
+    /// `database_bytes / memories`.
+    pub bytes_per_memory: f64,
+}
+
+/// Replies to the questions through the chat turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answers {
+    /// The model.
+    pub model: String,
+    /// Share of replies containing the planted word, with memory.
+    pub used_with_memory: f64,
+    /// The same without memory: what the model guesses or the question gives away.
+    pub used_without_memory: f64,
+    /// Each question's reply with memory, and whether it used the fact.
+    pub replies: Vec<(String, String, bool)>,
+}
+
+/// One planted fact.
+#[derive(Debug, Clone)]
+struct Fact {
+    language: &'static str,
+    said: &'static str,
+    question: &'static str,
+    answer: &'static str,
+}
+
+/// Runs `workly-bench recall`.
+pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<()> {
+    let data = &context.dirs.data;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".bench-recall-")
+        .tempdir_in(data)
+        .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
+    let facts = facts()?;
+    let mut extraction = Vec::new();
+    for (set, name) in [(EXTRACTION_SET, "written with the rules"), (HELD_OUT_SET, "held out")] {
+        for language in ["en", "fr"] {
+            extraction.push(extraction_on(set, name, language)?);
+        }
+    }
+    let mut recall = Vec::new();
+    for language in ["en", "fr"] {
+        let path = scratch.path().join(format!("recall-{language}.db"));
+        let planted: Vec<&Fact> = facts.iter().filter(|fact| fact.language == language).collect();
+        recall.push(recall_after(&path, language, &planted, args.unrelated_turns as usize)?);
+    }
+    let mut cost = Vec::new();
+    for &memories in &args.sizes {
+        cost.push(cost_with(&scratch.path().join(format!("cost-{memories}.db")), memories as usize, &facts)?);
+    }
+    let answers = if args.no_model {
+        None
+    } else {
+        let path = scratch.path().join("answers.db");
+        let planted: Vec<&Fact> = facts.iter().collect();
+        recall_after(&path, "en", &planted, args.unrelated_turns as usize)?;
+        let asked: Vec<Fact> = ["en", "fr"]
+            .iter()
+            .flat_map(|language| {
+                let of = facts.iter().filter(move |fact| fact.language == *language);
+                of.take(args.questions.unwrap_or(usize::MAX)).cloned()
+            })
+            .collect();
+        Some(answers(context, args, &path, &asked)?)
+    };
+    let report = RecallReport { extraction, recall, cost, answers };
+    workly::cli::bench::print(&report, args.json, render)
+}
+
+/// The planted facts of [`FACTS_SET`].
+fn facts() -> workly::error::Result<Vec<Fact>> {
+    rows(FACTS_SET, 4)?
+        .into_iter()
+        .map(|fields| Ok(Fact { language: fields[0], said: fields[1], question: fields[2], answer: fields[3] }))
+        .collect()
+}
+
+/// The tab-separated rows of `set` (comments and blank lines left out), each
+/// with `width` fields.
+fn rows(set: &'static str, width: usize) -> workly::error::Result<Vec<Vec<&'static str>>> {
+    let mut rows = Vec::new();
+    for (number, line) in set.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != width || !["en", "fr"].contains(&fields[0]) {
+            workly::fail!(
+                "line {} of a built-in set: expected {width} tab-separated fields, `en` or `fr` first",
+                number + 1
+            );
+        }
+        rows.push(fields);
+    }
+    Ok(rows)
+}
+
+/// The rules on `language`'s messages of the labelled `set` called `name`.
+fn extraction_on(set: &'static str, name: &str, language: &str) -> workly::error::Result<ExtractionScore> {
+    let (mut messages, mut labelled, mut kept, mut correct) = (0, 0, 0, 0);
+    let mut mistakes = Vec::new();
+    for fields in rows(set, 3)?.into_iter().filter(|fields| fields[0] == language) {
+        let expected: Vec<&str> = fields[1].split(',').filter(|kind| *kind != "-").collect();
+        let found: Vec<&str> = extract::facts(fields[2], now_ms()).iter().map(|fact| fact.kind.name()).collect();
+        messages += 1;
+        labelled += expected.len();
+        kept += found.len();
+        let right = found.iter().filter(|kind| expected.contains(kind)).count();
+        correct += right;
+        if right != found.len() || right != expected.len() {
+            mistakes.push(format!("{:?}: kept {found:?}, labelled {expected:?}", fields[2]));
+        }
+    }
+    Ok(ExtractionScore {
+        set: name.to_owned(),
+        language: language.to_owned(),
+        messages,
+        labelled,
+        kept,
+        correct,
+        precision: crate::ratio(correct, kept),
+        recall: crate::ratio(correct, labelled),
+        mistakes,
+    })
+}
+
+/// A deterministic stream of numbers (xorshift64*), so that every run plays
+/// the same unrelated turns and memories.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self, below: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % below
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.next(from.len())]
+    }
+}
+
+/// An unrelated turn in `language`: chit-chat, or a fact about something
+/// else (which is a memory too, competing with the planted ones).
+fn unrelated(language: &str, draw: &mut Draw) -> String {
+    const EN_TALK: &[&str] = &[
+        "What a day it has been.",
+        "Tell me something funny.",
+        "Do you know any good jokes?",
+        "The weather is strange today.",
+        "I just had lunch.",
+        "Can you help me write an email?",
+        "What's the capital of Peru?",
+        "That makes sense, thanks.",
+        "How do you make pancakes?",
+        "I'm a bit tired this afternoon.",
+    ];
+    const EN_LIKES: &[&str] = &["jazz", "chess", "hiking", "sushi", "podcasts", "tennis", "origami", "museums"];
+    const EN_PEOPLE: &[&str] = &["colleague", "neighbour", "cousin", "boss", "uncle", "friend"];
+    const EN_NAMES: &[&str] = &["Sam", "Alex", "Nadia", "Omar", "Lucy", "Kenji", "Rosa", "Ivan"];
+    const EN_EVENTS: &[&str] = &["meeting", "party", "concert", "appointment", "trip"];
+    const FR_TALK: &[&str] = &[
+        "Quelle journée aujourd'hui.",
+        "Raconte-moi un truc drôle.",
+        "Tu connais une bonne blague ?",
+        "Il fait un temps bizarre.",
+        "Je viens de manger.",
+        "Tu peux m'aider à écrire un mail ?",
+        "Quelle est la capitale du Pérou ?",
+        "Ça se tient, merci.",
+        "Comment on fait des crêpes ?",
+        "Je suis un peu fatigué cet après-midi.",
+    ];
+    const FR_LIKES: &[&str] = &["le jazz", "les échecs", "la randonnée", "les sushis", "le tennis", "les musées"];
+    const FR_PEOPLE: &[&str] = &["mon collègue", "mon voisin", "mon cousin", "mon oncle", "mon ami"];
+    const FR_EVENTS: &[&str] = &["une réunion", "une soirée", "un concert", "un rendez-vous"];
+    let english = language == "en";
+    match draw.next(4) {
+        0 if english => format!("I like {} quite a bit.", draw.pick(EN_LIKES)),
+        0 => format!("J'aime bien {}.", draw.pick(FR_LIKES)),
+        1 if english => format!("My {} {} is moving soon.", draw.pick(EN_PEOPLE), draw.pick(EN_NAMES)),
+        1 => format!("{} {} déménage bientôt.", capitalise(draw.pick(FR_PEOPLE)), draw.pick(EN_NAMES)),
+        2 if english => format!("I have a {} on Monday.", draw.pick(EN_EVENTS)),
+        2 => format!("J'ai {} lundi.", draw.pick(FR_EVENTS)),
+        _ if english => draw.pick(EN_TALK).to_owned(),
+        _ => draw.pick(FR_TALK).to_owned(),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// Saves `user` (and a short reply) through `history`, as a chat turn does.
+fn say(history: &mut History, user: &str, at_ms: i64) -> workly::error::Result<usize> {
+    let words = |text: &str| Ok::<_, LlmError>(text.split_whitespace().count());
+    let feeling = TurnEmotion { emotion: workly::emotion::Emotion::Neutral, intensity: 0.0, confidence: 0.0 };
+    Ok(history.save(&Exchange::count(user, at_ms, "I see.", feeling, words)?)?)
+}
+
+/// Plants `facts` in one conversation of the database at `path`, plays
+/// `turns` unrelated turns in another, then asks each fact's question.
+fn recall_after(
+    path: &std::path::Path,
+    language: &str,
+    facts: &[&Fact],
+    turns: usize,
+) -> workly::error::Result<RecallScore> {
+    let mut history = History::open(Store::open(path)?, Some("planted"))?;
+    // A week ago, a minute apart.
+    let start = now_ms() - 7 * 86_400_000;
+    let mut facts_kept = 0;
+    for (index, fact) in facts.iter().enumerate() {
+        facts_kept += usize::from(say(&mut history, fact.said, start + index as i64 * 60_000)? > 0);
+    }
+    history.start_new()?;
+    let mut draw = Draw(0x5eed_0000 + language.len() as u64);
+    for turn in 0..turns {
+        say(&mut history, &unrelated(language, &mut draw), start + 86_400_000 + turn as i64 * 60_000)?;
+    }
+    history.start_new()?;
+    let mut ranks = Vec::new();
+    for fact in facts {
+        let planted: Vec<String> = extract::facts(fact.said, start).into_iter().map(|memory| memory.content).collect();
+        let recalled = history.recollect(fact.question, None, 0)?.memories;
+        let rank = recalled.iter().position(|memory| planted.contains(&memory.content)).map(|at| at + 1);
+        ranks.push((fact.question.to_owned(), rank));
+    }
+    let found = ranks.iter().filter(|(_, rank)| rank.is_some_and(|rank| rank <= RECALL_AT)).count();
+    Ok(RecallScore {
+        language: language.to_owned(),
+        facts: facts.len(),
+        facts_kept,
+        unrelated_turns: turns,
+        memories: Store::open(path)?.memory_count()?,
+        recall_at_5: crate::ratio(found, facts.len()),
+        ranks,
+    })
+}
+
+/// Recall's cost with `count` memories kept in the database at `path`.
+fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact]) -> workly::error::Result<Cost> {
+    let mut store = Store::open(path)?;
+    let mut draw = Draw(0xc057 + count as u64);
+    // Made-up words of two to four syllables: a vocabulary as wide as a
+    // person's, so the index is as large as a real one.
+    const SYLLABLES: &[&str] =
+        &["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fi", "go", "zu", "pe", "ly"];
+    const STARTS: &[&str] = &["I like", "My friend", "I have a", "I work with", "I love", "My sister has a"];
+    let word = |draw: &mut Draw| (0..2 + draw.next(3)).map(|_| draw.pick(SYLLABLES)).collect::<String>();
+    let mut batch = Vec::new();
+    for index in 0..count {
+        let content = format!("{} {} {} {index}", draw.pick(STARTS), word(&mut draw), word(&mut draw));
+        batch.push(NewMemory { kind: MemoryKind::ALL[index % 8], content, event_date: None, source: None });
+        if batch.len() == 10_000 || index + 1 == count {
+            store.add_memories(&batch)?;
+            batch.clear();
+        }
+    }
+    // The planted facts too, so that questions find something, as they would.
+    for fact in facts {
+        let memories = extract::facts(fact.said, now_ms());
+        store.add_memories(
+            &memories.into_iter().map(|memory| NewMemory { source: None, ..memory }).collect::<Vec<_>>(),
+        )?;
+    }
+    store.vacuum()?;
+    let database_bytes = std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0);
+    let mut times_ms = Vec::new();
+    for _ in 0..5 {
+        for (index, fact) in facts.iter().enumerate() {
+            let before = facts[(index + 1) % facts.len()].question;
+            let started = Instant::now();
+            recall::relevant(&store, fact.question, Some(before))?;
+            times_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times_ms.sort_by(f64::total_cmp);
+    let p95 = times_ms[(times_ms.len() * 95).div_ceil(100).saturating_sub(1)];
+    Ok(Cost {
+        memories: count,
+        median_ms: workly::bench::median(&times_ms),
+        p95_ms: p95,
+        database_bytes,
+        bytes_per_memory: database_bytes as f64 / count.max(1) as f64,
+    })
+}
+
+/// Each fact's question through the chat turn, in a new conversation of the
+/// database at `path` (where the facts were planted), with memory and without.
+fn answers(
+    context: &Context,
+    args: &BenchRecallArgs,
+    path: &std::path::Path,
+    facts: &[Fact],
+) -> workly::error::Result<Answers> {
+    let persona = context.persona(None)?;
+    let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
+    let engine = Engine::load(prepared.engine)?;
+    let options = ReplyOptions {
+        sampling: SamplingParams { seed: Some(1), ..SamplingParams::default() },
+        max_tokens: 64,
+        ..ReplyOptions::default()
+    };
+    let mut replies = Vec::new();
+    let mut used = [0, 0];
+    for fact in facts {
+        for (memory, used) in [true, false].into_iter().zip(used.iter_mut()) {
+            let mut history = History::open(Store::open(path)?, None)?;
+            history.start_new()?;
+            history.set_memory(memory);
+            let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), Some(history)));
+            engine.wait_idle()?;
+            let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+            let outcome = turn.chat(&chat, fact.question, &mut ())?;
+            let hit = outcome.shown.to_lowercase().contains(&fact.answer.to_lowercase());
+            *used += usize::from(hit);
+            if memory {
+                replies.push((fact.question.to_owned(), outcome.shown.clone(), hit));
+            }
+        }
+    }
+    Ok(Answers {
+        model: engine.info().model_name.clone(),
+        used_with_memory: crate::ratio(used[0], facts.len()),
+        used_without_memory: crate::ratio(used[1], facts.len()),
+        replies,
+    })
+}
+
+fn percent(share: f64) -> String {
+    format!("{:.0} %", share * 100.0)
+}
+
+fn render(report: &RecallReport) -> String {
+    let mut text = String::from("Extraction (rules, labelled sets):\n");
+    for score in &report.extraction {
+        text.push_str(&format!(
+            "  {}, {}: {} messages, {} facts labelled, {} kept, {} right: precision {}, recall {}\n",
+            score.set,
+            score.language,
+            score.messages,
+            score.labelled,
+            score.kept,
+            score.correct,
+            percent(score.precision),
+            percent(score.recall)
+        ));
+        for mistake in &score.mistakes {
+            text.push_str(&format!("    {mistake}\n"));
+        }
+    }
+    text.push_str("Recall of planted facts:\n");
+    for score in &report.recall {
+        text.push_str(&format!(
+            "  {}: {} facts ({} kept), {} unrelated turns, {} memories: recall@{RECALL_AT} {}\n",
+            score.language,
+            score.facts,
+            score.facts_kept,
+            score.unrelated_turns,
+            score.memories,
+            percent(score.recall_at_5)
+        ));
+        for (question, rank) in score.ranks.iter().filter(|(_, rank)| rank.is_none_or(|rank| rank > RECALL_AT)) {
+            text.push_str(&format!("    missed: {question:?} (rank {rank:?})\n"));
+        }
+    }
+    text.push_str("Cost of recall before a turn:\n");
+    for cost in &report.cost {
+        text.push_str(&format!(
+            "  {:>7} memories: median {:.3} ms, p95 {:.3} ms; database {:.1} MiB, {:.0} bytes per memory\n",
+            cost.memories,
+            cost.median_ms,
+            cost.p95_ms,
+            cost.database_bytes as f64 / 1_048_576.0,
+            cost.bytes_per_memory
+        ));
+    }
+    if let Some(answers) = &report.answers {
+        text.push_str(&format!(
+            "Answers ({}): the fact used in {} of replies with memory, {} without\n",
+            answers.model,
+            percent(answers.used_with_memory),
+            percent(answers.used_without_memory)
+        ));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sets_parse_and_have_both_languages() {
+        let facts = facts().unwrap();
+        assert!(facts.iter().filter(|fact| fact.language == "en").count() >= 10);
+        assert!(facts.iter().filter(|fact| fact.language == "fr").count() >= 10);
+        for (set, language) in
+            [(EXTRACTION_SET, "en"), (EXTRACTION_SET, "fr"), (HELD_OUT_SET, "en"), (HELD_OUT_SET, "fr")]
+        {
+            let labelled = rows(set, 3).unwrap();
+            let of = labelled.iter().filter(|fields| fields[0] == language);
+            assert!(of.clone().count() >= 50);
+            assert!(of.clone().filter(|fields| fields[1] == "-").count() >= 20, "negatives in {language}");
+            for fields in of {
+                for kind in fields[1].split(',').filter(|kind| *kind != "-") {
+                    assert!(MemoryKind::named(kind).is_some(), "{kind}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unrelated_turns_are_the_same_every_run() {
+        let play = || {
+            let mut draw = Draw(7);
+            (0..20).map(|_| unrelated("fr", &mut draw)).collect::<Vec<_>>()
+        };
+        assert_eq!(play(), play());
+        assert!(play().iter().any(|turn| turn != &play()[0]), "they vary");
+    }
+}
