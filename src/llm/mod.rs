@@ -15,6 +15,7 @@
 //! messages and returns text and measurements.
 
 pub mod cache;
+pub mod embed;
 pub mod engine;
 pub mod generation;
 mod llama;

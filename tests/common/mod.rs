@@ -38,6 +38,11 @@ pub fn default_model() -> PathBuf {
     model(workly::model::DEFAULT_MODEL_FILE)
 }
 
+/// The embedding model of the memory's semantic recall (multilingual-e5-small).
+pub fn embedding_model() -> PathBuf {
+    model(workly::llm::embed::DEFAULT_FILE)
+}
+
 /// The Python of the venv `scripts/setup.sh --tests` fills with test clients
 /// (the official `openai` package).
 pub fn test_python() -> PathBuf {
