@@ -1,6 +1,7 @@
-//! Long-term memory through the real binary and the real model: what the
-//! person says in one conversation is learnt, recalled in another, and can
-//! be listed, searched, corrected, exported and forgotten; `--no-memory` and
+//! Long-term memory through the real binary and the real models: what the
+//! person says in one conversation is learnt, recalled in another (by its
+//! words, and by its meaning with the real embedding model), and can be
+//! listed, searched, corrected, exported and forgotten; `--no-memory` and
 //! `[memory] enabled = false` turn it off; bad input gets one line and exit 2.
 
 mod common;
@@ -75,6 +76,38 @@ fn kira_remembers_across_conversations_and_the_person_is_in_charge() {
     assert!(listed(dir.path()).is_empty());
     let none = memory(dir.path(), &["list"]);
     assert!(text(&none.stdout).starts_with("Kira remembers nothing about you yet"));
+}
+
+/// Puts the embedding model in `dir`'s models folder, as the set-up does in
+/// the person's data directory.
+fn with_embedder(dir: &Path) {
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::os::unix::fs::symlink(common::embedding_model(), dir.join("models").join(workly::llm::embed::DEFAULT_FILE))
+        .unwrap();
+}
+
+#[test]
+fn a_memory_comes_back_by_its_meaning_when_no_word_is_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    with_embedder(dir.path());
+    let (turns, stderr) = chat_lines(&mut chat(dir.path(), "monday"), &["I'm allergic to shellfish."]);
+    assert_eq!(count(&turns[0], "learned_memories"), 1);
+    assert!(!stderr.contains("recall by meaning is off"), "{stderr}");
+    // "allergy" is not "allergic", "dinner" is not "shellfish": only meaning links them.
+    let question = "Can you suggest a dinner? Keep my allergy in mind.";
+    let (turns, _) = chat_lines(&mut chat(dir.path(), "friday"), &[question]);
+    assert_eq!(count(&turns[0], "recalled_memories"), 1, "{}", turns[0]);
+    // Without the embedding model, recall goes on by words, and says so once.
+    std::fs::remove_file(dir.path().join("models").join(workly::llm::embed::DEFAULT_FILE)).unwrap();
+    let (turns, stderr) = chat_lines(&mut chat(dir.path(), "saturday"), &[question, "What about shellfish?"]);
+    assert!(stderr.contains("memory: recall by meaning is off"), "{stderr}");
+    assert_eq!(stderr.matches("recall by meaning is off").count(), 1);
+    assert_eq!((count(&turns[0], "recalled_memories"), count(&turns[1], "recalled_memories")), (0, 1));
+    // A memory added while the model was missing gets its embedding when it is back.
+    assert_success(&memory(dir.path(), &["add", "My", "cat", "is", "called", "Pistachio"]));
+    with_embedder(dir.path());
+    let (turns, _) = chat_lines(&mut chat(dir.path(), "sunday"), &["How is my kitty doing?"]);
+    assert!(count(&turns[0], "recalled_memories") >= 1, "{}", turns[0]);
 }
 
 #[test]

@@ -29,7 +29,9 @@ use workly::choice::Choice as _;
 use workly::cli::Context;
 use workly::emotion::smoothing::TurnEmotion;
 use workly::error::Context as _;
+use workly::llm::embed::{self, Embedder, Kind};
 use workly::llm::{CancelToken, Engine, LlmError, SamplingParams};
+use workly::memory::vectors::{self, Index};
 use workly::memory::{extract, recall};
 use workly::store::memories::{MemoryKind, NewMemory};
 use workly::store::{Store, now_ms};
@@ -97,10 +99,33 @@ pub struct RecallScore {
     pub unrelated_turns: usize,
     /// Memories kept in all (planted and unrelated).
     pub memories: usize,
-    /// Share of questions whose planted memory was among the [`RECALL_AT`] recalled.
+    /// Share of questions whose planted memory was among the [`RECALL_AT`]
+    /// recalled, by words and meaning fused (what a turn does).
     pub recall_at_5: f64,
-    /// Each question with the rank of its memory (1 is first), or none.
-    pub ranks: Vec<(String, Option<usize>)>,
+    /// The same by words alone (the baseline: no embedding model).
+    pub recall_at_5_words: f64,
+    /// Each question, fused.
+    pub questions: Vec<Asked>,
+    /// Memories recalled on average for a message that asks for none
+    /// (chit-chat): what recall adds to the prompt for nothing.
+    pub chit_chat_memories: f64,
+    /// The same by words alone.
+    pub chit_chat_memories_words: f64,
+}
+
+/// One question of the recall measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Asked {
+    /// The question.
+    pub question: String,
+    /// The rank of the planted memory (1 is first), by words and meaning, if recalled.
+    pub rank: Option<usize>,
+    /// Its rank by words alone.
+    pub rank_words: Option<usize>,
+    /// The cosine between the question and the planted memory.
+    pub planted_cosine: f32,
+    /// The highest cosine between the question and any other memory.
+    pub best_other_cosine: f32,
 }
 
 /// What recall costs with a number of memories kept.
@@ -108,10 +133,17 @@ pub struct RecallScore {
 pub struct Cost {
     /// Memories kept.
     pub memories: usize,
-    /// Median time to find a turn's memories (name, then by the new and the previous message).
+    /// Median time to find a turn's memories: the message's embedding, the
+    /// nearest embeddings, the searches by words and their fusion.
     pub median_ms: f64,
     /// 95th percentile.
     pub p95_ms: f64,
+    /// Median time of the message's embedding alone.
+    pub embed_median_ms: f64,
+    /// Median time of the search among the embeddings alone.
+    pub nearest_median_ms: f64,
+    /// Time to load every embedding once (when a chat starts).
+    pub load_ms: f64,
     /// The database file's size.
     pub database_bytes: u64,
     /// `database_bytes / memories`.
@@ -149,6 +181,12 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
         .tempdir_in(data)
         .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
     let facts = facts()?;
+    let model = context.dirs.models().join(embed::DEFAULT_FILE);
+    if !model.is_file() {
+        workly::fail!("{} is missing: scripts/setup.sh fetches it", model.display());
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let embedder = Embedder::load(&model, threads)?;
     let mut extraction = Vec::new();
     for (set, name) in [(EXTRACTION_SET, "written with the rules"), (HELD_OUT_SET, "held out")] {
         for language in ["en", "fr"] {
@@ -159,18 +197,23 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
     for language in ["en", "fr"] {
         let path = scratch.path().join(format!("recall-{language}.db"));
         let planted: Vec<&Fact> = facts.iter().filter(|fact| fact.language == language).collect();
-        recall.push(recall_after(&path, language, &planted, args.unrelated_turns as usize)?);
+        recall.push(recall_after(&path, language, &planted, args.unrelated_turns as usize, &embedder)?);
     }
     let mut cost = Vec::new();
     for &memories in &args.sizes {
-        cost.push(cost_with(&scratch.path().join(format!("cost-{memories}.db")), memories as usize, &facts)?);
+        cost.push(cost_with(
+            &scratch.path().join(format!("cost-{memories}.db")),
+            memories as usize,
+            &facts,
+            &embedder,
+        )?);
     }
     let answers = if args.no_model {
         None
     } else {
         let path = scratch.path().join("answers.db");
         let planted: Vec<&Fact> = facts.iter().collect();
-        recall_after(&path, "en", &planted, args.unrelated_turns as usize)?;
+        recall_after(&path, "en", &planted, args.unrelated_turns as usize, &embedder)?;
         let asked: Vec<Fact> = ["en", "fr"]
             .iter()
             .flat_map(|language| {
@@ -178,7 +221,7 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
                 of.take(args.questions.unwrap_or(usize::MAX)).cloned()
             })
             .collect();
-        Some(answers(context, args, &path, &asked)?)
+        Some(answers(context, args, &path, &asked, &embedder)?)
     };
     let report = RecallReport { extraction, recall, cost, answers };
     workly::cli::bench::print(&report, args.json, render)
@@ -258,37 +301,41 @@ impl Draw {
     }
 }
 
+/// English chit-chat: messages that ask Kira to remember nothing.
+const EN_TALK: &[&str] = &[
+    "What a day it has been.",
+    "Tell me something funny.",
+    "Do you know any good jokes?",
+    "The weather is strange today.",
+    "I just had lunch.",
+    "Can you help me write an email?",
+    "What's the capital of Peru?",
+    "That makes sense, thanks.",
+    "How do you make pancakes?",
+    "I'm a bit tired this afternoon.",
+];
+
+/// French chit-chat.
+const FR_TALK: &[&str] = &[
+    "Quelle journée aujourd'hui.",
+    "Raconte-moi un truc drôle.",
+    "Tu connais une bonne blague ?",
+    "Il fait un temps bizarre.",
+    "Je viens de manger.",
+    "Tu peux m'aider à écrire un mail ?",
+    "Quelle est la capitale du Pérou ?",
+    "Ça se tient, merci.",
+    "Comment on fait des crêpes ?",
+    "Je suis un peu fatigué cet après-midi.",
+];
+
 /// An unrelated turn in `language`: chit-chat, or a fact about something
 /// else (which is a memory too, competing with the planted ones).
 fn unrelated(language: &str, draw: &mut Draw) -> String {
-    const EN_TALK: &[&str] = &[
-        "What a day it has been.",
-        "Tell me something funny.",
-        "Do you know any good jokes?",
-        "The weather is strange today.",
-        "I just had lunch.",
-        "Can you help me write an email?",
-        "What's the capital of Peru?",
-        "That makes sense, thanks.",
-        "How do you make pancakes?",
-        "I'm a bit tired this afternoon.",
-    ];
     const EN_LIKES: &[&str] = &["jazz", "chess", "hiking", "sushi", "podcasts", "tennis", "origami", "museums"];
     const EN_PEOPLE: &[&str] = &["colleague", "neighbour", "cousin", "boss", "uncle", "friend"];
     const EN_NAMES: &[&str] = &["Sam", "Alex", "Nadia", "Omar", "Lucy", "Kenji", "Rosa", "Ivan"];
     const EN_EVENTS: &[&str] = &["meeting", "party", "concert", "appointment", "trip"];
-    const FR_TALK: &[&str] = &[
-        "Quelle journée aujourd'hui.",
-        "Raconte-moi un truc drôle.",
-        "Tu connais une bonne blague ?",
-        "Il fait un temps bizarre.",
-        "Je viens de manger.",
-        "Tu peux m'aider à écrire un mail ?",
-        "Quelle est la capitale du Pérou ?",
-        "Ça se tient, merci.",
-        "Comment on fait des crêpes ?",
-        "Je suis un peu fatigué cet après-midi.",
-    ];
     const FR_LIKES: &[&str] = &["le jazz", "les échecs", "la randonnée", "les sushis", "le tennis", "les musées"];
     const FR_PEOPLE: &[&str] = &["mon collègue", "mon voisin", "mon cousin", "mon oncle", "mon ami"];
     const FR_EVENTS: &[&str] = &["une réunion", "une soirée", "un concert", "un rendez-vous"];
@@ -318,14 +365,17 @@ fn say(history: &mut History, user: &str, at_ms: i64) -> workly::error::Result<u
 }
 
 /// Plants `facts` in one conversation of the database at `path`, plays
-/// `turns` unrelated turns in another, then asks each fact's question.
+/// `turns` unrelated turns in another, then asks each fact's question, by
+/// words and meaning (with `embedder`) and by words alone.
 fn recall_after(
     path: &std::path::Path,
     language: &str,
     facts: &[&Fact],
     turns: usize,
+    embedder: &Embedder,
 ) -> workly::error::Result<RecallScore> {
     let mut history = History::open(Store::open(path)?, Some("planted"))?;
+    history.set_embedder(embedder.clone())?;
     // A week ago, a minute apart.
     let start = now_ms() - 7 * 86_400_000;
     let mut facts_kept = 0;
@@ -338,27 +388,66 @@ fn recall_after(
         say(&mut history, &unrelated(language, &mut draw), start + 86_400_000 + turn as i64 * 60_000)?;
     }
     history.start_new()?;
-    let mut ranks = Vec::new();
+    let mut words_only = History::open(Store::open(path)?, None)?;
+    words_only.start_new()?;
+    let kept = Store::open(path)?.memories()?;
+    let contents: Vec<&str> = kept.iter().map(|memory| memory.content.as_str()).collect();
+    let passages = embedder.embed(&contents, Kind::Passage)?;
+    let mut questions = Vec::new();
     for fact in facts {
         let planted: Vec<String> = extract::facts(fact.said, start).into_iter().map(|memory| memory.content).collect();
-        let recalled = history.recollect(fact.question, None, 0)?.memories;
-        let rank = recalled.iter().position(|memory| planted.contains(&memory.content)).map(|at| at + 1);
-        ranks.push((fact.question.to_owned(), rank));
+        let rank = |history: &History| -> workly::error::Result<Option<usize>> {
+            let recalled = history.recollect(fact.question, None, 0)?.memories;
+            Ok(recalled.iter().position(|memory| planted.contains(&memory.content)).map(|at| at + 1))
+        };
+        let query = &embedder.embed(&[fact.question], Kind::Query)?[0];
+        let cosine = |passage: &Vec<f32>| passage.iter().zip(query).map(|(a, b)| a * b).sum::<f32>();
+        let (mut planted_cosine, mut best_other_cosine) = (f32::MIN, f32::MIN);
+        for (memory, passage) in kept.iter().zip(&passages) {
+            let slot = if planted.contains(&memory.content) { &mut planted_cosine } else { &mut best_other_cosine };
+            *slot = slot.max(cosine(passage));
+        }
+        questions.push(Asked {
+            question: fact.question.to_owned(),
+            rank: rank(&history)?,
+            rank_words: rank(&words_only)?,
+            planted_cosine,
+            best_other_cosine,
+        });
     }
-    let found = ranks.iter().filter(|(_, rank)| rank.is_some_and(|rank| rank <= RECALL_AT)).count();
+    let talk = if language == "en" { EN_TALK } else { FR_TALK };
+    let (mut noise, mut noise_words) = (0, 0);
+    for message in talk {
+        // The name comes every turn by design: only what was found counts.
+        let found = |history: &History| -> workly::error::Result<usize> {
+            let recalled = history.recollect(message, None, 0)?.memories;
+            Ok(recalled.iter().filter(|memory| memory.kind != MemoryKind::Name).count())
+        };
+        noise += found(&history)?;
+        noise_words += found(&words_only)?;
+    }
+    let share = |rank: fn(&Asked) -> Option<usize>| {
+        let found = questions.iter().filter(|asked| rank(asked).is_some_and(|rank| rank <= RECALL_AT)).count();
+        crate::ratio(found, facts.len())
+    };
     Ok(RecallScore {
         language: language.to_owned(),
         facts: facts.len(),
         facts_kept,
         unrelated_turns: turns,
-        memories: Store::open(path)?.memory_count()?,
-        recall_at_5: crate::ratio(found, facts.len()),
-        ranks,
+        memories: kept.len(),
+        recall_at_5: share(|asked| asked.rank),
+        recall_at_5_words: share(|asked| asked.rank_words),
+        questions,
+        chit_chat_memories: noise as f64 / talk.len() as f64,
+        chit_chat_memories_words: noise_words as f64 / talk.len() as f64,
     })
 }
 
-/// Recall's cost with `count` memories kept in the database at `path`.
-fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact]) -> workly::error::Result<Cost> {
+/// Recall's cost with `count` memories kept in the database at `path`: the
+/// planted facts and made-up memories around them, with unit vectors drawn
+/// at random (the search's time does not depend on what they mean).
+fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact], embedder: &Embedder) -> workly::error::Result<Cost> {
     let mut store = Store::open(path)?;
     let mut draw = Draw(0xc057 + count as u64);
     // Made-up words of two to four syllables: a vocabulary as wide as a
@@ -367,10 +456,16 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact]) -> workly::er
         &["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fi", "go", "zu", "pe", "ly"];
     const STARTS: &[&str] = &["I like", "My friend", "I have a", "I work with", "I love", "My sister has a"];
     let word = |draw: &mut Draw| (0..2 + draw.next(3)).map(|_| draw.pick(SYLLABLES)).collect::<String>();
+    let random_unit = |draw: &mut Draw| {
+        let values: Vec<f32> = (0..embedder.dimensions()).map(|_| draw.next(2001) as f32 - 1000.0).collect();
+        let norm = values.iter().map(|value| value * value).sum::<f32>().sqrt();
+        vectors::encode(&values.iter().map(|value| value / norm).collect::<Vec<_>>())
+    };
     let mut batch = Vec::new();
     for index in 0..count {
         let content = format!("{} {} {} {index}", draw.pick(STARTS), word(&mut draw), word(&mut draw));
-        batch.push(NewMemory { kind: MemoryKind::ALL[index % 8], content, event_date: None, source: None });
+        let vector = Some(random_unit(&mut draw));
+        batch.push(NewMemory { kind: MemoryKind::ALL[index % 8], content, event_date: None, source: None, vector });
         if batch.len() == 10_000 || index + 1 == count {
             store.add_memories(&batch)?;
             batch.clear();
@@ -378,20 +473,38 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact]) -> workly::er
     }
     // The planted facts too, so that questions find something, as they would.
     for fact in facts {
-        let memories = extract::facts(fact.said, now_ms());
-        store.add_memories(
-            &memories.into_iter().map(|memory| NewMemory { source: None, ..memory }).collect::<Vec<_>>(),
-        )?;
+        let mut memories = extract::facts(fact.said, now_ms());
+        for memory in &mut memories {
+            memory.source = None;
+            memory.vector = Some(vectors::encode(&embedder.embed(&[&memory.content], Kind::Passage)?[0]));
+        }
+        store.add_memories(&memories)?;
     }
     store.vacuum()?;
     let database_bytes = std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0);
-    let mut times_ms = Vec::new();
+    let loading = Instant::now();
+    let mut index = Index::default();
+    index.set_background(&embedder.embed(vectors::BACKGROUND, Kind::Passage)?);
+    index.refresh(&store)?;
+    let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
+    let (mut times_ms, mut embed_ms, mut nearest_ms) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
-        for (index, fact) in facts.iter().enumerate() {
-            let before = facts[(index + 1) % facts.len()].question;
+        for (at, fact) in facts.iter().enumerate() {
+            let before = facts[(at + 1) % facts.len()].question;
             let started = Instant::now();
-            recall::relevant(&store, fact.question, Some(before))?;
+            let query = embedder.embed(&[fact.question], Kind::Query)?;
+            let embedded = Instant::now();
+            index.refresh(&store)?;
+            let nearest: Vec<i64> = index
+                .nearest(&query[0], recall::CANDIDATES, recall::MIN_SPREAD)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            let searched = Instant::now();
+            recall::relevant(&store, fact.question, Some(before), &nearest)?;
             times_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            embed_ms.push((embedded - started).as_secs_f64() * 1000.0);
+            nearest_ms.push((searched - embedded).as_secs_f64() * 1000.0);
         }
     }
     times_ms.sort_by(f64::total_cmp);
@@ -400,6 +513,9 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact]) -> workly::er
         memories: count,
         median_ms: workly::bench::median(&times_ms),
         p95_ms: p95,
+        embed_median_ms: workly::bench::median(&embed_ms),
+        nearest_median_ms: workly::bench::median(&nearest_ms),
+        load_ms,
         database_bytes,
         bytes_per_memory: database_bytes as f64 / count.max(1) as f64,
     })
@@ -412,6 +528,7 @@ fn answers(
     args: &BenchRecallArgs,
     path: &std::path::Path,
     facts: &[Fact],
+    embedder: &Embedder,
 ) -> workly::error::Result<Answers> {
     let persona = context.persona(None)?;
     let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
@@ -428,6 +545,9 @@ fn answers(
             let mut history = History::open(Store::open(path)?, None)?;
             history.start_new()?;
             history.set_memory(memory);
+            if memory {
+                history.set_embedder(embedder.clone())?;
+            }
             let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), Some(history)));
             engine.wait_idle()?;
             let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
@@ -472,25 +592,41 @@ fn render(report: &RecallReport) -> String {
     text.push_str("Recall of planted facts:\n");
     for score in &report.recall {
         text.push_str(&format!(
-            "  {}: {} facts ({} kept), {} unrelated turns, {} memories: recall@{RECALL_AT} {}\n",
+            "  {}: {} facts ({} kept), {} unrelated turns, {} memories: recall@{RECALL_AT} {} (by words alone {})\n",
             score.language,
             score.facts,
             score.facts_kept,
             score.unrelated_turns,
             score.memories,
-            percent(score.recall_at_5)
+            percent(score.recall_at_5),
+            percent(score.recall_at_5_words)
         ));
-        for (question, rank) in score.ranks.iter().filter(|(_, rank)| rank.is_none_or(|rank| rank > RECALL_AT)) {
-            text.push_str(&format!("    missed: {question:?} (rank {rank:?})\n"));
+        text.push_str(&format!(
+            "    chit-chat recalls {:.1} memories on average ({:.1} by words alone)\n",
+            score.chit_chat_memories, score.chit_chat_memories_words
+        ));
+        for asked in &score.questions {
+            text.push_str(&format!(
+                "    {:<55} rank {:>4} (words {:>4}), cosine {:.3} (best other {:.3})\n",
+                format!("{:?}", asked.question),
+                asked.rank.map_or("-".to_owned(), |rank| rank.to_string()),
+                asked.rank_words.map_or("-".to_owned(), |rank| rank.to_string()),
+                asked.planted_cosine,
+                asked.best_other_cosine
+            ));
         }
     }
     text.push_str("Cost of recall before a turn:\n");
     for cost in &report.cost {
         text.push_str(&format!(
-            "  {:>7} memories: median {:.3} ms, p95 {:.3} ms; database {:.1} MiB, {:.0} bytes per memory\n",
+            "  {:>7} memories: median {:.2} ms (embedding {:.2}, nearest {:.2}), p95 {:.2} ms, loaded in {:.0} ms; \
+             database {:.1} MiB, {:.0} bytes per memory\n",
             cost.memories,
             cost.median_ms,
+            cost.embed_median_ms,
+            cost.nearest_median_ms,
             cost.p95_ms,
+            cost.load_ms,
             cost.database_bytes as f64 / 1_048_576.0,
             cost.bytes_per_memory
         ));

@@ -13,11 +13,14 @@
 
 use super::Conversation;
 use crate::emotion::smoothing::TurnEmotion;
+use crate::llm::embed::{Embedder, Kind};
 use crate::llm::{LlmError, Message, Role};
 use crate::memory::dates::Day;
+use crate::memory::vectors::{self, Index};
 use crate::memory::{extract, recall};
 use crate::store::memories::StoredMemory;
 use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError, StoredMessage};
+use std::cell::RefCell;
 
 /// Most earlier messages recalled for one turn.
 pub const RECALL_MAX_MESSAGES: usize = 3;
@@ -64,6 +67,10 @@ pub struct History {
     started: bool,
     /// Whether exchanges teach memories and turns recall them.
     memory: bool,
+    /// The embedding model, for recall by meaning (none: by words alone).
+    embedder: Option<Embedder>,
+    /// The memories' embeddings, kept in step with the store as turns recall.
+    index: RefCell<Index>,
 }
 
 impl History {
@@ -80,7 +87,7 @@ impl History {
                 None => (store.new_conversation()?, true),
             },
         };
-        Ok(Self { store, conversation, started, memory: true })
+        Ok(Self { store, conversation, started, memory: true, embedder: None, index: RefCell::default() })
     }
 
     /// Turns long-term memory on or off for this conversation: off, nothing
@@ -88,6 +95,30 @@ impl History {
     /// (what is already kept stays kept).
     pub fn set_memory(&mut self, on: bool) {
         self.memory = on;
+    }
+
+    /// Whether memory is on for this conversation.
+    pub fn remembers(&self) -> bool {
+        self.memory
+    }
+
+    /// Recalls memories by meaning too, with `embedder`: memories kept
+    /// without an embedding (while the model was missing) get theirs now,
+    /// and every embedding is loaded for the turns to search.
+    pub fn set_embedder(&mut self, embedder: Embedder) -> Result<(), crate::error::Error> {
+        let missing = self.store.memories_without_vectors()?;
+        for chunk in missing.chunks(64) {
+            let texts: Vec<&str> = chunk.iter().map(|(_, content)| content.as_str()).collect();
+            let embeddings = embedder.embed(&texts, Kind::Passage)?;
+            for ((id, _), embedding) in chunk.iter().zip(embeddings) {
+                self.store.set_memory_vector(*id, &vectors::encode(&embedding))?;
+            }
+        }
+        let index = self.index.get_mut();
+        index.set_background(&embedder.embed(vectors::BACKGROUND, Kind::Passage)?);
+        index.refresh(&self.store)?;
+        self.embedder = Some(embedder);
+        Ok(())
     }
 
     /// For a start that failed (a model that does not load, say): removes the
@@ -137,7 +168,20 @@ impl History {
         };
         // Rules take microseconds: finding facts here costs the turn nothing
         // it would notice, and keeps them in the exchange's one transaction.
-        let facts = if self.memory { extract::facts(&exchange.user, exchange.sent_at_ms) } else { Vec::new() };
+        let mut facts = if self.memory { extract::facts(&exchange.user, exchange.sent_at_ms) } else { Vec::new() };
+        if let Some(embedder) = self.embedder.as_ref().filter(|_| !facts.is_empty()) {
+            let texts: Vec<&str> = facts.iter().map(|fact| fact.content.as_str()).collect();
+            // A memory without its embedding is still found by its words, and
+            // gets one at the next start: the exchange must be saved whatever.
+            match embedder.embed(&texts, Kind::Passage) {
+                Ok(embeddings) => {
+                    for (fact, embedding) in facts.iter_mut().zip(embeddings) {
+                        fact.vector = Some(vectors::encode(&embedding));
+                    }
+                }
+                Err(error) => tracing::warn!("cannot embed the memories of this exchange: {error}"),
+            }
+        }
         self.store.append_exchange_remembering(&self.conversation, &user, &reply, &facts)
     }
 
@@ -155,9 +199,32 @@ impl History {
     /// [`RECALL_MAX_MESSAGES`]. Only the store is asked, so a caller may hold
     /// a lock around this and count tokens after letting it go.
     pub fn recollect(&self, user: &str, before: Option<&str>, in_window: usize) -> Result<Recalled, StoreError> {
-        let memories = if self.memory { recall::relevant(&self.store, user, before)? } else { Vec::new() };
+        let memories =
+            if self.memory { recall::relevant(&self.store, user, before, &self.nearest(user)?)? } else { Vec::new() };
         let quotes = self.store.recall(&self.conversation, user, in_window, RECALL_MAX_MESSAGES)?;
         Ok(Recalled { memories, quotes })
+    }
+
+    /// The memories nearest `user` in meaning, nearest first: none without an
+    /// embedding model, or when it fails (recall by words goes on).
+    fn nearest(&self, user: &str) -> Result<Vec<i64>, StoreError> {
+        let Some(embedder) = &self.embedder else { return Ok(Vec::new()) };
+        let mut index = self.index.borrow_mut();
+        index.refresh(&self.store)?;
+        if index.is_empty() {
+            return Ok(Vec::new());
+        }
+        match embedder.embed(&[user], Kind::Query) {
+            Ok(query) => Ok(index
+                .nearest(&query[0], recall::CANDIDATES, recall::MIN_SPREAD)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()),
+            Err(error) => {
+                tracing::warn!("cannot embed the message to recall by meaning: {error}");
+                Ok(Vec::new())
+            }
+        }
     }
 }
 

@@ -171,6 +171,9 @@ pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
             return Err(error);
         }
     };
+    if let Some(history) = history.as_mut() {
+        super::memory::attach_embedder(&context.dirs, history, engine.info().threads_prefill);
+    }
     let chat = Mutex::new(Chat::new(conversation, history));
     let options = ReplyOptions {
         sampling: args.sampling.params(),

@@ -5,8 +5,10 @@
 //! command works on the store alone: no model is loaded.
 
 use super::{ExportFormat, MemoryCommand, write_stdout};
+use crate::chat::history::History;
 use crate::choice::Choice as _;
 use crate::config::Dirs;
+use crate::llm::embed::{self, Embedder, Kind};
 use crate::memory::extract;
 use crate::store::memories::{self, MemoryKind, NewMemory, StoredMemory};
 use crate::store::{Store, now_ms};
@@ -33,12 +35,14 @@ pub fn run(dirs: &Dirs, command: &MemoryCommand) -> crate::error::Result<()> {
             memories::validate(&content)?;
             // The kind the rules see in it, if they see one.
             let kind = extract::facts(&content, now_ms()).first().map_or(MemoryKind::Fact, |fact| fact.kind);
-            let memory = NewMemory { kind, content, event_date: None, source: None };
+            let vector = embed(dirs, &content);
+            let memory = NewMemory { kind, content, event_date: None, source: None, vector };
             let added = store.add_memories(std::slice::from_ref(&memory))?;
             eprintln!("{} ({})", if added == 0 { "already remembered" } else { "remembered" }, kind.name());
         }
         MemoryCommand::Edit { id, text } => {
-            store.edit_memory(*id, text.join(" ").trim())?;
+            let content = text.join(" ").trim().to_owned();
+            store.edit_memory(*id, &content, embed(dirs, &content).as_deref())?;
             eprintln!("memory {id} edited");
         }
         MemoryCommand::Forget { ids, all } => {
@@ -54,6 +58,46 @@ pub fn run(dirs: &Dirs, command: &MemoryCommand) -> crate::error::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The embedding model's file, if the set-up put it in the models folder.
+fn embedder_file(dirs: &Dirs) -> Option<std::path::PathBuf> {
+    Some(dirs.models().join(embed::DEFAULT_FILE)).filter(|path| path.is_file())
+}
+
+/// Lets `history` recall by meaning when memory is on and the embedding model
+/// is there, on `threads` threads. Without it (or when it fails to load),
+/// says so in one line: recall goes on by words alone.
+pub fn attach_embedder(dirs: &Dirs, history: &mut History, threads: usize) {
+    if !history.remembers() {
+        return;
+    }
+    let attached = match embedder_file(dirs) {
+        Some(path) => Embedder::load(&path, threads)
+            .map_err(|error| error.to_string())
+            .and_then(|embedder| history.set_embedder(embedder).map_err(|error| error.to_string())),
+        None => {
+            Err(format!("{} is not in {} (scripts/setup.sh fetches it)", embed::DEFAULT_FILE, dirs.models().display()))
+        }
+    };
+    if let Err(error) = attached {
+        eprintln!("memory: recall by meaning is off ({error}); recall by words goes on");
+    }
+}
+
+/// The embedding of `content`, when the embedding model is there (else the
+/// memory gets one when a chat next starts: see [`History::set_embedder`]).
+fn embed(dirs: &Dirs, content: &str) -> Option<Vec<u8>> {
+    let path = embedder_file(dirs)?;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let embedded = Embedder::load(&path, threads).and_then(|embedder| embedder.embed(&[content], Kind::Passage));
+    match embedded {
+        Ok(mut vectors) => vectors.pop().map(|vector| crate::memory::vectors::encode(&vector)),
+        Err(error) => {
+            tracing::warn!("cannot embed the memory: {error}");
+            None
+        }
+    }
 }
 
 /// Where and when a memory was said, for people.

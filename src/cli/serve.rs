@@ -27,6 +27,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
             return Err(error);
         }
     };
+    super::memory::attach_embedder(&context.dirs, &mut history, engine.threads_prefill);
     server::run(ServerConfig {
         address: SocketAddr::new(args.host, args.port),
         policy,

@@ -541,7 +541,7 @@ pub fn facts(message: &str, said_at_ms: i64) -> Vec<NewMemory> {
             let words: Vec<&str> = folded.split(' ').filter(|word| !word.is_empty()).collect();
             let Some(kind) = classify(text, &words, today) else { continue };
             let event_date = day_in(&words, today).map(Day::iso);
-            let memory = NewMemory { kind, content: text.to_owned(), event_date, source: Some(clause) };
+            let memory = NewMemory { kind, content: text.to_owned(), event_date, source: Some(clause), vector: None };
             if !found.iter().any(|other| other.kind == memory.kind && other.content == memory.content) {
                 found.push(memory);
             }

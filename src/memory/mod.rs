@@ -1,6 +1,7 @@
 //! Kira's long-term memory of the person: facts found in what they say
-//! ([`extract`]), kept in the store with where they were said, and recalled
-//! into the prompt when a new message touches them ([`recall`]).
+//! ([`extract`]), kept in the store with where they were said and their
+//! embedding ([`vectors`]), and recalled into the prompt when a new message
+//! touches them, by its words and by its meaning ([`recall`]).
 //!
 //! Everything stays in the person's data directory; `workly memory` lists,
 //! searches, edits, exports and forgets what is kept, and `--no-memory`
@@ -9,3 +10,4 @@
 pub mod dates;
 pub mod extract;
 pub mod recall;
+pub mod vectors;

@@ -1,11 +1,15 @@
 //! Which memories a turn brings into the prompt.
 //!
 //! The person's name always comes (a companion who forgets it is no
-//! companion); then the memories that share words with the new message, then
-//! with the person's message before it (a follow-up such as "and what did I
-//! say about it?" leans on it), best first, each once. The store ranks them
-//! (BM25 over stems), so the cost is one indexed query per message, whatever
-//! the number of memories; `workly-bench recall` measures it.
+//! companion). Then two searches are fused: by words (the store's BM25 over
+//! stems, for the new message and the person's message before it, which a
+//! follow-up such as "and what did I say about it?" leans on) and by meaning
+//! (the memories whose embedding is nearest the new message's and stands
+//! out from the rest, found by the caller, which holds the model). Each list ranks its
+//! memories; a memory's score is the sum over the lists of `1 / (60 +
+//! rank)` (reciprocal rank fusion: ranks, unlike BM25 scores and cosines,
+//! can be added), best first, each once. The cost is one indexed query per
+//! message and one pass over the embeddings; `workly-bench recall` measures it.
 
 use super::dates::Day;
 use crate::store::memories::{MemoryKind, StoredMemory};
@@ -14,21 +18,56 @@ use crate::store::{Store, StoreError};
 /// Most memories recalled for one turn.
 pub const MAX_MEMORIES: usize = 5;
 
+/// How many candidates each search brings to the fusion.
+pub const CANDIDATES: usize = 20;
+
+/// How far above the rest a memory's cosine with a message must stand, in
+/// standard deviations of the message's cosines with every memory, to be
+/// found by meaning (see [`crate::memory::vectors::Index::nearest`]; chosen
+/// with `workly-bench recall`, which reports recall and what chit-chat
+/// brings back).
+pub const MIN_SPREAD: f32 = 2.0;
+
+/// Reciprocal rank fusion's constant: how little the first ranks weigh more
+/// than the next (60, as the method's authors found best).
+const FUSION_K: f64 = 60.0;
+
 /// Up to [`MAX_MEMORIES`] memories relevant to `user`, whose previous
-/// message in the conversation was `before`, best first.
-pub fn relevant(store: &Store, user: &str, before: Option<&str>) -> Result<Vec<StoredMemory>, StoreError> {
+/// message in the conversation was `before`, best first; `nearest` are the
+/// memories nearest `user` in meaning, nearest first (empty without an
+/// embedding model).
+pub fn relevant(
+    store: &Store,
+    user: &str,
+    before: Option<&str>,
+    nearest: &[i64],
+) -> Result<Vec<StoredMemory>, StoreError> {
     let mut recalled = store.memories_of(MemoryKind::Name)?;
     recalled.truncate(1);
-    for text in std::iter::once(user).chain(before) {
-        if recalled.len() >= MAX_MEMORIES {
-            break;
-        }
-        for memory in store.search_memories(text, MAX_MEMORIES)? {
-            if recalled.len() < MAX_MEMORIES && !recalled.iter().any(|kept| kept.id == memory.id) {
-                recalled.push(memory);
+    let mut lists = vec![store.search_memory_ids(user, CANDIDATES)?];
+    if let Some(before) = before {
+        lists.push(store.search_memory_ids(before, CANDIDATES)?);
+    }
+    lists.push(nearest.to_vec());
+    let mut scores: Vec<(i64, f64)> = Vec::new();
+    for list in &lists {
+        for (rank, &id) in list.iter().enumerate() {
+            let score = 1.0 / (FUSION_K + rank as f64 + 1.0);
+            match scores.iter_mut().find(|(scored, _)| *scored == id) {
+                Some((_, total)) => *total += score,
+                None => scores.push((id, score)),
             }
         }
     }
+    // Stable: a tie keeps the order the lists gave.
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let ids: Vec<i64> = scores
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| !recalled.iter().any(|kept| kept.id == *id))
+        .take(MAX_MEMORIES - recalled.len())
+        .collect();
+    recalled.extend(store.memories_by_ids(&ids)?);
     Ok(recalled)
 }
 
@@ -38,5 +77,44 @@ pub fn line(memory: &StoredMemory) -> String {
     match memory.event_date.as_deref().and_then(Day::parse_iso) {
         Some(day) => format!("{} (on {})", memory.content, day.spelled()),
         None => memory.content.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memories::NewMemory;
+
+    fn memory(kind: MemoryKind, content: &str) -> NewMemory {
+        NewMemory { kind, content: content.to_owned(), event_date: None, source: None, vector: None }
+    }
+
+    #[test]
+    fn the_name_comes_first_then_words_and_meaning_fused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
+        store
+            .add_memories(&[
+                memory(MemoryKind::Name, "My name is Sam"),
+                memory(MemoryKind::Pet, "My cat is called Miso"),
+                memory(MemoryKind::Dislike, "I'm allergic to shellfish"),
+                memory(MemoryKind::Like, "I love cats and dogs"),
+            ])
+            .unwrap();
+        let id = |text: &str| store.search_memory_ids(text, 1).unwrap()[0];
+        let (cat, shellfish, cats) = (id("Miso"), id("shellfish"), id("dogs"));
+        let contents = |memories: Vec<StoredMemory>| memories.into_iter().map(|m| m.content).collect::<Vec<_>>();
+        // By words alone: the name, then what shares words.
+        assert_eq!(contents(relevant(&store, "Hi there", None, &[]).unwrap()), ["My name is Sam"]);
+        let by_words = contents(relevant(&store, "How is my cat?", None, &[]).unwrap());
+        assert_eq!(by_words[..2], ["My name is Sam", "My cat is called Miso"]);
+        // Meaning finds what words miss; found by both, a memory comes first.
+        let fused = contents(relevant(&store, "Dinner ideas? Mind my allergy.", None, &[shellfish]).unwrap());
+        assert_eq!(fused, ["My name is Sam", "I'm allergic to shellfish"]);
+        let both = contents(relevant(&store, "Tell me about dogs", None, &[cat, cats]).unwrap());
+        assert_eq!(both[1..], ["I love cats and dogs", "My cat is called Miso"], "{both:?}");
+        // The message before counts too, and the limit holds.
+        let before = contents(relevant(&store, "And what else?", Some("my cat"), &[shellfish, cats]).unwrap());
+        assert!(before.contains(&"My cat is called Miso".to_owned()) && before.len() <= MAX_MEMORIES, "{before:?}");
     }
 }

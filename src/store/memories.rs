@@ -102,6 +102,8 @@ pub struct NewMemory {
     pub event_date: Option<String>,
     /// Where in the person's message it was said (bytes), if it came from one.
     pub source: Option<Range<usize>>,
+    /// Its embedding, encoded by the memory's semantic recall, if there is one.
+    pub vector: Option<Vec<u8>>,
 }
 
 /// A kept memory.
@@ -173,6 +175,9 @@ impl Store {
                 .optional()?;
             if let Some(id) = same {
                 transaction.execute("UPDATE memories SET updated_at_ms = ?2 WHERE id = ?1", params![id, at_ms])?;
+                if let Some(vector) = &memory.vector {
+                    set_vector(transaction, id, vector)?;
+                }
                 continue;
             }
             if memory.kind.single() {
@@ -208,6 +213,9 @@ impl Store {
             transaction
                 .prepare_cached("INSERT INTO memories_fts (rowid, terms) VALUES (?1, ?2)")?
                 .execute(params![id, terms::index_terms(&memory.content)])?;
+            if let Some(vector) = &memory.vector {
+                set_vector(transaction, id, vector)?;
+            }
             kept += 1;
         }
         Ok(kept)
@@ -251,16 +259,65 @@ impl Store {
     /// French) with `text`, best first: rarer shared words count more (BM25),
     /// then the most recently said.
     pub fn search_memories(&self, text: &str, limit: usize) -> Result<Vec<StoredMemory>, StoreError> {
+        let ids = self.search_memory_ids(text, limit)?;
+        self.memories_by_ids(&ids)
+    }
+
+    /// The numbers of the memories [`Store::search_memories`] finds, best first.
+    pub fn search_memory_ids(&self, text: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
         let Some(query) = terms::any_stem(text) else { return Ok(Vec::new()) };
-        self.query_memories(
-            concat!(
-                memory_select!(),
-                " JOIN (SELECT rowid, bm25(memories_fts) AS score FROM memories_fts WHERE memories_fts MATCH ?1
-                        ORDER BY score LIMIT ?2) hits ON hits.rowid = m.id
-                  ORDER BY hits.score, m.updated_at_ms DESC"
-            ),
-            params![query, i64::try_from(limit).unwrap_or(i64::MAX)],
-        )
+        self.connection
+            .prepare_cached(
+                "SELECT f.rowid FROM memories_fts f JOIN memories m ON m.id = f.rowid
+                 WHERE memories_fts MATCH ?1 ORDER BY bm25(memories_fts), m.updated_at_ms DESC LIMIT ?2",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![query, i64::try_from(limit).unwrap_or(i64::MAX)], |row| row.get(0))?
+                    .collect()
+            })
+            .map_err(|error| self.error(error))
+    }
+
+    /// The memories numbered `ids`, in that order (numbers of memories
+    /// forgotten meanwhile are left out).
+    pub fn memories_by_ids(&self, ids: &[i64]) -> Result<Vec<StoredMemory>, StoreError> {
+        let mut memories = Vec::with_capacity(ids.len());
+        for &id in ids {
+            memories.extend(self.memory(id)?);
+        }
+        Ok(memories)
+    }
+
+    /// The embeddings of the memories numbered above `after`, by number.
+    pub fn memory_vectors(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.connection
+            .prepare_cached("SELECT memory_id, vector FROM memory_vectors WHERE memory_id > ?1 ORDER BY memory_id")
+            .and_then(|mut statement| statement.query_map([after], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+            .map_err(|error| self.error(error))
+    }
+
+    /// The memories that have no embedding yet (kept while the embedding
+    /// model was missing), with their words.
+    pub fn memories_without_vectors(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        self.connection
+            .prepare_cached(
+                "SELECT id, content FROM memories WHERE id NOT IN (SELECT memory_id FROM memory_vectors) ORDER BY id",
+            )
+            .and_then(|mut statement| statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
+            .map_err(|error| self.error(error))
+    }
+
+    /// Gives memory `id` its embedding.
+    pub fn set_memory_vector(&mut self, id: i64, vector: &[u8]) -> Result<(), StoreError> {
+        self.write(|transaction| set_vector(transaction, id, vector))
+    }
+
+    /// A number that changes whenever another connection (another Workly:
+    /// `workly memory forget`, say) changed the database: what a cache of
+    /// its contents checks before it is trusted.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.connection.pragma_query_value(None, "data_version", |row| row.get(0)).map_err(|error| self.error(error))
     }
 
     fn query_memories(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<Vec<StoredMemory>, StoreError> {
@@ -268,8 +325,9 @@ impl Store {
         statement.query_map(params, memory_from_row).and_then(Iterator::collect).map_err(|error| self.error(error))
     }
 
-    /// Rewrites memory `id` as `content` (the person corrects it).
-    pub fn edit_memory(&mut self, id: i64, content: &str) -> Result<(), StoreError> {
+    /// Rewrites memory `id` as `content` (the person corrects it), with the
+    /// embedding of its new words if there is one.
+    pub fn edit_memory(&mut self, id: i64, content: &str, vector: Option<&[u8]>) -> Result<(), StoreError> {
         validate(content)?;
         let edited = self.write(|transaction| {
             let edited = transaction.execute(
@@ -282,6 +340,11 @@ impl Store {
                     "INSERT INTO memories_fts (rowid, terms) VALUES (?1, ?2)",
                     params![id, terms::index_terms(content)],
                 )?;
+                // The old words' embedding would find the memory by what it no longer says.
+                transaction.execute("DELETE FROM memory_vectors WHERE memory_id = ?1", [id])?;
+                if let Some(vector) = vector {
+                    set_vector(transaction, id, vector)?;
+                }
             }
             Ok(edited > 0)
         })?;
@@ -349,7 +412,16 @@ impl Store {
     }
 }
 
-/// Removes memory `id` and its index entry.
+/// Sets memory `id`'s embedding.
+fn set_vector(transaction: &Transaction<'_>, id: i64, vector: &[u8]) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached("INSERT OR REPLACE INTO memory_vectors (memory_id, vector) VALUES (?1, ?2)")?
+        .execute(params![id, vector])?;
+    Ok(())
+}
+
+/// Removes memory `id`, its index entry and its embedding (which goes with
+/// it: the foreign key cascades).
 fn delete_memory(transaction: &Transaction<'_>, id: i64) -> rusqlite::Result<()> {
     transaction.prepare_cached("DELETE FROM memories_fts WHERE rowid = ?1")?.execute([id])?;
     transaction.prepare_cached("DELETE FROM memories WHERE id = ?1")?.execute([id])?;

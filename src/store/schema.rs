@@ -59,7 +59,9 @@ pub const MIGRATIONS: &[&str] = &[
     // FTS5's `secure-delete` makes a deleted row's terms leave the index at
     // once rather than at the next merge, here and for messages: forgetting
     // leaves no trace. `memories_by_words` finds a memory said again (and
-    // the one of a single kind to replace) without reading them all.
+    // the one of a single kind to replace) without reading them all. A
+    // memory's embedding (for semantic recall) is a blob Workly encodes; it
+    // goes with its memory.
     "CREATE TABLE memories (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL CHECK (kind IN ('name', 'home', 'work', 'person', 'pet', 'like', 'dislike', 'event', 'fact')),
@@ -75,6 +77,10 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX memories_by_words ON memories(kind, lower(content));
     CREATE INDEX memories_by_message ON memories(message_id);
     CREATE INDEX memories_by_conversation ON memories(conversation_id);
+    CREATE TABLE memory_vectors (
+        memory_id INTEGER PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
+        vector BLOB NOT NULL
+    );
     CREATE VIRTUAL TABLE memories_fts USING fts5(
         terms,
         content = '',

@@ -270,7 +270,13 @@ mod memories {
 
     /// A memory said as `range` of a message.
     fn said(kind: MemoryKind, message: &str, range: std::ops::Range<usize>) -> NewMemory {
-        NewMemory { kind, content: message[range.clone()].to_owned(), event_date: None, source: Some(range) }
+        NewMemory {
+            kind,
+            content: message[range.clone()].to_owned(),
+            event_date: None,
+            source: Some(range),
+            vector: None,
+        }
     }
 
     /// Writes an exchange whose user message is `user`, keeping `memories` from it.
@@ -332,14 +338,19 @@ mod memories {
         let message = "I love jazz";
         tell(&mut store, &chat, message, &[said(MemoryKind::Like, message, 0..11)]);
         let id = store.memories().unwrap()[0].id;
-        store.edit_memory(id, "I love salsa").unwrap();
-        assert!(matches!(store.edit_memory(id + 100, "nothing"), Err(StoreError::UnknownMemory(_))));
-        assert!(matches!(store.edit_memory(id, " "), Err(StoreError::InvalidMemory { .. })));
+        store.edit_memory(id, "I love salsa", None).unwrap();
+        assert!(matches!(store.edit_memory(id + 100, "nothing", None), Err(StoreError::UnknownMemory(_))));
+        assert!(matches!(store.edit_memory(id, " ", None), Err(StoreError::InvalidMemory { .. })));
         assert_eq!(store.memory(id).unwrap().unwrap().content, "I love salsa");
         assert!(store.search_memories("jazz", 5).unwrap().is_empty());
         assert_eq!(store.search_memories("salsa", 5).unwrap().len(), 1);
-        let by_hand =
-            NewMemory { kind: MemoryKind::Fact, content: "I keep bees".into(), event_date: None, source: None };
+        let by_hand = NewMemory {
+            kind: MemoryKind::Fact,
+            content: "I keep bees".into(),
+            event_date: None,
+            source: None,
+            vector: None,
+        };
         assert_eq!(store.add_memories(&[by_hand]).unwrap(), 1);
         store.delete_conversation("c").unwrap();
         assert_eq!(contents(&store.memories().unwrap()), ["I keep bees"], "memories given by hand stay");
@@ -389,6 +400,35 @@ mod memories {
         assert_eq!(store.memory_count().unwrap(), 0);
         store.vacuum().unwrap();
         assert!(!on_disk(&dir, "topic number 17 quite"));
+    }
+
+    #[test]
+    fn embeddings_go_with_their_memories_and_other_writers_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        let chat = store.open_conversation("c").unwrap();
+        let message = "I love jazz";
+        let with_vector = NewMemory { vector: Some(vec![1, 2, 3]), ..said(MemoryKind::Like, message, 0..11) };
+        tell(&mut store, &chat, message, &[with_vector]);
+        let other = "I hate rain";
+        tell(&mut store, &chat, other, &[said(MemoryKind::Dislike, other, 0..11)]);
+        let (jazz, rain) =
+            (store.search_memory_ids("jazz", 1).unwrap()[0], store.search_memory_ids("rain", 1).unwrap()[0]);
+        assert_eq!(store.memory_vectors(0).unwrap(), [(jazz, vec![1, 2, 3])]);
+        assert_eq!(store.memories_without_vectors().unwrap(), [(rain, other.to_owned())]);
+        store.set_memory_vector(rain, &[4, 5, 6]).unwrap();
+        assert_eq!(store.memory_vectors(jazz).unwrap(), [(rain, vec![4, 5, 6])], "only those after `jazz`");
+        // New words drop the old words' embedding, unless a new one comes.
+        store.edit_memory(jazz, "I love salsa", None).unwrap();
+        store.edit_memory(rain, "I hate snow", Some(&[7, 8, 9])).unwrap();
+        assert_eq!(store.memory_vectors(0).unwrap(), [(rain, vec![7, 8, 9])]);
+        // Another connection's write changes the data version; this one's does not.
+        let version = store.data_version().unwrap();
+        store.set_memory_vector(jazz, &[1, 1, 1]).unwrap();
+        assert_eq!(store.data_version().unwrap(), version);
+        open(&dir).forget_memories(&[rain]).unwrap();
+        assert_ne!(store.data_version().unwrap(), version);
+        assert_eq!(store.memory_vectors(0).unwrap(), [(jazz, vec![1, 1, 1])], "forgetting took the embedding");
     }
 
     #[test]
