@@ -78,18 +78,10 @@ fn kira_remembers_across_conversations_and_the_person_is_in_charge() {
     assert!(text(&none.stdout).starts_with("Kira remembers nothing about you yet"));
 }
 
-/// Puts the embedding model in `dir`'s models folder, as the set-up does in
-/// the person's data directory.
-fn with_embedder(dir: &Path) {
-    std::fs::create_dir_all(dir.join("models")).unwrap();
-    std::os::unix::fs::symlink(common::embedding_model(), dir.join("models").join(workly::llm::embed::DEFAULT_FILE))
-        .unwrap();
-}
-
 #[test]
 fn a_memory_comes_back_by_its_meaning_when_no_word_is_shared() {
     let dir = tempfile::tempdir().unwrap();
-    with_embedder(dir.path());
+    common::link_embedder(dir.path());
     let (turns, stderr) = chat_lines(&mut chat(dir.path(), "monday"), &["I'm allergic to shellfish."]);
     assert_eq!(count(&turns[0], "learned_memories"), 1);
     assert!(!stderr.contains("recall by meaning is off"), "{stderr}");
@@ -105,7 +97,7 @@ fn a_memory_comes_back_by_its_meaning_when_no_word_is_shared() {
     assert_eq!((count(&turns[0], "recalled_memories"), count(&turns[1], "recalled_memories")), (0, 1));
     // A memory added while the model was missing gets its embedding when it is back.
     assert_success(&memory(dir.path(), &["add", "My", "cat", "is", "called", "Pistachio"]));
-    with_embedder(dir.path());
+    common::link_embedder(dir.path());
     let (turns, _) = chat_lines(&mut chat(dir.path(), "sunday"), &["How is my kitty doing?"]);
     assert!(count(&turns[0], "recalled_memories") >= 1, "{}", turns[0]);
 }

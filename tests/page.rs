@@ -3,8 +3,10 @@
 //! headless Chromium (driven by `tests/browser/page.mjs` with playwright-core):
 //! the default avatar loads, a chat reply streams in, emotion events and
 //! sliders move the avatar's expressions, the sample VRM 1.0 avatars load
-//! from the file input, and the stored conversation is back after a reload. The browser test saves a screenshot to its temporary
-//! directory and to `target/page-screenshot.png`.
+//! from the file input, and the stored conversation is back after a reload;
+//! and the memory panel (`tests/browser/memory.mjs`) shows what Kira learns,
+//! edits it and forgets it. The browser test saves a screenshot to its
+//! temporary directory and to `target/page-screenshot.png`.
 
 mod common;
 
@@ -146,6 +148,15 @@ fn the_page_asks_for_the_api_key_a_server_wants() {
     let server = start(&["--api-key", "kira-key"]);
     let base = format!("http://{}/", server.address);
     browser_test("key.mjs", &[base.as_ref(), "kira-key".as_ref()]);
+}
+
+#[test]
+fn the_page_shows_edits_and_forgets_what_kira_remembers() {
+    // The smallest model: the test is about the panel, not the reply.
+    let model = common::small_model();
+    let server = start(&["--model", model.to_str().unwrap()]);
+    let base = format!("http://{}/", server.address);
+    browser_test("memory.mjs", &[base.as_ref()]);
 }
 
 #[test]

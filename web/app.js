@@ -18,13 +18,16 @@ const state = {
   socket: null,
   /** The stored conversation's name. */
   conversation: null,
+  /** What Kira remembers, as `/v1/workly/memories` last said. */
+  memories: [],
   /** The API key a server started with `--api-key` wants (kept in this browser). */
   apiKey: localStorage.getItem('workly-api-key'),
 };
 
-/** Fetches `path` from the server, with the API key if there is one. */
-function api(path) {
-  return fetch(path, { headers: state.apiKey ? { Authorization: `Bearer ${state.apiKey}` } : {} });
+/** Fetches `path` from the server (`init` as `fetch` takes it), with the API key if there is one. */
+function api(path, init = {}) {
+  const headers = { ...(init.headers ?? {}), ...(state.apiKey ? { Authorization: `Bearer ${state.apiKey}` } : {}) };
+  return fetch(path, { ...init, headers });
 }
 
 /**
@@ -107,6 +110,8 @@ function receive(event) {
       state.replying = false;
       bubbles.get(event.reply)?.classList.remove('streaming');
       bubbles.delete(event.reply);
+      // What was said may have taught her something.
+      loadMemories();
       break;
     }
     case 'emotion': {
@@ -296,6 +301,7 @@ async function start() {
   }
   connect();
   loadDoctor();
+  loadMemories();
 }
 
 $('key-form').addEventListener('submit', (event) => {
@@ -304,6 +310,85 @@ $('key-form').addEventListener('submit', (event) => {
   localStorage.setItem('workly-api-key', state.apiKey);
   start();
 });
+
+// --- what Kira remembers -------------------------------------------------------
+
+/** Shows the memories, each with its controls: edit in place, forget for good. */
+function showMemories(memories) {
+  state.memories = memories;
+  $('memory-empty').hidden = memories.length > 0;
+  $('memory-list').replaceChildren(...memories.map((memory) => {
+    const item = document.createElement('li');
+    item.className = 'memory';
+    item.dataset.id = memory.id;
+    const text = document.createElement('span');
+    text.className = 'memory-text';
+    text.textContent = memory.event_date ? `${memory.content} (${memory.event_date})` : memory.content;
+    text.title = `${memory.kind}${memory.conversation ? `, said in ${memory.conversation}` : ''}`;
+    const edit = document.createElement('button');
+    edit.type = 'button';
+    edit.className = 'link small memory-edit';
+    edit.textContent = 'Edit';
+    edit.addEventListener('click', () => editMemory(item, memory));
+    const forget = document.createElement('button');
+    forget.type = 'button';
+    forget.className = 'link small memory-forget';
+    forget.textContent = 'Forget';
+    forget.addEventListener('click', () => forgetMemory(memory));
+    item.append(text, edit, forget);
+    return item;
+  }));
+}
+
+async function loadMemories() {
+  try {
+    const response = await api('/v1/workly/memories');
+    if (response.ok) showMemories(await response.json());
+  } catch (error) {
+    console.error('cannot read /v1/workly/memories', error);
+  }
+}
+
+/** Says what went wrong with a memory, in the panel. */
+async function memoryError(response) {
+  const body = await response.json().catch(() => ({}));
+  const error = $('memory-error');
+  error.textContent = body.error?.message ?? `the server answered ${response.status}`;
+  error.hidden = false;
+}
+
+/** Turns a memory's line into a field; Enter saves, Escape gives up. */
+function editMemory(item, memory) {
+  const field = document.createElement('input');
+  field.type = 'text';
+  field.className = 'memory-field';
+  field.value = memory.content;
+  field.setAttribute('aria-label', 'Memory');
+  field.addEventListener('keydown', async (event) => {
+    if (event.key === 'Escape') showMemories(state.memories);
+    if (event.key !== 'Enter') return;
+    event.preventDefault();
+    const response = await api(`/v1/workly/memories/${memory.id}`, {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ content: field.value }),
+    });
+    if (response.ok) $('memory-error').hidden = true;
+    else await memoryError(response);
+    loadMemories();
+  });
+  item.replaceChildren(field);
+  field.focus();
+}
+
+async function forgetMemory(memory) {
+  const response = await api(`/v1/workly/memories/${memory.id}`, { method: 'DELETE' });
+  if (response.ok) $('memory-error').hidden = true;
+  else await memoryError(response);
+  loadMemories();
+}
+
+$('memory-refresh').addEventListener('click', loadMemories);
 
 // --- engine facts --------------------------------------------------------------
 
@@ -353,6 +438,7 @@ window.workly = {
   get tokens() { return state.tokens; },
   get lastEmotion() { return state.lastEmotion; },
   get conversation() { return state.conversation; },
+  get memories() { return state.memories; },
   expressionNames: () => avatar.expressionNames(),
   expressionWeights: () => avatar.expressionWeights(),
   receive,

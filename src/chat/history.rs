@@ -192,6 +192,29 @@ impl History {
         Ok(())
     }
 
+    /// Every memory kept, the most recently said first.
+    pub fn memories(&self) -> Result<Vec<StoredMemory>, StoreError> {
+        self.store.memories()
+    }
+
+    /// Rewrites memory `id` as `content`, with the embedding of its new
+    /// words when the embedding model is there.
+    pub fn edit_memory(&mut self, id: i64, content: &str) -> Result<(), StoreError> {
+        let vector = self.embedder.as_ref().and_then(|embedder| match embedder.embed(&[content], Kind::Passage) {
+            Ok(mut embeddings) => embeddings.pop().map(|embedding| vectors::encode(&embedding)),
+            Err(error) => {
+                tracing::warn!("cannot embed the edited memory: {error}");
+                None
+            }
+        });
+        self.store.edit_memory(id, content, vector.as_deref())
+    }
+
+    /// Forgets memory `id` for good (see [`Store::forget_memories`]).
+    pub fn forget_memory(&mut self, id: i64) -> Result<(), StoreError> {
+        self.store.forget_memories(&[id]).map(|_| ())
+    }
+
     /// What to recall for `user`, whose previous message was `before`: the
     /// memories relevant to it (see [`recall::relevant`]) when memory is on,
     /// and earlier messages relevant to it, leaving out the newest

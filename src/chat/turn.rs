@@ -83,6 +83,25 @@ impl Chat {
         Ok(())
     }
 
+    /// Forgets memory `id` for good, and takes the conversation's turns
+    /// from the store again (the newest that add up to `max_tokens`), so
+    /// that the sentence it was said in leaves what the model sees too.
+    pub fn forget_memory(&mut self, id: i64, max_tokens: usize) -> Result<(), StoreError> {
+        let Some(history) = self.history.as_mut() else { return Err(StoreError::UnknownMemory(id)) };
+        history.forget_memory(id)?;
+        self.conversation.reset();
+        history.resume(&mut self.conversation, max_tokens)?;
+        Ok(())
+    }
+
+    /// Rewrites memory `id` as `content` (see [`History::edit_memory`]).
+    pub fn edit_memory(&mut self, id: i64, content: &str) -> Result<(), StoreError> {
+        match self.history.as_mut() {
+            Some(history) => history.edit_memory(id, content),
+            None => Err(StoreError::UnknownMemory(id)),
+        }
+    }
+
     /// For a start that failed: see [`History::abandon`].
     pub fn abandon(&mut self) {
         if let Some(history) = self.history.as_mut() {
@@ -597,6 +616,37 @@ mod tests {
         let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
         let outcome = turn.reply(vec![Message::user("Hi")], &mut ()).unwrap();
         assert_eq!((outcome.shown.as_str(), outcome.stats.finish_reason), ("A b c d e f g. H ", FinishReason::Length));
+    }
+
+    #[test]
+    fn a_forgotten_memory_leaves_the_conversation_the_model_sees() {
+        use crate::store::memories::{MemoryKind, NewMemory};
+        use crate::store::{NewMessage, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
+        let said = store.open_conversation("c").unwrap();
+        let message = "My cat is called Miso. Hi!";
+        let memory = NewMemory {
+            kind: MemoryKind::Pet,
+            content: message[..22].to_owned(),
+            event_date: None,
+            source: Some(0..22),
+            vector: None,
+        };
+        store
+            .append_exchange_remembering(&said, &NewMessage::new(message, 8), &NewMessage::new("Hello!", 2), &[memory])
+            .unwrap();
+        let id = store.memories().unwrap()[0].id;
+        let history = History::open(store, Some("c")).unwrap();
+        let mut conversation = Conversation::new(crate::chat::Persona::default());
+        history.resume(&mut conversation, 1000).unwrap();
+        let mut chat = Chat::new(conversation, Some(history));
+        assert!(chat.conversation().turns()[0].content.contains("Miso"));
+        chat.forget_memory(id, 1000).unwrap();
+        assert_eq!(chat.conversation().turns()[0].content, "(forgotten) Hi!");
+        assert_eq!(chat.conversation().turns().len(), 2);
+        assert!(matches!(chat.forget_memory(id, 1000), Err(StoreError::UnknownMemory(_))));
+        assert!(matches!(chat.edit_memory(id, "x"), Err(StoreError::UnknownMemory(_))));
     }
 
     #[test]

@@ -171,8 +171,11 @@ pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
             return Err(error);
         }
     };
-    if let Some(history) = history.as_mut() {
-        super::memory::attach_embedder(&context.dirs, history, engine.info().threads_prefill);
+    if let Some(notice) = history
+        .as_mut()
+        .and_then(|history| super::memory::attach_embedder(&context.dirs, history, engine.info().threads_prefill))
+    {
+        eprintln!("{notice}");
     }
     let chat = Mutex::new(Chat::new(conversation, history));
     let options = ReplyOptions {

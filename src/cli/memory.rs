@@ -67,10 +67,10 @@ fn embedder_file(dirs: &Dirs) -> Option<std::path::PathBuf> {
 
 /// Lets `history` recall by meaning when memory is on and the embedding model
 /// is there, on `threads` threads. Without it (or when it fails to load),
-/// says so in one line: recall goes on by words alone.
-pub fn attach_embedder(dirs: &Dirs, history: &mut History, threads: usize) {
+/// recall goes on by words alone, and the line returned says so.
+pub fn attach_embedder(dirs: &Dirs, history: &mut History, threads: usize) -> Option<String> {
     if !history.remembers() {
-        return;
+        return None;
     }
     let attached = match embedder_file(dirs) {
         Some(path) => Embedder::load(&path, threads)
@@ -80,9 +80,7 @@ pub fn attach_embedder(dirs: &Dirs, history: &mut History, threads: usize) {
             Err(format!("{} is not in {} (scripts/setup.sh fetches it)", embed::DEFAULT_FILE, dirs.models().display()))
         }
     };
-    if let Err(error) = attached {
-        eprintln!("memory: recall by meaning is off ({error}); recall by words goes on");
-    }
+    attached.err().map(|error| format!("memory: recall by meaning is off ({error}); recall by words goes on"))
 }
 
 /// The embedding of `content`, when the embedding model is there (else the

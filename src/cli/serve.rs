@@ -27,7 +27,11 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
             return Err(error);
         }
     };
-    super::memory::attach_embedder(&context.dirs, &mut history, engine.threads_prefill);
+    // Said after the conversation's line, once listening, like it.
+    let resuming = match super::memory::attach_embedder(&context.dirs, &mut history, engine.threads_prefill) {
+        Some(notice) => format!("{resuming}\n{notice}"),
+        None => resuming,
+    };
     server::run(ServerConfig {
         address: SocketAddr::new(args.host, args.port),
         policy,

@@ -13,11 +13,14 @@
 //! `{"type": "reset"}` to start it over.
 
 use super::AppState;
+use super::error::ApiError;
 use crate::avatar::FrameTap;
+use crate::chat::history::History;
 use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn};
 use crate::emotion::Emotion;
 use crate::emotion::smoothing::Face;
 use crate::llm::{CancelToken, FinishReason, GenerationStats, SamplingParams};
+use crate::store::memories::StoredMemory;
 use crate::store::{StoreError, StoredMessage};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
@@ -387,6 +390,16 @@ pub struct Transcript {
     pub messages: Vec<StoredMessage>,
 }
 
+/// A memory the store refused to show, change or forget, as the API says it:
+/// an unknown number is 404, words that cannot be a memory 400.
+fn memory_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::UnknownMemory(_) => ApiError::not_found(error.to_string()),
+        StoreError::InvalidMemory { .. } => ApiError::invalid_param("content", error.to_string()),
+        error => ApiError::internal(error.to_string()),
+    }
+}
+
 impl PageChat {
     /// The page's chat (resumed and kept by its history), and how many tokens
     /// of it the page shows (the context size).
@@ -407,6 +420,27 @@ impl PageChat {
         let Some(history) = chat.history() else { return Ok(Transcript { name: String::new(), messages: Vec::new() }) };
         let messages = history.recent(self.shown_tokens).map_err(|error: StoreError| error.to_string())?;
         Ok(Transcript { name: history.name().to_owned(), messages })
+    }
+
+    /// Every memory kept, the most recently said first (none when the page's
+    /// conversation is not kept).
+    pub fn memories(&self) -> Result<Vec<StoredMemory>, ApiError> {
+        let chat = self.locked()?;
+        chat.history().map_or(Ok(Vec::new()), History::memories).map_err(memory_error)
+    }
+
+    /// Rewrites memory `id` as `content`.
+    pub fn edit_memory(&self, id: i64, content: &str) -> Result<(), ApiError> {
+        self.locked()?.edit_memory(id, content).map_err(memory_error)
+    }
+
+    /// Forgets memory `id`, and its sentence leaves the conversation the model sees.
+    pub fn forget_memory(&self, id: i64) -> Result<(), ApiError> {
+        self.locked()?.forget_memory(id, self.shown_tokens).map_err(memory_error)
+    }
+
+    fn locked(&self) -> Result<std::sync::MutexGuard<'_, Chat>, ApiError> {
+        self.chat.lock().map_err(|_| ApiError::internal(UNAVAILABLE))
     }
 
     /// Starts a new stored conversation (the old one stays stored).

@@ -192,6 +192,8 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .route("/v1/events", get(events::events))
         .route("/v1/workly/doctor", get(page::doctor))
         .route("/v1/workly/conversation", get(page::conversation))
+        .route("/v1/workly/memories", get(page::memories))
+        .route("/v1/workly/memories/{id}", axum::routing::patch(page::edit_memory).delete(page::forget_memory))
         .route("/", get(page::index))
         .route("/app/{file}", get(page::app_file))
         .route("/vendor/{*path}", get(page::vendor_file))

@@ -153,6 +153,45 @@ pub async fn conversation(State(state): State<Arc<AppState>>) -> Result<Response
     Ok(axum::Json(transcript).into_response())
 }
 
+/// `GET /v1/workly/memories`: everything Kira remembers, the most recently
+/// said first.
+pub async fn memories(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(axum::Json(state.page.memories()?).into_response())
+}
+
+/// The body of `PATCH /v1/workly/memories/{id}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryEdit {
+    /// The memory's new words.
+    pub content: String,
+}
+
+/// `PATCH /v1/workly/memories/{id}`: the person corrects a memory; answers it as it is now.
+pub async fn edit_memory(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let id = memory_id(&id)?;
+    let edit: MemoryEdit =
+        serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))?;
+    state.page.edit_memory(id, edit.content.trim())?;
+    let memory = state.page.memories()?.into_iter().find(|memory| memory.id == id);
+    Ok(axum::Json(memory).into_response())
+}
+
+/// `DELETE /v1/workly/memories/{id}`: forgets a memory for good.
+pub async fn forget_memory(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    state.page.forget_memory(memory_id(&id)?)?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
+}
+
+/// A memory's number from its path: anything else names no memory.
+fn memory_id(text: &str) -> Result<i64, ApiError> {
+    text.parse().map_err(|_| ApiError::not_found(format!("no memory numbered {text:?}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -321,3 +321,62 @@ pub(crate) async fn through_the_api() -> Seen {
     let (emotion, intensity) = feeling(&reply["workly"]["emotion"], &reply["workly"]["intensity"]);
     (emotion, intensity, shown(avatar, &peer).await)
 }
+
+#[tokio::test]
+async fn the_page_lists_edits_and_forgets_memories() {
+    use crate::store::NewMessage;
+    use crate::store::memories::{FORGOTTEN, MemoryKind, NewMemory};
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), 4, Script::replies([REPLY]));
+    let app = router(Arc::clone(&state), loopback(None));
+    let (status, _, body) = send(&app, get("/v1/workly/memories", &[])).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
+    // Another connection writes, as a chat turn or `workly memory add` would.
+    let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
+    let said = store.latest_conversation().unwrap().unwrap();
+    let message = "My cat is called Miso. I love jazz.";
+    let memory = |kind, range: std::ops::Range<usize>| NewMemory {
+        kind,
+        content: message[range.clone()].to_owned(),
+        event_date: None,
+        source: Some(range),
+        vector: None,
+    };
+    let memories = [memory(MemoryKind::Pet, 0..22), memory(MemoryKind::Like, 23..35)];
+    store
+        .append_exchange_remembering(&said, &NewMessage::new(message, 9), &NewMessage::new("Lovely!", 2), &memories)
+        .unwrap();
+    let (_, _, body) = send(&app, get("/v1/workly/memories", &[])).await;
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{body}");
+    let cat = listed.as_array().unwrap().iter().find(|memory| memory["kind"] == "pet").unwrap()["id"].as_i64().unwrap();
+
+    let patch = |path: String, body: &str| {
+        Request::patch(path)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let delete =
+        |path: String| Request::delete(path).header(header::HOST, "127.0.0.1:8080").body(Body::empty()).unwrap();
+    let (status, _, body) =
+        send(&app, patch(format!("/v1/workly/memories/{cat}"), r#"{"content": "My cat is called Noisette"}"#)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["content"], "My cat is called Noisette");
+    let error =
+        openai_error(&app, patch(format!("/v1/workly/memories/{cat}"), r#"{"content": " "}"#), StatusCode::BAD_REQUEST)
+            .await;
+    assert_eq!(error["param"], "content");
+    openai_error(&app, patch(format!("/v1/workly/memories/{cat}"), "not json"), StatusCode::BAD_REQUEST).await;
+    openai_error(&app, patch("/v1/workly/memories/9999".into(), r#"{"content": "x"}"#), StatusCode::NOT_FOUND).await;
+    openai_error(&app, delete("/v1/workly/memories/cat".into()), StatusCode::NOT_FOUND).await;
+
+    // Forgotten: gone from the list, and its sentence from the stored message.
+    let (status, _, _) = send(&app, delete(format!("/v1/workly/memories/{cat}"))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    openai_error(&app, delete(format!("/v1/workly/memories/{cat}")), StatusCode::NOT_FOUND).await;
+    let (_, _, body) = send(&app, get("/v1/workly/memories", &[])).await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(store.messages(&said).unwrap()[0].content, format!("{FORGOTTEN} I love jazz."));
+}

@@ -43,6 +43,13 @@ pub fn embedding_model() -> PathBuf {
     model(workly::llm::embed::DEFAULT_FILE)
 }
 
+/// Puts the embedding model in `data`'s models folder, as the set-up does in
+/// the person's data directory.
+pub fn link_embedder(data: &Path) {
+    std::fs::create_dir_all(data.join("models")).unwrap();
+    std::os::unix::fs::symlink(embedding_model(), data.join("models").join(workly::llm::embed::DEFAULT_FILE)).unwrap();
+}
+
 /// The Python of the venv `scripts/setup.sh --tests` fills with test clients
 /// (the official `openai` package).
 pub fn test_python() -> PathBuf {

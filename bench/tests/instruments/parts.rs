@@ -129,6 +129,7 @@ fn store_reports_append_time_and_memory() {
 #[test]
 fn recall_scores_extraction_recall_cost_and_replies() {
     let dir = tempfile::tempdir().unwrap();
+    common::link_embedder(dir.path());
     let report = json_output(
         bench_in(dir.path())
             .args(["recall", "--json", "--sizes", "10,100", "--unrelated-turns", "20", "--questions", "1", "--model"])
