@@ -291,9 +291,11 @@ fn play(
 }
 
 /// A reader who notes when the reply's first text reached them.
-struct FirstText {
-    sent: Instant,
-    shown_ms: Option<f64>,
+pub(crate) struct FirstText {
+    /// When the message was sent.
+    pub(crate) sent: Instant,
+    /// How long after that the first text came, once it did.
+    pub(crate) shown_ms: Option<f64>,
 }
 
 impl Sink for FirstText {

@@ -19,6 +19,7 @@
 //! Every database lives in a temporary directory inside the data directory.
 
 use crate::cli::BenchRecallArgs;
+use crate::persona::FirstText;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -159,6 +160,11 @@ pub struct Answers {
     pub used_with_memory: f64,
     /// The same without memory: what the model guesses or the question gives away.
     pub used_without_memory: f64,
+    /// Median time from the person's message to the reply's first text, with
+    /// memory: recall, the note's tokens in the prompt, then the first token.
+    pub first_text_median_ms: f64,
+    /// The same without memory, the baseline.
+    pub first_text_median_ms_without: f64,
     /// Each question's reply with memory, and whether it used the fact.
     pub replies: Vec<(String, String, bool)>,
 }
@@ -540,8 +546,9 @@ fn answers(
     };
     let mut replies = Vec::new();
     let mut used = [0, 0];
+    let mut first_text_ms = [Vec::new(), Vec::new()];
     for fact in facts {
-        for (memory, used) in [true, false].into_iter().zip(used.iter_mut()) {
+        for ((memory, used), times) in [true, false].into_iter().zip(used.iter_mut()).zip(first_text_ms.iter_mut()) {
             let mut history = History::open(Store::open(path)?, None)?;
             history.start_new()?;
             history.set_memory(memory);
@@ -551,7 +558,9 @@ fn answers(
             let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), Some(history)));
             engine.wait_idle()?;
             let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
-            let outcome = turn.chat(&chat, fact.question, &mut ())?;
+            let mut reader = FirstText { sent: Instant::now(), shown_ms: None };
+            let outcome = turn.chat(&chat, fact.question, &mut reader)?;
+            times.extend(reader.shown_ms);
             let hit = outcome.shown.to_lowercase().contains(&fact.answer.to_lowercase());
             *used += usize::from(hit);
             if memory {
@@ -563,6 +572,8 @@ fn answers(
         model: engine.info().model_name.clone(),
         used_with_memory: crate::ratio(used[0], facts.len()),
         used_without_memory: crate::ratio(used[1], facts.len()),
+        first_text_median_ms: workly::bench::median(&first_text_ms[0]),
+        first_text_median_ms_without: workly::bench::median(&first_text_ms[1]),
         replies,
     })
 }
@@ -633,10 +644,13 @@ fn render(report: &RecallReport) -> String {
     }
     if let Some(answers) = &report.answers {
         text.push_str(&format!(
-            "Answers ({}): the fact used in {} of replies with memory, {} without\n",
+            "Answers ({}): the fact used in {} of replies with memory, {} without; \
+             first text after {:.0} ms with memory, {:.0} ms without (medians)\n",
             answers.model,
             percent(answers.used_with_memory),
-            percent(answers.used_without_memory)
+            percent(answers.used_without_memory),
+            answers.first_text_median_ms,
+            answers.first_text_median_ms_without
         ));
     }
     text

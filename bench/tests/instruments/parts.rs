@@ -144,9 +144,15 @@ fn recall_scores_extraction_recall_cost_and_replies() {
     }
     for score in report["recall"].as_array().unwrap() {
         assert_eq!((score["facts"].as_u64(), score["unrelated_turns"].as_u64()), (Some(10), Some(20)), "{score}");
-        assert_eq!(score["ranks"].as_array().unwrap().len(), 10);
-        let share = score["recall_at_5"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&share));
+        let questions = score["questions"].as_array().unwrap();
+        assert_eq!(questions.len(), 10);
+        let found =
+            |rank: &str| questions.iter().filter(|asked| asked[rank].as_u64().is_some_and(|rank| rank <= 5)).count();
+        assert_eq!(score["recall_at_5"].as_f64().unwrap(), found("rank") as f64 / 10.0, "{score}");
+        assert_eq!(score["recall_at_5_words"].as_f64().unwrap(), found("rank_words") as f64 / 10.0, "{score}");
+        for asked in questions {
+            assert!(asked["planted_cosine"].as_f64().is_some_and(|cosine| (-1.0..=1.0).contains(&cosine)), "{asked}");
+        }
     }
     let cost = report["cost"].as_array().unwrap();
     assert_eq!(cost.iter().map(|cost| cost["memories"].as_u64().unwrap()).collect::<Vec<_>>(), [10, 100]);
@@ -154,6 +160,7 @@ fn recall_scores_extraction_recall_cost_and_replies() {
         cost.iter().all(|cost| cost["median_ms"].as_f64().unwrap() > 0.0 && cost["database_bytes"].as_u64() > Some(0))
     );
     let answers = &report["answers"];
+    assert!(answers["first_text_median_ms"].as_f64().unwrap() > 0.0, "{answers}");
     assert_eq!(answers["replies"].as_array().unwrap().len(), 2, "one question of each language");
     assert!(answers["model"].as_str().is_some_and(|name| !name.is_empty()));
     // The temporary databases are gone afterwards.
