@@ -219,8 +219,10 @@ impl History {
     /// memories relevant to it (see [`recall::relevant`]) when memory is on,
     /// and earlier messages relevant to it, leaving out the newest
     /// `in_window` (the model sees those anyway), at most
-    /// [`RECALL_MAX_MESSAGES`]. Only the store is asked, so a caller may hold
-    /// a lock around this and count tokens after letting it go.
+    /// [`RECALL_MAX_MESSAGES`]. Only the store and the embedding model are
+    /// asked (a few milliseconds; never the chat engine, which may be busy),
+    /// so a caller may hold a lock around this and count tokens after
+    /// letting it go.
     pub fn recollect(&self, user: &str, before: Option<&str>, in_window: usize) -> Result<Recalled, StoreError> {
         let memories =
             if self.memory { recall::relevant(&self.store, user, before, &self.nearest(user)?)? } else { Vec::new() };

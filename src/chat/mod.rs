@@ -6,8 +6,9 @@
 //! the oldest exchanges leave first, the persona always stays. Because the
 //! engine shifts cached turns into place, dropping an old turn does not make
 //! the next request re-evaluate the rest. [`history`] ties a conversation to
-//! the durable store: it resumes one after a restart, saves each exchange,
-//! and recalls older turns that left the context when they become relevant.
+//! the durable store: it resumes one after a restart, saves each exchange
+//! with the facts the person told ([`crate::memory`]), and recalls those
+//! facts and older turns that left the context when they become relevant.
 //! [`guard`] stops a reply that recites the persona.
 
 pub mod guard;

@@ -2,12 +2,13 @@
 //! API and the benchmarks all run it, each with its own [`Sink`].
 //!
 //! A turn in a [`Chat`] fits the history to the context (the persona always
-//! kept, the oldest exchanges leaving first), recalls earlier turns the new
-//! message mentions, generates, takes the emotion tags out of the text, reads
-//! the emotion and drives the avatar with it, then saves the exchange before
-//! it returns, so a door that reports the turn done reports a saved one. A
-//! turn on messages a client sent ([`Turn::reply`], the OpenAI API) keeps no
-//! history: the client holds it.
+//! kept, the oldest exchanges leaving first), recalls what Kira remembers of
+//! the person and earlier turns the new message touches, generates, takes
+//! the emotion tags out of the text, reads the emotion and drives the avatar
+//! with it, then saves the exchange (and, as memories, the facts the person
+//! told) before it returns, so a door that reports the turn done reports a
+//! saved one. A turn on messages a client sent ([`Turn::reply`], the OpenAI
+//! API) keeps no history: the client holds it.
 //!
 //! The turn blocks on the engine (token counts, generation): async doors run
 //! it on a blocking thread. What it does not own it leaves to the door: how
