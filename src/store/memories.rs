@@ -17,6 +17,13 @@ use std::ops::Range;
 /// What takes a forgotten sentence's place in the message it was said in.
 pub const FORGOTTEN: &str = "(forgotten)";
 
+/// A search leaves out stems found in more than one memory in this many…
+pub const COMMON_SHARE: usize = 20;
+
+/// …once that is more than this many memories (a few hundred memories all
+/// share "like" without it being noise).
+pub const COMMON_FLOOR: usize = 200;
+
 /// Longest memory kept, in characters: a fact, not a document.
 pub const MAX_MEMORY_CHARS: usize = 500;
 
@@ -263,9 +270,29 @@ impl Store {
         self.memories_by_ids(&ids)
     }
 
-    /// The numbers of the memories [`Store::search_memories`] finds, best first.
+    /// The numbers of the memories [`Store::search_memories`] finds, best
+    /// first. Stems in more than one memory in [`COMMON_SHARE`] (and in more
+    /// than [`COMMON_FLOOR`]) are left out while a rarer one is left: they
+    /// tell little, and ranking their many matches is most of a search's time.
     pub fn search_memory_ids(&self, text: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
-        let Some(query) = terms::any_stem(text) else { return Ok(Vec::new()) };
+        let mut stems = terms::query_stems(text);
+        if stems.is_empty() {
+            return Ok(Vec::new());
+        }
+        let common = (self.memory_count()? / COMMON_SHARE).max(COMMON_FLOOR);
+        let mut counted = Vec::with_capacity(stems.len());
+        for stem in stems.drain(..) {
+            let documents: usize = self
+                .connection
+                .prepare_cached("SELECT doc FROM memories_vocab WHERE term = ?1")
+                .and_then(|mut statement| statement.query_row([&stem], |row| super::count(row, 0)).optional())
+                .map_err(|error| self.error(error))?
+                .unwrap_or(0);
+            counted.push((stem, documents));
+        }
+        let rarest = counted.iter().map(|(_, documents)| *documents).min().unwrap_or(0);
+        let kept = counted.into_iter().filter(|(_, documents)| *documents <= common.max(rarest)).map(|(stem, _)| stem);
+        let Some(query) = super::query::any_of(kept) else { return Ok(Vec::new()) };
         self.connection
             .prepare_cached(
                 "SELECT f.rowid FROM memories_fts f JOIN memories m ON m.id = f.rowid

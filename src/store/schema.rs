@@ -61,7 +61,8 @@ pub const MIGRATIONS: &[&str] = &[
     // leaves no trace. `memories_by_words` finds a memory said again (and
     // the one of a single kind to replace) without reading them all. A
     // memory's embedding (for semantic recall) is a blob Workly encodes; it
-    // goes with its memory.
+    // goes with its memory. `memories_vocab` tells in how many memories each
+    // stem is, so a search can leave out the words too common to tell.
     "CREATE TABLE memories (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL CHECK (kind IN ('name', 'home', 'work', 'person', 'pet', 'like', 'dislike', 'event', 'fact')),
@@ -87,6 +88,7 @@ pub const MIGRATIONS: &[&str] = &[
         contentless_delete = 1,
         tokenize = 'unicode61 remove_diacritics 2'
     );
+    CREATE VIRTUAL TABLE memories_vocab USING fts5vocab(memories_fts, 'row');
     INSERT INTO memories_fts(memories_fts, rank) VALUES ('secure-delete', 1);
     INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);",
 ];

@@ -33,9 +33,9 @@ pub fn index_terms(text: &str) -> String {
     words.flat_map(|word| stems(&word.to_lowercase()).collect::<Vec<_>>()).collect::<Vec<_>>().join(" ")
 }
 
-/// A query matching memories that share a stem with any telling word of
-/// `text` (see [`query::telling_words`]); `None` when it has none.
-pub fn any_stem(text: &str) -> Option<String> {
+/// The stems of the telling words of `text` (see [`query::telling_words`]),
+/// each once: what a search for memories looks for.
+pub fn query_stems(text: &str) -> Vec<String> {
     let mut terms: Vec<String> = Vec::new();
     for word in query::telling_words(text) {
         for stem in stems(&word) {
@@ -44,7 +44,7 @@ pub fn any_stem(text: &str) -> Option<String> {
             }
         }
     }
-    query::any_of(terms)
+    terms
 }
 
 #[cfg(test)]
@@ -57,8 +57,8 @@ mod tests {
         assert_eq!(index_terms("Mes chats"), "mes me chat");
         assert_eq!(index_terms("je travaille"), "je travaill");
         assert_eq!(index_terms("travailler"), "travail travaill");
-        assert_eq!(any_stem("my cats at work").as_deref(), Some("\"cat\" OR \"work\""));
-        assert_eq!(any_stem("travailler").as_deref(), Some("\"travail\" OR \"travaill\""));
-        assert_eq!(any_stem("is it you?"), None);
+        assert_eq!(query_stems("my cats at work"), ["cat", "work"]);
+        assert_eq!(query_stems("travailler"), ["travail", "travaill"]);
+        assert!(query_stems("is it you?").is_empty());
     }
 }

@@ -319,6 +319,26 @@ mod memories {
     }
 
     #[test]
+    fn words_in_too_many_memories_are_left_out_while_a_rarer_one_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open(&dir);
+        let by_hand = |content: String| NewMemory {
+            kind: MemoryKind::Like,
+            content,
+            event_date: None,
+            source: None,
+            vector: None,
+        };
+        let mut memories: Vec<NewMemory> = (0..400).map(|i| by_hand(format!("I like thing number {i}"))).collect();
+        memories.push(by_hand("I like jazz".to_owned()));
+        store.add_memories(&memories).unwrap();
+        // "thing" is in 400 memories: with "jazz" there, only "jazz" counts.
+        assert_eq!(contents(&store.search_memories("my favourite thing? jazz", 50).unwrap()), ["I like jazz"]);
+        // Alone, the common word still finds what it can.
+        assert_eq!(store.search_memories("thing", 10).unwrap().len(), 10);
+    }
+
+    #[test]
     fn a_new_name_replaces_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = open(&dir);
