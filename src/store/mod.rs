@@ -291,6 +291,15 @@ impl Store {
         if found > schema::VERSION {
             return Err(StoreError::TooNew { path: display, found, supported: schema::VERSION });
         }
+        for (since, statement) in schema::SHAPE.iter().filter(|(since, _)| *since <= found) {
+            if let Err(error) = connection.prepare(statement) {
+                let reason = format!(
+                    "its tables are not the ones Workly's schema version {since} makes ({})",
+                    error.to_string().replace('\n', " ")
+                );
+                return Err(StoreError::Corrupt { path: display, reason });
+            }
+        }
         // See the module documentation for why FULL.
         connection.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).map_err(sqlite)?;
         connection.pragma_update(None, "synchronous", "FULL").map_err(sqlite)?;

@@ -95,3 +95,21 @@ pub const MIGRATIONS: &[&str] = &[
 
 /// The schema version this Workly writes: every migration applied.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Statements that name every table and column a database of at least the
+/// given version has. Preparing them reads the schema only; a database they
+/// do not fit had its tables changed by another program (or damaged) and is
+/// refused, untouched, like a damaged file.
+pub const SHAPE: &[(i64, &str)] = &[
+    (1, "SELECT id, name, created_at_ms, updated_at_ms FROM conversations"),
+    (1, "SELECT id, conversation_id, role, content, emotion, intensity, token_count, created_at_ms FROM messages"),
+    (1, "SELECT rowid, content FROM messages_fts"),
+    (
+        2,
+        "SELECT id, kind, content, event_date, conversation_id, message_id, source_start, source_end, \
+         created_at_ms, updated_at_ms FROM memories",
+    ),
+    (2, "SELECT memory_id, vector FROM memory_vectors"),
+    (2, "SELECT rowid, terms FROM memories_fts"),
+    (2, "SELECT term, doc FROM memories_vocab"),
+];

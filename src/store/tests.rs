@@ -226,6 +226,26 @@ fn foreign_and_damaged_files_are_refused_and_left_untouched() {
 }
 
 #[test]
+fn a_database_whose_tables_were_changed_is_refused_and_left_untouched() {
+    let altered = [
+        "DROP TABLE memory_vectors; CREATE TABLE memory_vectors (id INTEGER PRIMARY KEY, data BLOB);",
+        "ALTER TABLE memories DROP COLUMN event_date;",
+        "DROP TABLE messages_fts;",
+    ];
+    for change in altered {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        drop(open(&dir));
+        Connection::open(&path).unwrap().execute_batch(change).unwrap();
+        let before = snapshot(dir.path(), &path);
+        let error = Store::open(&path).unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }) && error.class() == Class::BadInput, "{change}: {error}");
+        assert!(error.to_string().contains("not the ones Workly's schema"), "{error}");
+        assert_eq!(snapshot(dir.path(), &path), before, "{change}: the file or its directory changed");
+    }
+}
+
+#[test]
 fn a_database_from_a_newer_workly_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(FILE_NAME);
