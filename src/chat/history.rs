@@ -207,7 +207,9 @@ impl History {
                 None
             }
         });
-        self.store.edit_memory(id, content, vector.as_deref())
+        self.store.edit_memory(id, content, vector.as_deref())?;
+        self.index.get_mut().invalidate();
+        Ok(())
     }
 
     /// Forgets memory `id` for good (see [`Store::forget_memories`]).

@@ -82,6 +82,13 @@ impl Index {
         Ok(())
     }
 
+    /// Makes the next [`Index::refresh`] read everything again: after this
+    /// process rewrote an embedding it had read (an edit), which reading only
+    /// the memories kept since would miss.
+    pub fn invalidate(&mut self) {
+        self.version = None;
+    }
+
     /// Sets the embeddings of [`BACKGROUND`] (unit vectors, as the embedding
     /// model gives them for passages).
     pub fn set_background(&mut self, vectors: &[Vec<f32>]) {
@@ -185,6 +192,38 @@ mod tests {
         // Cosines about 0.99, 0.86, 0.68 and 0.10: mean 0.66, deviation 0.34.
         assert_eq!(index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, 0.5).len(), 2, "those that stand out");
         assert!(index.nearest(&[1.0, 0.0], 10, 0.0).is_empty(), "another model's query matches nothing");
+    }
+
+    #[test]
+    fn the_index_follows_the_store() {
+        use crate::store::memories::{MemoryKind, NewMemory};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
+        let memory = |content: &str, vector: &[f32]| NewMemory {
+            kind: MemoryKind::Fact,
+            content: content.to_owned(),
+            event_date: None,
+            source: None,
+            vector: Some(encode(&unit(vector))),
+        };
+        store.add_memories(&[memory("north", &[1.0, 0.0]), memory("east", &[0.0, 1.0])]).unwrap();
+        let mut index = Index::default();
+        index.refresh(&store).unwrap();
+        assert_eq!(index.len(), 2);
+        let north = index.nearest(&[1.0, 0.0], 1, -10.0)[0].0;
+        // Kept since: read on the next refresh.
+        store.add_memories(&[memory("north-east", &[1.0, 1.0])]).unwrap();
+        index.refresh(&store).unwrap();
+        assert_eq!(index.len(), 3);
+        // Rewritten by this connection: seen once the index is told.
+        store.edit_memory(north, "south", Some(&encode(&[0.0, -1.0]))).unwrap();
+        index.invalidate();
+        index.refresh(&store).unwrap();
+        assert_ne!(index.nearest(&[1.0, 0.0], 1, -10.0)[0].0, north);
+        // Changed by another connection: seen without being told.
+        Store::open(&dir.path().join("workly.db")).unwrap().forget_all_memories().unwrap();
+        index.refresh(&store).unwrap();
+        assert!(index.is_empty());
     }
 
     #[test]
