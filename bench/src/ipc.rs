@@ -342,8 +342,12 @@ impl PeerThread {
                 let sink = |_: &Command, _: &workly::avatar::state::AvatarState| {
                     // The time first: whoever sees the new count reads this command's time.
                     shared.last_applied_ns.store(shared.base.elapsed().as_nanos() as u64, Ordering::Release);
-                    let applied = shared.applied.fetch_add(1, Ordering::Release) + 1;
-                    if applied == shared.target.load(Ordering::Acquire) {
+                    // SeqCst, here and in `wait_for`: each side writes one
+                    // counter then reads the other's, and with acquire/release
+                    // alone both may read the old value (then nobody signals
+                    // and the wait times out with every command applied).
+                    let applied = shared.applied.fetch_add(1, Ordering::SeqCst) + 1;
+                    if applied == shared.target.load(Ordering::SeqCst) {
                         let _ = reached_tx.send(());
                     }
                 };
@@ -356,14 +360,14 @@ impl PeerThread {
 
     /// Commands applied so far.
     pub(super) fn applied(&self) -> u64 {
-        self.probe.applied.load(Ordering::Acquire)
+        self.probe.applied.load(Ordering::SeqCst)
     }
 
     /// Waits until the peer has applied `target` commands in all; returns
     /// when it applied the last of them.
     pub(super) fn wait_for(&self, target: u64) -> workly::error::Result<Instant> {
         while self.reached.try_recv().is_ok() {}
-        self.probe.target.store(target, Ordering::Release);
+        self.probe.target.store(target, Ordering::SeqCst);
         if self.applied() < target {
             self.reached
                 .recv_timeout(APPLY_TIMEOUT)
