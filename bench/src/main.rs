@@ -60,6 +60,18 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
     }
 }
 
+/// A temporary folder named `prefix…` inside the data directory, removed
+/// when dropped: benchmarks that time the store do it on the disk
+/// `workly.db` really lives on (a RAM-backed `/tmp` would hide the sync).
+fn scratch_dir(context: &workly::cli::Context, prefix: &str) -> workly::error::Result<tempfile::TempDir> {
+    let data = &context.dirs.data;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(data)
+        .with_context(|| format!("cannot create a temporary directory in {}", data.display()))
+}
+
 /// `part / whole`, 0 for nothing to divide.
 fn ratio(part: usize, whole: usize) -> f64 {
     if whole == 0 { 0.0 } else { part as f64 / whole as f64 }

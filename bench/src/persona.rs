@@ -408,7 +408,7 @@ impl WordLists {
 type Figure = fn(&Summary) -> String;
 
 /// A share as a percentage.
-fn percent(share: f64) -> String {
+pub(crate) fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 

@@ -29,7 +29,6 @@ use workly::chat::turn::{Chat, ReplyOptions, Turn};
 use workly::choice::Choice as _;
 use workly::cli::Context;
 use workly::emotion::smoothing::TurnEmotion;
-use workly::error::Context as _;
 use workly::llm::embed::{self, Embedder, Kind};
 use workly::llm::{CancelToken, Engine, LlmError, SamplingParams};
 use workly::memory::vectors::{self, Index};
@@ -180,12 +179,7 @@ struct Fact {
 
 /// Runs `workly-bench recall`.
 pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<()> {
-    let data = &context.dirs.data;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix(".bench-recall-")
-        .tempdir_in(data)
-        .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
+    let scratch = crate::scratch_dir(context, ".bench-recall-")?;
     let facts = facts()?;
     let model = context.dirs.models().join(embed::DEFAULT_FILE);
     if !model.is_file() {
@@ -514,11 +508,10 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact], embedder: &Em
         }
     }
     times_ms.sort_by(f64::total_cmp);
-    let p95 = times_ms[(times_ms.len() * 95).div_ceil(100).saturating_sub(1)];
     Ok(Cost {
         memories: count,
         median_ms: workly::bench::median(&times_ms),
-        p95_ms: p95,
+        p95_ms: crate::store::percentile(&times_ms, 0.95),
         embed_median_ms: workly::bench::median(&embed_ms),
         nearest_median_ms: workly::bench::median(&nearest_ms),
         load_ms,
@@ -578,10 +571,6 @@ fn answers(
     })
 }
 
-fn percent(share: f64) -> String {
-    format!("{:.0} %", share * 100.0)
-}
-
 fn render(report: &RecallReport) -> String {
     let mut text = String::from("Extraction (rules, labelled sets):\n");
     for score in &report.extraction {
@@ -593,8 +582,8 @@ fn render(report: &RecallReport) -> String {
             score.labelled,
             score.kept,
             score.correct,
-            percent(score.precision),
-            percent(score.recall)
+            crate::persona::percent(score.precision),
+            crate::persona::percent(score.recall)
         ));
         for mistake in &score.mistakes {
             text.push_str(&format!("    {mistake}\n"));
@@ -609,8 +598,8 @@ fn render(report: &RecallReport) -> String {
             score.facts_kept,
             score.unrelated_turns,
             score.memories,
-            percent(score.recall_at_5),
-            percent(score.recall_at_5_words)
+            crate::persona::percent(score.recall_at_5),
+            crate::persona::percent(score.recall_at_5_words)
         ));
         text.push_str(&format!(
             "    chit-chat recalls {:.1} memories on average ({:.1} by words alone)\n",
@@ -647,8 +636,8 @@ fn render(report: &RecallReport) -> String {
             "Answers ({}): the fact used in {} of replies with memory, {} without; \
              first text after {:.0} ms with memory, {:.0} ms without (medians)\n",
             answers.model,
-            percent(answers.used_with_memory),
-            percent(answers.used_without_memory),
+            crate::persona::percent(answers.used_with_memory),
+            crate::persona::percent(answers.used_without_memory),
             answers.first_text_median_ms,
             answers.first_text_median_ms_without
         ));

@@ -12,7 +12,6 @@ use crate::cli::BenchStoreArgs;
 use serde::Serialize;
 use std::time::Instant;
 use workly::cli::Context;
-use workly::error::Context as _;
 use workly::hardware::process_rss_bytes;
 use workly::store::{NewMessage, Store};
 
@@ -43,12 +42,7 @@ pub struct StoreReport {
 
 /// Runs `workly-bench store`.
 pub fn run(context: &Context, args: &BenchStoreArgs) -> workly::error::Result<()> {
-    let data = &context.dirs.data;
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let dir = tempfile::Builder::new()
-        .prefix(".bench-store-")
-        .tempdir_in(data)
-        .with_context(|| format!("cannot create a temporary directory in {}", data.display()))?;
+    let dir = crate::scratch_dir(context, ".bench-store-")?;
     let path = dir.path().join(workly::store::FILE_NAME);
     let mut store = Store::open(&path)?;
     let conversation = store.open_conversation("bench")?;
@@ -74,7 +68,7 @@ pub fn run(context: &Context, args: &BenchStoreArgs) -> workly::error::Result<()
 }
 
 /// The `fraction` percentile of `sorted` (nearest rank; 0 for none).
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     let rank = (fraction * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.saturating_sub(1)).copied().unwrap_or(0.0)
 }
