@@ -465,7 +465,7 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact], embedder: &Em
     for index in 0..count {
         let content = format!("{} {} {} {index}", draw.pick(STARTS), word(&mut draw), word(&mut draw));
         let vector = Some(random_unit(&mut draw));
-        batch.push(NewMemory { kind: MemoryKind::ALL[index % 8], content, event_date: None, source: None, vector });
+        batch.push(NewMemory { vector, ..NewMemory::given(MemoryKind::ALL[index % 8], content) });
         if batch.len() == 10_000 || index + 1 == count {
             store.add_memories(&batch)?;
             batch.clear();

@@ -627,13 +627,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
         let said = store.open_conversation("c").unwrap();
         let message = "My cat is called Miso. Hi!";
-        let memory = NewMemory {
-            kind: MemoryKind::Pet,
-            content: message[..22].to_owned(),
-            event_date: None,
-            source: Some(0..22),
-            vector: None,
-        };
+        let memory = NewMemory { source: Some(0..22), ..NewMemory::given(MemoryKind::Pet, &message[..22]) };
         store
             .append_exchange_remembering(&said, &NewMessage::new(message, 8), &NewMessage::new("Hello!", 2), &[memory])
             .unwrap();

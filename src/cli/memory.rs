@@ -36,7 +36,7 @@ pub fn run(dirs: &Dirs, command: &MemoryCommand) -> crate::error::Result<()> {
             // The kind the rules see in it, if they see one.
             let kind = extract::facts(&content, now_ms()).first().map_or(MemoryKind::Fact, |fact| fact.kind);
             let vector = embed(dirs, &content);
-            let memory = NewMemory { kind, content, event_date: None, source: None, vector };
+            let memory = NewMemory { vector, ..NewMemory::given(kind, content) };
             let added = store.add_memories(std::slice::from_ref(&memory))?;
             eprintln!("{} ({})", if added == 0 { "already remembered" } else { "remembered" }, kind.name());
         }

@@ -86,7 +86,7 @@ mod tests {
     use crate::store::memories::NewMemory;
 
     fn memory(kind: MemoryKind, content: &str) -> NewMemory {
-        NewMemory { kind, content: content.to_owned(), event_date: None, source: None, vector: None }
+        NewMemory::given(kind, content)
     }
 
     #[test]

@@ -200,11 +200,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
         let memory = |content: &str, vector: &[f32]| NewMemory {
-            kind: MemoryKind::Fact,
-            content: content.to_owned(),
-            event_date: None,
-            source: None,
             vector: Some(encode(&unit(vector))),
+            ..NewMemory::given(MemoryKind::Fact, content)
         };
         store.add_memories(&[memory("north", &[1.0, 0.0]), memory("east", &[0.0, 1.0])]).unwrap();
         let mut index = Index::default();

@@ -336,11 +336,8 @@ async fn the_page_lists_edits_and_forgets_memories() {
     let said = store.latest_conversation().unwrap().unwrap();
     let message = "My cat is called Miso. I love jazz.";
     let memory = |kind, range: std::ops::Range<usize>| NewMemory {
-        kind,
-        content: message[range.clone()].to_owned(),
-        event_date: None,
-        source: Some(range),
-        vector: None,
+        source: Some(range.clone()),
+        ..NewMemory::given(kind, &message[range])
     };
     let memories = [memory(MemoryKind::Pet, 0..22), memory(MemoryKind::Like, 23..35)];
     store

@@ -113,6 +113,14 @@ pub struct NewMemory {
     pub vector: Option<Vec<u8>>,
 }
 
+impl NewMemory {
+    /// A memory of `kind` in the words `content`, given by hand: no day, no
+    /// source, no embedding (each can be set after).
+    pub fn given(kind: MemoryKind, content: impl Into<String>) -> Self {
+        Self { kind, content: content.into(), event_date: None, source: None, vector: None }
+    }
+}
+
 /// A kept memory.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredMemory {

@@ -290,13 +290,7 @@ mod memories {
 
     /// A memory said as `range` of a message.
     fn said(kind: MemoryKind, message: &str, range: std::ops::Range<usize>) -> NewMemory {
-        NewMemory {
-            kind,
-            content: message[range.clone()].to_owned(),
-            event_date: None,
-            source: Some(range),
-            vector: None,
-        }
+        NewMemory { source: Some(range.clone()), ..NewMemory::given(kind, &message[range]) }
     }
 
     /// Writes an exchange whose user message is `user`, keeping `memories` from it.
@@ -342,13 +336,7 @@ mod memories {
     fn words_in_too_many_memories_are_left_out_while_a_rarer_one_is_there() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = open(&dir);
-        let by_hand = |content: String| NewMemory {
-            kind: MemoryKind::Like,
-            content,
-            event_date: None,
-            source: None,
-            vector: None,
-        };
+        let by_hand = |content: String| NewMemory::given(MemoryKind::Like, content);
         let mut memories: Vec<NewMemory> = (0..400).map(|i| by_hand(format!("I like thing number {i}"))).collect();
         memories.push(by_hand("I like jazz".to_owned()));
         store.add_memories(&memories).unwrap();
@@ -384,13 +372,7 @@ mod memories {
         assert_eq!(store.memory(id).unwrap().unwrap().content, "I love salsa");
         assert!(store.search_memories("jazz", 5).unwrap().is_empty());
         assert_eq!(store.search_memories("salsa", 5).unwrap().len(), 1);
-        let by_hand = NewMemory {
-            kind: MemoryKind::Fact,
-            content: "I keep bees".into(),
-            event_date: None,
-            source: None,
-            vector: None,
-        };
+        let by_hand = NewMemory::given(MemoryKind::Fact, "I keep bees");
         assert_eq!(store.add_memories(&[by_hand]).unwrap(), 1);
         store.delete_conversation("c").unwrap();
         assert_eq!(contents(&store.memories().unwrap()), ["I keep bees"], "memories given by hand stay");
