@@ -6,8 +6,8 @@
 mod common;
 
 use workly::llm::{
-    Engine, EngineConfig, FinishReason, FlashAttention, GenerationEvent, GenerationRequest, GenerationStats, LlmError,
-    Message, Prompt, SamplingParams,
+    CancelToken, Engine, EngineConfig, FinishReason, FlashAttention, GenerationEvent, GenerationRequest,
+    GenerationStats, LlmError, Message, Prompt, SamplingParams,
 };
 
 /// An engine with flash attention as llama.cpp picks it (on, on the CPU).
@@ -379,4 +379,34 @@ fn the_next_turn_header_is_evaluated_before_the_person_answers() {
     // differently once the message is there; not the previous reply (24 tokens).
     let message_tokens = engine.count_tokens(Prompt::Text(user.to_owned())).unwrap();
     assert!(stats.prefill_tokens <= message_tokens + 8, "{stats:?} for a {message_tokens}-token message");
+}
+
+#[test]
+fn an_aside_generation_leaves_the_conversation_cached_and_gives_way() {
+    let engine = engine(common::small_model(), 2048, Vec::new());
+    let mut messages = vec![Message::system(SYSTEM), Message::user(SCRIPT[0])];
+    let (reply, _) = run(&engine, greedy(messages.clone(), 24));
+    messages.push(Message::assistant(reply));
+    // A recap written while the person reads: another prompt altogether.
+    let notes = vec![
+        Message::system("You keep short notes on a conversation."),
+        Message::user("The person said their name is Sam and that they like tea. Write the notes."),
+    ];
+    let aside = engine.generate_aside(greedy(notes.clone(), 16), CancelToken::new()).unwrap();
+    let (written, aside_stats) = aside.collect_blocking().unwrap();
+    assert!(!written.trim().is_empty() && aside_stats.finish_reason != FinishReason::Cancelled, "{aside_stats:?}");
+    // The next turn finds the conversation cached as if nothing had run.
+    let user = "Do you like rainy days?";
+    messages.push(Message::user(user));
+    let (_, stats) = run(&engine, greedy(messages.clone(), 8));
+    let message_tokens = engine.count_tokens(Prompt::Text(user.to_owned())).unwrap();
+    assert!(stats.prefill_tokens <= message_tokens + 8, "{stats:?} for a {message_tokens}-token message");
+    // An aside generation stops for the next request rather than delay it.
+    let long = GenerationRequest { ignore_eos: true, ..greedy(notes, 400) };
+    let aside = engine.generate_aside(long, CancelToken::new()).unwrap();
+    let (_, next) = run(&engine, greedy(messages, 8));
+    assert_ne!(next.finish_reason, FinishReason::Cancelled);
+    let (_, aside_stats) = aside.collect_blocking().unwrap();
+    assert_eq!(aside_stats.finish_reason, FinishReason::Cancelled, "{aside_stats:?}");
+    assert!(aside_stats.completion_tokens < 400, "{aside_stats:?}");
 }

@@ -3,6 +3,8 @@
 //! words, and by its meaning with the real embedding model), and can be
 //! listed, searched, corrected, exported and forgotten; `--no-memory` and
 //! `[memory] enabled = false` turn it off; bad input gets one line and exit 2.
+//! A long conversation's turns that leave the context are recapped aside,
+//! and the recap stands in the opening of the turns after.
 
 mod common;
 
@@ -47,9 +49,10 @@ fn kira_remembers_across_conversations_and_the_person_is_in_charge() {
     assert_eq!(kept[0]["content"], "My cat is called Pistachio!");
     assert_eq!(kept[0]["conversation"], "monday");
 
-    // Days later, another conversation: her name and the cat come back into the prompt.
+    // Days later, another conversation: her name stands in its opening, and
+    // the cat comes back into the prompt.
     let (turns, _) = chat_lines(&mut chat(dir.path(), "friday"), &["How is my cat doing, do you think?"]);
-    assert_eq!(count(&turns[0], "recalled_memories"), 2, "{}", turns[0]);
+    assert_eq!(count(&turns[0], "recalled_memories"), 1, "{}", turns[0]);
     let (plain, _) = chat_lines(chat(dir.path(), "other").arg("--no-memory"), &["How is my cat doing, do you think?"]);
     assert_eq!(count(&plain[0], "recalled_memories"), 0);
     assert!(count(&turns[0], "prompt_tokens") > count(&plain[0], "prompt_tokens") + 10);
@@ -170,4 +173,75 @@ fn the_embedding_model_brings_a_question_near_its_fact_in_both_languages() {
     assert_eq!(embedder.embed(&[facts[0]], Kind::Passage).unwrap()[0], passages[0]);
     let missing = Embedder::load(std::path::Path::new("/nonexistent/e5.gguf"), 1).unwrap_err();
     assert!(missing.to_string().contains("/nonexistent/e5.gguf"), "{missing}");
+}
+
+#[test]
+fn a_long_conversation_keeps_its_thread_in_a_recap_written_aside() {
+    use std::sync::Mutex;
+    use workly::chat::history::History;
+    use workly::chat::turn::{Chat, ReplyOptions, Turn};
+    use workly::chat::{Conversation, Persona};
+    use workly::llm::{CancelToken, Engine, SamplingParams};
+    use workly::store::Store;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workly.db");
+    // A small context, so that turns leave it after a few exchanges.
+    let engine = Engine::load(common::engine_config(&common::small_model(), 512)).unwrap();
+    let history = History::open(Store::open(&path).unwrap(), Some("long")).unwrap();
+    let chat = Mutex::new(Chat::new(Conversation::new(Persona::default()), Some(history)));
+    let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens: 40, ..ReplyOptions::default() };
+    let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+    let said = [
+        "My sister Zelda moved to Oslo last spring and she plays the cello in an orchestra there.",
+        "I am planning to visit her in December, I have never seen snow in Norway.",
+        "I am a bit worried about the cold, I get sick easily in winter.",
+        "Do you think I should bring her a gift from home? She loves dark chocolate.",
+        "My flight leaves on the twelfth, early in the morning.",
+        "I still need to find someone to look after my dog while I am away.",
+        "The dog is called Biscuit and he is a very anxious little beagle.",
+        "Work has been busy, we are moving offices next week.",
+        "I found a good book for the plane, a novel about sailors.",
+        "Tell me something cheerful about winter evenings.",
+        "I bought warm boots yesterday, they were on sale.",
+        "Oh, and I should learn a few words of Norwegian before I go.",
+    ];
+    let store = Store::open(&path).unwrap();
+    let conversation = store.conversation("long").unwrap();
+    let mut recaps = Vec::new();
+    let mut after_recap = Vec::new();
+    for message in said {
+        let recapped = recaps.len();
+        let outcome = turn.chat(&chat, message, &mut ()).unwrap();
+        assert!(matches!(outcome.saved, workly::chat::turn::Saved::Kept));
+        if recapped > 0 && after_recap.len() < recapped {
+            after_recap.push((message, outcome.stats));
+        }
+        // The person reads and types meanwhile.
+        chat.lock().unwrap().wait_for_recap();
+        if let Some(recap) = store.recap(&conversation).unwrap()
+            && recaps.last() != Some(&recap)
+        {
+            recaps.push(recap);
+        }
+    }
+    // The opening with the new recap was evaluated while the person read:
+    // the turn after it prefilled its message, not the recap.
+    assert!(!after_recap.is_empty());
+    for (message, stats) in &after_recap {
+        let message_tokens = engine.count_tokens(workly::llm::Prompt::Text(message.to_string())).unwrap();
+        assert!(stats.prefill_tokens <= message_tokens + 12, "{stats:?} for {message_tokens} tokens of message");
+    }
+    let first = recaps.first().expect("turns left the window and a recap was written");
+    assert!(first.content.split_whitespace().count() >= 3, "{first:?}");
+    // It covers the oldest turns only: the newest are still in the window.
+    let messages = store.messages(&conversation).unwrap();
+    assert!(first.through > 0 && (first.through as usize) < messages.len(), "{first:?}");
+    // The next turn stands on the newest recap: its opening ends with it.
+    let newest = recaps.last().unwrap().clone();
+    turn.chat(&chat, "What were we saying at the start?", &mut ()).unwrap();
+    let chat = chat.lock().unwrap();
+    assert_eq!(chat.conversation().standing().recap.as_deref(), Some(newest.content.as_str()));
+    let opening = &chat.conversation().opening_for("hi")[0].content;
+    assert!(opening.ends_with(&format!("Earlier in this conversation: {}", newest.content)), "{opening}");
 }

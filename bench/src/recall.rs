@@ -6,7 +6,9 @@
 //!   sets: the one the rules were written with (`data/memory-extraction.tsv`)
 //!   and one written apart from them and never tuned on
 //!   (`data/memory-extraction-heldout.tsv`), which is the honest figure.
-//! - **Recall@5**: facts planted in one conversation (`data/recall-facts.tsv`),
+//! - **Recall@5**: facts planted in one conversation (`data/recall-facts.tsv`,
+//!   which recall's rules were chosen with, and `data/recall-heldout.tsv`,
+//!   written apart from them and never tuned on),
 //!   then many unrelated turns in another (chit-chat and other facts, which
 //!   are memories too), then questions asked as a person would: is the
 //!   planted memory among the five a turn brings into its prompt?
@@ -14,7 +16,12 @@
 //!   1,000 and 100,000 memories kept, and the database's size per memory.
 //! - **Answers** (with a model): the same questions through the chat turn,
 //!   with memory and without it (the baseline): the share of replies that
-//!   contain what was planted.
+//!   contain what was planted, and the time to the first text, for them and
+//!   for chit-chat.
+//! - **Threads** (with a model): a long conversation in each language in a
+//!   small context, its recaps written aside: how many, how long they take,
+//!   how many telling words of the turns they cover they keep, and the first
+//!   text of the turn that prefills a new one against the others.
 //!
 //! Every database lives in a temporary directory inside the data directory.
 
@@ -25,12 +32,12 @@ use std::sync::Mutex;
 use std::time::Instant;
 use workly::chat::Conversation;
 use workly::chat::history::{Exchange, History};
-use workly::chat::turn::{Chat, ReplyOptions, Turn};
+use workly::chat::turn::{Chat, Outcome, ReplyOptions, Turn};
 use workly::choice::Choice as _;
 use workly::cli::Context;
 use workly::emotion::smoothing::TurnEmotion;
 use workly::llm::embed::{self, Embedder, Kind};
-use workly::llm::{CancelToken, Engine, LlmError, SamplingParams};
+use workly::llm::{CancelToken, Engine, GenerationRequest, LlmError, SamplingParams};
 use workly::memory::vectors::{self, Index};
 use workly::memory::{extract, recall};
 use workly::store::memories::{MemoryKind, NewMemory};
@@ -47,6 +54,9 @@ const HELD_OUT_SET: &str = include_str!("../data/memory-extraction-heldout.tsv")
 /// The planted facts: language, fact, question, the word a reply using it contains.
 const FACTS_SET: &str = include_str!("../data/recall-facts.tsv");
 
+/// Planted facts written apart from the recall code and never tuned on.
+const HELD_OUT_FACTS: &str = include_str!("../data/recall-heldout.tsv");
+
 /// How many memories recall may bring into a prompt (what "@5" counts).
 const RECALL_AT: usize = recall::MAX_MEMORIES;
 
@@ -61,6 +71,10 @@ pub struct RecallReport {
     pub cost: Vec<Cost>,
     /// Replies that use the planted facts, with a model (absent with `--no-model`).
     pub answers: Option<Answers>,
+    /// Long conversations and their recaps, with a model (none with `--no-model`).
+    pub threads: Vec<Thread>,
+    /// The chat model as a second extractor, by language (none with `--no-model`).
+    pub model_extraction: Vec<ModelExtraction>,
 }
 
 /// The extraction rules on one language's labelled messages.
@@ -89,11 +103,15 @@ pub struct ExtractionScore {
 /// Planted facts recalled after unrelated turns, in one language.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallScore {
+    /// `tuned on` (the facts the recall rules were chosen with) or `held out`.
+    pub set: String,
     /// `en` or `fr`.
     pub language: String,
     /// Facts planted.
     pub facts: usize,
-    /// Facts the rules kept as memories when they were said.
+    /// Facts the rules kept as memories when they were said; the others
+    /// are planted as given by hand (`workly memory add`), so that recall
+    /// is measured on every fact.
     pub facts_kept: usize,
     /// Unrelated turns between the facts and the questions.
     pub unrelated_turns: usize,
@@ -166,6 +184,73 @@ pub struct Answers {
     pub first_text_median_ms_without: f64,
     /// Each question's reply with memory, and whether it used the fact.
     pub replies: Vec<(String, String, bool)>,
+    /// Median time to the first text of a chit-chat message (which recalls
+    /// little or nothing) in a new conversation, with memory: the person's
+    /// name in the opening, and what recall finds.
+    pub chit_chat_first_text_median_ms: f64,
+    /// The same without memory.
+    pub chit_chat_first_text_median_ms_without: f64,
+}
+
+/// The chat model as a second extractor, on one language's held-out
+/// messages: asked where the rules keep nothing (see
+/// [`extract::found_by_model`]), scored by message (a message labelled with
+/// a fact, or not).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelExtraction {
+    /// `en` or `fr`.
+    pub language: String,
+    /// Messages labelled with at least one fact.
+    pub with_facts: usize,
+    /// Messages the rules keep a fact from, and how many of them are labelled with one.
+    pub rules_kept: usize,
+    /// See `rules_kept`.
+    pub rules_right: usize,
+    /// Messages the rules keep nothing from and the model finds a fact in,
+    /// and how many of them are labelled with one.
+    pub model_kept: usize,
+    /// See `model_kept`.
+    pub model_right: usize,
+    /// Precision by message, the rules alone and with the model.
+    pub precision_rules: f64,
+    /// See `precision_rules`.
+    pub precision_with_model: f64,
+    /// Recall by message (of those labelled with a fact), the rules alone and with the model.
+    pub recall_rules: f64,
+    /// See `recall_rules`.
+    pub recall_with_model: f64,
+    /// Median time of one question to the model.
+    pub median_ms: f64,
+    /// What the model kept from messages labelled with no fact.
+    pub mistakes: Vec<String>,
+}
+
+/// A long conversation in a small context: its recap, written aside.
+#[derive(Debug, Clone, Serialize)]
+pub struct Thread {
+    /// `en` or `fr`.
+    pub language: String,
+    /// The context's size in tokens.
+    pub context_size: u32,
+    /// Turns played.
+    pub turns: usize,
+    /// Recaps written (each folding in the turns that had left the window).
+    pub recaps: usize,
+    /// The last recap.
+    pub recap: String,
+    /// Messages it covers.
+    pub covered_messages: usize,
+    /// The telling words of the covered messages (names, places, things).
+    pub key_words: usize,
+    /// Share of them the last recap still holds.
+    pub key_words_kept: f64,
+    /// Median time a recap took to write, aside, while the person would read.
+    pub recap_median_ms: f64,
+    /// Median time to the first text of a turn that opened on a new recap
+    /// (and prefilled it).
+    pub first_text_after_recap_ms: f64,
+    /// The same for the other turns once turns had left the window.
+    pub first_text_other_ms: f64,
 }
 
 /// One planted fact.
@@ -180,7 +265,7 @@ struct Fact {
 /// Runs `workly-bench recall`.
 pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<()> {
     let scratch = crate::scratch_dir(context, ".bench-recall-")?;
-    let facts = facts()?;
+    let (facts, held_out) = (facts(FACTS_SET)?, facts(HELD_OUT_FACTS)?);
     let model = context.dirs.models().join(embed::DEFAULT_FILE);
     if !model.is_file() {
         workly::fail!("{} is missing: scripts/setup.sh fetches it", model.display());
@@ -194,10 +279,14 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
         }
     }
     let mut recall = Vec::new();
-    for language in ["en", "fr"] {
-        let path = scratch.path().join(format!("recall-{language}.db"));
-        let planted: Vec<&Fact> = facts.iter().filter(|fact| fact.language == language).collect();
-        recall.push(recall_after(&path, language, &planted, args.unrelated_turns as usize, &embedder)?);
+    for (set, name) in [(&facts, "tuned on"), (&held_out, "held out")] {
+        for language in ["en", "fr"] {
+            let path = scratch.path().join(format!("recall-{language}-{}.db", recall.len()));
+            let planted: Vec<&Fact> = set.iter().filter(|fact| fact.language == language).collect();
+            let mut score = recall_after(&path, language, &planted, args.unrelated_turns as usize, &embedder)?;
+            score.set = name.to_owned();
+            recall.push(score);
+        }
     }
     let mut cost = Vec::new();
     for &memories in &args.sizes {
@@ -208,8 +297,8 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
             &embedder,
         )?);
     }
-    let answers = if args.no_model {
-        None
+    let (answers, threads, model_extraction) = if args.no_model {
+        (None, Vec::new(), Vec::new())
     } else {
         let path = scratch.path().join("answers.db");
         let planted: Vec<&Fact> = facts.iter().collect();
@@ -221,15 +310,18 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
                 of.take(args.questions.unwrap_or(usize::MAX)).cloned()
             })
             .collect();
-        Some(answers(context, args, &path, &asked, &embedder)?)
+        let (answers, model_extraction) = answers(context, args, &path, &asked, &embedder)?;
+        let threads: workly::error::Result<Vec<Thread>> =
+            ["en", "fr"].iter().map(|language| thread(context, args, &scratch, language)).collect();
+        (Some(answers), threads?, model_extraction)
     };
-    let report = RecallReport { extraction, recall, cost, answers };
+    let report = RecallReport { extraction, recall, cost, answers, threads, model_extraction };
     workly::cli::bench::print(&report, args.json, render)
 }
 
-/// The planted facts of [`FACTS_SET`].
-fn facts() -> workly::error::Result<Vec<Fact>> {
-    rows(FACTS_SET, 4)?
+/// The planted facts of `set` ([`FACTS_SET`] or [`HELD_OUT_FACTS`]).
+fn facts(set: &'static str) -> workly::error::Result<Vec<Fact>> {
+    rows(set, 4)?
         .into_iter()
         .map(|fields| Ok(Fact { language: fields[0], said: fields[1], question: fields[2], answer: fields[3] }))
         .collect()
@@ -379,9 +471,16 @@ fn recall_after(
     // A week ago, a minute apart.
     let start = now_ms() - 7 * 86_400_000;
     let mut facts_kept = 0;
+    let mut by_hand = Vec::new();
     for (index, fact) in facts.iter().enumerate() {
-        facts_kept += usize::from(say(&mut history, fact.said, start + index as i64 * 60_000)? > 0);
+        let kept = say(&mut history, fact.said, start + index as i64 * 60_000)? > 0;
+        facts_kept += usize::from(kept);
+        if !kept {
+            let vector = vectors::encode(&embedder.embed(&[fact.said], Kind::Passage)?[0]);
+            by_hand.push(NewMemory { vector: Some(vector), ..NewMemory::given(MemoryKind::Fact, fact.said) });
+        }
     }
+    Store::open(path)?.add_memories(&by_hand)?;
     history.start_new()?;
     let mut draw = Draw(0x5eed_0000 + language.len() as u64);
     for turn in 0..turns {
@@ -395,7 +494,11 @@ fn recall_after(
     let passages = embedder.embed(&contents, Kind::Passage)?;
     let mut questions = Vec::new();
     for fact in facts {
-        let planted: Vec<String> = extract::facts(fact.said, start).into_iter().map(|memory| memory.content).collect();
+        let mut planted: Vec<String> =
+            extract::facts(fact.said, start).into_iter().map(|memory| memory.content).collect();
+        if planted.is_empty() {
+            planted.push(fact.said.to_owned());
+        }
         let rank = |history: &History| -> workly::error::Result<Option<usize>> {
             let recalled = history.recollect(fact.question, None, 0)?.memories;
             Ok(recalled.iter().position(|memory| planted.contains(&memory.content)).map(|at| at + 1))
@@ -431,6 +534,7 @@ fn recall_after(
         crate::ratio(found, facts.len())
     };
     Ok(RecallScore {
+        set: String::new(),
         language: language.to_owned(),
         facts: facts.len(),
         facts_kept,
@@ -528,9 +632,18 @@ fn answers(
     path: &std::path::Path,
     facts: &[Fact],
     embedder: &Embedder,
-) -> workly::error::Result<Answers> {
+) -> workly::error::Result<(Answers, Vec<ModelExtraction>)> {
     let persona = context.persona(None)?;
-    let prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
+    // The person told their name long ago, as most have: the doors warm the
+    // openings with it, and without it for the turns without memory.
+    let mut named = History::open(Store::open(path)?, None)?;
+    named.start_new()?;
+    say(&mut named, "My name is Sam.", now_ms() - 8 * 86_400_000)?;
+    let mut warm = Conversation::new(persona.clone());
+    named.start_new()?;
+    named.resume(&mut warm, 0)?;
+    let openings = [warm.openings(), Conversation::new(persona.clone()).openings()].concat();
+    let prepared = args.engine.prepare(context, openings)?;
     let engine = Engine::load(prepared.engine)?;
     let options = ReplyOptions {
         sampling: SamplingParams { seed: Some(1), ..SamplingParams::default() },
@@ -540,20 +653,30 @@ fn answers(
     let mut replies = Vec::new();
     let mut used = [0, 0];
     let mut first_text_ms = [Vec::new(), Vec::new()];
+    let mut chit_chat_ms = [Vec::new(), Vec::new()];
+    let ask = |message: &str, memory: bool| -> workly::error::Result<(Outcome, Option<f64>)> {
+        let mut history = History::open(Store::open(path)?, None)?;
+        history.start_new()?;
+        history.set_memory(memory);
+        if memory {
+            history.set_embedder(embedder.clone())?;
+        }
+        let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), Some(history)));
+        engine.wait_idle()?;
+        let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+        let mut reader = FirstText { sent: Instant::now(), shown_ms: None };
+        let outcome = turn.chat(&chat, message, &mut reader)?;
+        Ok((outcome, reader.shown_ms))
+    };
+    for message in EN_TALK.iter().chain(FR_TALK) {
+        for (memory, times) in [true, false].into_iter().zip(chit_chat_ms.iter_mut()) {
+            times.extend(ask(message, memory)?.1);
+        }
+    }
     for fact in facts {
         for ((memory, used), times) in [true, false].into_iter().zip(used.iter_mut()).zip(first_text_ms.iter_mut()) {
-            let mut history = History::open(Store::open(path)?, None)?;
-            history.start_new()?;
-            history.set_memory(memory);
-            if memory {
-                history.set_embedder(embedder.clone())?;
-            }
-            let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), Some(history)));
-            engine.wait_idle()?;
-            let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
-            let mut reader = FirstText { sent: Instant::now(), shown_ms: None };
-            let outcome = turn.chat(&chat, fact.question, &mut reader)?;
-            times.extend(reader.shown_ms);
+            let (outcome, shown_ms) = ask(fact.question, memory)?;
+            times.extend(shown_ms);
             let hit = outcome.shown.to_lowercase().contains(&fact.answer.to_lowercase());
             *used += usize::from(hit);
             if memory {
@@ -561,13 +684,182 @@ fn answers(
             }
         }
     }
-    Ok(Answers {
+    let model_extraction: workly::error::Result<Vec<ModelExtraction>> =
+        ["en", "fr"].iter().map(|language| extraction_by_model(&engine, language)).collect();
+    let answers = Answers {
         model: engine.info().model_name.clone(),
         used_with_memory: crate::ratio(used[0], facts.len()),
         used_without_memory: crate::ratio(used[1], facts.len()),
         first_text_median_ms: workly::bench::median(&first_text_ms[0]),
         first_text_median_ms_without: workly::bench::median(&first_text_ms[1]),
         replies,
+        chit_chat_first_text_median_ms: workly::bench::median(&chit_chat_ms[0]),
+        chit_chat_first_text_median_ms_without: workly::bench::median(&chit_chat_ms[1]),
+    };
+    Ok((answers, model_extraction?))
+}
+
+/// The chat model on `engine` as a second extractor on `language`'s
+/// held-out messages, where the rules keep nothing.
+fn extraction_by_model(engine: &Engine, language: &str) -> workly::error::Result<ModelExtraction> {
+    let (mut with_facts, mut rules_kept, mut rules_right, mut model_kept, mut model_right) = (0, 0, 0, 0, 0);
+    let (mut times, mut mistakes) = (Vec::new(), Vec::new());
+    for fields in rows(HELD_OUT_SET, 3)?.into_iter().filter(|fields| fields[0] == language) {
+        let labelled = fields[1] != "-";
+        with_facts += usize::from(labelled);
+        if !extract::facts(fields[2], now_ms()).is_empty() {
+            rules_kept += 1;
+            rules_right += usize::from(labelled);
+            continue;
+        }
+        let request = GenerationRequest {
+            sampling: SamplingParams::greedy(),
+            ..GenerationRequest::chat(extract::model_request(fields[2]), 48)
+        };
+        let asked = Instant::now();
+        let (answer, _) = engine.generate(request)?.collect_blocking()?;
+        times.push(asked.elapsed().as_secs_f64() * 1000.0);
+        if let Some(fact) = extract::found_by_model(fields[2], &answer, now_ms()) {
+            model_kept += 1;
+            model_right += usize::from(labelled);
+            if !labelled {
+                mistakes.push(format!("{:?}: kept {:?}", fields[2], fact.content));
+            }
+        }
+    }
+    Ok(ModelExtraction {
+        language: language.to_owned(),
+        with_facts,
+        rules_kept,
+        rules_right,
+        model_kept,
+        model_right,
+        precision_rules: crate::ratio(rules_right, rules_kept),
+        precision_with_model: crate::ratio(rules_right + model_right, rules_kept + model_kept),
+        recall_rules: crate::ratio(rules_right, with_facts),
+        recall_with_model: crate::ratio(rules_right + model_right, with_facts),
+        median_ms: workly::bench::median(&times),
+        mistakes,
+    })
+}
+
+/// Context of the long conversations: small, so that turns leave it soon.
+const THREAD_CONTEXT: u32 = 512;
+
+/// A long conversation in English: each message, and its telling words.
+const EN_THREAD: &[(&str, &[&str])] = &[
+    (
+        "My sister Zelda moved to Oslo last spring and she plays the cello in an orchestra there.",
+        &["Zelda", "Oslo", "cello"],
+    ),
+    ("I am planning to visit her in December, I have never seen snow in Norway.", &["December", "snow"]),
+    ("I am a bit worried about the cold, I get sick easily in winter.", &["cold"]),
+    ("Do you think I should bring her a gift from home? She loves dark chocolate.", &["chocolate"]),
+    ("My flight leaves on the twelfth, early in the morning.", &["flight"]),
+    ("I still need to find someone to look after my dog while I am away.", &["dog"]),
+    ("The dog is called Biscuit and he is a very anxious little beagle.", &["Biscuit", "beagle"]),
+    ("Work has been busy, we are moving offices next week.", &["office"]),
+    ("I found a good book for the plane, a novel about sailors.", &["sailor"]),
+    ("Tell me something cheerful about winter evenings.", &[]),
+    ("I bought warm boots yesterday, they were on sale.", &["boots"]),
+    ("Oh, and I should learn a few words of Norwegian before I go.", &["Norwegian"]),
+    ("My neighbour Pablo offered to water my plants.", &["Pablo"]),
+    ("What do people eat for Christmas in Norway?", &[]),
+];
+
+/// The same kind of conversation in French.
+const FR_THREAD: &[(&str, &[&str])] = &[
+    ("Mon frère Hugo vient de s'installer à Lyon, il ouvre une boulangerie là-bas.", &["Hugo", "Lyon", "boulangerie"]),
+    ("Je vais l'aider à peindre la boutique en mars, pendant mes vacances.", &["mars", "peindre"]),
+    ("J'ai un peu peur de me faire mal au dos, je porte mal les charges lourdes.", &["dos"]),
+    ("Il adore les tartes aux pommes, je pourrais lui apporter ma recette.", &["pomme"]),
+    ("Mon train part le samedi matin, très tôt.", &["train"]),
+    ("Il faut encore que je trouve quelqu'un pour garder ma chatte.", &["chatte"]),
+    ("Elle s'appelle Moka et elle déteste les inconnus.", &["Moka"]),
+    ("Au travail, on change de logiciel la semaine prochaine.", &["logiciel"]),
+    ("J'ai trouvé un bon roman pour le trajet, une histoire de pirates.", &["pirate"]),
+    ("Raconte-moi quelque chose de gai sur le printemps.", &[]),
+    ("J'ai acheté des chaussures de marche hier, elles étaient en solde.", &["chaussures"]),
+    ("Et je devrais apprendre à faire du pain avant d'y aller.", &["pain"]),
+    ("Ma voisine Inès a proposé d'arroser mes plantes.", &["Inès"]),
+    ("Qu'est-ce qu'on mange de typique à Lyon ?", &[]),
+];
+
+/// Plays the long conversation in `language` with the model, in a context
+/// of [`THREAD_CONTEXT`], giving each recap the time to be written as a
+/// person's reading would.
+fn thread(
+    context: &Context,
+    args: &BenchRecallArgs,
+    scratch: &tempfile::TempDir,
+    language: &str,
+) -> workly::error::Result<Thread> {
+    let persona = context.persona(None)?;
+    let mut prepared = args.engine.prepare(context, Conversation::new(persona.clone()).openings())?;
+    prepared.engine.context_size = THREAD_CONTEXT;
+    let engine = Engine::load(prepared.engine)?;
+    let options = ReplyOptions {
+        sampling: SamplingParams { seed: Some(1), ..SamplingParams::default() },
+        max_tokens: 64,
+        ..ReplyOptions::default()
+    };
+    let path = scratch.path().join(format!("thread-{language}.db"));
+    let history = History::open(Store::open(&path)?, Some("long"))?;
+    let chat = Mutex::new(Chat::new(Conversation::new(persona), Some(history)));
+    let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+    let store = Store::open(&path)?;
+    let conversation = store.conversation("long")?;
+    let script = if language == "en" { EN_THREAD } else { FR_THREAD };
+    let (mut recaps, mut recap_ms, mut after_recap, mut other) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut new_recap = false;
+    let mut slid = false;
+    for (message, _) in script {
+        let mut reader = FirstText { sent: Instant::now(), shown_ms: None };
+        let outcome = turn.chat(&chat, message, &mut reader)?;
+        let shown_ms = reader.shown_ms.unwrap_or(f64::NAN);
+        if new_recap {
+            after_recap.push(shown_ms);
+        } else if slid {
+            other.push(shown_ms);
+        }
+        slid |= outcome.stats.shifted_tokens > 0 || recaps.last().is_some();
+        let waited = Instant::now();
+        if let Ok(mut chat) = chat.lock() {
+            chat.wait_for_recap();
+        }
+        let recap = store.recap(&conversation)?;
+        new_recap = recap.is_some() && recap.as_ref() != recaps.last();
+        if let Some(recap) = recap.filter(|_| new_recap) {
+            recap_ms.push(waited.elapsed().as_secs_f64() * 1000.0);
+            recaps.push(recap);
+        }
+    }
+    let last = recaps.last().cloned();
+    let messages = store.messages(&conversation)?;
+    // Message ids count up from 1 in this database: the user's message of
+    // turn `t` is `2t + 1`.
+    let covered = last.as_ref().map_or(0, |recap| recap.through as usize);
+    let recap_text = last.map(|recap| recap.content).unwrap_or_default();
+    let key_words: Vec<&str> = script
+        .iter()
+        .enumerate()
+        .filter(|(turn, _)| 2 * turn + 1 <= covered)
+        .flat_map(|(_, (_, words))| *words)
+        .copied()
+        .collect();
+    let kept = key_words.iter().filter(|word| recap_text.to_lowercase().contains(&word.to_lowercase())).count();
+    Ok(Thread {
+        language: language.to_owned(),
+        context_size: THREAD_CONTEXT,
+        turns: messages.len() / 2,
+        recaps: recaps.len(),
+        recap: recap_text,
+        covered_messages: covered,
+        key_words: key_words.len(),
+        key_words_kept: crate::ratio(kept, key_words.len()),
+        recap_median_ms: workly::bench::median(&recap_ms),
+        first_text_after_recap_ms: workly::bench::median(&after_recap),
+        first_text_other_ms: workly::bench::median(&other),
     })
 }
 
@@ -592,7 +884,9 @@ fn render(report: &RecallReport) -> String {
     text.push_str("Recall of planted facts:\n");
     for score in &report.recall {
         text.push_str(&format!(
-            "  {}: {} facts ({} kept), {} unrelated turns, {} memories: recall@{RECALL_AT} {} (by words alone {})\n",
+            "  {}, {}: {} facts ({} kept by the rules), {} unrelated turns, {} memories: recall@{RECALL_AT} {} \
+             (by words alone {})\n",
+            score.set,
             score.language,
             score.facts,
             score.facts_kept,
@@ -641,6 +935,47 @@ fn render(report: &RecallReport) -> String {
             answers.first_text_median_ms,
             answers.first_text_median_ms_without
         ));
+        text.push_str(&format!(
+            "  chit-chat in a new conversation, the name known: first text after {:.0} ms with memory, {:.0} ms \
+             without (medians)\n",
+            answers.chit_chat_first_text_median_ms, answers.chit_chat_first_text_median_ms_without
+        ));
+    }
+    for by_model in &report.model_extraction {
+        text.push_str(&format!(
+            "Extraction with the model where the rules keep nothing (held out, {}, by message): precision {} \
+             (rules alone {}), recall {} (rules alone {}); the model kept {} messages, {} right, {:.0} ms each \
+             (median)\n",
+            by_model.language,
+            crate::persona::percent(by_model.precision_with_model),
+            crate::persona::percent(by_model.precision_rules),
+            crate::persona::percent(by_model.recall_with_model),
+            crate::persona::percent(by_model.recall_rules),
+            by_model.model_kept,
+            by_model.model_right,
+            by_model.median_ms
+        ));
+        for mistake in &by_model.mistakes {
+            text.push_str(&format!("    {mistake}\n"));
+        }
+    }
+    for thread in &report.threads {
+        text.push_str(&format!(
+            "Long conversation, {} ({} turns, context {}): {} recaps written aside (median {:.0} ms); the last \
+             covers {} messages and keeps {} of their {} telling words; first text {:.0} ms on a turn opening on a \
+             new recap, {:.0} ms on the others (medians)\n    {:?}\n",
+            thread.language,
+            thread.turns,
+            thread.context_size,
+            thread.recaps,
+            thread.recap_median_ms,
+            thread.covered_messages,
+            crate::persona::percent(thread.key_words_kept),
+            thread.key_words,
+            thread.first_text_after_recap_ms,
+            thread.first_text_other_ms,
+            thread.recap
+        ));
     }
     text
 }
@@ -651,9 +986,11 @@ mod tests {
 
     #[test]
     fn the_sets_parse_and_have_both_languages() {
-        let facts = facts().unwrap();
-        assert!(facts.iter().filter(|fact| fact.language == "en").count() >= 10);
-        assert!(facts.iter().filter(|fact| fact.language == "fr").count() >= 10);
+        for set in [FACTS_SET, HELD_OUT_FACTS] {
+            let facts = facts(set).unwrap();
+            assert!(facts.iter().filter(|fact| fact.language == "en").count() >= 10);
+            assert!(facts.iter().filter(|fact| fact.language == "fr").count() >= 10);
+        }
         for (set, language) in
             [(EXTRACTION_SET, "en"), (EXTRACTION_SET, "fr"), (HELD_OUT_SET, "en"), (HELD_OUT_SET, "fr")]
         {

@@ -11,14 +11,16 @@
 //! the facts the person told ([`crate::memory`]) and the note opens with the
 //! ones the new message touches, "Things you know about me".
 
-use super::Conversation;
+use super::{Conversation, Standing};
 use crate::emotion::smoothing::TurnEmotion;
 use crate::llm::embed::{Embedder, Kind};
 use crate::llm::{LlmError, Message, Role};
 use crate::memory::dates::Day;
 use crate::memory::vectors::{self, Index};
-use crate::memory::{extract, recall};
-use crate::store::memories::StoredMemory;
+use crate::memory::{extract, recall, recap};
+use crate::store::memories::{MemoryKind, StoredMemory};
+use crate::store::recaps::{Recap, Unrecapped};
+
 use crate::store::{ConversationRef, NewMessage, Recollection, Store, StoreError, StoredMessage};
 use std::cell::RefCell;
 
@@ -138,9 +140,11 @@ impl History {
     }
 
     /// Loads the newest stored turns whose tokens add up to at most
-    /// `max_tokens` (more could never fit the context) into `conversation`;
-    /// returns how many messages it loaded.
+    /// `max_tokens` (more could never fit the context) into `conversation`,
+    /// and what Kira knows before them ([`History::standing`]); returns how
+    /// many messages it loaded.
     pub fn resume(&self, conversation: &mut Conversation, max_tokens: usize) -> Result<usize, StoreError> {
+        conversation.set_standing(self.standing()?);
         let messages = self.recent(max_tokens)?;
         for pair in messages.chunks_exact(2) {
             conversation.push_exchange(&pair[0].content, &pair[1].content);
@@ -190,6 +194,40 @@ impl History {
         self.conversation = self.store.new_conversation()?;
         self.started = true;
         Ok(())
+    }
+
+    /// What Kira knows before this conversation's turns: the person's name
+    /// and the conversation's recap (nothing with memory off).
+    pub fn standing(&self) -> Result<Standing, StoreError> {
+        if !self.memory {
+            return Ok(Standing::default());
+        }
+        let name = self.store.memories_of(MemoryKind::Name)?.into_iter().next().map(|memory| memory.content);
+        let recap = self.store.recap(&self.conversation)?.map(|recap| recap.content);
+        Ok(Standing { name, recap })
+    }
+
+    /// What is due to be folded into the conversation's recap, now that the
+    /// model sees only its `in_window` newest messages: the recap it has and
+    /// the messages past it that left the window, when there are at least
+    /// [`recap::FOLD_AFTER`] (nothing with memory off).
+    pub fn recap_due(&self, in_window: usize) -> Result<Option<(Option<Recap>, Vec<Unrecapped>)>, StoreError> {
+        if !self.memory {
+            return Ok(None);
+        }
+        let waiting =
+            self.store.unrecapped(&self.conversation, in_window, recap::FOLD_AFTER.max(recap::MAX_MESSAGES))?;
+        if waiting.len() < recap::FOLD_AFTER {
+            return Ok(None);
+        }
+        Ok(Some((self.store.recap(&self.conversation)?, waiting)))
+    }
+
+    /// Where this conversation's recap is kept: the database's file (a
+    /// recap is kept from its own thread, on its own connection) and the
+    /// conversation.
+    pub fn recap_target(&self) -> (std::path::PathBuf, ConversationRef) {
+        (self.store.path().to_path_buf(), self.conversation.clone())
     }
 
     /// Every memory kept, the most recently said first.

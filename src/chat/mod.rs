@@ -11,6 +11,7 @@
 //! facts and older turns that left the context when they become relevant.
 //! [`guard`] stops a reply that recites the persona.
 
+pub mod aside;
 pub mod guard;
 pub mod history;
 pub mod persona;
@@ -18,7 +19,7 @@ pub mod turn;
 
 pub use persona::{Language, Persona};
 
-use crate::llm::{LlmError, Message};
+use crate::llm::{LlmError, Message, Role};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The persona and the turns of one conversation.
@@ -30,6 +31,40 @@ pub struct Conversation {
     language: Option<Language>,
     /// Where the last fitted prompt's turns started.
     fitted_from: FitHint,
+    /// What Kira knows before the turns, said in the opening.
+    standing: Standing,
+}
+
+/// What Kira knows before a conversation's turns, said after the persona in
+/// the system message: there it is evaluated once and stays cached with
+/// the persona, where a note with the new message would be evaluated at
+/// every turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// The person's name, as they said it ("My name is Sam").
+    pub name: Option<String>,
+    /// The recap of the turns that left the context window (see
+    /// [`crate::memory::recap`]).
+    pub recap: Option<String>,
+}
+
+impl Standing {
+    /// How the opening says it in `language`, after the persona; empty when
+    /// there is nothing to say.
+    fn said_in(&self, language: Language) -> String {
+        let (told, earlier) = match language {
+            Language::English => (("The person once told you: \"", "\""), "Earlier in this conversation: "),
+            Language::French => (("La personne t'a dit un jour : « ", " »"), "Plus tôt dans cette conversation : "),
+        };
+        let mut said = String::new();
+        if let Some(name) = &self.name {
+            said.push_str(&format!("\n\n{}{}{}", told.0, name.trim_end_matches(['.', '!']), told.1));
+        }
+        if let Some(recap) = &self.recap {
+            said.push_str(&format!("\n\n{earlier}{recap}"));
+        }
+        said
+    }
 }
 
 /// Where the next fit starts looking: where the last one ended up, which
@@ -48,22 +83,48 @@ impl Clone for FitHint {
 impl Conversation {
     /// A new conversation with `persona`.
     pub fn new(persona: Persona) -> Self {
-        Self { persona, turns: Vec::new(), language: None, fitted_from: FitHint::default() }
+        Self {
+            persona,
+            turns: Vec::new(),
+            language: None,
+            fitted_from: FitHint::default(),
+            standing: Standing::default(),
+        }
     }
 
-    /// Every way this conversation's requests can start: the persona's
-    /// opening in each language it speaks, the conversation's own first (what
-    /// the engine warms up with; duplicates are dropped there).
+    /// Every way this conversation's requests can start: its opening (see
+    /// [`Conversation::opening_for`]) in each language the persona speaks,
+    /// the conversation's own first (what the engine warms up with;
+    /// duplicates are dropped there).
     pub fn openings(&self) -> Vec<Vec<Message>> {
         let own = self.language.unwrap_or_default();
         let others = [Language::English, Language::French].into_iter().filter(|&language| language != own);
-        std::iter::once(own).chain(others).map(|language| self.persona.opening_in(language)).collect()
+        std::iter::once(own).chain(others).map(|language| self.opening_in(language)).collect()
     }
 
-    /// The messages a request answering `user` opens with (see
-    /// [`Persona::opening_in`]).
+    /// The messages a request answering `user` opens with: the persona's
+    /// (see [`Persona::opening_in`]), what Kira knows before the turns
+    /// ([`Standing`]) ending its system message.
     pub fn opening_for(&self, user: &str) -> Vec<Message> {
-        self.persona.opening_in(self.language_for(user))
+        self.opening_in(self.language_for(user))
+    }
+
+    fn opening_in(&self, language: Language) -> Vec<Message> {
+        let mut opening = self.persona.opening_in(language);
+        if let Some(system) = opening.first_mut().filter(|message| message.role == Role::System) {
+            system.content.push_str(&self.standing.said_in(language));
+        }
+        opening
+    }
+
+    /// Sets what Kira knows before the turns.
+    pub fn set_standing(&mut self, standing: Standing) {
+        self.standing = standing;
+    }
+
+    /// What Kira knows before the turns.
+    pub fn standing(&self) -> &Standing {
+        &self.standing
     }
 
     /// What a reply to `user` must not recite (see [`Persona::script_in`]).
@@ -92,11 +153,17 @@ impl Conversation {
         self.turns.push(Message::assistant(assistant));
     }
 
-    /// Forgets every turn (the persona stays).
+    /// Forgets every turn and what stood before them (the persona stays).
     pub fn reset(&mut self) {
         self.turns.clear();
         self.language = None;
         self.fitted_from = FitHint::default();
+        self.standing = Standing::default();
+    }
+
+    /// The language the conversation speaks, once its first message set it.
+    pub fn language(&self) -> Option<Language> {
+        self.language
     }
 
     /// Messages for a request answering `user`: persona, as many recent turns as

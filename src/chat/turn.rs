@@ -16,6 +16,7 @@
 //! (the door holds the [`CancelToken`]).
 
 use super::Conversation;
+use super::aside::Recapping;
 use super::guard::{Guard, Recital, Verdict};
 use super::history::{Exchange, History, RECALL_MAX_TOKENS, Recalled, note};
 use crate::avatar::AvatarBridge;
@@ -56,12 +57,39 @@ const WRAP_UP_AFTER: (usize, usize) = (3, 4);
 pub struct Chat {
     conversation: Conversation,
     history: Option<History>,
+    /// The recap being written aside, if one is.
+    recapping: Option<Recapping>,
 }
 
 impl Chat {
     /// `conversation`, saved to `history` when there is one.
     pub fn new(conversation: Conversation, history: Option<History>) -> Self {
-        Self { conversation, history }
+        Self { conversation, history, recapping: None }
+    }
+
+    /// Waits for the recap being written aside, if one is, to be kept and
+    /// the next turn's opening evaluated: the time a person takes to read
+    /// and type, given whole (benchmarks and tests, which type at once,
+    /// would otherwise stop every recap).
+    pub fn wait_for_recap(&mut self) {
+        if let Some(recapping) = self.recapping.take() {
+            recapping.wait();
+        }
+    }
+
+    /// Readies the conversation for its next turn: a recap still being
+    /// written aside is stopped (the turn does not wait for it), and what
+    /// Kira knows before the turns is read again, with the recap if it was
+    /// kept.
+    fn ready(&mut self) -> Result<(), StoreError> {
+        if let Some(recapping) = self.recapping.take() {
+            recapping.stop();
+        }
+        if let Some(history) = &self.history {
+            let standing = history.standing()?;
+            self.conversation.set_standing(standing);
+        }
+        Ok(())
     }
 
     /// The conversation so far.
@@ -77,6 +105,7 @@ impl Chat {
     /// Starts over: a new stored conversation (the old one stays stored), or
     /// just an empty history when nothing is kept.
     pub fn start_new(&mut self) -> Result<(), StoreError> {
+        self.recapping = None;
         if let Some(history) = self.history.as_mut() {
             history.start_new()?;
         }
@@ -90,6 +119,8 @@ impl Chat {
     pub fn forget_memory(&mut self, id: i64, max_tokens: usize) -> Result<(), StoreError> {
         let Some(history) = self.history.as_mut() else { return Err(StoreError::UnknownMemory(id)) };
         history.forget_memory(id)?;
+        // A recap being written may hold the forgotten words.
+        self.recapping = None;
         self.conversation.reset();
         history.resume(&mut self.conversation, max_tokens)?;
         Ok(())
@@ -221,7 +252,11 @@ impl Turn<'_> {
         let sent_at_ms = crate::store::now_ms();
         // A copy: fitting counts tokens, which waits on the engine, and the
         // conversation must not stay locked that long.
-        let conversation = lock(chat)?.conversation.clone();
+        let conversation = {
+            let mut chat = lock(chat)?;
+            chat.ready()?;
+            chat.conversation.clone()
+        };
         let before = conversation.turns().iter().rev().find(|turn| turn.role == crate::llm::Role::User);
         let recollect = |in_window| match &lock(chat)?.history {
             Some(history) => Ok(history.recollect(user, before.map(|turn| turn.content.as_str()), in_window)?),
@@ -229,6 +264,7 @@ impl Turn<'_> {
         };
         let fitted = prompt(self.engine, &conversation, user, sent_at_ms, self.options.max_tokens, recollect)?;
         let recital = (!self.options.unguarded).then(|| Recital::new(&conversation.script_for(user)));
+        let in_window = fitted.in_window;
         let mut outcome = self.answer(fitted.messages, Voice::Kira(recital.as_ref()), sink)?;
         outcome.recalled_messages = fitted.recalled_messages;
         outcome.recalled_memories = fitted.recalled_memories;
@@ -253,6 +289,12 @@ impl Turn<'_> {
         };
         if !matches!(outcome.saved, Saved::Failed(_)) {
             chat.conversation.push_exchange(user, &outcome.text);
+        }
+        if let (Saved::Kept, None, Some(history)) = (&outcome.saved, &chat.recapping, &chat.history) {
+            // The next turn's window: this one's, and this exchange.
+            let recapping =
+                Recapping::start(self.engine, history, &chat.conversation, in_window + 2, self.options.max_tokens);
+            chat.recapping = recapping;
         }
         Ok(outcome)
     }
@@ -475,6 +517,12 @@ fn lock(chat: &Mutex<Chat>) -> Result<MutexGuard<'_, Chat>, TurnError> {
     chat.lock().map_err(|_| TurnError::Unavailable)
 }
 
+/// Tokens of a context of `context_size` kept free for a reply of up to
+/// `max_tokens` (at most half: a long reply may shift the context).
+pub fn reserve(context_size: usize, max_tokens: u32) -> usize {
+    (max_tokens as usize).min(context_size / 2)
+}
+
 /// A prompt fitted to the context, with what recall brought into it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fitted {
@@ -484,6 +532,8 @@ pub struct Fitted {
     pub recalled_messages: usize,
     /// Memories of the person in the recall note.
     pub recalled_memories: usize,
+    /// The conversation's messages in the window (before the new one).
+    pub in_window: usize,
 }
 
 /// The messages for answering `user` (sent at `sent_at_ms`) in
@@ -501,19 +551,26 @@ pub fn prompt(
     recollect: impl FnOnce(usize) -> Result<Recalled, TurnError>,
 ) -> Result<Fitted, TurnError> {
     let context_size = engine.info().context_size as usize;
-    let reserve = (max_tokens as usize).min(context_size / 2);
+    let reserve = reserve(context_size, max_tokens);
     let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
     let messages = conversation.prompt_for(user, context_size, reserve, count)?;
-    let plain = |messages| Fitted { messages, recalled_messages: 0, recalled_memories: 0 };
-    // Everything but the persona and the new message is history in the window.
-    let recalled = recollect(messages.len() - 2)?;
+    // Everything but the opening and the new message is history in the window.
+    let in_window = messages.len() - conversation.opening_for(user).len() - 1;
+    let plain = |messages| Fitted { messages, recalled_messages: 0, recalled_memories: 0, in_window };
+    let recalled = recollect(in_window)?;
     let count_text = |text: &str| engine.count_tokens(Prompt::Text(text.to_owned()));
     let Some(note) = note(&recalled, Day::of_ms(sent_at_ms), RECALL_MAX_TOKENS, count_text)? else {
         return Ok(plain(messages));
     };
     match conversation.prompt_recalling(user, Some(&note.text), context_size, reserve, count) {
         Ok(recalling) => {
-            Ok(Fitted { messages: recalling, recalled_messages: note.messages, recalled_memories: note.memories })
+            let in_window = recalling.len() - conversation.opening_for(user).len() - 1;
+            Ok(Fitted {
+                messages: recalling,
+                recalled_messages: note.messages,
+                recalled_memories: note.memories,
+                in_window,
+            })
         }
         // The note is a bonus: a message that only fits without it goes without it.
         Err(LlmError::PromptTooLong { .. }) => Ok(plain(messages)),

@@ -132,9 +132,12 @@ pub fn apply_edits(tokens: &mut Vec<i32>, edits: &[KvEdit]) {
 }
 
 /// The snapshot to load before planning, if one beats the cache: among
-/// `snapshots` (each the tokens a saved KV state holds), the longest that
-/// `prompt` starts with (before its last token, which is always evaluated),
-/// when it keeps at least `min_gain` tokens more than the `current` plan.
+/// `snapshots` (each the tokens a saved KV state holds), the one that shares
+/// the longest prefix with `prompt` (before its last token, which is always
+/// evaluated), when it keeps at least `min_gain` tokens more than the
+/// `current` plan. A snapshot may hold more than the prompt shares (a
+/// persona's opening, where the prompt's system message goes on with what
+/// Kira knows of the person): the plan trims the rest.
 pub fn pick_snapshot<'a>(
     snapshots: impl IntoIterator<Item = &'a [i32]>,
     prompt: &[i32],
@@ -144,10 +147,10 @@ pub fn pick_snapshot<'a>(
     let limit = &prompt[..prompt.len().saturating_sub(1)];
     snapshots
         .into_iter()
+        .map(|tokens| common_prefix(tokens, limit))
         .enumerate()
-        .filter(|(_, tokens)| !tokens.is_empty() && limit.starts_with(tokens))
-        .max_by_key(|(_, tokens)| tokens.len())
-        .filter(|(_, tokens)| tokens.len() >= current + min_gain)
+        .filter(|&(_, shared)| shared > 0 && shared >= current + min_gain)
+        .max_by_key(|&(_, shared)| shared)
         .map(|(index, _)| index)
 }
 
@@ -157,7 +160,7 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn a_snapshot_is_picked_only_when_the_prompt_starts_with_it_and_it_gains() {
+    fn the_snapshot_sharing_the_most_is_picked_when_it_gains() {
         let english: &[i32] = &[1, 2, 3, 4, 5, 6];
         let french: &[i32] = &[1, 2, 7, 8, 9, 10, 11];
         let snapshots = [english, french];
@@ -166,9 +169,11 @@ mod tests {
         // The cache already keeps as much, or almost: no restore.
         assert_eq!(pick_snapshot(snapshots, &[1, 2, 7, 8, 9, 10, 11, 20, 21], 7, 4), None);
         assert_eq!(pick_snapshot(snapshots, &[1, 2, 7, 8, 9, 10, 11, 20, 21], 4, 4), None);
-        // A prompt that only shares part of a snapshot, or is no longer than it.
-        assert_eq!(pick_snapshot(snapshots, &[1, 2, 3, 4, 99, 100], 0, 1), None);
-        assert_eq!(pick_snapshot(snapshots, english, 0, 1), None);
+        // A prompt that shares part of a snapshot keeps that part, if it gains enough.
+        assert_eq!(pick_snapshot(snapshots, &[1, 2, 3, 4, 99, 100], 0, 1), Some(0));
+        assert_eq!(pick_snapshot(snapshots, &[1, 2, 3, 4, 99, 100], 2, 4), None);
+        assert_eq!(pick_snapshot(snapshots, english, 0, 1), Some(0));
+        assert_eq!(pick_snapshot(snapshots, &[5, 1, 2], 0, 1), None);
         // The longest matching one wins.
         let longer: &[i32] = &[1, 2, 3, 4, 5, 6, 12];
         assert_eq!(pick_snapshot([english, longer], &[1, 2, 3, 4, 5, 6, 12, 13], 0, 1), Some(1));

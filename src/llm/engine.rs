@@ -13,6 +13,7 @@ use super::generation::{
     Prompt,
 };
 use super::scripted::Script;
+use super::template::Message;
 use super::worker::{Command, Inbox, Job, Ready};
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
@@ -44,6 +45,16 @@ impl Generation {
     /// The next event, blocking the current thread (CLI use).
     pub fn blocking_next(&mut self) -> Option<GenerationEvent> {
         self.events.blocking_recv()
+    }
+    /// The next event if it has already arrived, without waiting (`None`
+    /// while it has not). A generation ends with `Done` or `Failed`; asked
+    /// again after that, it answers `Failed` (the engine has let go).
+    pub fn try_next(&mut self) -> Option<GenerationEvent> {
+        match self.events.try_recv() {
+            Ok(event) => Some(event),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(GenerationEvent::Failed(LlmError::Stopped)),
+        }
     }
     /// The next event (async use).
     pub async fn next(&mut self) -> Option<GenerationEvent> {
@@ -138,8 +149,21 @@ impl Engine {
     /// before the generation exists (a signal that comes while the prompt is
     /// being fitted cuts the reply as soon as it starts).
     pub fn generate_until(&self, request: GenerationRequest, cancel: CancelToken) -> Result<Generation, LlmError> {
+        self.submit(request, cancel, false)
+    }
+
+    /// Starts a generation on the side of a conversation (a summary written
+    /// while the person reads): the engine puts its KV cache back as it was
+    /// afterwards, so the conversation's next turn still finds its own turns
+    /// cached. Its prompt is evaluated in small batches, so that `cancel`,
+    /// fired when the person's next message comes, stops it within one.
+    pub fn generate_aside(&self, request: GenerationRequest, cancel: CancelToken) -> Result<Generation, LlmError> {
+        self.submit(request, cancel, true)
+    }
+
+    fn submit(&self, request: GenerationRequest, cancel: CancelToken, aside: bool) -> Result<Generation, LlmError> {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
-        let job = Job { request, submitted: Instant::now(), cancel: cancel.clone(), events };
+        let job = Job { request, submitted: Instant::now(), cancel: cancel.clone(), events, aside };
         self.commands.send(Command::Generate(Box::new(job))).map_err(|_| LlmError::Stopped)?;
         Ok(Generation { events: receiver, cancel })
     }
@@ -157,6 +181,15 @@ impl Engine {
     /// what the time a person takes to read and type gives it between turns.
     pub fn wait_idle(&self) -> Result<(), LlmError> {
         self.acknowledged(|reply| Command::Idle { reply })
+    }
+
+    /// Brings the KV cache to hold the start of the turn after `messages`
+    /// (a conversation whose opening changed, say), while the person reads:
+    /// the next turn then prefills only its message. It gives way to any
+    /// other request that comes, and `cancel` stops it, between two small
+    /// batches; returns once it is done or stopped.
+    pub fn prepare(&self, messages: Vec<Message>, cancel: CancelToken) -> Result<(), LlmError> {
+        self.acknowledged(|reply| Command::Prepare { messages, cancel, reply })
     }
 
     /// Forgets every cached token, the warmed openings' snapshots too: the

@@ -218,6 +218,11 @@ struct Snapshot {
     state: SeqState,
 }
 
+/// Prompt tokens per batch in an aside job: small, so that the person's next
+/// message, which cancels it, waits for one batch at most (32 tokens of a
+/// 0.5B model take about 0.1 s on two cores).
+const ASIDE_BATCH: usize = 32;
+
 /// Fewest tokens a snapshot must add to what the cache keeps to be loaded:
 /// loading copies the whole state, which costs about as much as evaluating a
 /// few tokens.
@@ -369,7 +374,7 @@ impl<'m> LlamaWorker<'m> {
                 prompt_cache.map(|dir| prompt_cache::path_for(dir, self.model_path, prefix, &self.cache_layout));
             let restored = saved.as_deref().is_some_and(|path| self.restore(path, prefix));
             if !restored {
-                self.prefill(prefix, &CancelToken::new())?;
+                self.prefill(prefix, self.n_batch, &CancelToken::new())?;
                 if let Some(path) = &saved {
                     self.save(path);
                 }
@@ -381,7 +386,7 @@ impl<'m> LlamaWorker<'m> {
             }
         }
         if prefixes.is_empty() {
-            self.prefill(&[self.model.vocab().bos().0], &CancelToken::new())?;
+            self.prefill(&[self.model.vocab().bos().0], self.n_batch, &CancelToken::new())?;
         }
         // One single-token step: the decode path has its own graph and thread
         // count, and it touches every weight, paging the model in.
@@ -464,14 +469,15 @@ impl<'m> LlamaWorker<'m> {
         self.ctx.kv_cache_seq_rm(SEQ, Some(start as u32), None).map_err(|e| LlmError::Decode(e.to_string()))
     }
 
-    /// Evaluates `tokens` after what is cached, in batches; logits only for the last.
-    fn prefill(&mut self, tokens: &[i32], cancel: &CancelToken) -> Result<bool, LlmError> {
-        for (index, chunk) in tokens.chunks(self.n_batch).enumerate() {
+    /// Evaluates `tokens` after what is cached, in batches of `batch`; logits
+    /// only for the last.
+    fn prefill(&mut self, tokens: &[i32], batch: usize, cancel: &CancelToken) -> Result<bool, LlmError> {
+        for (index, chunk) in tokens.chunks(batch).enumerate() {
             self.answer_counts();
             if cancel.is_cancelled() {
                 return Ok(false);
             }
-            let last_chunk = (index + 1) * self.n_batch >= tokens.len();
+            let last_chunk = (index + 1) * batch >= tokens.len();
             self.batch.clear();
             for (offset, &token) in chunk.iter().enumerate() {
                 let position = (self.cached.len() + offset) as i32;
@@ -567,18 +573,10 @@ impl<'m> LlamaWorker<'m> {
         self.apply(&edits).ok()?;
         Some(dropped)
     }
-}
 
-impl Worker for LlamaWorker<'_> {
-    fn inbox(&mut self) -> &mut Inbox {
-        &mut self.inbox
-    }
-
-    fn count(&self, prompt: &Prompt) -> Result<usize, LlmError> {
-        self.tokenize_prompt(prompt).map(|(tokens, _)| tokens.len())
-    }
-
-    fn generate(&mut self, job: &Job) -> Result<(GenerationStats, String), LlmError> {
+    /// One generation (see [`Worker::generate`]), its prompt evaluated in
+    /// batches of `batch` tokens.
+    fn reply(&mut self, job: &Job, batch: usize) -> Result<(GenerationStats, String), LlmError> {
         let request = &job.request;
         request.sampling.validate()?;
         let (prompt, keep) = self.tokenize_prompt(&request.prompt)?;
@@ -591,7 +589,7 @@ impl Worker for LlamaWorker<'_> {
         let prefill_started = Instant::now();
         let (cached_tokens, shifted_tokens) = self.reuse(&prompt);
         let new_tokens = &prompt[cached_tokens..];
-        let complete = self.prefill(new_tokens, &job.cancel).inspect_err(|_| self.clear())?;
+        let complete = self.prefill(new_tokens, batch, &job.cancel).inspect_err(|_| self.clear())?;
         let mut stats = GenerationStats {
             prompt_tokens: prompt.len(),
             completion_tokens: 0,
@@ -652,15 +650,52 @@ impl Worker for LlamaWorker<'_> {
         stats.decode_tokens_per_s = per_second(stats.completion_tokens.saturating_sub(1), first_token_at.elapsed());
         Ok((stats, reply))
     }
+}
+
+impl Worker for LlamaWorker<'_> {
+    fn inbox(&mut self) -> &mut Inbox {
+        &mut self.inbox
+    }
+
+    fn count(&self, prompt: &Prompt) -> Result<usize, LlmError> {
+        self.tokenize_prompt(prompt).map(|(tokens, _)| tokens.len())
+    }
+
+    fn generate(&mut self, job: &Job) -> Result<(GenerationStats, String), LlmError> {
+        if !job.aside {
+            return self.reply(job, self.n_batch);
+        }
+        let kept = match self.ctx.state_seq_get(SEQ, LlamaStateSeqFlags::empty()) {
+            Ok(state) => Some(Snapshot { tokens: self.cached.clone(), state }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot keep the cache aside; the next turn prefills it again");
+                None
+            }
+        };
+        let outcome = self.reply(job, ASIDE_BATCH.min(self.n_batch));
+        self.clear();
+        if let Some(kept) = kept {
+            match self.ctx.state_seq_set(&kept.state, SEQ) {
+                Ok(()) => self.cached = kept.tokens,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot put the cache back; the next turn prefills it again");
+                    self.clear();
+                }
+            }
+        }
+        outcome
+    }
 
     /// Brings the cache to hold the start of the next turn after `messages`.
-    fn prepare_next_turn(&mut self, messages: &[Message]) {
+    fn prepare_next_turn(&mut self, messages: &[Message], cancel: &CancelToken) {
         let Some(tokens) = self.next_turn_prefix(messages) else { return };
         if tokens.is_empty() || tokens.len() + 2 > self.n_ctx {
             return;
         }
         let (reused, _) = self.reuse(&tokens);
-        if let Err(error) = self.prefill(&tokens[reused..], &CancelToken::new()) {
+        // Batches as small as an aside job's: the person's next message may
+        // come at any moment, and stops it within one.
+        if let Err(error) = self.prefill(&tokens[reused..], ASIDE_BATCH.min(self.n_batch), cancel) {
             tracing::warn!(%error, "cannot prepare the next turn");
             self.clear();
         }

@@ -33,6 +33,7 @@ pub(super) enum Command {
     ClearCache { reply: oneshot::Sender<()> },
     Perplexity { text: String, reply: oneshot::Sender<Result<PerplexityReport, LlmError>> },
     Idle { reply: oneshot::Sender<()> },
+    Prepare { messages: Vec<Message>, cancel: CancelToken, reply: oneshot::Sender<()> },
 }
 
 /// One generation as the worker runs it.
@@ -45,6 +46,10 @@ pub(super) struct Job {
     pub cancel: CancelToken,
     /// Where the reply's text goes, piece by piece.
     pub events: mpsc::Sender<GenerationEvent>,
+    /// Work on the side (a summary while the person reads): the cache is
+    /// left as the job found it, so the conversation's next turn prefills
+    /// no more than it would have, and no next turn is prepared after it.
+    pub aside: bool,
 }
 
 /// The commands waiting for the worker: those still in the channel, and
@@ -52,12 +57,25 @@ pub(super) struct Job {
 pub(super) struct Inbox {
     commands: Receiver<Command>,
     backlog: VecDeque<Command>,
+    /// Fired when a command other than a count comes: the aside job under
+    /// way gives way to it.
+    give_way: Option<CancelToken>,
 }
 
 impl Inbox {
     /// The commands the handle sends on `commands`.
     pub fn new(commands: Receiver<Command>) -> Self {
-        Self { commands, backlog: VecDeque::new() }
+        Self { commands, backlog: VecDeque::new(), give_way: None }
+    }
+
+    /// While `cancel` is set, a command other than a count that comes (or
+    /// already waits) fires it: an aside job runs only while nothing else
+    /// waits.
+    fn give_way(&mut self, cancel: Option<CancelToken>) {
+        if let Some(cancel) = cancel.as_ref().filter(|_| !self.backlog.is_empty()) {
+            cancel.cancel();
+        }
+        self.give_way = cancel;
     }
 
     /// The next command: the backlog's first, else the next to arrive;
@@ -76,7 +94,12 @@ impl Inbox {
         while let Ok(command) = self.commands.try_recv() {
             match command {
                 Command::CountTokens { prompt, reply } => counts.push((prompt, reply)),
-                other => self.backlog.push_back(other),
+                other => {
+                    if let Some(cancel) = &self.give_way {
+                        cancel.cancel();
+                    }
+                    self.backlog.push_back(other);
+                }
             }
         }
         counts
@@ -94,11 +117,13 @@ pub(super) trait Worker {
     /// Runs one generation, streaming its text on `job.events` and stopping
     /// at `job.cancel`; returns its measurements and the whole reply. Between
     /// steps it answers the token counts that arrived ([`Worker::answer_counts`]).
+    /// An aside job leaves the cache holding what it held before.
     fn generate(&mut self, job: &Job) -> Result<(GenerationStats, String), LlmError>;
 
     /// Idle-time work once a chat reply is out, while the person reads it:
-    /// `messages` is the conversation with that reply last.
-    fn prepare_next_turn(&mut self, _messages: &[Message]) {}
+    /// `messages` is the conversation with that reply last; `cancel` stops
+    /// it between two batches.
+    fn prepare_next_turn(&mut self, _messages: &[Message], _cancel: &CancelToken) {}
 
     /// See [`super::Engine::perplexity`].
     fn perplexity(&mut self, text: &str) -> Result<PerplexityReport, LlmError>;
@@ -132,27 +157,68 @@ pub(super) fn serve(worker: &mut impl Worker) {
             Command::Idle { reply } => {
                 let _ = reply.send(());
             }
+            Command::Prepare { messages, cancel, reply } => {
+                // Idle-time work: it gives way to whatever comes.
+                worker.inbox().give_way(Some(cancel.clone()));
+                worker.prepare_next_turn(&messages, &cancel);
+                worker.inbox().give_way(None);
+                let _ = reply.send(());
+            }
         }
     }
 }
 
 /// One generation: its events, then the idle work for the next turn.
 fn generate(worker: &mut impl Worker, job: &Job) {
-    match worker.generate(job) {
+    worker.inbox().give_way(job.aside.then(|| job.cancel.clone()));
+    let generated = worker.generate(job);
+    worker.inbox().give_way(None);
+    match generated {
         Ok((stats, reply)) => {
             let cancelled = stats.finish_reason == FinishReason::Cancelled;
             let _ = job.events.blocking_send(GenerationEvent::Done(stats));
             // The reply is out; while the person reads it and types, prepare
             // what the next turn will start with (not for a reply nobody
             // waited for to the end: its client may be gone).
-            if let (Prompt::Messages(messages), false) = (&job.request.prompt, cancelled) {
+            if let (Prompt::Messages(messages), false) = (&job.request.prompt, cancelled || job.aside) {
                 let mut next = messages.clone();
                 next.push(Message::assistant(reply));
-                worker.prepare_next_turn(&next);
+                worker.prepare_next_turn(&next, &CancelToken::new());
             }
         }
         Err(error) => {
             let _ = job.events.blocking_send(GenerationEvent::Failed(error));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_aside_job_gives_way_to_any_command_but_a_count() {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(8);
+        let mut inbox = Inbox::new(receiver);
+        let aside = CancelToken::new();
+        inbox.give_way(Some(aside.clone()));
+        let (reply, _answer) = oneshot::channel();
+        sender.send(Command::CountTokens { prompt: Prompt::Text("hi".into()), reply }).unwrap();
+        assert_eq!(inbox.counts().len(), 1);
+        assert!(!aside.is_cancelled(), "a count is answered between steps, the job goes on");
+        let (reply, _answer) = oneshot::channel();
+        sender.send(Command::Idle { reply }).unwrap();
+        assert!(inbox.counts().is_empty());
+        assert!(aside.is_cancelled(), "a waiting command stops the aside job");
+        // A job set aside while a command already waits stops at once; an
+        // ordinary job does not give way.
+        let late = CancelToken::new();
+        inbox.give_way(Some(late.clone()));
+        assert!(late.is_cancelled());
+        inbox.give_way(None);
+        let (reply, _answer) = oneshot::channel();
+        sender.send(Command::Idle { reply }).unwrap();
+        inbox.counts();
+        assert!(matches!(inbox.next(), Some(Command::Idle { .. })));
     }
 }

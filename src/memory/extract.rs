@@ -11,6 +11,7 @@
 //! labelled set in both languages.
 
 use super::dates::{Day, day_in};
+use crate::llm::Message;
 use crate::store::memories::{MemoryKind, NewMemory};
 use std::ops::Range;
 
@@ -550,6 +551,97 @@ pub fn facts(message: &str, said_at_ms: i64) -> Vec<NewMemory> {
     found
 }
 
+/// What the chat model is asked to find a fact the rules missed in
+/// `message`: it answers with the message's own words that state one, or
+/// `NONE` (see [`found_by_model`]).
+pub fn model_request(message: &str) -> Vec<Message> {
+    vec![Message::system(MODEL_TASK), Message::user(message.split_whitespace().collect::<Vec<_>>().join(" "))]
+}
+
+/// The chat model's task, for [`model_request`].
+const MODEL_TASK: &str = "You find facts a person tells about their own life: their name, where they live, their \
+                          work or studies, their family, friends and pets, what they like or dislike, their health, \
+                          their plans. Answer with the words of the message that state such a fact, copied exactly. \
+                          Answer NONE when the message states none: a question, an opinion, small talk, something \
+                          about someone else, something about you.";
+
+/// Words of a clause in the first person: a model's fact must be the
+/// person's own.
+const FIRST_PERSON: &[&str] = &[
+    "i",
+    "i'm",
+    "i've",
+    "i'd",
+    "i'll",
+    "im",
+    "my",
+    "me",
+    "mine",
+    "we",
+    "we're",
+    "we've",
+    "our",
+    "us",
+    "je",
+    "j'",
+    "j'ai",
+    "j'adore",
+    "j'aime",
+    "j'habite",
+    "m'appelle",
+    "moi",
+    "mon",
+    "ma",
+    "mes",
+    "nous",
+    "notre",
+    "nos",
+    "suis",
+];
+
+/// The fact the chat model's `answer` to [`model_request`] points at in
+/// `message`, said at `said_at_ms`, if it holds one: the model's words must
+/// be the message's (it copies, it does not write), and the clause they are
+/// in must pass what the rules ask of any fact (a statement in the first
+/// person, not hedged, not about Kira, not reported). The whole clause is
+/// kept, as the rules keep it, as a plain fact.
+pub fn found_by_model(message: &str, answer: &str, said_at_ms: i64) -> Option<NewMemory> {
+    let answer = answer.trim().trim_matches(|c: char| c == '"' || c == '«' || c == '»' || c.is_whitespace());
+    let answer = answer.trim_end_matches(['.', '!']);
+    if answer.split_whitespace().count() < 3 || answer.to_uppercase().starts_with("NONE") {
+        return None;
+    }
+    let plain = |text: &str| fold(text).split_whitespace().collect::<Vec<_>>().join(" ");
+    let copied = plain(answer);
+    if !plain(message).contains(&copied) {
+        return None;
+    }
+    let today = Day::of_ms(said_at_ms);
+    let statements = sentences(message).into_iter().filter(|sentence| !message[sentence.clone()].contains('?'));
+    let (clause, words) = statements
+        .flat_map(|sentence| clauses(message, sentence))
+        .filter(|clause| {
+            let own = plain(&message[clause.clone()]);
+            !own.is_empty() && (copied.contains(&own) || own.contains(&copied))
+        })
+        .map(|clause| {
+            let words: Vec<String> = plain(&message[clause.clone()]).split(' ').map(str::to_owned).collect();
+            (clause, words)
+        })
+        .find(|(_, words)| {
+            let told = words.iter().any(|word| FIRST_PERSON.contains(&word.as_str()));
+            let aside = words.iter().any(|word| {
+                let word = word.as_str();
+                TO_KIRA.contains(&word) || REPORTED.contains(&word) || HEDGES.contains(&word)
+            });
+            told && !aside && words.len() >= 3
+        })?;
+    let text = &message[clause.clone()];
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let event_date = day_in(&words, today).map(Day::iso);
+    Some(NewMemory { kind: MemoryKind::Fact, content: text.to_owned(), event_date, source: Some(clause), vector: None })
+}
+
 /// The kind of fact the clause `text` (folded into `words`) tells, if any.
 fn classify(text: &str, words: &[&str], today: Day) -> Option<MemoryKind> {
     if words.iter().any(|word| TO_KIRA.contains(word) || REPORTED.contains(word)) {
@@ -707,6 +799,37 @@ mod tests {
         );
         assert_eq!(kinds("I'm a teacher."), [(Work, "I'm a teacher.".to_owned())]);
         assert_eq!(kinds("I can't stand mushrooms"), [(Dislike, "I can't stand mushrooms".to_owned())]);
+    }
+
+    #[test]
+    fn a_models_fact_is_a_clause_of_the_message_that_passes_the_rules_filters() {
+        let found = |message: &str, answer: &str| {
+            found_by_model(message, answer, THURSDAY).map(|fact| (fact.kind, fact.content, fact.source))
+        };
+        let message = "Hey Kira, it’s Marco. I’m a plumber and today was a long one.";
+        assert_eq!(
+            found(message, " \"I'm a plumber\""),
+            Some((MemoryKind::Fact, "I’m a plumber and today was a long one.".to_owned(), Some(24..65)))
+        );
+        // Words the message does not hold, and answers of no fact, are not taken.
+        assert_eq!(found(message, "Marco is a plumber."), None);
+        assert_eq!(found(message, "NONE"), None);
+        assert_eq!(found(message, "plumber"), None, "too few words to be a copy");
+        // The rules' filters hold: a question, Kira, reported speech, a hedge.
+        assert_eq!(found("should I get a dog for my flat?", "I get a dog for my flat"), None);
+        assert_eq!(found("my boss says I work too much", "I work too much"), None);
+        assert_eq!(found("I used to live in Paris", "I used to live in Paris"), None);
+        assert_eq!(found("I really like talking to you", "I really like talking to you"), None);
+        assert_eq!(found("the delivery guy was called Bob", "the delivery guy was called Bob"), None);
+        // The clause is kept whole, with the day it names.
+        let moving =
+            found_by_model("we're moving house on Monday!! so much to pack", "moving house on Monday", THURSDAY);
+        let moving = moving.unwrap();
+        assert_eq!(
+            (moving.content.as_str(), moving.event_date.as_deref()),
+            ("we're moving house on Monday!!", Some("2026-12-07"))
+        );
+        assert_eq!(model_request("a\n b")[1].content, "a b");
     }
 
     #[test]

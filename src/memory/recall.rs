@@ -1,7 +1,7 @@
 //! Which memories a turn brings into the prompt.
 //!
-//! The person's name always comes (a companion who forgets it is no
-//! companion). Then two searches are fused: by words (the store's BM25 over
+//! The person's name is not searched for: it stands in every turn's
+//! opening (see [`crate::chat::Standing`]). Two searches are fused: by words (the store's BM25 over
 //! stems, for the new message and the person's message before it, which a
 //! follow-up such as "and what did I say about it?" leans on) and by meaning
 //! (the memories whose embedding is nearest the new message's and stands
@@ -42,8 +42,6 @@ pub fn relevant(
     before: Option<&str>,
     nearest: &[i64],
 ) -> Result<Vec<StoredMemory>, StoreError> {
-    let mut recalled = store.memories_of(MemoryKind::Name)?;
-    recalled.truncate(1);
     let mut lists = vec![store.search_memory_ids(user, CANDIDATES)?];
     if let Some(before) = before {
         lists.push(store.search_memory_ids(before, CANDIDATES)?);
@@ -61,13 +59,13 @@ pub fn relevant(
     }
     // Stable: a tie keeps the order the lists gave.
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let ids: Vec<i64> = scores
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| !recalled.iter().any(|kept| kept.id == *id))
-        .take(MAX_MEMORIES - recalled.len())
-        .collect();
-    recalled.extend(store.memories_by_ids(&ids)?);
+    let mut recalled = Vec::new();
+    for (id, _) in scores {
+        if recalled.len() == MAX_MEMORIES {
+            break;
+        }
+        recalled.extend(store.memory(id)?.filter(|memory| memory.kind != MemoryKind::Name));
+    }
     Ok(recalled)
 }
 
@@ -90,7 +88,7 @@ mod tests {
     }
 
     #[test]
-    fn the_name_comes_first_then_words_and_meaning_fused() {
+    fn words_and_meaning_are_fused_and_the_name_left_to_the_opening() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("workly.db")).unwrap();
         store
@@ -104,15 +102,16 @@ mod tests {
         let id = |text: &str| store.search_memory_ids(text, 1).unwrap()[0];
         let (cat, shellfish, cats) = (id("Miso"), id("shellfish"), id("dogs"));
         let contents = |memories: Vec<StoredMemory>| memories.into_iter().map(|m| m.content).collect::<Vec<_>>();
-        // By words alone: the name, then what shares words.
-        assert_eq!(contents(relevant(&store, "Hi there", None, &[]).unwrap()), ["My name is Sam"]);
+        // By words alone: what shares words, never the name.
+        assert!(relevant(&store, "Hi there", None, &[]).unwrap().is_empty());
+        assert!(relevant(&store, "What is my name?", None, &[]).unwrap().is_empty());
         let by_words = contents(relevant(&store, "How is my cat?", None, &[]).unwrap());
-        assert_eq!(by_words[..2], ["My name is Sam", "My cat is called Miso"]);
+        assert_eq!(by_words[..1], ["My cat is called Miso"]);
         // Meaning finds what words miss; found by both, a memory comes first.
         let fused = contents(relevant(&store, "Dinner ideas? Mind my allergy.", None, &[shellfish]).unwrap());
-        assert_eq!(fused, ["My name is Sam", "I'm allergic to shellfish"]);
+        assert_eq!(fused, ["I'm allergic to shellfish"]);
         let both = contents(relevant(&store, "Tell me about dogs", None, &[cat, cats]).unwrap());
-        assert_eq!(both[1..], ["I love cats and dogs", "My cat is called Miso"], "{both:?}");
+        assert_eq!(both, ["I love cats and dogs", "My cat is called Miso"], "{both:?}");
         // The message before counts too, and the limit holds.
         let before = contents(relevant(&store, "And what else?", Some("my cat"), &[shellfish, cats]).unwrap());
         assert!(before.contains(&"My cat is called Miso".to_owned()) && before.len() <= MAX_MEMORIES, "{before:?}");

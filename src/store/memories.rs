@@ -390,8 +390,9 @@ impl Store {
         self.purge_log()
     }
 
-    /// Forgets the memories numbered `ids`: each row, its index entry and the
-    /// sentence it came from in the history, which becomes [`FORGOTTEN`].
+    /// Forgets the memories numbered `ids`: each row, its index entry, the
+    /// sentence it came from in the history, which becomes [`FORGOTTEN`],
+    /// and the recap of that conversation (see [`super::recaps`]).
     /// Returns how many there were. An unknown number forgets nothing.
     pub fn forget_memories(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
         for &id in ids {
@@ -423,7 +424,10 @@ impl Store {
     }
 
     /// Runs `work` in one write transaction.
-    fn write<T>(&mut self, work: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(super) fn write<T>(
+        &mut self,
+        work: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let display = self.path.display().to_string();
         let sqlite = |source| classify(&display, source);
         let transaction = self.connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
@@ -471,6 +475,11 @@ fn forget(transaction: &Transaction<'_>, id: i64) -> rusqlite::Result<bool> {
         })
         .optional()?;
     let Some((message, start, end)) = found else { return Ok(false) };
+    // The recap of the conversation it was said in may hold its words.
+    transaction.execute(
+        "DELETE FROM recaps WHERE conversation_id = (SELECT conversation_id FROM memories WHERE id = ?1)",
+        [id],
+    )?;
     delete_memory(transaction, id)?;
     let (Some(message), Some(start), Some(end)) = (message, start, end) else { return Ok(true) };
     let content: Option<String> =

@@ -28,6 +28,7 @@
 
 pub mod memories;
 pub mod query;
+pub mod recaps;
 pub mod schema;
 pub mod terms;
 
@@ -329,6 +330,11 @@ impl Store {
         }
         transaction.pragma_update(None, "user_version", schema::VERSION).map_err(sqlite)?;
         transaction.commit().map_err(sqlite)
+    }
+
+    /// The database's file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn error(&self, source: rusqlite::Error) -> StoreError {

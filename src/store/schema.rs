@@ -91,6 +91,15 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE VIRTUAL TABLE memories_vocab USING fts5vocab(memories_fts, 'row');
     INSERT INTO memories_fts(memories_fts, rank) VALUES ('secure-delete', 1);
     INSERT INTO messages_fts(messages_fts, rank) VALUES ('secure-delete', 1);",
+    // 3: each conversation's recap: a summary of its turns that left the
+    // context window, up to and including message `through_message_id`,
+    // rewritten as more turns leave. It goes with its conversation.
+    "CREATE TABLE recaps (
+        conversation_id INTEGER PRIMARY KEY REFERENCES conversations(id) ON DELETE CASCADE,
+        content TEXT NOT NULL CHECK (length(content) > 0),
+        through_message_id INTEGER NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this Workly writes: every migration applied.
@@ -112,4 +121,5 @@ pub const SHAPE: &[(i64, &str)] = &[
     (2, "SELECT memory_id, vector FROM memory_vectors"),
     (2, "SELECT rowid, terms FROM memories_fts"),
     (2, "SELECT term, doc FROM memories_vocab"),
+    (3, "SELECT conversation_id, content, through_message_id, created_at_ms FROM recaps"),
 ];

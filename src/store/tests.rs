@@ -403,6 +403,12 @@ mod memories {
             let other = format!("I like topic number {turn} quite a lot");
             tell(&mut store, &chat, &other, &[said(MemoryKind::Like, &other, 0..other.len())]);
         }
+        // A recap of the conversation that kept the words.
+        let recap = crate::store::recaps::Recap {
+            content: "They spoke of Zorblaxia, who lives in Quixotica.".to_owned(),
+            through: 2,
+        };
+        assert!(store.set_recap(&chat, None, &[], &recap).unwrap());
         assert!(on_disk(&dir, "Zorblaxia"));
         let forgotten = store.search_memories("Zorblaxia", 5).unwrap();
         assert_eq!(store.forget_memories(&[forgotten[0].id]).unwrap(), 1);
@@ -410,6 +416,7 @@ mod memories {
         assert_eq!(again.to_string(), format!("no memory numbered {} (see `workly memory list`)", forgotten[0].id));
         store.vacuum().unwrap();
         assert!(!on_disk(&dir, "Zorblaxia") && !on_disk(&dir, "Quixotica"), "a trace is left");
+        assert_eq!(store.recap(&chat).unwrap(), None, "the recap that held the words went");
         // The sentence left the history, and the rest of the message stayed.
         let messages = store.messages(&chat).unwrap();
         assert_eq!(messages[0].content, format!("Hi! {FORGOTTEN}; I hate rain."));
