@@ -3,14 +3,21 @@
 //! words, and by its meaning with the real embedding model), and can be
 //! listed, searched, corrected, exported and forgotten; `--no-memory` and
 //! `[memory] enabled = false` turn it off; bad input gets one line and exit 2.
-//! A long conversation's turns that leave the context are recapped aside,
-//! and the recap stands in the opening of the turns after.
+//! While the person reads, the chat model finds a fact the rules missed,
+//! and a long conversation's turns that left the context are recapped; the
+//! recap stands in the opening of the turns after.
 
 mod common;
 
 use common::{assert_bad_input, assert_success, chat_lines, text, workly_in};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use workly::chat::history::History;
+use workly::chat::turn::{Chat, ReplyOptions, Turn};
+use workly::chat::{Conversation, Persona};
+use workly::llm::{CancelToken, Engine, SamplingParams};
+use workly::store::Store;
 
 /// `workly chat --conversation NAME --json`, short greedy replies.
 fn chat(dir: &Path, conversation: &str) -> Command {
@@ -175,21 +182,21 @@ fn the_embedding_model_brings_a_question_near_its_fact_in_both_languages() {
     assert!(missing.to_string().contains("/nonexistent/e5.gguf"), "{missing}");
 }
 
+/// A chat with Kira kept in a new database (`workly.db` in the folder
+/// returned) as conversation `name`, on `model` with a context of
+/// `context_size` tokens.
+fn kept_chat(model: &Path, context_size: u32, name: &str) -> (tempfile::TempDir, Engine, Mutex<Chat>) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::load(common::engine_config(model, context_size)).unwrap();
+    let history = History::open(Store::open(&dir.path().join("workly.db")).unwrap(), Some(name)).unwrap();
+    (dir, engine, Mutex::new(Chat::new(Conversation::new(Persona::default()), Some(history))))
+}
+
 #[test]
 fn a_long_conversation_keeps_its_thread_in_a_recap_written_aside() {
-    use std::sync::Mutex;
-    use workly::chat::history::History;
-    use workly::chat::turn::{Chat, ReplyOptions, Turn};
-    use workly::chat::{Conversation, Persona};
-    use workly::llm::{CancelToken, Engine, SamplingParams};
-    use workly::store::Store;
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("workly.db");
     // A small context, so that turns leave it after a few exchanges.
-    let engine = Engine::load(common::engine_config(&common::small_model(), 512)).unwrap();
-    let history = History::open(Store::open(&path).unwrap(), Some("long")).unwrap();
-    let chat = Mutex::new(Chat::new(Conversation::new(Persona::default()), Some(history)));
+    let (dir, engine, chat) = kept_chat(&common::small_model(), 512, "long");
+    let path = dir.path().join("workly.db");
     let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens: 40, ..ReplyOptions::default() };
     let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
     let said = [
@@ -218,7 +225,7 @@ fn a_long_conversation_keeps_its_thread_in_a_recap_written_aside() {
             after_recap.push((message, outcome.stats));
         }
         // The person reads and types meanwhile.
-        chat.lock().unwrap().wait_for_recap();
+        chat.lock().unwrap().wait_aside();
         if let Some(recap) = store.recap(&conversation).unwrap()
             && recaps.last() != Some(&recap)
         {
@@ -244,4 +251,28 @@ fn a_long_conversation_keeps_its_thread_in_a_recap_written_aside() {
     assert_eq!(chat.conversation().standing().recap.as_deref(), Some(newest.content.as_str()));
     let opening = &chat.conversation().opening_for("hi")[0].content;
     assert!(opening.ends_with(&format!("Earlier in this conversation: {}", newest.content)), "{opening}");
+}
+
+#[test]
+fn the_model_finds_a_fact_the_rules_miss_while_the_person_reads() {
+    use workly::store::memories::MemoryKind;
+
+    let (dir, engine, chat) = kept_chat(&common::default_model(), 2048, "casual");
+    let path = dir.path().join("workly.db");
+    let options = ReplyOptions { max_tokens: 24, ..ReplyOptions::default() };
+    let turn = Turn { engine: &engine, avatar: None, options: &options, cancel: CancelToken::new() };
+    // No rule knows "we live": the rules keep nothing from it.
+    let said = "we live just outside Dublin, near the sea";
+    assert_eq!(turn.chat(&chat, said, &mut ()).unwrap().learned_memories, 0);
+    chat.lock().unwrap().wait_aside();
+    let kept = Store::open(&path).unwrap().memories().unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].kind, MemoryKind::Fact);
+    assert!(said.contains(kept[0].content.as_str()) && kept[0].content.contains("Dublin"), "{kept:?}");
+    // What is not a fact of the person's life is not asked about, or not kept.
+    for message in ["what should I cook tonight?", "haha that's so true"] {
+        turn.chat(&chat, message, &mut ()).unwrap();
+        chat.lock().unwrap().wait_aside();
+    }
+    assert_eq!(Store::open(&path).unwrap().memories().unwrap().len(), 1);
 }

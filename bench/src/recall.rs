@@ -712,6 +712,10 @@ fn extraction_by_model(engine: &Engine, language: &str) -> workly::error::Result
             rules_right += usize::from(labelled);
             continue;
         }
+        // As a turn does: the model is asked only where it may find something.
+        if !extract::worth_asking(fields[2]) {
+            continue;
+        }
         let request = GenerationRequest {
             sampling: SamplingParams::greedy(),
             ..GenerationRequest::chat(extract::model_request(fields[2]), 48)
@@ -825,7 +829,7 @@ fn thread(
         slid |= outcome.stats.shifted_tokens > 0 || recaps.last().is_some();
         let waited = Instant::now();
         if let Ok(mut chat) = chat.lock() {
-            chat.wait_for_recap();
+            chat.wait_aside();
         }
         let recap = store.recap(&conversation)?;
         new_recap = recap.is_some() && recap.as_ref() != recaps.last();
@@ -843,7 +847,7 @@ fn thread(
     let key_words: Vec<&str> = script
         .iter()
         .enumerate()
-        .filter(|(turn, _)| 2 * turn + 1 <= covered)
+        .filter(|(turn, _)| 2 * turn < covered)
         .flat_map(|(_, (_, words))| *words)
         .copied()
         .collect();

@@ -1,127 +1,159 @@
-//! Work a conversation does aside, while the person reads and types: its
-//! recap (see [`crate::memory::recap`]).
+//! Work a conversation does aside, after a turn, while the person reads and
+//! types: the chat model looks for a fact the rules missed in the person's
+//! message ([`crate::memory::extract::found_by_model`]), and writes the
+//! recap of the turns that left the context window
+//! ([`crate::memory::recap`]).
 //!
-//! A [`Recapping`] owns one thread. The thread waits for the recap the
-//! engine writes aside, keeps it in the store (if what it was written from
-//! is still there as it was), then has the engine evaluate the next turn's
-//! opening with the new recap in it, so the next turn prefills only its
-//! message. The engine does both only while nothing else waits, and the
-//! person's next message stops either at once ([`Recapping::stop`]): a
-//! recap stopped is written again after that turn, with more in it.
+//! An [`Aside`] owns one thread. The engine runs its generations aside
+//! (they leave the conversation's KV cache as they found it); the thread
+//! keeps what they give in the store, if what it came from is still there
+//! as it was (a forgotten sentence keeps nothing), and after a new recap has
+//! the engine evaluate the next turn's opening with it, so the next turn
+//! prefills only its message. The engine does all this only while nothing
+//! else waits, and the person's next message stops it at once
+//! ([`Aside::stop`]): a recap stopped is written again after that turn,
+//! with more in it.
 
 use super::Conversation;
-use super::history::History;
+use super::history::{Exchange, History, RecapDue};
 use super::turn::reserve;
+use crate::llm::embed::{Embedder, Kind};
 use crate::llm::{CancelToken, Engine, FinishReason, Generation, GenerationRequest, Message, Prompt, SamplingParams};
-use crate::memory::recap;
+use crate::memory::{extract, recap, vectors};
 use crate::store::recaps::{Recap, Unrecapped};
 use crate::store::{ConversationRef, Store};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-/// A recap being written aside, and the thread that keeps it.
+/// Most tokens of the model's answer when it looks for a fact: the words
+/// of one clause.
+const FACT_MAX_TOKENS: u32 = 48;
+
+/// The work done aside after one turn, and the thread that keeps it.
 #[derive(Debug)]
-pub struct Recapping {
+pub struct Aside {
     cancel: CancelToken,
     thread: Option<JoinHandle<()>>,
 }
 
 /// What the thread needs, moved into it.
 struct Job {
+    learning: Option<Learning>,
+    recapping: Option<Recapping>,
+    /// Where to keep what it finds.
+    database: PathBuf,
+    conversation: ConversationRef,
+    engine: Engine,
+    cancel: CancelToken,
+}
+
+/// The model looking for a fact in the person's message.
+struct Learning {
+    generation: Generation,
+    said: String,
+    said_at_ms: i64,
+    embedder: Option<Embedder>,
+}
+
+/// The model writing the recap.
+struct Recapping {
     generation: Generation,
     /// The recap it extends and the messages it sums up.
     previous: Option<Recap>,
     folded: Vec<Unrecapped>,
-    /// Where to keep it.
-    database: PathBuf,
-    conversation: ConversationRef,
     /// The conversation as the next turn will find it, but for the recap.
     next: Conversation,
-    engine: Engine,
     max_tokens: u32,
-    cancel: CancelToken,
 }
 
-impl Recapping {
-    /// Starts writing `history`'s recap aside with `engine`, if enough turns
-    /// have left the window (which holds its `in_window` newest messages)
-    /// of `conversation`, whose replies take up to `max_tokens`. A failure
-    /// costs only the recap, so it is logged.
+impl Aside {
+    /// Starts the work due after `exchange` of `conversation` (kept in
+    /// `history`) with `engine`: with memory on, the model looks for a fact
+    /// in the person's message where the rules find none, and writes the recap when enough turns have left the window
+    /// (its `in_window` newest messages; replies take up to `max_tokens`).
+    /// `None` when nothing is due. A failure costs only that work, so it is
+    /// logged.
     pub fn start(
         engine: &Engine,
         history: &History,
         conversation: &Conversation,
+        exchange: &Exchange,
         in_window: usize,
         max_tokens: u32,
     ) -> Option<Self> {
-        let (previous, waiting) = match history.recap_due(in_window) {
-            Ok(due) => due?,
-            Err(error) => {
-                tracing::warn!("cannot read what the recap would fold in: {error}");
-                return None;
-            }
-        };
-        let folded = recap::batch(&waiting).to_vec();
-        let french = conversation.language() == Some(super::Language::French);
-        let messages = recap::request(&conversation.persona().name, french, &folded)?;
-        let request = GenerationRequest {
-            prompt: Prompt::Messages(messages),
-            sampling: SamplingParams::greedy(),
-            max_tokens: recap::MAX_TOKENS,
-            stop: Vec::new(),
-            ignore_eos: false,
-        };
+        if !history.remembers() {
+            return None;
+        }
         let cancel = CancelToken::new();
-        // The generation's own switch (it fires when the generation is
+        // Each generation has its own switch (it fires when the generation is
         // dropped, done or not), under the one that stops the whole job.
-        let generation = match engine.generate_aside(request, cancel.child()) {
-            Ok(generation) => generation,
-            Err(error) => {
-                tracing::warn!("cannot start the recap: {error}");
-                return None;
-            }
+        let aside = |messages: Vec<Message>, max_tokens: u32| {
+            let request = GenerationRequest {
+                prompt: Prompt::Messages(messages),
+                sampling: SamplingParams::greedy(),
+                max_tokens,
+                stop: Vec::new(),
+                ignore_eos: false,
+            };
+            engine
+                .generate_aside(request, cancel.child())
+                .inspect_err(|error| tracing::warn!("cannot start work aside: {error}"))
+                .ok()
         };
-        let (database, conversation_ref) = history.recap_target();
-        let job = Job {
-            generation,
-            previous,
-            folded,
-            database,
-            conversation: conversation_ref,
-            next: conversation.clone(),
-            engine: engine.clone(),
-            max_tokens,
-            cancel: cancel.clone(),
-        };
-        match std::thread::Builder::new().name("workly-recap".into()).spawn(move || job.run()) {
+        let (said, at_ms) = (exchange.user(), exchange.sent_at_ms());
+        let learning = (extract::facts(said, at_ms).is_empty() && extract::worth_asking(said))
+            .then(|| aside(extract::model_request(said), FACT_MAX_TOKENS))
+            .flatten()
+            .map(|generation| Learning {
+                generation,
+                said: said.to_owned(),
+                said_at_ms: at_ms,
+                embedder: history.embedder().cloned(),
+            });
+        let due = history
+            .recap_due(in_window)
+            .inspect_err(|error| tracing::warn!("cannot read what the recap would fold in: {error}"))
+            .ok()
+            .flatten();
+        let recapping = due.and_then(|RecapDue { previous, waiting }| {
+            let folded = recap::batch(&waiting).to_vec();
+            let french = conversation.language() == Some(super::Language::French);
+            let generation = aside(recap::request(&conversation.persona().name, french, &folded)?, recap::MAX_TOKENS)?;
+            Some(Recapping { generation, previous, folded, next: conversation.clone(), max_tokens })
+        });
+        if learning.is_none() && recapping.is_none() {
+            return None;
+        }
+        let (database, conversation) = history.target();
+        let job = Job { learning, recapping, database, conversation, engine: engine.clone(), cancel: cancel.clone() };
+        match std::thread::Builder::new().name("workly-aside".into()).spawn(move || job.run()) {
             Ok(thread) => Some(Self { cancel, thread: Some(thread) }),
             Err(error) => {
-                tracing::warn!("cannot start the recap's thread: {error}");
+                tracing::warn!("cannot start the thread for work aside: {error}");
                 None
             }
         }
     }
 
-    /// Waits until the recap is kept and the next turn's opening evaluated
-    /// (or either failed): the time a person takes to read and type, given
-    /// whole.
+    /// Waits until the work is done and kept (or failed): the time a person
+    /// takes to read and type, given whole.
     pub fn wait(mut self) {
         self.join();
     }
 
-    /// Stops the recap where it is, for a turn that cannot wait: the engine
+    /// Stops the work where it is, for a turn that cannot wait: the engine
     /// drops it within one small batch.
     pub fn stop(self) {}
 
     fn join(&mut self) {
         if let Some(thread) = self.thread.take() {
-            // A panic there has been reported by the hook; the recap is lost, nothing else.
+            // A panic there has been reported by the hook; only that work is lost.
             let _ = thread.join();
         }
     }
 }
 
-impl Drop for Recapping {
+impl Drop for Aside {
     fn drop(&mut self) {
         self.cancel.cancel();
         self.join();
@@ -130,37 +162,78 @@ impl Drop for Recapping {
 
 impl Job {
     fn run(self) {
-        if let Err(error) = self.keep() {
+        let Self { learning, recapping, database, conversation, engine, cancel } = self;
+        let store = || Store::open(&database);
+        if let Some(learning) = learning
+            && let Err(error) = learning.keep(store, &conversation)
+        {
+            tracing::warn!("what the model found was not kept: {error}");
+        }
+        if let Some(recapping) = recapping
+            && let Err(error) = recapping.keep(store, &conversation, &engine, cancel)
+        {
             tracing::warn!("the recap was not kept: {error}");
         }
     }
+}
 
-    fn keep(mut self) -> crate::error::Result<()> {
-        let (text, stats) = self.generation.collect_blocking()?;
-        let whole = match stats.finish_reason {
-            FinishReason::Stop => true,
-            FinishReason::Length => false,
-            FinishReason::Cancelled => return Ok(()),
-        };
+/// The generation's text, if it ended on its own (`true` when it stopped
+/// before its limit).
+fn finished(generation: Generation) -> crate::error::Result<Option<(String, bool)>> {
+    let (text, stats) = generation.collect_blocking()?;
+    Ok(match stats.finish_reason {
+        FinishReason::Stop => Some((text, true)),
+        FinishReason::Length => Some((text, false)),
+        FinishReason::Cancelled => None,
+    })
+}
+
+impl Learning {
+    fn keep(
+        self,
+        store: impl Fn() -> Result<Store, crate::store::StoreError>,
+        conversation: &ConversationRef,
+    ) -> crate::error::Result<()> {
+        let Some((answer, _)) = finished(self.generation)? else { return Ok(()) };
+        let Some(mut fact) = extract::found_by_model(&self.said, &answer, self.said_at_ms) else { return Ok(()) };
+        if let Some(embedder) = &self.embedder {
+            // Without it the memory is still found by its words, and gets
+            // its embedding at the next start.
+            match embedder.embed(&[fact.content.as_str()], Kind::Passage) {
+                Ok(embeddings) => fact.vector = embeddings.first().map(|embedding| vectors::encode(embedding)),
+                Err(error) => tracing::warn!("cannot embed what the model found: {error}"),
+            }
+        }
+        store()?.remember_in_newest(conversation, &self.said, &[fact])?;
+        Ok(())
+    }
+}
+
+impl Recapping {
+    fn keep(
+        mut self,
+        store: impl Fn() -> Result<Store, crate::store::StoreError>,
+        conversation: &ConversationRef,
+        engine: &Engine,
+        cancel: CancelToken,
+    ) -> crate::error::Result<()> {
+        let Some((text, whole)) = finished(self.generation)? else { return Ok(()) };
         let (Some(part), Some(last)) = (recap::cleaned(&text, whole), self.folded.last()) else { return Ok(()) };
         let content = recap::extended(self.previous.as_ref().map(|recap| recap.content.as_str()), &part);
         let recap = Recap { content: content.clone(), through: last.id };
-        let mut store = Store::open(&self.database)?;
-        if self.cancel.is_cancelled()
-            || !store.set_recap(&self.conversation, self.previous.as_ref(), &self.folded, &recap)?
-        {
+        if cancel.is_cancelled() || !store()?.set_recap(conversation, self.previous.as_ref(), &self.folded, &recap)? {
             return Ok(());
         }
         // The next turn opens on the new recap: evaluate that opening now.
         let mut standing = self.next.standing().clone();
         standing.recap = Some(content);
         self.next.set_standing(standing);
-        let context_size = self.engine.info().context_size as usize;
-        let count = |messages: &[Message]| self.engine.count_tokens(Prompt::Messages(messages.to_vec()));
+        let context_size = engine.info().context_size as usize;
+        let count = |messages: &[Message]| engine.count_tokens(Prompt::Messages(messages.to_vec()));
         let mut opening = self.next.prompt_for("", context_size, reserve(context_size, self.max_tokens), count)?;
         // What comes before the next message.
         opening.pop();
-        self.engine.prepare(opening, self.cancel)?;
+        engine.prepare(opening, cancel)?;
         Ok(())
     }
 }

@@ -60,6 +60,15 @@ pub struct Recalled {
     pub quotes: Vec<Recollection>,
 }
 
+/// What a new recap is due to fold in: see [`History::recap_due`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecapDue {
+    /// The recap the conversation has, if any.
+    pub previous: Option<Recap>,
+    /// The messages past it that left the window, oldest first.
+    pub waiting: Vec<Unrecapped>,
+}
+
 /// One stored conversation, open for resuming, saving and recall.
 #[derive(Debug)]
 pub struct History {
@@ -211,7 +220,7 @@ impl History {
     /// model sees only its `in_window` newest messages: the recap it has and
     /// the messages past it that left the window, when there are at least
     /// [`recap::FOLD_AFTER`] (nothing with memory off).
-    pub fn recap_due(&self, in_window: usize) -> Result<Option<(Option<Recap>, Vec<Unrecapped>)>, StoreError> {
+    pub fn recap_due(&self, in_window: usize) -> Result<Option<RecapDue>, StoreError> {
         if !self.memory {
             return Ok(None);
         }
@@ -220,14 +229,19 @@ impl History {
         if waiting.len() < recap::FOLD_AFTER {
             return Ok(None);
         }
-        Ok(Some((self.store.recap(&self.conversation)?, waiting)))
+        Ok(Some(RecapDue { previous: self.store.recap(&self.conversation)?, waiting }))
     }
 
-    /// Where this conversation's recap is kept: the database's file (a
-    /// recap is kept from its own thread, on its own connection) and the
-    /// conversation.
-    pub fn recap_target(&self) -> (std::path::PathBuf, ConversationRef) {
+    /// Where this conversation is kept: the database's file (work done
+    /// aside keeps what it finds from its own thread, on its own
+    /// connection) and the conversation.
+    pub fn target(&self) -> (std::path::PathBuf, ConversationRef) {
         (self.store.path().to_path_buf(), self.conversation.clone())
+    }
+
+    /// The embedding model, if recall has one.
+    pub fn embedder(&self) -> Option<&Embedder> {
+        self.embedder.as_ref()
     }
 
     /// Every memory kept, the most recently said first.

@@ -16,7 +16,7 @@
 //! (the door holds the [`CancelToken`]).
 
 use super::Conversation;
-use super::aside::Recapping;
+use super::aside::Aside;
 use super::guard::{Guard, Recital, Verdict};
 use super::history::{Exchange, History, RECALL_MAX_TOKENS, Recalled, note};
 use crate::avatar::AvatarBridge;
@@ -57,33 +57,32 @@ const WRAP_UP_AFTER: (usize, usize) = (3, 4);
 pub struct Chat {
     conversation: Conversation,
     history: Option<History>,
-    /// The recap being written aside, if one is.
-    recapping: Option<Recapping>,
+    /// The work being done aside after the last turn, if any.
+    aside: Option<Aside>,
 }
 
 impl Chat {
     /// `conversation`, saved to `history` when there is one.
     pub fn new(conversation: Conversation, history: Option<History>) -> Self {
-        Self { conversation, history, recapping: None }
+        Self { conversation, history, aside: None }
     }
 
-    /// Waits for the recap being written aside, if one is, to be kept and
-    /// the next turn's opening evaluated: the time a person takes to read
-    /// and type, given whole (benchmarks and tests, which type at once,
-    /// would otherwise stop every recap).
-    pub fn wait_for_recap(&mut self) {
-        if let Some(recapping) = self.recapping.take() {
-            recapping.wait();
+    /// Waits for the work being done aside after the last turn (see
+    /// [`super::aside`]), if any: the time a person takes to read and type,
+    /// given whole (benchmarks and tests, which type at once, would
+    /// otherwise stop it every time).
+    pub fn wait_aside(&mut self) {
+        if let Some(aside) = self.aside.take() {
+            aside.wait();
         }
     }
 
-    /// Readies the conversation for its next turn: a recap still being
-    /// written aside is stopped (the turn does not wait for it), and what
-    /// Kira knows before the turns is read again, with the recap if it was
-    /// kept.
+    /// Readies the conversation for its next turn: work still being done
+    /// aside is stopped (the turn does not wait for it), and what Kira
+    /// knows before the turns is read again, with the recap if one was kept.
     fn ready(&mut self) -> Result<(), StoreError> {
-        if let Some(recapping) = self.recapping.take() {
-            recapping.stop();
+        if let Some(aside) = self.aside.take() {
+            aside.stop();
         }
         if let Some(history) = &self.history {
             let standing = history.standing()?;
@@ -105,7 +104,7 @@ impl Chat {
     /// Starts over: a new stored conversation (the old one stays stored), or
     /// just an empty history when nothing is kept.
     pub fn start_new(&mut self) -> Result<(), StoreError> {
-        self.recapping = None;
+        self.aside = None;
         if let Some(history) = self.history.as_mut() {
             history.start_new()?;
         }
@@ -119,8 +118,8 @@ impl Chat {
     pub fn forget_memory(&mut self, id: i64, max_tokens: usize) -> Result<(), StoreError> {
         let Some(history) = self.history.as_mut() else { return Err(StoreError::UnknownMemory(id)) };
         history.forget_memory(id)?;
-        // A recap being written may hold the forgotten words.
-        self.recapping = None;
+        // Work aside may hold the forgotten words.
+        self.aside = None;
         self.conversation.reset();
         history.resume(&mut self.conversation, max_tokens)?;
         Ok(())
@@ -277,8 +276,8 @@ impl Turn<'_> {
             None
         };
         let mut chat = lock(chat)?;
-        outcome.saved = match (exchange, chat.history.as_mut()) {
-            (Some(exchange), Some(history)) => match history.save(&exchange) {
+        outcome.saved = match (&exchange, chat.history.as_mut()) {
+            (Some(exchange), Some(history)) => match history.save(exchange) {
                 Ok(learned) => {
                     outcome.learned_memories = learned;
                     Saved::Kept
@@ -290,11 +289,17 @@ impl Turn<'_> {
         if !matches!(outcome.saved, Saved::Failed(_)) {
             chat.conversation.push_exchange(user, &outcome.text);
         }
-        if let (Saved::Kept, None, Some(history)) = (&outcome.saved, &chat.recapping, &chat.history) {
+        if let (Saved::Kept, Some(exchange), Some(history)) = (&outcome.saved, &exchange, &chat.history) {
             // The next turn's window: this one's, and this exchange.
-            let recapping =
-                Recapping::start(self.engine, history, &chat.conversation, in_window + 2, self.options.max_tokens);
-            chat.recapping = recapping;
+            let aside = Aside::start(
+                self.engine,
+                history,
+                &chat.conversation,
+                exchange,
+                in_window + 2,
+                self.options.max_tokens,
+            );
+            chat.aside = aside;
         }
         Ok(outcome)
     }

@@ -551,6 +551,15 @@ pub fn facts(message: &str, said_at_ms: i64) -> Vec<NewMemory> {
     found
 }
 
+/// Whether the chat model is worth asking for a fact in `message`, where
+/// the rules found none: a statement of three words or more, in the first
+/// person (a question, or words about someone else, cannot give one).
+pub fn worth_asking(message: &str) -> bool {
+    let folded = fold(message);
+    let words: Vec<&str> = folded.split_whitespace().collect();
+    !message.contains('?') && words.len() >= 3 && words.iter().any(|word| FIRST_PERSON.contains(word))
+}
+
 /// What the chat model is asked to find a fact the rules missed in
 /// `message`: it answers with the message's own words that state one, or
 /// `NONE` (see [`found_by_model`]).
@@ -565,8 +574,9 @@ const MODEL_TASK: &str = "You find facts a person tells about their own life: th
                           Answer NONE when the message states none: a question, an opinion, small talk, something \
                           about someone else, something about you.";
 
-/// Words of a clause in the first person: a model's fact must be the
-/// person's own.
+/// Words of a clause in the first person, as its subject or owner: a
+/// model's fact must be the person's own ("tell me a joke" asks, it does
+/// not tell).
 const FIRST_PERSON: &[&str] = &[
     "i",
     "i'm",
@@ -575,13 +585,11 @@ const FIRST_PERSON: &[&str] = &[
     "i'll",
     "im",
     "my",
-    "me",
     "mine",
     "we",
     "we're",
     "we've",
     "our",
-    "us",
     "je",
     "j'",
     "j'ai",
@@ -589,7 +597,6 @@ const FIRST_PERSON: &[&str] = &[
     "j'aime",
     "j'habite",
     "m'appelle",
-    "moi",
     "mon",
     "ma",
     "mes",
@@ -830,6 +837,8 @@ mod tests {
             ("we're moving house on Monday!!", Some("2026-12-07"))
         );
         assert_eq!(model_request("a\n b")[1].content, "a b");
+        assert!(worth_asking("we live just outside Dublin") && worth_asking("je bosse chez Airbus"));
+        assert!(!worth_asking("should I get a dog?") && !worth_asking("tell me a joke") && !worth_asking("I see"));
     }
 
     #[test]

@@ -390,6 +390,35 @@ impl Store {
         self.purge_log()
     }
 
+    /// Keeps `memories` found after the exchange was saved (by the model,
+    /// while the person read) in the person's newest message of
+    /// `conversation`, their sources ranges of it, if that message still
+    /// reads `said`: one changed meanwhile (a forgotten sentence) keeps
+    /// nothing. Returns how many are new.
+    pub fn remember_in_newest(
+        &mut self,
+        conversation: &ConversationRef,
+        said: &str,
+        memories: &[NewMemory],
+    ) -> Result<usize, StoreError> {
+        self.write(|transaction| {
+            let newest: Option<(i64, String)> = transaction
+                .query_row(
+                    "SELECT id, content FROM messages WHERE conversation_id = ?1 AND role = 'user'
+                     ORDER BY id DESC LIMIT 1",
+                    [conversation.id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            match newest {
+                Some((id, content)) if content == said => {
+                    Self::keep_memories(transaction, Some(conversation), Some(id), memories, now_ms())
+                }
+                _ => Ok(0),
+            }
+        })
+    }
+
     /// Forgets the memories numbered `ids`: each row, its index entry, the
     /// sentence it came from in the history, which becomes [`FORGOTTEN`],
     /// and the recap of that conversation (see [`super::recaps`]).

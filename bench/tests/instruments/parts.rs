@@ -142,14 +142,21 @@ fn recall_scores_extraction_recall_cost_and_replies() {
         assert!(kept > 0 && correct <= kept, "{score}");
         assert_eq!(score["precision"].as_f64().unwrap(), correct as f64 / kept as f64);
     }
-    for score in report["recall"].as_array().unwrap() {
-        assert_eq!((score["facts"].as_u64(), score["unrelated_turns"].as_u64()), (Some(10), Some(20)), "{score}");
+    let recall = report["recall"].as_array().unwrap();
+    let sets: Vec<(&str, &str)> =
+        recall.iter().map(|score| (score["set"].as_str().unwrap(), score["language"].as_str().unwrap())).collect();
+    assert_eq!(sets, [("tuned on", "en"), ("tuned on", "fr"), ("held out", "en"), ("held out", "fr")]);
+    for score in recall {
+        let facts = if score["set"] == "tuned on" { 10 } else { 15 };
+        assert_eq!((score["facts"].as_u64(), score["unrelated_turns"].as_u64()), (Some(facts), Some(20)), "{score}");
+        assert!(score["facts_kept"].as_u64().unwrap() <= facts, "{score}");
         let questions = score["questions"].as_array().unwrap();
-        assert_eq!(questions.len(), 10);
+        assert_eq!(questions.len() as u64, facts);
         let found =
             |rank: &str| questions.iter().filter(|asked| asked[rank].as_u64().is_some_and(|rank| rank <= 5)).count();
-        assert_eq!(score["recall_at_5"].as_f64().unwrap(), found("rank") as f64 / 10.0, "{score}");
-        assert_eq!(score["recall_at_5_words"].as_f64().unwrap(), found("rank_words") as f64 / 10.0, "{score}");
+        let share = |rank: &str| found(rank) as f64 / facts as f64;
+        assert_eq!(score["recall_at_5"].as_f64().unwrap(), share("rank"), "{score}");
+        assert_eq!(score["recall_at_5_words"].as_f64().unwrap(), share("rank_words"), "{score}");
         for asked in questions {
             assert!(asked["planted_cosine"].as_f64().is_some_and(|cosine| (-1.0..=1.0).contains(&cosine)), "{asked}");
         }
@@ -163,6 +170,23 @@ fn recall_scores_extraction_recall_cost_and_replies() {
     assert!(answers["first_text_median_ms"].as_f64().unwrap() > 0.0, "{answers}");
     assert_eq!(answers["replies"].as_array().unwrap().len(), 2, "one question of each language");
     assert!(answers["model"].as_str().is_some_and(|name| !name.is_empty()));
+    assert!(answers["chit_chat_first_text_median_ms"].as_f64().unwrap() > 0.0, "{answers}");
+    // The model as a second extractor, where the rules keep nothing.
+    for by_model in report["model_extraction"].as_array().unwrap() {
+        let count = |field: &str| by_model[field].as_u64().unwrap();
+        assert!(count("rules_right") <= count("rules_kept") && count("model_right") <= count("model_kept"), "{by_model}");
+        let with_model = (count("rules_right") + count("model_right")) as f64 / count("with_facts") as f64;
+        assert_eq!(by_model["recall_with_model"].as_f64().unwrap(), with_model, "{by_model}");
+    }
+    // The long conversations: turns left the small context, recaps were written aside.
+    let threads = report["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 2);
+    for thread in threads {
+        assert_eq!(thread["turns"], 14, "{thread}");
+        let recaps = thread["recaps"].as_u64().unwrap();
+        assert!(recaps >= 1 && !thread["recap"].as_str().unwrap().is_empty(), "{thread}");
+        assert!(thread["covered_messages"].as_u64().unwrap() >= 8, "{thread}");
+    }
     // The temporary databases are gone afterwards.
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert!(left.iter().all(|name| !name.to_string_lossy().starts_with(".bench-recall")), "{left:?}");
