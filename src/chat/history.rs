@@ -9,7 +9,9 @@
 //! in tokens and in pieces, so it costs little prefill and never crowds out
 //! the recent turns. With memory on (the default), each saved exchange keeps
 //! the facts the person told ([`crate::memory`]) and the note opens with the
-//! ones the new message touches, "Things you know about me".
+//! ones the new message touches, "Things you know about me". What stands
+//! before every turn ([`History::standing`]: the person's name, the
+//! conversation's recap) goes in the opening instead, where it stays cached.
 
 use super::{Conversation, Standing};
 use crate::emotion::smoothing::TurnEmotion;

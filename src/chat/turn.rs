@@ -7,7 +7,9 @@
 //! the emotion tags out of the text, reads the emotion and drives the avatar
 //! with it, then saves the exchange (and, as memories, the facts the person
 //! told) before it returns, so a door that reports the turn done reports a
-//! saved one. A turn on messages a client sent ([`Turn::reply`], the OpenAI
+//! saved one. It then starts the work done aside while the person reads
+//! ([`super::aside`]: a fact the rules missed, the recap), which the next
+//! turn stops if it is not done. A turn on messages a client sent ([`Turn::reply`], the OpenAI
 //! API) keeps no history: the client holds it.
 //!
 //! The turn blocks on the engine (token counts, generation): async doors run

@@ -7,8 +7,12 @@
 //! not said hypothetically ("if my name were…") nor about what the person
 //! feels for Kira ("I love you"). What is kept is the clause as the person
 //! said it, with where it is in the message and, for events, the day it
-//! names. `workly-bench recall` measures the rules' precision and recall on a
-//! labelled set in both languages.
+//! names. Where the rules find nothing in a statement in the first person,
+//! the chat model is asked aside, after the turn ([`model_request`]); its
+//! answer counts only as a clause of the message that passes the same
+//! filters ([`found_by_model`]). `workly-bench recall` measures the rules'
+//! precision and recall on labelled sets in both languages, and what the
+//! model adds.
 
 use super::dates::{Day, day_in};
 use crate::llm::Message;

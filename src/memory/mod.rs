@@ -1,5 +1,6 @@
 //! Kira's long-term memory of the person: facts found in what they say
-//! ([`extract`]), kept in the store with where they were said and their
+//! ([`extract`]: by rules, and by the chat model where the rules find none),
+//! kept in the store with where they were said and their
 //! embedding ([`vectors`]), and recalled into the prompt when a new message
 //! touches them, by its words and by its meaning ([`recall`]). A long
 //! conversation's turns that left the context window are summed up in its

@@ -40,10 +40,13 @@ const ENGLISH: &str = "The user gives you messages a person sent to {name}. Summ
                        three short sentences, in the third person, starting with \"The person\". Keep names, places \
                        and dates. Write only the summary.";
 
-/// The same in French.
-const FRENCH: &str = "L'utilisateur te donne des messages qu'une personne a envoyés à {name}. Résume ce que la \
-                      personne a dit en deux ou trois phrases courtes, à la troisième personne, en commençant par « La \
-                      personne ». Garde les noms, les lieux et les dates. Écris seulement le résumé.";
+/// The same for French messages: asked in English, which the small models
+/// follow better (asked in French, the default model summed up "La personne
+/// a envoyé à Kira des messages concernant…" and dropped the names), for a
+/// summary in French.
+const FRENCH: &str = "The user gives you messages a person sent to {name}, in French. Summarize what the person said \
+                      in two or three short sentences in French, in the third person, starting with \"La personne\". \
+                      Keep names, places and dates. Write only the summary.";
 
 /// The messages of `waiting` a pass folds in: the oldest, up to
 /// [`MAX_MESSAGES`] and [`MAX_INPUT_TOKENS`] (the first always).
@@ -130,7 +133,7 @@ mod tests {
         assert!(request[0].content.contains("messages a person sent to Kira. Summarize"));
         assert_eq!(request[1].content, "- My sister Lea moved to Oslo.");
         let french = super::request("Kira", true, &messages).unwrap();
-        assert!(french[0].content.contains("envoyés à Kira. Résume"));
+        assert!(french[0].content.contains("sent to Kira, in French. Summarize"));
         assert_eq!(super::request("Kira", false, &messages[1..]), None);
     }
 

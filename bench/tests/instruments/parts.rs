@@ -174,7 +174,10 @@ fn recall_scores_extraction_recall_cost_and_replies() {
     // The model as a second extractor, where the rules keep nothing.
     for by_model in report["model_extraction"].as_array().unwrap() {
         let count = |field: &str| by_model[field].as_u64().unwrap();
-        assert!(count("rules_right") <= count("rules_kept") && count("model_right") <= count("model_kept"), "{by_model}");
+        assert!(
+            count("rules_right") <= count("rules_kept") && count("model_right") <= count("model_kept"),
+            "{by_model}"
+        );
         let with_model = (count("rules_right") + count("model_right")) as f64 / count("with_facts") as f64;
         assert_eq!(by_model["recall_with_model"].as_f64().unwrap(), with_model, "{by_model}");
     }
