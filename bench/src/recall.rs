@@ -7,8 +7,8 @@
 //!   and one written apart from them and never tuned on
 //!   (`data/memory-extraction-heldout.tsv`), which is the honest figure.
 //! - **Recall@5**: facts planted in one conversation (`data/recall-facts.tsv`,
-//!   which recall's rules were chosen with, and `data/recall-heldout.tsv`,
-//!   written apart from them and never tuned on),
+//!   which recall's rules were chosen with, and `data/recall-heldout.tsv` and
+//!   `data/recall-validation.tsv`, written apart from them and never tuned on),
 //!   then many unrelated turns in another (chit-chat and other facts, which
 //!   are memories too), then questions asked as a person would: is the
 //!   planted memory among the five a turn brings into its prompt?
@@ -57,6 +57,10 @@ const FACTS_SET: &str = include_str!("../data/recall-facts.tsv");
 /// Planted facts written apart from the recall code and never tuned on.
 const HELD_OUT_FACTS: &str = include_str!("../data/recall-heldout.tsv");
 
+/// A second such set, written apart from the code and from the first: half
+/// its questions ask in other words, half need a small inference.
+const SECOND_HELD_OUT_FACTS: &str = include_str!("../data/recall-validation.tsv");
+
 /// How many memories recall may bring into a prompt (what "@5" counts).
 const RECALL_AT: usize = recall::MAX_MEMORIES;
 
@@ -103,7 +107,8 @@ pub struct ExtractionScore {
 /// Planted facts recalled after unrelated turns, in one language.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallScore {
-    /// `tuned on` (the facts the recall rules were chosen with) or `held out`.
+    /// `tuned on` (the facts the recall rules were chosen with), `held
+    /// out` or `second held out`.
     pub set: String,
     /// `en` or `fr`.
     pub language: String,
@@ -265,7 +270,7 @@ struct Fact {
 /// Runs `workly-bench recall`.
 pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<()> {
     let scratch = crate::scratch_dir(context, ".bench-recall-")?;
-    let (facts, held_out) = (facts(FACTS_SET)?, facts(HELD_OUT_FACTS)?);
+    let (facts, held_out, second) = (facts(FACTS_SET)?, facts(HELD_OUT_FACTS)?, facts(SECOND_HELD_OUT_FACTS)?);
     let model = context.dirs.models().join(embed::DEFAULT_FILE);
     if !model.is_file() {
         workly::fail!("{} is missing: scripts/setup.sh fetches it", model.display());
@@ -279,7 +284,7 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
         }
     }
     let mut recall = Vec::new();
-    for (set, name) in [(&facts, "tuned on"), (&held_out, "held out")] {
+    for (set, name) in [(&facts, "tuned on"), (&held_out, "held out"), (&second, "second held out")] {
         for language in ["en", "fr"] {
             let path = scratch.path().join(format!("recall-{language}-{}.db", recall.len()));
             let planted: Vec<&Fact> = set.iter().filter(|fact| fact.language == language).collect();
@@ -990,7 +995,7 @@ mod tests {
 
     #[test]
     fn the_sets_parse_and_have_both_languages() {
-        for set in [FACTS_SET, HELD_OUT_FACTS] {
+        for set in [FACTS_SET, HELD_OUT_FACTS, SECOND_HELD_OUT_FACTS] {
             let facts = facts(set).unwrap();
             assert!(facts.iter().filter(|fact| fact.language == "en").count() >= 10);
             assert!(facts.iter().filter(|fact| fact.language == "fr").count() >= 10);
