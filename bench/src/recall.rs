@@ -481,10 +481,10 @@ fn recall_after(
         let kept = say(&mut history, fact.said, start + index as i64 * 60_000)? > 0;
         facts_kept += usize::from(kept);
         if !kept {
-            let vector = vectors::encode(&embedder.embed(&[fact.said], Kind::Passage)?[0]);
-            by_hand.push(NewMemory { vector: Some(vector), ..NewMemory::given(MemoryKind::Fact, fact.said) });
+            by_hand.push(NewMemory::given(MemoryKind::Fact, fact.said));
         }
     }
+    vectors::give(Some(embedder), &mut by_hand);
     Store::open(path)?.add_memories(&by_hand)?;
     history.start_new()?;
     let mut draw = Draw(0x5eed_0000 + language.len() as u64);
@@ -585,8 +585,8 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact], embedder: &Em
         let mut memories = extract::facts(fact.said, now_ms());
         for memory in &mut memories {
             memory.source = None;
-            memory.vector = Some(vectors::encode(&embedder.embed(&[&memory.content], Kind::Passage)?[0]));
         }
+        vectors::give(Some(embedder), &mut memories);
         store.add_memories(&memories)?;
     }
     store.vacuum()?;

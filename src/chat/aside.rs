@@ -17,7 +17,7 @@
 use super::Conversation;
 use super::history::{Exchange, History, RecapDue};
 use super::turn::reserve;
-use crate::llm::embed::{Embedder, Kind};
+use crate::llm::embed::Embedder;
 use crate::llm::{CancelToken, Engine, FinishReason, Generation, GenerationRequest, Message, Prompt, SamplingParams};
 use crate::memory::{extract, recap, vectors};
 use crate::store::recaps::{Recap, Unrecapped};
@@ -195,16 +195,10 @@ impl Learning {
         conversation: &ConversationRef,
     ) -> crate::error::Result<()> {
         let Some((answer, _)) = finished(self.generation)? else { return Ok(()) };
-        let Some(mut fact) = extract::found_by_model(&self.said, &answer, self.said_at_ms) else { return Ok(()) };
-        if let Some(embedder) = &self.embedder {
-            // Without it the memory is still found by its words, and gets
-            // its embedding at the next start.
-            match embedder.embed(&[fact.content.as_str()], Kind::Passage) {
-                Ok(embeddings) => fact.vector = embeddings.first().map(|embedding| vectors::encode(embedding)),
-                Err(error) => tracing::warn!("cannot embed what the model found: {error}"),
-            }
-        }
-        store()?.remember_in_newest(conversation, &self.said, &[fact])?;
+        let Some(fact) = extract::found_by_model(&self.said, &answer, self.said_at_ms) else { return Ok(()) };
+        let mut found = [fact];
+        vectors::give(self.embedder.as_ref(), &mut found);
+        store()?.remember_in_newest(conversation, &self.said, &found)?;
         Ok(())
     }
 }

@@ -122,9 +122,8 @@ impl History {
         let missing = self.store.memories_without_vectors()?;
         for chunk in missing.chunks(64) {
             let texts: Vec<&str> = chunk.iter().map(|(_, content)| content.as_str()).collect();
-            let embeddings = embedder.embed(&texts, Kind::Passage)?;
-            for ((id, _), embedding) in chunk.iter().zip(embeddings) {
-                self.store.set_memory_vector(*id, &vectors::encode(&embedding))?;
+            for ((id, _), vector) in chunk.iter().zip(vectors::of_memories(&embedder, &texts)?) {
+                self.store.set_memory_vector(*id, &vector)?;
             }
         }
         let index = self.index.get_mut();
@@ -184,19 +183,7 @@ impl History {
         // Rules take microseconds: finding facts here costs the turn nothing
         // it would notice, and keeps them in the exchange's one transaction.
         let mut facts = if self.memory { extract::facts(&exchange.user, exchange.sent_at_ms) } else { Vec::new() };
-        if let Some(embedder) = self.embedder.as_ref().filter(|_| !facts.is_empty()) {
-            let texts: Vec<&str> = facts.iter().map(|fact| fact.content.as_str()).collect();
-            // A memory without its embedding is still found by its words, and
-            // gets one at the next start: the exchange must be saved whatever.
-            match embedder.embed(&texts, Kind::Passage) {
-                Ok(embeddings) => {
-                    for (fact, embedding) in facts.iter_mut().zip(embeddings) {
-                        fact.vector = Some(vectors::encode(&embedding));
-                    }
-                }
-                Err(error) => tracing::warn!("cannot embed the memories of this exchange: {error}"),
-            }
-        }
+        vectors::give(self.embedder.as_ref(), &mut facts);
         self.store.append_exchange_remembering(&self.conversation, &user, &reply, &facts)
     }
 
@@ -254,8 +241,8 @@ impl History {
     /// Rewrites memory `id` as `content`, with the embedding of its new
     /// words when the embedding model is there.
     pub fn edit_memory(&mut self, id: i64, content: &str) -> Result<(), StoreError> {
-        let vector = self.embedder.as_ref().and_then(|embedder| match embedder.embed(&[content], Kind::Passage) {
-            Ok(mut embeddings) => embeddings.pop().map(|embedding| vectors::encode(&embedding)),
+        let vector = self.embedder.as_ref().and_then(|embedder| match vectors::of_memories(embedder, &[content]) {
+            Ok(mut vectors) => vectors.pop(),
             Err(error) => {
                 tracing::warn!("cannot embed the edited memory: {error}");
                 None

@@ -8,8 +8,8 @@ use super::{ExportFormat, MemoryCommand, write_stdout};
 use crate::chat::history::History;
 use crate::choice::Choice as _;
 use crate::config::Dirs;
-use crate::llm::embed::{self, Embedder, Kind};
-use crate::memory::extract;
+use crate::llm::embed::{self, Embedder};
+use crate::memory::{extract, vectors};
 use crate::store::memories::{self, MemoryKind, NewMemory, StoredMemory};
 use crate::store::{Store, now_ms};
 
@@ -88,9 +88,9 @@ pub fn attach_embedder(dirs: &Dirs, history: &mut History, threads: usize) -> Op
 fn embed(dirs: &Dirs, content: &str) -> Option<Vec<u8>> {
     let path = embedder_file(dirs)?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let embedded = Embedder::load(&path, threads).and_then(|embedder| embedder.embed(&[content], Kind::Passage));
+    let embedded = Embedder::load(&path, threads).and_then(|embedder| vectors::of_memories(&embedder, &[content]));
     match embedded {
-        Ok(mut vectors) => vectors.pop().map(|vector| crate::memory::vectors::encode(&vector)),
+        Ok(mut vectors) => vectors.pop(),
         Err(error) => {
             tracing::warn!("cannot embed the memory: {error}");
             None

@@ -46,16 +46,6 @@ impl Generation {
     pub fn blocking_next(&mut self) -> Option<GenerationEvent> {
         self.events.blocking_recv()
     }
-    /// The next event if it has already arrived, without waiting (`None`
-    /// while it has not). A generation ends with `Done` or `Failed`; asked
-    /// again after that, it answers `Failed` (the engine has let go).
-    pub fn try_next(&mut self) -> Option<GenerationEvent> {
-        match self.events.try_recv() {
-            Ok(event) => Some(event),
-            Err(mpsc::error::TryRecvError::Empty) => None,
-            Err(mpsc::error::TryRecvError::Disconnected) => Some(GenerationEvent::Failed(LlmError::Stopped)),
-        }
-    }
     /// The next event (async use).
     pub async fn next(&mut self) -> Option<GenerationEvent> {
         self.events.recv().await

@@ -11,6 +11,9 @@
 //! memory forget`, say) makes it reload everything, which SQLite's
 //! `data_version` tells.
 
+use crate::llm::LlmError;
+use crate::llm::embed::{Embedder, Kind};
+use crate::store::memories::NewMemory;
 use crate::store::{Store, StoreError};
 
 /// The scale of an encoded component: 1.0 is 127.
@@ -19,6 +22,29 @@ const SCALE: f32 = 127.0;
 /// `vector` (unit length) encoded for the store.
 pub fn encode(vector: &[f32]) -> Vec<u8> {
     vector.iter().map(|value| (value * SCALE).round().clamp(-127.0, 127.0) as i8 as u8).collect()
+}
+
+/// The embeddings of memories' words `texts`, by `embedder`, encoded for
+/// the store.
+pub fn of_memories(embedder: &Embedder, texts: &[&str]) -> Result<Vec<Vec<u8>>, LlmError> {
+    Ok(embedder.embed(texts, Kind::Passage)?.iter().map(|embedding| encode(embedding)).collect())
+}
+
+/// Gives the new `memories` their embeddings, with `embedder` when there is
+/// one. A memory without its embedding is still found by its words and
+/// gets one at the next start (see `History::set_embedder`), so a failure
+/// is logged: what the memories come with must be kept whatever.
+pub fn give(embedder: Option<&Embedder>, memories: &mut [NewMemory]) {
+    let Some(embedder) = embedder.filter(|_| !memories.is_empty()) else { return };
+    let texts: Vec<&str> = memories.iter().map(|memory| memory.content.as_str()).collect();
+    match of_memories(embedder, &texts) {
+        Ok(vectors) => {
+            for (memory, vector) in memories.iter_mut().zip(vectors) {
+                memory.vector = Some(vector);
+            }
+        }
+        Err(error) => tracing::warn!("cannot embed the new memories: {error}"),
+    }
 }
 
 /// Every memory's embedding, for nearest-neighbour search.
