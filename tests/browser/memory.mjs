@@ -7,21 +7,13 @@
 //
 // Environment: WORKLY_WEB_DIR (the web/ directory), CHROMIUM (the browser).
 
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { launch, stepper } from './chromium.mjs';
 
 const [base] = process.argv.slice(2);
-const require = createRequire(join(process.env.WORKLY_WEB_DIR, 'package.json'));
-const { chromium } = require('playwright-core');
+const step = stepper('memory');
 
-const step = (text) => console.log(`memory test: ${text}`);
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM,
-  headless: true,
-  args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   const problems = [];

@@ -6,22 +6,14 @@
 //
 // Environment: WORKLY_WEB_DIR (the web/ directory), CHROMIUM (the browser).
 
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { launch, stepper } from './chromium.mjs';
 
 const [base, vrmDir, ...screenshots] = process.argv.slice(2);
-const require = createRequire(join(process.env.WORKLY_WEB_DIR, 'package.json'));
-const { chromium } = require('playwright-core');
+const step = stepper('page');
 
-const step = (text) => console.log(`page test: ${text}`);
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM,
-  headless: true,
-  // Software WebGL: test machines have no GPU for the browser.
-  args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const problems = [];

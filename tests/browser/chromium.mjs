@@ -1,0 +1,23 @@
+// What the browser tests share: headless Chromium through playwright-core
+// (installed in web/node_modules by `scripts/setup.sh --tests`), and their
+// step lines.
+//
+// Environment: WORKLY_WEB_DIR (the web/ directory), CHROMIUM (the browser).
+
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const require = createRequire(join(process.env.WORKLY_WEB_DIR, 'package.json'));
+const { chromium } = require('playwright-core');
+
+// Headless Chromium, with software WebGL: test machines have no GPU for the browser.
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM,
+    headless: true,
+    args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox'],
+  });
+}
+
+// A function that logs one step of the test called `name`.
+export const stepper = (name) => (text) => console.log(`${name} test: ${text}`);
