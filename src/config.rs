@@ -21,6 +21,10 @@ pub mod env {
     pub const CONFIG: &str = "WORKLY_CONFIG";
     /// The model to use (path or URL) when `--model` is absent.
     pub const MODEL: &str = "WORKLY_MODEL";
+    /// A remote OpenAI-compatible back-end's URL when `--backend` is absent.
+    pub const BACKEND: &str = "WORKLY_BACKEND";
+    /// The remote back-end's key when `--backend-key` is absent.
+    pub const BACKEND_KEY: &str = "WORKLY_BACKEND_KEY";
 }
 
 /// Why settings could not be resolved.

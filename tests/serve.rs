@@ -8,98 +8,10 @@
 
 mod common;
 
+use common::http::{assert_openai_error, chat, request, sse_data, wait_ready};
 use common::server::{connect_events, ends_reply, read_until, reply_text, say, start};
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// One HTTP response.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
-    }
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
-    }
-}
-
-/// Sends one request (`Connection: close`) and reads the whole response.
-fn request(address: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
-        head.push_str(&format!("Host: {address}\r\n"));
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    stream.write_all(format!("{head}\r\n{body}").as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    parse(&String::from_utf8_lossy(&raw))
-}
-
-fn parse(raw: &str) -> Reply {
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((raw, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|line| line.split(' ').nth(1)).and_then(|code| code.parse().ok()).unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
-        .collect();
-    let chunked =
-        headers.iter().any(|(name, value)| name.eq_ignore_ascii_case("transfer-encoding") && value == "chunked");
-    let body = if chunked { dechunk(body) } else { body.to_owned() };
-    Reply { status, headers, body }
-}
-
-/// Joins an HTTP/1.1 chunked body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn chat(address: SocketAddr, body: serde_json::Value) -> Reply {
-    request(address, "POST", "/v1/chat/completions", &[("Content-Type", "application/json")], &body.to_string())
-}
-
-/// Polls `/health` until ready.
-fn wait_ready(address: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if request(address, "GET", "/health", &[], "").status == 200 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the server never became ready");
-}
-
-fn assert_openai_error(reply: &Reply, status: u16) -> serde_json::Value {
-    assert_eq!(reply.status, status, "{reply:?}");
-    let error = reply.json()["error"].clone();
-    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty() && !m.contains('\n')), "{reply:?}");
-    assert!(error["type"].is_string(), "{reply:?}");
-    error
-}
 
 #[test]
 fn health_says_loading_then_ready_with_the_model() {
@@ -175,14 +87,6 @@ fn whole_completions_report_usage_and_reuse_the_cache() {
     assert!(value("workly_cache_reuse_ratio") > 0.0);
     assert!(value("workly_resident_memory_bytes") > 1e6);
     assert_eq!(value("workly_queue_depth"), 0.0);
-}
-
-/// Parses an SSE body into its `data:` payloads.
-fn sse_data(body: &str) -> Vec<String> {
-    body.split("\n\n")
-        .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]

@@ -22,7 +22,7 @@ use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn, TurnErro
 use crate::emotion::Emotion;
 use crate::error::Context as _;
 use crate::error::{Class, Error};
-use crate::llm::{CancelToken, Engine, EngineInfo};
+use crate::llm::{Backend, CancelToken, Engine, EngineInfo, LlmError};
 use crate::store::Store;
 use serde::Serialize;
 use std::io::BufRead;
@@ -200,11 +200,7 @@ pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
     }
     let locked = || chat.lock().map_err(|_| Error::from(TurnError::Unavailable));
     let name = locked()?.conversation().persona().name.clone();
-    eprintln!(
-        "{name} is here ({} on {} threads). /reset starts over, /exit leaves, Ctrl-C stops a reply.",
-        engine.info().model_name,
-        engine.info().threads_decode
-    );
+    eprintln!("{name} is here ({}). /reset starts over, /exit leaves, Ctrl-C stops a reply.", engine.info().describe());
     if let Some(history) = locked()?.history() {
         eprintln!("Conversation `{}` ({resumed} earlier messages loaded).", history.name());
     }
@@ -252,24 +248,30 @@ fn start(
     conversation: &mut Conversation,
     history: Option<&History>,
 ) -> crate::error::Result<(Engine, Option<AvatarBridge>, usize)> {
-    let mut prepared = args.engine.prepare(context, Vec::new())?;
-    let context_chosen = context.settings(&args.engine).context_size.is_some();
-    // A small context suits a lone question, not one that continues a history.
-    if let (Some(prompt), false, None) = (&args.prompt, context_chosen, history) {
-        prepared.engine.context_size =
-            prepared.engine.context_size.min(one_shot_context(conversation, prompt, args.sampling.max_tokens));
-    }
+    let mut backend = match args.engine.remote(context)? {
+        Some(server) => Backend::Remote(server),
+        None => {
+            let mut prepared = args.engine.prepare(context, Vec::new())?;
+            let context_chosen = context.settings(&args.engine).context_size.is_some();
+            // A small context suits a lone question, not one that continues a history.
+            if let (Some(prompt), false, None) = (&args.prompt, context_chosen, history) {
+                prepared.engine.context_size =
+                    prepared.engine.context_size.min(one_shot_context(conversation, prompt, args.sampling.max_tokens));
+            }
+            Backend::Local(prepared.engine)
+        }
+    };
     let resumed = match history {
-        Some(history) => history.resume(conversation, prepared.engine.context_size as usize)?,
+        Some(history) => history.resume(conversation, backend.context_size() as usize)?,
         None => 0,
     };
     // A one-shot message needs only the persona in its own language; a
     // session warms every language, the resumed history's first.
-    prepared.engine.warmup = match args.prompt.as_deref() {
+    backend.set_warmup(match args.prompt.as_deref() {
         Some(prompt) => vec![conversation.opening_for(prompt)],
         None => conversation.openings(),
-    };
-    let engine = Engine::load(prepared.engine)?;
+    });
+    let engine = Engine::start(backend)?;
     // Started after the model so a bad address is reported first; Unity may
     // be absent, the bridge then retries in the background.
     let avatar = super::avatar::start_bridge(&args.avatar, None)?;
@@ -309,8 +311,22 @@ impl Door<'_> {
     /// with `--json`, reported once saved); `cancel` cuts it.
     pub fn turn(&self, user: &str, cancel: CancelToken) -> crate::error::Result<()> {
         let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel };
-        let mut printer = Printer { out: self.out, print: !self.args.json, reader_gone: false, failed: None };
-        let mut outcome = turn.chat(self.chat, user, &mut printer)?;
+        let mut printer =
+            Printer { out: self.out, print: !self.args.json, shown: false, reader_gone: false, failed: None };
+        let mut outcome = match turn.chat(self.chat, user, &mut printer) {
+            Ok(outcome) => outcome,
+            // A remote back-end's failure ends the turn, not the chat: the
+            // next message may find the server back. Nothing was saved, so
+            // the conversation goes on from its last saved exchange.
+            Err(TurnError::Llm(LlmError::Remote(error))) if self.args.prompt.is_none() => {
+                if printer.shown {
+                    (self.out)("\n")?;
+                }
+                eprintln!("workly: {error}");
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        };
         if let Some(error) = printer.failed {
             return Err(error).context("cannot write to stdout");
         }
@@ -353,6 +369,8 @@ struct Printer<'a> {
     out: &'a dyn Fn(&str) -> crate::error::Result<bool>,
     /// Whether the text goes out (not with `--json`).
     print: bool,
+    /// Whether some text went out.
+    shown: bool,
     /// stdout was closed: nobody reads the reply, so it stops.
     reader_gone: bool,
     /// stdout failed otherwise.
@@ -365,7 +383,10 @@ impl Sink for Printer<'_> {
             return !self.reader_gone && self.failed.is_none();
         }
         match (self.out)(piece) {
-            Ok(true) => true,
+            Ok(true) => {
+                self.shown = true;
+                true
+            }
             Ok(false) => {
                 self.reader_gone = true;
                 false

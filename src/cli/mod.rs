@@ -551,14 +551,28 @@ pub fn run_model_quantize(args: &ModelQuantizeArgs, llama_logs: bool) -> crate::
 
 /// `workly doctor`
 pub fn run_doctor(context: &Context, args: &DoctorArgs) -> crate::error::Result<()> {
-    let prepared = args.engine.prepare(context, Vec::new())?;
-    let report = crate::hardware::DoctorReport::new(
-        prepared.hardware,
-        GpuBackend::BUILT,
-        Some(prepared.tuning),
-        Some(prepared.engine.model.path.display().to_string()),
-    );
+    let (_, report) = backend(context, &args.engine)?;
     let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.render_text() };
     write_stdout(&text)?;
     Ok(())
+}
+
+/// The engine `settings` name, with the report `doctor` gives of it: a
+/// local model tuned to this machine, or a remote back-end as probed (an
+/// unreachable one, a refused key or a missing model is the error).
+pub fn backend(
+    context: &Context,
+    settings: &EngineSettings,
+) -> crate::error::Result<(crate::llm::Backend, crate::hardware::DoctorReport)> {
+    use crate::hardware::{DoctorReport, Hardware};
+    use crate::llm::Backend;
+    if let Some(server) = settings.remote(context)? {
+        let report = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, Some(server.report.model.clone()))
+            .with_remote(server.report.clone());
+        return Ok((Backend::Remote(server), report));
+    }
+    let prepared = settings.prepare(context, Vec::new())?;
+    let model = prepared.engine.model.path.display().to_string();
+    let report = DoctorReport::new(prepared.hardware, GpuBackend::BUILT, Some(prepared.tuning), Some(model));
+    Ok((Backend::Local(prepared.engine), report))
 }

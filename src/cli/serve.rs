@@ -6,7 +6,7 @@ use crate::avatar::AvatarBridge;
 use crate::chat::Conversation;
 use crate::chat::history::History;
 use crate::chat::turn::Chat;
-use crate::llm::EngineConfig;
+use crate::llm::Backend;
 use crate::server::events::Hub;
 use crate::server::security::Policy;
 use crate::server::{self, ServerConfig};
@@ -28,7 +28,11 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
         }
     };
     // Said after the conversation's line, once listening, like it.
-    let resuming = match super::memory::attach_embedder(&context.dirs, &mut history, engine.threads_prefill) {
+    let threads = match &engine {
+        Backend::Local(config) => config.threads_prefill,
+        Backend::Remote(_) => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let resuming = match super::memory::attach_embedder(&context.dirs, &mut history, threads) {
         Some(notice) => format!("{resuming}\n{notice}"),
         None => resuming,
     };
@@ -48,7 +52,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
 /// What `workly serve` sets up before it listens.
 struct Setup {
     /// The engine's configuration, warming the persona in every language.
-    engine: EngineConfig,
+    engine: Backend,
     doctor: crate::hardware::DoctorReport,
     avatar: Option<AvatarBridge>,
     hub: Hub,
@@ -64,18 +68,12 @@ fn prepare(
     conversation: &mut Conversation,
     history: &History,
 ) -> crate::error::Result<Setup> {
-    let crate::config::Prepared { mut engine, hardware, tuning } = args.engine.prepare(context, Vec::new())?;
-    let resumed = history.resume(conversation, engine.context_size as usize)?;
+    let (mut engine, doctor) = super::backend(context, &args.engine)?;
+    let resumed = history.resume(conversation, engine.context_size() as usize)?;
     let resuming = format!("workly: the page continues conversation `{}` ({resumed} earlier messages)", history.name());
     // The page chats as the persona: warm its prompt, in every language, so
     // the first reply of any conversation is fast.
-    engine.warmup = conversation.openings();
-    let doctor = crate::hardware::DoctorReport::new(
-        hardware,
-        crate::hardware::GpuBackend::BUILT,
-        Some(tuning),
-        Some(engine.model.path.display().to_string()),
-    );
+    engine.set_warmup(conversation.openings());
     let hub = Hub::default();
     let avatar = super::avatar::start_bridge(&args.avatar, Some(hub.avatar_tap()))?;
     Ok(Setup { engine, doctor, avatar, hub, resuming })

@@ -13,6 +13,7 @@ use crate::hardware::{
     GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
     TuningRequest, place_gpu_layers,
 };
+use crate::llm::remote::{RemoteConfig, RemoteServer};
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, Message};
 use crate::model::{self, ModelInfo, ModelMode};
 use clap::Args;
@@ -70,6 +71,19 @@ pub struct EngineSettings {
     /// fast runs the smallest, quality the largest (default: the model as given).
     #[arg(long, value_parser = choice::<ModelMode>())]
     pub mode: Option<ModelMode>,
+    /// A remote OpenAI-compatible engine that answers instead of a local model, e.g.
+    /// http://gpu-box:8080/v1 (llama-server, vLLM, Ollama, LM Studio...).
+    #[arg(long, env = config::env::BACKEND, value_name = "URL")]
+    pub backend: Option<String>,
+    /// The key the remote back-end expects (sent as a bearer token).
+    #[arg(long, env = config::env::BACKEND_KEY, hide_env_values = true, value_name = "KEY")]
+    pub backend_key: Option<String>,
+    /// The remote back-end's model (default: the first it lists).
+    #[arg(long, value_name = "NAME")]
+    pub backend_model: Option<String>,
+    /// Seconds to wait for the remote back-end's next bytes before giving up (default: 120).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
+    pub backend_timeout: Option<u64>,
 }
 
 /// A finite number of 0 or more.
@@ -100,6 +114,10 @@ impl EngineSettings {
             kv_cache_type,
             flash_attention,
             mode,
+            backend,
+            backend_key,
+            backend_model,
+            backend_timeout,
         } = self;
         Self {
             model: model.or(lower.model),
@@ -115,6 +133,10 @@ impl EngineSettings {
             kv_cache_type: kv_cache_type.or(lower.kv_cache_type),
             flash_attention: flash_attention.or(lower.flash_attention),
             mode: mode.or(lower.mode),
+            backend: backend.or(lower.backend),
+            backend_key: backend_key.or(lower.backend_key),
+            backend_model: backend_model.or(lower.backend_model),
+            backend_timeout: backend_timeout.or(lower.backend_timeout),
         }
     }
 
@@ -145,6 +167,28 @@ impl EngineSettings {
         flag("--kv-cache-type", self.kv_cache_type.as_ref().map(name));
         flag("--flash-attn", self.flash_attention.as_ref().map(name));
         flags
+    }
+
+    /// The remote back-end these flags (or the config file) name, probed:
+    /// `None` when replies come from a local model.
+    pub fn remote(&self, context: &Context) -> crate::error::Result<Option<RemoteServer>> {
+        if self.model.is_some() && self.backend.is_some() {
+            return Err(ConfigError::Conflict(
+                "--model and --backend both given: a remote back-end serves its own models (name one with --backend-model)"
+                    .to_owned(),
+            )
+            .into());
+        }
+        let settings = context.settings(self);
+        let Some(url) = settings.backend.as_deref() else { return Ok(None) };
+        let mut config = RemoteConfig::new(url)?;
+        config.key = settings.backend_key.filter(|key| !key.is_empty());
+        config.model = settings.backend_model;
+        config.context_size = settings.context_size;
+        if let Some(seconds) = settings.backend_timeout {
+            config.timeout = std::time::Duration::from_secs(seconds);
+        }
+        Ok(Some(RemoteServer::probe(config)?))
     }
 
     /// The model file these flags (or the config file, or the default) name,

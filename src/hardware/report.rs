@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, MemoryInfo, SplitMode, Tuning, format_gib};
 
 /// Everything `workly doctor` shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DoctorReport {
     /// The CPU.
     pub cpu: CpuInfo,
@@ -25,8 +25,12 @@ pub struct DoctorReport {
     pub gpu_backend: GpuBackend,
     /// Settings chosen for `model`; `None` when no model was found.
     pub tuning: Option<Tuning>,
-    /// The model the settings are for (file name or path).
+    /// The model the settings are for (file name or path), or the remote
+    /// back-end's model.
     pub model: Option<String>,
+    /// The remote back-end that answers instead of a local model, as probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<crate::llm::remote::RemoteReport>,
 }
 
 impl DoctorReport {
@@ -40,7 +44,13 @@ impl DoctorReport {
             gpu_backend,
             tuning,
             model,
+            backend: None,
         }
+    }
+
+    /// The report of a machine whose replies come from `remote`.
+    pub fn with_remote(self, remote: crate::llm::remote::RemoteReport) -> Self {
+        Self { backend: Some(remote), ..self }
     }
 
     /// The report as readable text, one fact per line, ending with a newline.
@@ -78,6 +88,10 @@ impl DoctorReport {
         let _ = writeln!(out, "Backend:  {} (llama.cpp build)", self.gpu_backend.label());
 
         let _ = writeln!(out);
+        if let Some(remote) = &self.backend {
+            out.push_str(&remote.render_text());
+            return out;
+        }
         match (&self.model, &self.tuning) {
             (Some(model), Some(tuning)) => {
                 let _ = writeln!(out, "Settings for {model}:");
@@ -190,6 +204,7 @@ mod tests {
                 batch_size: 512,
             }),
             model: Some("mistral-7b-instruct-v0.2.Q4_K_M.gguf".into()),
+            backend: None,
         }
     }
 
@@ -220,6 +235,25 @@ mod tests {
             Some("qwen2.5-0.5b-instruct-q4_k_m.gguf".into()),
         );
         insta::assert_snapshot!(report.render_text());
+    }
+
+    #[test]
+    fn text_for_a_remote_back_end() {
+        use crate::llm::remote::{Counting, Dialect, RemoteReport};
+        let remote = RemoteReport {
+            url: "http://gpu-box:8080/v1".into(),
+            dialect: Dialect::LlamaServer,
+            model: "qwen2.5-7b-instruct".into(),
+            models: vec!["qwen2.5-7b-instruct".into()],
+            context_size: 8192,
+            context_source: "the server's".into(),
+            counting: Counting::Exact,
+            latency_ms: 2.4,
+        };
+        let report = DoctorReport::new(epyc_vm(), GpuBackend::Cpu, None, Some(remote.model.clone())).with_remote(remote);
+        insta::assert_snapshot!(report.render_text());
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<DoctorReport>(&json).unwrap(), report);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! [`Engine::load`] starts one OS thread that loads the model with llama.cpp
 //! ([`super::llama`]) and then serves commands in arrival order
-//! ([`super::worker`]); [`Engine::scripted`] starts one that answers from a
-//! [`Script`] instead, for tests of what lies above the engine. A generation
+//! ([`super::worker`]); [`Engine::remote`] starts one whose replies come from
+//! a server on another machine ([`super::remote`]); [`Engine::scripted`]
+//! starts one that answers from a [`Script`] instead, for tests of what lies
+//! above the engine. A generation
 //! streams [`GenerationEvent`]s back on its own bounded channel; dropping the
 //! [`Generation`] or firing its [`CancelToken`] stops it between two tokens.
 
@@ -12,6 +14,7 @@ use super::generation::{
     CancelToken, EngineConfig, EngineInfo, GenerationEvent, GenerationRequest, GenerationStats, PerplexityReport,
     Prompt,
 };
+use super::remote::{Faults, RemoteServer};
 use super::scripted::Script;
 use super::template::Message;
 use super::worker::{Command, Inbox, Job, Ready};
@@ -68,6 +71,45 @@ impl Generation {
     }
 }
 
+/// Where replies come from: a model this machine loads, or a server on another.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// llama.cpp on this machine, with these settings.
+    Local(EngineConfig),
+    /// An OpenAI-compatible server, as probed.
+    Remote(RemoteServer),
+}
+
+impl Backend {
+    /// The context conversations are fitted to, in tokens.
+    pub fn context_size(&self) -> u32 {
+        match self {
+            Backend::Local(config) => config.context_size,
+            Backend::Remote(server) => server.report.context_size,
+        }
+    }
+
+    /// The conversation openings to warm before the first message.
+    pub fn set_warmup(&mut self, openings: Vec<Vec<Message>>) {
+        match self {
+            Backend::Local(config) => config.warmup = openings,
+            Backend::Remote(server) => server.config.warmup = openings,
+        }
+    }
+
+    /// The model's name in the API: the file's without `.gguf`, or the
+    /// remote server's.
+    pub fn model_id(&self) -> String {
+        match self {
+            Backend::Local(config) => {
+                let name = &config.model.file_name;
+                name.strip_suffix(".gguf").unwrap_or(name).to_owned()
+            }
+            Backend::Remote(server) => server.report.model.clone(),
+        }
+    }
+}
+
 /// A cheap, cloneable handle to the engine thread.
 ///
 /// When the last handle goes, the thread is joined: it finishes the command
@@ -80,6 +122,8 @@ pub struct Engine {
     // sender must be gone before the join, or the thread would wait forever.
     commands: SyncSender<Command>,
     info: Arc<EngineInfo>,
+    /// A remote back-end's failures, by kind; `None` for a local model.
+    faults: Option<Arc<Faults>>,
     _thread: Arc<EngineThread>,
 }
 
@@ -104,6 +148,25 @@ impl Engine {
         Self::spawn(move |inbox, ready| super::llama::run(config, inbox, ready))
     }
 
+    /// An engine whose replies come from the OpenAI-compatible server that
+    /// [`RemoteServer::probe`] found; returns once the persona of its
+    /// warm-up has been sent there.
+    pub fn remote(server: RemoteServer) -> Result<Self, LlmError> {
+        let faults = Arc::new(Faults::default());
+        let counted = Arc::clone(&faults);
+        let mut engine = Self::spawn(move |inbox, ready| super::remote::run(server, counted, inbox, ready))?;
+        engine.faults = Some(faults);
+        Ok(engine)
+    }
+
+    /// The engine `backend` describes, local or remote.
+    pub fn start(backend: Backend) -> Result<Self, LlmError> {
+        match backend {
+            Backend::Local(config) => Self::load(config),
+            Backend::Remote(server) => Self::remote(server),
+        }
+    }
+
     /// An engine that answers from `script` instead of a model: the chat
     /// turn, the server and its routes run on it as on a model, in tests that
     /// are not about the model (nothing to load, replies known in advance).
@@ -122,12 +185,17 @@ impl Engine {
             .map_err(|_| LlmError::Stopped)?;
         let thread = Arc::new(EngineThread(Some(handle)));
         let info = ready_rx.recv().map_err(|_| LlmError::Stopped)??;
-        Ok(Self { commands, info: Arc::new(info), _thread: thread })
+        Ok(Self { commands, info: Arc::new(info), faults: None, _thread: thread })
     }
 
     /// What is loaded and how it is configured.
     pub fn info(&self) -> &EngineInfo {
         &self.info
+    }
+
+    /// A remote back-end's failures so far, by kind (`None` for a local model).
+    pub fn faults(&self) -> Option<&Faults> {
+        self.faults.as_deref()
     }
 
     /// Starts a generation; its events arrive on the returned [`Generation`].

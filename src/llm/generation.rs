@@ -137,6 +137,20 @@ pub struct EngineInfo {
     pub warm_tokens: usize,
     /// Whether those tokens were loaded from the prompt cache on disk.
     pub warm_from_disk: bool,
+    /// The server that answers in place of a local model, if one does.
+    pub remote: Option<super::remote::RemoteReport>,
+}
+
+impl EngineInfo {
+    /// What runs the model and how long it took to be ready, for the
+    /// "ready" lines: `smollm2 on 2 threads, 480 ms`.
+    pub fn describe(&self) -> String {
+        let ready_ms = self.load_ms + self.warmup_ms;
+        match &self.remote {
+            Some(remote) => format!("{} at {}, {ready_ms:.0} ms", self.model_name, remote.url),
+            None => format!("{} on {} threads, {ready_ms:.0} ms", self.model_name, self.threads_decode),
+        }
+    }
 }
 
 /// What to generate from.

@@ -176,6 +176,7 @@ pub(super) fn run(config: EngineConfig, inbox: Inbox, ready: Ready) {
         warmup_ms: warm_started.elapsed().as_secs_f64() * 1e3,
         warm_tokens,
         warm_from_disk,
+        remote: None,
     };
     if ready.send(Ok(info)).is_err() {
         return;

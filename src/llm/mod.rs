@@ -11,6 +11,9 @@
 //! ([`prompt_cache`]), samples ([`sampling`]) and turns token bytes into
 //! displayable text that stops cleanly at stop strings ([`stream`]).
 //!
+//! The same handle can stand in front of a server on another machine
+//! ([`remote`]): an OpenAI-compatible engine answers through the same seam.
+//!
 //! This module does not know about personas, history or storage: it takes
 //! messages and returns text and measurements.
 
@@ -20,6 +23,7 @@ pub mod engine;
 pub mod generation;
 mod llama;
 pub mod prompt_cache;
+pub mod remote;
 pub mod sampling;
 pub mod scripted;
 pub mod stream;
@@ -28,7 +32,7 @@ mod worker;
 
 pub(crate) use llama::backend as llama_backend;
 
-pub use engine::{Engine, Generation};
+pub use engine::{Backend, Engine, Generation};
 pub use generation::{
     CancelToken, EngineConfig, EngineInfo, FinishReason, FlashAttention, GenerationEvent, GenerationRequest,
     GenerationStats, KvCacheType, PerplexityReport, Prompt,
@@ -86,6 +90,12 @@ pub enum LlmError {
     /// The engine thread is gone (it panicked or was shut down).
     #[error("the engine thread has stopped")]
     Stopped,
+    /// The remote back-end failed or refused.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
+    /// Something only the local engine does was asked of a remote back-end.
+    #[error("{0} needs a local model: a remote back-end cannot do it")]
+    LocalOnly(&'static str),
 }
 
 impl crate::error::Classify for LlmError {
@@ -99,7 +109,9 @@ impl crate::error::Classify for LlmError {
             | LlmError::Sampling(_)
             | LlmError::PromptTooLong { .. }
             | LlmError::Gpu(_)
-            | LlmError::EmptyPrompt => Class::BadInput,
+            | LlmError::EmptyPrompt
+            | LlmError::LocalOnly(_) => Class::BadInput,
+            LlmError::Remote(error) => error.class(),
             LlmError::Load { .. } | LlmError::Context { .. } | LlmError::Decode(_) | LlmError::Stopped => {
                 Class::Failure
             }

@@ -63,6 +63,7 @@ pub(super) fn run(script: Script, inbox: Inbox, ready: Ready) {
         warmup_ms: 0.0,
         warm_tokens: 0,
         warm_from_disk: false,
+        remote: None,
     };
     if ready.send(Ok(info)).is_err() {
         return;

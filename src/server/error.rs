@@ -2,6 +2,7 @@
 //! `{"error": {"message", "type", "param", "code"}}`.
 
 use crate::llm::LlmError;
+use crate::llm::remote::RemoteError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -93,7 +94,16 @@ impl From<LlmError> for ApiError {
                 ..Self::invalid(error.to_string())
             },
             LlmError::Template(_) | LlmError::EmptyPrompt => Self::invalid_param("messages", error.to_string()),
-            LlmError::Sampling(_) => Self::invalid(error.to_string()),
+            LlmError::Sampling(_) | LlmError::LocalOnly(_) => Self::invalid(error.to_string()),
+            // Workly stands in front of the remote back-end: its failures
+            // are a gateway's (504 when it went silent, 502 otherwise).
+            LlmError::Remote(remote) => {
+                let status = match remote {
+                    RemoteError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                Self { code: Some(remote.kind()), ..Self::new(status, "server_error", remote.to_string()) }
+            }
             other => Self::internal(other.to_string()),
         }
     }
@@ -136,6 +146,12 @@ mod tests {
         let long = ApiError::from(LlmError::PromptTooLong { prompt_tokens: 9000, context_size: 8192 });
         assert_eq!((long.status, long.code), (StatusCode::BAD_REQUEST, Some("context_length_exceeded")));
         assert_eq!(ApiError::from(LlmError::Stopped).status, StatusCode::INTERNAL_SERVER_ERROR);
+        let silent = RemoteError::Timeout { url: "http://gpu-box:8080/v1".into(), seconds: 120 };
+        let gateway = ApiError::from(LlmError::Remote(silent));
+        assert_eq!((gateway.status, gateway.code), (StatusCode::GATEWAY_TIMEOUT, Some("timeout")));
+        assert!(gateway.message.contains("gpu-box"), "{}", gateway.message);
+        let refused = RemoteError::Key { url: String::new(), status: 401 };
+        assert_eq!(ApiError::from(LlmError::Remote(refused)).status, StatusCode::BAD_GATEWAY);
         let busy = ApiError::unavailable("busy", 1).into_response();
         assert_eq!(busy.headers()[header::RETRY_AFTER], "1");
     }

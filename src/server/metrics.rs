@@ -187,6 +187,15 @@ pub fn render_avatar(out: &mut String, transports: &[TransportStats]) {
     }
 }
 
+/// Appends a remote back-end's failures, labelled by kind.
+pub fn render_faults(out: &mut String, faults: &crate::llm::remote::Faults) {
+    let name = "workly_backend_errors_total";
+    let _ = writeln!(out, "# HELP {name} Failures of the remote back-end, by kind.\n# TYPE {name} counter");
+    for (kind, count) in faults.counts() {
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {count}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

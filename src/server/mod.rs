@@ -21,7 +21,7 @@ pub(crate) mod tests;
 use crate::avatar::AvatarBridge;
 use crate::chat::turn::Chat;
 use crate::error::Context as _;
-use crate::llm::{Engine, EngineConfig, LlmError};
+use crate::llm::{Backend, Engine, LlmError};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -175,6 +175,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = state.metrics.render(depth, crate::hardware::process_rss_bytes());
     let avatar = state.avatar.as_ref().map(AvatarBridge::stats).unwrap_or_default();
     metrics::render_avatar(&mut text, &avatar);
+    if let Some(faults) = state.engine.get().and_then(Engine::faults) {
+        metrics::render_faults(&mut text, faults);
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -204,12 +207,6 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .with_state(state)
 }
 
-/// The API's name for a model file.
-pub fn model_id(config: &EngineConfig) -> String {
-    let name = &config.model.file_name;
-    name.strip_suffix(".gguf").unwrap_or(name).to_owned()
-}
-
 /// Everything a server runs with, resolved by the command line.
 #[derive(Debug)]
 pub struct ServerConfig {
@@ -219,8 +216,8 @@ pub struct ServerConfig {
     pub policy: Policy,
     /// Requests running or waiting at once; more are answered 503.
     pub max_queue: usize,
-    /// The engine, loaded once the server listens.
-    pub engine: EngineConfig,
+    /// The engine, loaded (or connected) once the server listens.
+    pub engine: Backend,
     /// The page's conversation, resumed and kept in its memory.
     pub page: Chat,
     /// The machine and the settings chosen for it, for `/v1/workly/doctor`.
@@ -236,8 +233,8 @@ pub struct ServerConfig {
 /// Serves until Ctrl-C or SIGTERM.
 pub fn run(config: ServerConfig) -> crate::error::Result<()> {
     let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming } = config;
-    let page = events::PageChat::new(page, engine.context_size as usize);
-    let state = Arc::new(AppState::new(model_id(&engine), max_queue, page, doctor, avatar, hub));
+    let page = events::PageChat::new(page, engine.context_size() as usize);
+    let state = Arc::new(AppState::new(engine.model_id(), max_queue, page, doctor, avatar, hub));
     let served = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -253,7 +250,7 @@ pub fn run(config: ServerConfig) -> crate::error::Result<()> {
 }
 
 async fn serve(
-    config: EngineConfig,
+    backend: Backend,
     address: SocketAddr,
     policy: Policy,
     state: Arc<AppState>,
@@ -267,15 +264,9 @@ async fn serve(
 
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<LlmError>();
     let loading = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || match Engine::load(config) {
+    tokio::task::spawn_blocking(move || match Engine::start(backend) {
         Ok(engine) => {
-            let info = engine.info();
-            eprintln!(
-                "workly: ready ({} on {} threads, {:.0} ms)",
-                info.model_name,
-                info.threads_decode,
-                info.load_ms + info.warmup_ms
-            );
+            eprintln!("workly: ready ({})", engine.info().describe());
             let _ = loading.engine.set(engine);
             loading.hub.publish(&loading.status_event());
         }

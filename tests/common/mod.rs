@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod backend;
+pub mod http;
 pub mod server;
 
 use std::io::Write;

@@ -56,13 +56,13 @@ pub fn start(extra: &[&str]) -> Server {
 }
 
 /// Starts `workly serve --port 0` with `extra` flags (the default model
-/// unless they name one), its data (the
+/// unless they name one or a back-end), its data (the
 /// conversation store) in `data` and its cache and config in `scratch`, both
 /// left in place when it stops so a test can start it again on them.
 pub fn start_in(data: &Path, scratch: &Path, extra: &[&str]) -> Server {
     let mut command = Command::new(super::workly_binary());
     command.args(["serve", "--port", "0"]);
-    if !extra.contains(&"--model") {
+    if !extra.contains(&"--model") && !extra.contains(&"--backend") {
         command.arg("--model").arg(super::small_model());
     }
     let mut child = command
