@@ -251,5 +251,19 @@ fi
 
 # --- build -----------------------------------------------------------------
 cd "$repo"
+# llama.cpp's build script passes the GGML_* variables of .cargo/config.toml on
+# to CMake, but watches only those it saw in its last run: when they change, a
+# build made before (this folder's, or test.sh's Vulkan one) is cleaned first.
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+ggml_env=$(grep -E '^GGML_' "$repo/.cargo/config.toml" | tr -d ' ' | sort | tr '\n' ' ')
+for dir in "$target_dir" "$target_dir-vulkan"; do
+  stamp="$dir/release/.workly-ggml-env"
+  if [[ -d "$dir/release/build" && "$(cat "$stamp" 2>/dev/null)" != "$ggml_env" ]]; then
+    say "llama.cpp's build options changed (${ggml_env% }): rebuilding it in $dir"
+    CARGO_TARGET_DIR="$dir" cargo clean --release --quiet -p llama-cpp-sys-2
+  fi
+  mkdir -p "$dir/release"
+  echo "$ggml_env" >"$stamp"
+done
 say "building${features:+ with --features $features} (the first build compiles llama.cpp: several minutes)"
 cargo build --release --quiet ${features:+--features "$features"}

@@ -50,6 +50,7 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
         Command::Chat(args) => cli::chat::run(&context, args),
         Command::Doctor(args) => cli::run_doctor(&context, args),
         Command::Serve(args) => cli::serve::run(&context, args),
+        Command::Worker(args) => cli::run_worker(&context, args),
         Command::History { command } => cli::history::run(&context.dirs, command),
         Command::Memory { command } => cli::memory::run(&context.dirs, command),
         Command::Bench { command } => cli::bench::run(&context, command),

@@ -403,7 +403,11 @@ async function loadDoctor() {
     const report = await response.json();
     const { engine, doctor } = report;
     const facts = [['Model', engine?.model_name ?? report.model]];
-    if (engine) {
+    if (engine?.remote) {
+      // The model runs on another machine's engine: say where, not this machine's threads.
+      facts.push(['Engine', `${engine.remote.url} (${engine.remote.dialect})`]);
+      facts.push(['Context', `${engine.context_size} tokens`]);
+    } else if (engine) {
       facts.push(['Context', `${engine.context_size} tokens`]);
       facts.push(['Threads', `${engine.threads_decode} decode · ${engine.threads_prefill} prefill`]);
       facts.push(['GPU layers', String(engine.gpu_layers)]);

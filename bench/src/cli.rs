@@ -29,6 +29,12 @@ pub enum Command {
     All(BenchAllArgs),
     /// Workly against the original Python stack (llama-cpp-python), side by side: one table of ratios.
     Compare(BenchCompareArgs),
+    /// Workly in front of another engine: the served conversation through `workly serve --backend` beside the
+    /// same client talking to the engine (llama-cpp-python's server) directly.
+    Remote(BenchRemoteArgs),
+    /// One model spread over loopback `workly worker` processes (llama.cpp RPC) beside the same model run
+    /// locally: load, TTFT, prefill and decode.
+    Rpc(BenchRpcArgs),
     /// A real server under concurrent conversations for minutes: errors, TTFT and memory over time.
     Soak(BenchSoakArgs),
     /// Prefill speed by batch size and prompt length: would a batch following the prompt length pay?
@@ -186,6 +192,61 @@ pub struct BenchCompareArgs {
     #[arg(long, default_value_t = 100_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub ipc_commands: usize,
     /// Print the whole report as JSON (it is also written to the folder).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench remote`
+#[derive(Debug, Clone, Args)]
+pub struct BenchRemoteArgs {
+    /// GGUF model the engine runs (default: Workly's default model).
+    #[arg(long, short, env = workly::config::env::MODEL, value_name = "PATH|URL")]
+    pub model: Option<String>,
+    /// The engine's threads (default: the count Workly picks).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// The engine's context size in tokens.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
+    pub context_size: u32,
+    /// Python with llama-cpp-python (default: the venv bench/baseline/setup.sh makes).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// Conversations played each way, in alternating order.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Turns of the served conversation.
+    #[arg(long, default_value_t = 20, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=20))]
+    pub turns: usize,
+    /// Most tokens per served reply.
+    #[arg(long, default_value_t = 48, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tokens: u32,
+    /// Untimed seconds before each served turn (a person reading and typing).
+    #[arg(long, default_value_t = 0.5)]
+    pub pause: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly-bench rpc`
+#[derive(Debug, Clone, Args)]
+pub struct BenchRpcArgs {
+    /// GGUF model (default: Workly's default model).
+    #[arg(long, short, env = workly::config::env::MODEL, value_name = "PATH|URL")]
+    pub model: Option<String>,
+    /// Threads of the local engine and of each worker (default: the count Workly picks).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Workers the layers are spread over.
+    #[arg(long, default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=8))]
+    pub workers: usize,
+    /// Rounds, each running both ways in alternating order.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Measured runs per figure inside each `workly bench llm`.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -48,6 +48,8 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
     match &cli.command {
         Command::All(args) => all::run(&context, args),
         Command::Compare(args) => compare::run(&context, args),
+        Command::Remote(args) => compare::remote::run(&context, args),
+        Command::Rpc(args) => compare::rpc::run(&context, args),
         Command::Soak(args) => soak::run(&context, args),
         Command::Batch(args) => batch::run(&context, args),
         Command::Memory(args) => memory::run(&context, args),

@@ -97,6 +97,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Serve Kira locally: an OpenAI-compatible API (and Kira's page).
     Serve(ServeArgs),
+    /// Lend this machine to engines elsewhere: a llama.cpp RPC worker that holds and computes
+    /// the layers an engine started with `--rpc HOST:PORT` gives it. Trusted networks only.
+    Worker(WorkerArgs),
     /// Browse, search, export or delete stored conversations.
     History {
         /// What to do with the history.
@@ -361,6 +364,24 @@ pub struct ChatArgs {
     pub avatar: AvatarArgs,
 }
 
+/// `workly worker`
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Address to listen on. The RPC protocol has no authentication: anything but loopback
+    /// needs --allow-remote, and then only a trusted network should reach it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = crate::llm::rpc::DEFAULT_PORT)]
+    pub port: u16,
+    /// Listen on an address other machines reach (see --host).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Threads for the layers this worker computes (default: physical cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
 /// `workly serve`
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -557,6 +578,31 @@ pub fn run_doctor(context: &Context, args: &DoctorArgs) -> crate::error::Result<
     Ok(())
 }
 
+/// `workly worker`: serves this machine's CPU to engines elsewhere until
+/// stopped; returns only when it cannot listen.
+pub fn run_worker(context: &Context, args: &WorkerArgs) -> crate::error::Result<()> {
+    if !args.host.is_loopback() && !args.allow_remote {
+        return Err(config::ConfigError::Conflict(format!(
+            "a worker on {} could be reached by other machines, and llama.cpp's RPC protocol has no \
+             authentication: add --allow-remote if this network is trusted",
+            args.host
+        ))
+        .into());
+    }
+    let address = std::net::SocketAddr::new(args.host, args.port);
+    // Bound once here, so that a taken port is said before llama.cpp starts.
+    drop(std::net::TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?);
+    let threads = args.threads.map_or_else(|| crate::hardware::Hardware::detect().cpu.physical_cores, usize::from);
+    let plural = if threads == 1 { "" } else { "s" };
+    eprintln!(
+        "workly: worker on {address} with {threads} thread{plural}; engines use it with --rpc {address}{}",
+        if args.host.is_loopback() { "" } else { " (trusted network only: anyone who reaches it can use it)" }
+    );
+    let cache = context.dirs.cache.join("rpc");
+    crate::llm::rpc::serve(&address.to_string(), threads, Some(&cache), context.llama_logs)?;
+    Ok(())
+}
+
 /// The engine `settings` name, with the report `doctor` gives of it: a
 /// local model tuned to this machine, or a remote back-end as probed (an
 /// unreachable one, a refused key or a missing model is the error).
@@ -573,6 +619,9 @@ pub fn backend(
     }
     let prepared = settings.prepare(context, Vec::new())?;
     let model = prepared.engine.model.path.display().to_string();
-    let report = DoctorReport::new(prepared.hardware, GpuBackend::BUILT, Some(prepared.tuning), Some(model));
+    let mut workers = crate::llm::rpc::memory(&prepared.engine.rpc)?;
+    crate::llm::rpc::plan(&mut workers, prepared.engine.model.layers);
+    let report =
+        DoctorReport::new(prepared.hardware, GpuBackend::BUILT, Some(prepared.tuning), Some(model)).with_rpc(workers);
     Ok((Backend::Local(prepared.engine), report))
 }

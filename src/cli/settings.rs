@@ -84,6 +84,10 @@ pub struct EngineSettings {
     /// Seconds to wait for the remote back-end's next bytes before giving up (default: 120).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), value_name = "SECONDS")]
     pub backend_timeout: Option<u64>,
+    /// llama.cpp RPC workers (`workly worker` on other machines) to spread the model's layers
+    /// over, by their free memory; trusted networks only (the protocol has no authentication).
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+    pub rpc: Option<Vec<String>>,
 }
 
 /// A finite number of 0 or more.
@@ -118,6 +122,7 @@ impl EngineSettings {
             backend_key,
             backend_model,
             backend_timeout,
+            rpc,
         } = self;
         Self {
             model: model.or(lower.model),
@@ -137,6 +142,7 @@ impl EngineSettings {
             backend_key: backend_key.or(lower.backend_key),
             backend_model: backend_model.or(lower.backend_model),
             backend_timeout: backend_timeout.or(lower.backend_timeout),
+            rpc: rpc.or(lower.rpc),
         }
     }
 
@@ -166,6 +172,7 @@ impl EngineSettings {
         flag("--chat-template", self.chat_template.clone());
         flag("--kv-cache-type", self.kv_cache_type.as_ref().map(name));
         flag("--flash-attn", self.flash_attention.as_ref().map(name));
+        flag("--rpc", self.rpc.as_deref().map(join));
         flags
     }
 
@@ -215,7 +222,9 @@ impl EngineSettings {
             tensor_split: settings.tensor_split.unwrap_or_default(),
         };
         gpus.check(&hardware.gpus)?;
+        let rpc = settings.rpc.clone().unwrap_or_default();
         if GpuBackend::BUILT == GpuBackend::Cpu
+            && rpc.is_empty()
             && (gpus.is_set() || settings.gpu_layers.is_some_and(|layers| layers > 0))
         {
             warn_no_gpu_backend();
@@ -242,6 +251,11 @@ impl EngineSettings {
             if GpuBackend::BUILT == GpuBackend::Cuda {
                 tuning.gpu_split = place_gpu_layers(&footprint, &hardware.gpus, &gpus, tuning.context_size, layers);
             }
+        }
+        if !rpc.is_empty() && settings.gpu_layers.is_none() {
+            // Every layer goes to the workers, as GPU layers go to GPUs.
+            tuning.gpu_layers = model.layers + 1;
+            tuning.gpu_reason = format!("every layer, spread over {} RPC workers by their free memory", rpc.len());
         }
         if let Some(batch) = settings.batch_size {
             tuning.batch_size = batch;
@@ -275,6 +289,7 @@ impl EngineSettings {
             prompt_cache: Some(context.dirs.prompt_cache()),
             kv_cache_type,
             flash_attention,
+            rpc,
         };
         Ok(Prepared { engine, hardware, tuning })
     }

@@ -31,6 +31,9 @@ pub struct DoctorReport {
     /// The remote back-end that answers instead of a local model, as probed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<crate::llm::remote::RemoteReport>,
+    /// The RPC workers the model's layers are spread over, with their share.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rpc: Vec<crate::llm::rpc::Worker>,
 }
 
 impl DoctorReport {
@@ -45,7 +48,13 @@ impl DoctorReport {
             tuning,
             model,
             backend: None,
+            rpc: Vec::new(),
         }
+    }
+
+    /// The report of a model spread over `workers`.
+    pub fn with_rpc(self, workers: Vec<crate::llm::rpc::Worker>) -> Self {
+        Self { rpc: workers, ..self }
     }
 
     /// The report of a machine whose replies come from `remote`.
@@ -106,6 +115,19 @@ impl DoctorReport {
             }
             (None, None) => {
                 let _ = writeln!(out, "Model:    none found, so no settings chosen");
+            }
+        }
+        if !self.rpc.is_empty() {
+            let _ = writeln!(out, "RPC workers (trusted network only: the protocol has no authentication):");
+            for worker in &self.rpc {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} layers, {} free of {}",
+                    worker.endpoint,
+                    worker.layers,
+                    format_gib(worker.free_bytes),
+                    format_gib(worker.total_bytes)
+                );
             }
         }
         out
@@ -205,6 +227,7 @@ mod tests {
             }),
             model: Some("mistral-7b-instruct-v0.2.Q4_K_M.gguf".into()),
             backend: None,
+            rpc: Vec::new(),
         }
     }
 
@@ -250,7 +273,8 @@ mod tests {
             counting: Counting::Exact,
             latency_ms: 2.4,
         };
-        let report = DoctorReport::new(epyc_vm(), GpuBackend::Cpu, None, Some(remote.model.clone())).with_remote(remote);
+        let report =
+            DoctorReport::new(epyc_vm(), GpuBackend::Cpu, None, Some(remote.model.clone())).with_remote(remote);
         insta::assert_snapshot!(report.render_text());
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<DoctorReport>(&json).unwrap(), report);

@@ -48,6 +48,9 @@ pub struct EngineConfig {
     pub kv_cache_type: KvCacheType,
     /// Whether llama.cpp uses its fused flash-attention kernels.
     pub flash_attention: FlashAttention,
+    /// RPC workers (`host:port`) the offloaded layers are spread over
+    /// ([`super::rpc`]); empty keeps the model on this machine.
+    pub rpc: Vec<String>,
 }
 
 /// How the KV cache stores keys and values.

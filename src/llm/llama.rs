@@ -133,6 +133,7 @@ pub(super) fn run(config: EngineConfig, inbox: Inbox, ready: Ready) {
     let started = Instant::now();
     let path = config.model.path.clone();
     let loaded = backend(config.llama_logs).and_then(|backend| {
+        super::rpc::connect(&config.rpc)?;
         let params = model_params(&config)?;
         LlamaModel::load_from_file(backend, &path, &params)
             .map(|model| (backend, model))

@@ -13,6 +13,8 @@
 //!
 //! The same handle can stand in front of a server on another machine
 //! ([`remote`]): an OpenAI-compatible engine answers through the same seam.
+//! A local model can also be spread over other machines' workers with
+//! llama.cpp's RPC backend ([`rpc`]).
 //!
 //! This module does not know about personas, history or storage: it takes
 //! messages and returns text and measurements.
@@ -24,6 +26,7 @@ pub mod generation;
 mod llama;
 pub mod prompt_cache;
 pub mod remote;
+pub mod rpc;
 pub mod sampling;
 pub mod scripted;
 pub mod stream;
@@ -93,6 +96,9 @@ pub enum LlmError {
     /// The remote back-end failed or refused.
     #[error(transparent)]
     Remote(#[from] remote::RemoteError),
+    /// An RPC worker could not be used.
+    #[error(transparent)]
+    Rpc(#[from] rpc::RpcError),
     /// Something only the local engine does was asked of a remote back-end.
     #[error("{0} needs a local model: a remote back-end cannot do it")]
     LocalOnly(&'static str),
@@ -112,6 +118,7 @@ impl crate::error::Classify for LlmError {
             | LlmError::EmptyPrompt
             | LlmError::LocalOnly(_) => Class::BadInput,
             LlmError::Remote(error) => error.class(),
+            LlmError::Rpc(error) => error.class(),
             LlmError::Load { .. } | LlmError::Context { .. } | LlmError::Decode(_) | LlmError::Stopped => {
                 Class::Failure
             }

@@ -93,6 +93,7 @@ pub fn engine_config(model: &Path, context_size: u32) -> workly::llm::EngineConf
         prompt_cache: None,
         kv_cache_type: Default::default(),
         flash_attention: Default::default(),
+        rpc: Vec::new(),
     }
 }
 

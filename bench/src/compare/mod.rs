@@ -25,6 +25,8 @@
 
 mod baseline;
 mod process;
+pub mod remote;
+pub mod rpc;
 mod serving;
 
 pub use serving::ServedTurn;

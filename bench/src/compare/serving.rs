@@ -64,6 +64,11 @@ impl Server {
         Ok(Self { child, url, to_ready_ms: ready.saturating_duration_since(spawned).as_secs_f64() * 1e3 })
     }
 
+    /// The API's base URL, `http://127.0.0.1:PORT/v1`, as a client is given it.
+    pub(super) fn api(&self) -> &str {
+        self.url.strip_suffix("/chat/completions").unwrap_or(&self.url)
+    }
+
     /// Time to the first token of a first message sent at once: with
     /// `to_ready_ms`, the start-up a user meets.
     pub(super) fn first_token_ms(&mut self) -> workly::error::Result<f64> {
