@@ -41,7 +41,7 @@ pub(in crate::llm) fn run(server: RemoteServer, faults: Arc<Faults>, inbox: Inbo
             return;
         }
     };
-    let mut remote = Remote { client, server, inbox, faults };
+    let mut remote = Remote { client, server, inbox, faults, known: KnownCounts::default() };
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let warmup_ms = remote.warm();
     let report = &remote.server.report;
@@ -75,6 +75,7 @@ struct Remote {
     server: RemoteServer,
     inbox: Inbox,
     faults: Arc<Faults>,
+    known: KnownCounts,
 }
 
 /// What waiting for a reply's next bytes gave.
@@ -173,20 +174,30 @@ impl Client {
         }
     }
 
-    /// The tokens `prompt` makes, as well as `dialect`'s server can tell.
-    async fn count(&self, dialect: Dialect, root: &str, model: &str, prompt: &Prompt) -> Result<usize, RemoteError> {
+    /// The tokens `prompt` makes, as well as `dialect`'s server can tell;
+    /// `known` keeps the counts of texts already asked about.
+    async fn count(
+        &self,
+        dialect: Dialect,
+        root: &str,
+        model: &str,
+        prompt: &Prompt,
+        known: &KnownCounts,
+    ) -> Result<usize, RemoteError> {
         match (dialect, prompt) {
             (Dialect::LlamaServer, Prompt::Text(text)) => self.count_llama(root, text).await,
             (Dialect::LlamaServer, Prompt::Messages(messages)) => {
                 let rendered = self.render_llama(root, messages).await?;
                 self.count_llama(root, &rendered).await
             }
-            (Dialect::LlamaCppPython, Prompt::Text(text)) => self.count_python(root, model, text).await,
+            (Dialect::LlamaCppPython, Prompt::Text(text)) => self.count_each(root, model, &[text], known).await,
             (Dialect::LlamaCppPython, Prompt::Messages(messages)) => {
-                // One request for the whole conversation; the template's
-                // markers, which the server does not show, are estimated.
-                let joined = messages.iter().map(|message| message.content.as_str()).collect::<Vec<_>>().join("\n");
-                let words = self.count_python(root, model, &joined).await?;
+                // Each message's words are counted once (a conversation's
+                // earlier turns are asked about again at every turn); the
+                // template's markers, which the server does not show, are
+                // estimated.
+                let texts: Vec<&str> = messages.iter().map(|message| message.content.as_str()).collect();
+                let words = self.count_each(root, model, &texts, known).await?;
                 Ok(words + MESSAGE_OVERHEAD * (messages.len() + 1))
             }
             (Dialect::Generic, Prompt::Text(text)) => Ok(estimate(&[text], 0)),
@@ -194,6 +205,58 @@ impl Client {
                 let texts: Vec<&str> = messages.iter().map(|message| message.content.as_str()).collect();
                 Ok(estimate(&texts, messages.len() + 1))
             }
+        }
+    }
+
+    /// The sum of llama-cpp-python's counts of `texts`, asking (all at once)
+    /// only about those `known` does not hold.
+    async fn count_each(
+        &self,
+        root: &str,
+        model: &str,
+        texts: &[&str],
+        known: &KnownCounts,
+    ) -> Result<usize, RemoteError> {
+        let keys: Vec<u64> = texts.iter().map(|text| KnownCounts::key(text)).collect();
+        let mut missing: Vec<(u64, &str)> =
+            keys.iter().zip(texts).filter(|(key, _)| known.get(**key).is_none()).map(|(k, t)| (*k, *t)).collect();
+        missing.sort_unstable_by_key(|(key, _)| *key);
+        missing.dedup_by_key(|(key, _)| *key);
+        let asked = futures_util::future::try_join_all(missing.iter().map(|(key, text)| async move {
+            Ok::<_, RemoteError>((*key, self.count_python(root, model, text).await?))
+        }))
+        .await?;
+        known.insert(asked);
+        Ok(keys.iter().map(|key| known.get(*key).unwrap_or(0)).sum())
+    }
+}
+
+/// Token counts of texts already asked about, by a hash of the text: at
+/// most [`KNOWN_COUNTS`], forgotten all at once beyond.
+#[derive(Default)]
+struct KnownCounts(std::cell::RefCell<std::collections::HashMap<u64, usize>>);
+
+/// Counts kept before [`KnownCounts`] starts afresh (a long conversation's
+/// messages, many times over).
+const KNOWN_COUNTS: usize = 4096;
+
+impl KnownCounts {
+    fn key(text: &str) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
+    }
+
+    fn get(&self, key: u64) -> Option<usize> {
+        self.0.borrow().get(&key).copied()
+    }
+
+    fn insert(&self, counts: impl IntoIterator<Item = (u64, usize)>) {
+        let mut known = self.0.borrow_mut();
+        for (key, count) in counts {
+            if known.len() >= KNOWN_COUNTS {
+                known.clear();
+            }
+            known.insert(key, count);
         }
     }
 }
@@ -212,7 +275,7 @@ impl Worker for Remote {
 
     fn count(&self, prompt: &Prompt) -> Result<usize, LlmError> {
         let root = self.server.config.root();
-        let counted = self.client.block_on(self.client.count(self.dialect(), root, self.model(), prompt));
+        let counted = self.client.block_on(self.client.count(self.dialect(), root, self.model(), prompt, &self.known));
         Ok(counted.inspect_err(|error| self.faults.record(error))?)
     }
 
@@ -431,5 +494,21 @@ impl Reading {
         } else {
             FinishReason::Stop
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_counts_are_kept_by_text_and_forgotten_past_their_bound() {
+        let known = KnownCounts::default();
+        known.insert([(KnownCounts::key("Hello there"), 2)]);
+        assert_eq!(known.get(KnownCounts::key("Hello there")), Some(2));
+        assert_eq!(known.get(KnownCounts::key("Hello there!")), None);
+        known.insert((0..KNOWN_COUNTS as u64).map(|key| (key, 1)));
+        assert_eq!(known.get(KnownCounts::key("Hello there")), None, "forgotten once full");
+        assert!(known.0.borrow().len() <= KNOWN_COUNTS);
     }
 }
