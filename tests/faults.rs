@@ -7,7 +7,7 @@
 mod common;
 
 use common::server::{Events, ends_reply, read_until, ready_events, reply_text, say, start_in};
-use common::{assert_bad_input, assert_success, text, workly_in};
+use common::{assert_bad_input, assert_success, stored, text, workly_in};
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -20,20 +20,6 @@ const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 /// A message that makes a long reply, so a fault can land in the middle of it.
 const LONG: &str = "Write a very long story about a dragon and a lighthouse.";
-
-/// The stored messages of conversation `name` in `data`, as (role, content).
-fn stored(data: &Path, name: &str) -> Vec<(String, String)> {
-    let output =
-        workly_in(data).args(["history", "export", name, "--format", "json"]).stdin(Stdio::null()).output().unwrap();
-    assert_success(&output);
-    let export: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    export["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|message| (message["role"].as_str().unwrap().to_owned(), message["content"].as_str().unwrap().to_owned()))
-        .collect()
-}
 
 /// Asserts the database in `data` passes SQLite's own integrity check.
 fn assert_intact(data: &Path) {

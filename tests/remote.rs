@@ -9,22 +9,11 @@ mod common;
 use common::backend::{Act, LlamaCppPython, Misbehaving};
 use common::http::{assert_openai_error, chat, request, sse_data, wait_ready};
 use common::server::{ends_reply, read_until, ready_events, reply_text, say, start};
-use common::{assert_bad_input, chat_lines, json_output, text, workly_in};
+use common::{assert_bad_input, chat_lines, json_output, stored, text, workly_in};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// The conversation `name` as stored in `dir`: each message's role and text.
-fn stored(dir: &std::path::Path, name: &str) -> Vec<(String, String)> {
-    let export = json_output(workly_in(dir).args(["history", "export", name, "--format", "json"]));
-    export["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|message| (message["role"].as_str().unwrap().to_owned(), message["content"].as_str().unwrap().to_owned()))
-        .collect()
-}
 
 /// Asks `workly serve` at `address` for a streamed reply to `message`, and
 /// goes away once its first words came.

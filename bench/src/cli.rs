@@ -155,18 +155,9 @@ pub struct BenchCompareArgs {
     /// Folder the comparison is written to (`compare.json`, `COMPARE.md`); created if missing.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// GGUF model both stacks run (default: Workly's default model).
-    #[arg(long, short, env = workly::config::env::MODEL, value_name = "PATH|URL")]
-    pub model: Option<String>,
-    /// Threads for both stacks (default: the count Workly picks).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
-    /// Context size in tokens, for both stacks.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
-    pub context_size: u32,
-    /// Python with llama-cpp-python (default: the venv bench/baseline/setup.sh makes).
-    #[arg(long, value_name = "PATH")]
-    pub python: Option<PathBuf>,
+    /// The model, threads and context of both stacks, and the Python one's venv.
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// Rounds, each running every part for both stacks, in alternating order.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
@@ -196,21 +187,30 @@ pub struct BenchCompareArgs {
     pub json: bool,
 }
 
-/// `workly-bench remote`
+/// The engine of a comparison with llama-cpp-python: the model, threads and
+/// context every engine of the run gets, and the Python that runs it.
 #[derive(Debug, Clone, Args)]
-pub struct BenchRemoteArgs {
-    /// GGUF model the engine runs (default: Workly's default model).
+pub struct StackArgs {
+    /// GGUF model every engine runs (default: Workly's default model).
     #[arg(long, short, env = workly::config::env::MODEL, value_name = "PATH|URL")]
     pub model: Option<String>,
-    /// The engine's threads (default: the count Workly picks).
+    /// Threads of every engine (default: the count Workly picks).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// The engine's context size in tokens.
+    /// Context size in tokens, of every engine.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
     pub context_size: u32,
     /// Python with llama-cpp-python (default: the venv bench/baseline/setup.sh makes).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
+}
+
+/// `workly-bench remote`
+#[derive(Debug, Clone, Args)]
+pub struct BenchRemoteArgs {
+    /// The engine's model, threads and context, and the venv of llama-cpp-python's server.
+    #[command(flatten)]
+    pub stack: StackArgs,
     /// Conversations played each way, in alternating order.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,

@@ -188,3 +188,14 @@ pub fn chat_lines(command: &mut Command, lines: &[&str]) -> (Vec<serde_json::Val
     let turns = text(&output.stdout).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     (turns, text(&output.stderr))
 }
+
+/// The conversation `name` as stored in `data`: each message's role and text.
+pub fn stored(data: &Path, name: &str) -> Vec<(String, String)> {
+    let export = json_output(workly_in(data).args(["history", "export", name, "--format", "json"]));
+    export["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| (message["role"].as_str().unwrap().to_owned(), message["content"].as_str().unwrap().to_owned()))
+        .collect()
+}

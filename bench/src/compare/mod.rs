@@ -31,7 +31,7 @@ mod serving;
 
 pub use serving::ServedTurn;
 
-use crate::cli::BenchCompareArgs;
+use crate::cli::{BenchCompareArgs, StackArgs};
 use crate::ipc::{PeerThread, unity_lines};
 use baseline::Baseline;
 use process::{first_byte_ms, json_of};
@@ -466,6 +466,23 @@ impl Stacks {
     }
 }
 
+/// A folder for the run's files, the Python stack, and Workly's engine
+/// settings for `stack`'s model and context, tuned to this machine.
+fn set_up(
+    context: &Context,
+    stack: &StackArgs,
+) -> workly::error::Result<(tempfile::TempDir, Baseline, workly::config::Prepared)> {
+    let home = tempfile::tempdir().context("cannot create a folder for the run")?;
+    let baseline = Baseline::locate(stack.python.as_deref(), home.path())?;
+    let engine = EngineSettings {
+        model: stack.model.clone(),
+        context_size: Some(stack.context_size),
+        ..EngineSettings::default()
+    };
+    let prepared = engine.prepare(context, Vec::new())?;
+    Ok((home, baseline, prepared))
+}
+
 /// Runs `workly-bench compare`.
 pub fn run(context: &Context, args: &BenchCompareArgs) -> workly::error::Result<()> {
     if args.window >= args.turns {
@@ -476,15 +493,8 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> workly::error::Result<
         .into());
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let home = tempfile::tempdir().context("cannot create a folder for the run")?;
-    let baseline = Baseline::locate(args.python.as_deref(), home.path())?;
     // Without --threads: what Workly picks by itself, which both stacks then get.
-    let engine = EngineSettings {
-        model: args.model.clone(),
-        context_size: Some(args.context_size),
-        ..EngineSettings::default()
-    };
-    let prepared = engine.prepare(context, Vec::new())?;
+    let (home, baseline, prepared) = set_up(context, &args.stack)?;
     let tuning = &prepared.tuning;
     let own_threads = OwnThreads {
         workly: tuning.threads_decode,
@@ -495,8 +505,8 @@ pub fn run(context: &Context, args: &BenchCompareArgs) -> workly::error::Result<
     let settings = Settings {
         model: model.path.display().to_string(),
         quantization: model.quantization.clone(),
-        threads: args.threads.map_or(tuning.threads_decode, usize::from),
-        context_size: args.context_size,
+        threads: args.stack.threads.map_or(tuning.threads_decode, usize::from),
+        context_size: args.stack.context_size,
         rounds: args.rounds,
         runs: args.runs,
         cold_runs: args.cold_runs,

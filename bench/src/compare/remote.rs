@@ -9,7 +9,6 @@
 //! where the history is long and the server's cache does the work, must not
 //! be slower through it.
 
-use super::baseline::Baseline;
 use super::serving::{Script, ServedTurn, Server};
 use crate::cli::BenchRemoteArgs;
 use serde::Serialize;
@@ -17,8 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use workly::bench::median;
-use workly::cli::{Context, EngineSettings};
-use workly::error::Context as _;
+use workly::cli::Context;
 
 /// The first turn of the late ones, counted from 1 (the turns 11–20).
 const LATE_FROM: usize = 11;
@@ -65,15 +63,8 @@ enum Way {
 
 /// Runs `workly-bench remote`.
 pub fn run(context: &Context, args: &BenchRemoteArgs) -> workly::error::Result<()> {
-    let home = tempfile::tempdir().context("cannot create a folder for the run")?;
-    let baseline = Baseline::locate(args.python.as_deref(), home.path())?;
-    let engine = EngineSettings {
-        model: args.model.clone(),
-        context_size: Some(args.context_size),
-        ..EngineSettings::default()
-    };
-    let prepared = engine.prepare(context, Vec::new())?;
-    let threads = args.threads.map_or(prepared.tuning.threads_decode, usize::from);
+    let (home, baseline, prepared) = super::set_up(context, &args.stack)?;
+    let threads = args.stack.threads.map_or(prepared.tuning.threads_decode, usize::from);
     let model = prepared.engine.model.path;
     let workly = crate::workly_binary()?;
     let script = Script {
@@ -87,13 +78,13 @@ pub fn run(context: &Context, args: &BenchRemoteArgs) -> workly::error::Result<(
         let order = if round % 2 == 0 { [Way::Direct, Way::ThroughWorkly] } else { [Way::ThroughWorkly, Way::Direct] };
         for way in order {
             let mut engine = Server::start("llama_cpp.server", "/v1/models", |port| {
-                baseline.server(&python_server_args(&model, port, threads, args.context_size))
+                baseline.server(&python_server_args(&model, port, threads, args.stack.context_size))
             })?;
             let turns = match way {
                 Way::Direct => engine.conversation(script)?,
                 Way::ThroughWorkly => {
                     let mut front = Server::start("workly serve --backend", "/health", |port| {
-                        front_command(&workly, home.path(), port, engine.api(), args.context_size)
+                        front_command(&workly, home.path(), port, engine.api(), args.stack.context_size)
                     })?;
                     front.conversation(script)?
                 }
@@ -170,7 +161,7 @@ fn summarize(
         model: model.display().to_string(),
         llama_cpp_python,
         threads,
-        context_size: args.context_size,
+        context_size: args.stack.context_size,
         rounds: args.rounds,
         turns: args.turns,
         max_tokens: args.max_tokens,
