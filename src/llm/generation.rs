@@ -265,11 +265,13 @@ pub enum GenerationEvent {
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<Switch>);
 
-/// A token's state: its own switch, and the token whose firing fires it too.
+/// A token's state: its own switch, the token whose firing fires it too,
+/// and the tasks waiting for it ([`CancelToken::cancelled`]).
 #[derive(Debug, Default)]
 struct Switch {
     fired: AtomicBool,
     parent: Option<CancelToken>,
+    waiting: tokio::sync::Notify,
 }
 
 impl CancelToken {
@@ -281,21 +283,61 @@ impl CancelToken {
     /// one: a turn stops one attempt at a reply and makes another, while the
     /// door's token still stops them all.
     pub fn child(&self) -> Self {
-        Self(Arc::new(Switch { fired: AtomicBool::new(false), parent: Some(self.clone()) }))
+        Self(Arc::new(Switch { parent: Some(self.clone()), ..Switch::default() }))
     }
     /// Asks the generation to stop.
     pub fn cancel(&self) {
-        self.0.fired.store(true, Ordering::Relaxed);
+        self.0.fired.store(true, Ordering::Release);
+        self.0.waiting.notify_waiters();
     }
     /// Whether it, or a token it is the child of, was fired.
     pub fn is_cancelled(&self) -> bool {
-        self.0.fired.load(Ordering::Relaxed) || self.0.parent.as_ref().is_some_and(CancelToken::is_cancelled)
+        self.0.fired.load(Ordering::Acquire) || self.0.parent.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+    /// Returns once it, or a token it is the child of, is fired: what an
+    /// async wait selects on, woken at once rather than by polling.
+    pub async fn cancelled(&self) {
+        let chain: Vec<&CancelToken> = std::iter::successors(Some(self), |token| token.0.parent.as_ref()).collect();
+        loop {
+            let mut waits: Vec<_> = chain.iter().map(|token| Box::pin(token.0.waiting.notified())).collect();
+            // Registered before the check, so a firing in between is not missed.
+            for wait in &mut waits {
+                wait.as_mut().enable();
+            }
+            if self.is_cancelled() {
+                return;
+            }
+            futures_util::future::select_all(waits).await;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn waiting_for_a_token_ends_when_it_or_its_parent_fires() {
+        let door = CancelToken::new();
+        let attempt = door.child();
+        let waiting = tokio::spawn({
+            let attempt = attempt.clone();
+            async move { attempt.cancelled().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        door.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        // Already fired: returns at once.
+        attempt.cancelled().await;
+        let alone = CancelToken::new();
+        let waiting = tokio::spawn({
+            let alone = alone.clone();
+            async move { alone.cancelled().await }
+        });
+        alone.cancel();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+    }
 
     #[test]
     fn a_child_token_stops_alone_and_with_its_parent() {

@@ -2,10 +2,10 @@
 //! an OpenAI-compatible server.
 //!
 //! A reply is one streamed request. Between its events the worker answers
-//! the token counts that arrived ([`Worker::answer_counts`]), and it watches
-//! the turn's cancel switch every few milliseconds while it waits: a
-//! cancelled turn (or a reader gone) drops the response, which closes its
-//! connection at once, so the server stops generating for nobody. Stop
+//! the token counts that arrived ([`Worker::answer_counts`]), and it waits
+//! for the turn's cancel switch beside the server's bytes: a cancelled turn
+//! (or a reader gone) drops the response, which closes its connection at
+//! once, so the server stops generating for nobody. Stop
 //! strings are applied to the text as it comes, as the local engine does; a
 //! request that never reached the server, or met a gateway not yet ready, is
 //! sent again after a short pause; a reply under way never is.
@@ -23,8 +23,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How often a waiting worker looks at the turn's cancel switch.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Times a request that never reached the server is sent again.
 const RETRIES: u32 = 2;
 /// The pause before the first retry; the next waits twice as long.
@@ -226,8 +224,11 @@ impl Client {
             Ok::<_, RemoteError>((*key, self.count_python(root, model, text).await?))
         }))
         .await?;
+        // Summed before they are kept: keeping them may start the cache afresh.
+        let count = |key: &u64| asked.iter().find(|(asked, _)| asked == key).map(|(_, count)| *count);
+        let total = keys.iter().map(|key| count(key).or_else(|| known.get(*key)).unwrap_or(0)).sum();
         known.insert(asked);
-        Ok(keys.iter().map(|key| known.get(*key).unwrap_or(0)).sum())
+        Ok(total)
     }
 }
 
@@ -261,10 +262,16 @@ impl KnownCounts {
     }
 }
 
-/// Returns once `cancel` fires or `events`' reader is gone.
+/// Returns once `cancel` fires or `events`' reader is gone (woken by
+/// either, never by polling: a wake-up per token is already enough for a
+/// machine whose cores the engine shares).
 async fn stopped(cancel: &CancelToken, events: Option<&mpsc::Sender<GenerationEvent>>) {
-    while !cancel.is_cancelled() && !events.is_some_and(mpsc::Sender::is_closed) {
-        tokio::time::sleep(CANCEL_POLL).await;
+    match events {
+        Some(events) => tokio::select! {
+            () = cancel.cancelled() => {}
+            () = events.closed() => {}
+        },
+        None => cancel.cancelled().await,
     }
 }
 
