@@ -28,11 +28,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
         }
     };
     // Said after the conversation's line, once listening, like it.
-    let threads = match &engine {
-        Backend::Local(config) => config.threads_prefill,
-        Backend::Remote(_) => std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    let resuming = match super::memory::attach_embedder(&context.dirs, &mut history, threads) {
+    let resuming = match super::memory::attach_embedder(&context.dirs, &mut history, engine.threads_prefill()) {
         Some(notice) => format!("{resuming}\n{notice}"),
         None => resuming,
     };

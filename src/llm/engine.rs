@@ -89,6 +89,15 @@ impl Backend {
         }
     }
 
+    /// Threads for prefill on this machine: the local engine's, or all of
+    /// them beside a remote one (for the memory's embeddings).
+    pub fn threads_prefill(&self) -> usize {
+        match self {
+            Backend::Local(config) => config.threads_prefill,
+            Backend::Remote(_) => super::remote::local_threads(),
+        }
+    }
+
     /// The conversation openings to warm before the first message.
     pub fn set_warmup(&mut self, openings: Vec<Vec<Message>>) {
         match self {

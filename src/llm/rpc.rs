@@ -69,6 +69,17 @@ pub enum RpcError {
     /// The worker could not listen.
     #[error("the worker could not listen on {0} (the port is taken, or the address is not this machine's)")]
     Listen(String),
+    /// The worker's tensor cache cannot be used.
+    #[error("the worker's tensor cache `{dir}` cannot be used: {why}")]
+    Cache {
+        /// The cache folder.
+        dir: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// llama.cpp has no device to lend.
+    #[error("llama.cpp has no CPU device to serve")]
+    NoDevice,
 }
 
 impl crate::error::Classify for RpcError {
@@ -162,16 +173,16 @@ pub fn serve(endpoint: &str, threads: usize, cache: Option<&Path>, llama_logs: b
     let name = c_endpoint(endpoint).map_err(LlmError::from)?;
     let cache = cache
         .map(|dir| {
-            std::fs::create_dir_all(dir).map_err(|error| LlmError::Gpu(format!("{}: {error}", dir.display())))?;
-            CString::new(dir.as_os_str().as_encoded_bytes())
-                .map_err(|_| LlmError::Gpu(format!("{}: not a C path", dir.display())))
+            let failed = |why: String| RpcError::Cache { dir: dir.display().to_string(), why };
+            std::fs::create_dir_all(dir).map_err(|error| failed(error.to_string()))?;
+            CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| failed("a NUL byte in the path".to_owned()))
         })
         .transpose()?;
     // SAFETY: llama.cpp's backend is initialised; the CPU device it returns
     // lives for the process.
     let cpu = unsafe { llama_cpp_sys_2::ggml_backend_dev_by_type(llama_cpp_sys_2::GGML_BACKEND_DEVICE_TYPE_CPU) };
     if cpu.is_null() {
-        return Err(LlmError::Gpu("llama.cpp has no CPU device to serve".to_owned()));
+        return Err(RpcError::NoDevice.into());
     }
     let mut devices = [cpu];
     let cache_ptr = cache.as_ref().map_or(std::ptr::null(), |cache| cache.as_ptr());

@@ -350,19 +350,13 @@ impl Stacks {
 
     /// `exe` with `args` on `model`, the run's threads, context and folders.
     fn run(&self, exe: &Path, args: &[&str], model: &Path) -> Command {
-        let mut command = Command::new(exe);
+        let mut command = process::in_home(exe, self.home.path());
         command
-            .arg("--data-dir")
-            .arg(self.home.path().join("data"))
             .args(args)
             .arg("--model")
             .arg(model)
             .args(["--threads", &self.settings.threads.to_string()])
-            .args(["--context-size", &self.settings.context_size.to_string()])
-            .env(workly::config::env::CACHE_DIR, self.home.path().join("cache"))
-            .env(workly::config::env::CONFIG, self.home.path().join("config.toml"))
-            .env_remove(workly::config::env::MODEL)
-            .env_remove("WORKLY_API_KEY");
+            .args(["--context-size", &self.settings.context_size.to_string()]);
         command
     }
 

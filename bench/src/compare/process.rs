@@ -6,6 +6,7 @@
 use serde::de::DeserializeOwned;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -132,6 +133,23 @@ pub(super) fn first_byte_ms(command: &mut Command, what: &str) -> workly::error:
     std::io::copy(&mut stdout, &mut std::io::sink()).with_context(|| format!("cannot read {what}'s output"))?;
     child.finish()?;
     Ok(elapsed.as_secs_f64() * 1e3)
+}
+
+/// `exe` (`workly` or this binary) with its data, cache and config in `home`,
+/// and none of the user's settings from the environment: a run leaves the
+/// user's files alone and is not steered by them.
+pub(super) fn in_home(exe: &Path, home: &Path) -> Command {
+    let mut command = Command::new(exe);
+    command
+        .arg("--data-dir")
+        .arg(home.join("data"))
+        .env(workly::config::env::CACHE_DIR, home.join("cache"))
+        .env(workly::config::env::CONFIG, home.join("config.toml"))
+        .env_remove(workly::config::env::MODEL)
+        .env_remove(workly::config::env::BACKEND)
+        .env_remove(workly::config::env::BACKEND_KEY)
+        .env_remove("WORKLY_API_KEY");
+    command
 }
 
 /// A loopback port free when asked (the server binds it a moment later).

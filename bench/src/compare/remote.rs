@@ -9,6 +9,7 @@
 //! where the history is long and the server's cache does the work, must not
 //! be slower through it.
 
+use super::process::in_home;
 use super::serving::{Script, ServedTurn, Server};
 use crate::cli::BenchRemoteArgs;
 use serde::Serialize;
@@ -122,17 +123,13 @@ fn python_server_args(model: &Path, port: u16, threads: usize, context_size: u32
 
 /// `workly serve` in front of the engine at `api`, its files under `home`.
 fn front_command(workly: &Path, home: &Path, port: u16, api: &str, context_size: u32) -> Command {
-    let mut command = Command::new(workly);
-    command
-        .arg("--data-dir")
-        .arg(home.join("data"))
-        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-unity", "--no-memory"])
-        .args(["--backend", api, "--context-size", &context_size.to_string()])
-        .env(workly::config::env::CACHE_DIR, home.join("cache"))
-        .env(workly::config::env::CONFIG, home.join("config.toml"))
-        .env_remove(workly::config::env::MODEL)
-        .env_remove(workly::config::env::BACKEND_KEY)
-        .env_remove("WORKLY_API_KEY");
+    let mut command = in_home(workly, home);
+    command.args(["serve", "--host", "127.0.0.1", "--port", &port.to_string(), "--no-unity", "--no-memory"]).args([
+        "--backend",
+        api,
+        "--context-size",
+        &context_size.to_string(),
+    ]);
     command
 }
 

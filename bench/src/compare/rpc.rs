@@ -6,12 +6,11 @@
 //! workers add no compute, so what is measured is the protocol's price: the
 //! weights sent at load, and each step's activations and graph over TCP.
 
-use super::process::{Spawned, free_port, json_of};
+use super::process::{Spawned, free_port, in_home, json_of};
 use crate::cli::BenchRpcArgs;
 use serde::{Deserialize, Serialize};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use workly::bench::median;
 use workly::cli::{Context, EngineSettings};
@@ -118,19 +117,6 @@ pub fn run(context: &Context, args: &BenchRpcArgs) -> workly::error::Result<()> 
     let text = if args.json { serde_json::to_string(&report)? + "\n" } else { markdown(&report) };
     workly::cli::write_stdout(&text)?;
     Ok(())
-}
-
-/// `workly` with its data, cache and config in `home`: the user's are left alone.
-fn in_home(workly: &Path, home: &Path) -> Command {
-    let mut command = Command::new(workly);
-    command
-        .arg("--data-dir")
-        .arg(home.join("data"))
-        .env(workly::config::env::CACHE_DIR, home.join("cache"))
-        .env(workly::config::env::CONFIG, home.join("config.toml"))
-        .env_remove(workly::config::env::MODEL)
-        .env_remove(workly::config::env::BACKEND);
-    command
 }
 
 /// Waits until the worker accepts connections on `port`.

@@ -38,6 +38,12 @@ const MESSAGE_OVERHEAD: usize = 8;
 /// common vocabulary needs for prose, so the estimate stays above the truth.
 const BYTES_PER_TOKEN: usize = 3;
 
+/// This machine's threads for its own work beside a remote back-end's
+/// replies (the memory's embeddings): all of them, since it runs no model.
+pub fn local_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// What the person asks of a remote back-end.
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {

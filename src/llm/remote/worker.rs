@@ -48,9 +48,8 @@ pub(in crate::llm) fn run(server: RemoteServer, faults: Arc<Faults>, inbox: Inbo
         model_name: report.model.clone(),
         context_size: report.context_size,
         threads_decode: 0,
-        // No prefill here either; this machine's threads are left to its own
-        // work beside the replies (the memory's embeddings).
-        threads_prefill: std::thread::available_parallelism().map_or(1, usize::from),
+        // No prefill here either: the threads for this machine's own work.
+        threads_prefill: super::local_threads(),
         gpu_layers: 0,
         batch_size: 0,
         flash_attention: FlashAttention::Auto,
