@@ -124,3 +124,43 @@ fn the_original_avatar_client_delivers_every_line_to_a_reader_that_falls_behind(
     assert_eq!(peer.join().unwrap().expect("the connection was reset"), 2000);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn remote_plays_the_conversation_both_ways_and_compares_the_late_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = common::json_output(
+        bench_in(dir.path())
+            .args(["remote", "--json", "--rounds", "1", "--turns", "11", "--max-tokens", "8", "--pause", "0"])
+            .args(["--context-size", "1024", "--python"])
+            .arg(common::baseline_python())
+            .arg("--model")
+            .arg(common::small_model()),
+    );
+    for series in ["direct_ttft_ms", "workly_ttft_ms"] {
+        let turns = report[series].as_array().unwrap();
+        assert_eq!(turns.len(), 11, "{series}: {report}");
+        assert!(turns.iter().all(|ttft| ttft.as_f64().unwrap() > 0.0), "{series}: {report}");
+    }
+    // Turn 11 is the only late one: the ratio is its two times'.
+    let late = |series: &str| report[series][10].as_f64().unwrap();
+    assert_eq!(report["late_direct_ttft_ms"].as_f64().unwrap(), late("direct_ttft_ms"));
+    let ratio = report["late_ratio"].as_f64().unwrap();
+    assert!((ratio - late("workly_ttft_ms") / late("direct_ttft_ms")).abs() < 1e-9, "{report}");
+}
+
+#[test]
+fn rpc_runs_the_model_alone_and_over_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = common::json_output(
+        bench_in(dir.path())
+            .args(["rpc", "--json", "--rounds", "1", "--runs", "1", "--threads", "1", "--model"])
+            .arg(common::small_model()),
+    );
+    assert_eq!(report["workers"], 2);
+    for figure in ["load_ms", "warm_ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s"] {
+        let compared = &report[figure];
+        let (local, split) = (compared["local"].as_f64().unwrap(), compared["split"].as_f64().unwrap());
+        assert!(local > 0.0 && split > 0.0, "{figure}: {report}");
+        assert!((compared["ratio"].as_f64().unwrap() - split / local).abs() < 1e-9, "{figure}: {report}");
+    }
+}
