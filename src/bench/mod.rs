@@ -9,6 +9,7 @@
 pub mod gpu;
 pub mod llm;
 pub mod threads;
+pub mod voice;
 
 use crate::llm::{Engine, GenerationRequest, GenerationStats, LlmError, Prompt, SamplingParams};
 use serde::Serialize;

@@ -27,6 +27,7 @@ pub mod history;
 pub mod memory;
 pub mod serve;
 pub mod settings;
+pub mod voice;
 
 pub use bench::BenchCommand;
 pub use settings::{Context, EngineSettings, FileConfig};
@@ -126,6 +127,10 @@ pub enum Command {
     },
     /// Show the emotion Workly reads in a text, and why (no model needed).
     Emotion(EmotionArgs),
+    /// Say a text in Kira's voice, into a WAV file.
+    Say(SayArgs),
+    /// Transcribe what is said in a WAV file.
+    Listen(ListenArgs),
 }
 
 /// `workly model ...`
@@ -432,6 +437,42 @@ pub struct EmotionArgs {
     /// The text to read (default: one text per line of stdin, one answer per line).
     pub text: Option<String>,
     /// Print JSON: one object per text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly say`
+#[derive(Debug, Clone, Args)]
+pub struct SayArgs {
+    /// What Kira says (`-`: standard input). Emotion tags and markup are not read aloud.
+    pub text: String,
+    /// The WAV file to write (16-bit, 24 kHz, mono).
+    #[arg(long, short, value_name = "FILE.wav")]
+    pub out: PathBuf,
+    /// The voice: heart or michael (American English), emma (British English), siwis
+    /// (French). Default: Kira's voice in the language of the text.
+    #[arg(long, value_name = "NAME")]
+    pub voice: Option<String>,
+    /// The language of the text, `en` or `fr` (default: guessed from the text).
+    #[arg(long, value_name = "CODE")]
+    pub language: Option<String>,
+    /// How fast Kira speaks: 0.5 (slow) to 2.0 (fast).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f32,
+    /// Print a JSON report (the sentences, their timings) instead of nothing.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly listen`
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// The WAV file (PCM or float, mono or stereo, 8 to 48 kHz, at most 10 minutes).
+    pub file: PathBuf,
+    /// The language spoken, `en` or `fr`.
+    #[arg(long, default_value = "en", value_name = "CODE")]
+    pub language: String,
+    /// Print JSON, with the timings, instead of the text.
     #[arg(long)]
     pub json: bool,
 }

@@ -199,3 +199,15 @@ pub fn stored(data: &Path, name: &str) -> Vec<(String, String)> {
         .map(|message| (message["role"].as_str().unwrap().to_owned(), message["content"].as_str().unwrap().to_owned()))
         .collect()
 }
+
+/// Puts Kira's voice (Kokoro, its voices, ONNX Runtime, Whisper) in `data`'s
+/// models folder, as the set-up does in the person's data directory.
+pub fn link_voice(data: &Path) {
+    let models = data_dir().join("models");
+    std::fs::create_dir_all(data.join("models")).unwrap();
+    for file in ["kokoro-v1.0.int8.onnx", "kokoro-vocab.json", "kokoro-voices", "whisper-base", "onnxruntime"] {
+        let path = models.join(file);
+        assert!(path.exists(), "{} is missing: run scripts/test.sh (it fetches the voice first)", path.display());
+        std::os::unix::fs::symlink(path, data.join("models").join(file)).unwrap();
+    }
+}

@@ -1,0 +1,161 @@
+//! What of a reply is read aloud, and where its sentences end.
+//!
+//! Emotion tags and markup are for the face and the screen, never for the
+//! ears: [`speakable`] keeps words, numbers and the punctuation that shapes
+//! how they are said. [`Sentences`] cuts a reply that is still being written
+//! into sentences as soon as each is complete, so that the first one can be
+//! spoken while the model writes the next.
+
+use crate::emotion::tags;
+
+/// Abbreviations whose period does not end a sentence (lower case, without it).
+const ABBREVIATIONS: &[&str] =
+    &["mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "e.g", "i.e", "m", "mme", "mlle", "cf", "p", "no"];
+
+/// `text` as it is read aloud: no emotion tags, no markup (`*bold*`,
+/// `# headings`, `` `code` ``, links' brackets), no emoji or other symbols;
+/// words, numbers and punctuation kept, runs of spaces made one.
+pub fn speakable(text: &str) -> String {
+    let visible = tags::strip(text).text;
+    let mut spoken = String::with_capacity(visible.len());
+    for character in visible.chars() {
+        let kept = character.is_alphanumeric()
+            || character.is_whitespace()
+            || ".,;:!?…'’\"“”«»()—–-%€$£&+/@".contains(character);
+        if !kept {
+            continue;
+        }
+        let character = if character == '’' { '\'' } else { character };
+        if character.is_whitespace() {
+            if !spoken.is_empty() && !spoken.ends_with(' ') {
+                spoken.push(' ');
+            }
+        } else {
+            spoken.push(character);
+        }
+    }
+    spoken.trim().to_owned()
+}
+
+/// Whether the text so far ends a sentence at byte `end` (just after a
+/// `.`, `!`, `?` or `…`): not after an abbreviation or a lone initial.
+fn ends_sentence(text: &str, end: usize) -> bool {
+    let before = &text[..end];
+    if !before.ends_with('.') {
+        return true;
+    }
+    let word = before[..before.len() - 1].rsplit(|c: char| c.is_whitespace()).next().unwrap_or("");
+    let word = word.trim_start_matches(['(', '"', '“', '«']).to_lowercase();
+    !(ABBREVIATIONS.contains(&word.as_str()) || word.chars().count() == 1 && word.chars().all(char::is_alphabetic))
+}
+
+/// Sentences of a text that arrives in pieces.
+#[derive(Debug, Clone, Default)]
+pub struct Sentences {
+    /// Text not yet part of a complete sentence.
+    pending: String,
+}
+
+impl Sentences {
+    /// Cuts nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `piece`; returns the sentences it completes. A sentence is
+    /// complete at a line break, or at `.`, `!`, `?` or `…` (and any closing
+    /// quote or bracket after them) once the next character is a space: a
+    /// period inside `3.5` or `e.g.` is not an end.
+    pub fn push(&mut self, piece: &str) -> Vec<String> {
+        self.pending.push_str(piece);
+        let mut sentences = Vec::new();
+        while let Some(end) = self.next_end() {
+            let sentence = self.pending[..end].trim().to_owned();
+            self.pending.drain(..end);
+            if !sentence.is_empty() {
+                sentences.push(sentence);
+            }
+        }
+        sentences
+    }
+
+    /// The rest, once the text is complete.
+    pub fn finish(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.pending);
+        let rest = rest.trim();
+        (!rest.is_empty()).then(|| rest.to_owned())
+    }
+
+    /// Where the first complete sentence in `pending` ends.
+    fn next_end(&self) -> Option<usize> {
+        let text = &self.pending;
+        for (index, character) in text.char_indices() {
+            if character == '\n' {
+                return Some(index + 1);
+            }
+            if !matches!(character, '.' | '!' | '?' | '…') || !ends_sentence(text, index + character.len_utf8()) {
+                continue;
+            }
+            let end = index + character.len_utf8() + closing_marks(&text[index + character.len_utf8()..]);
+            if text[end..].starts_with(char::is_whitespace) {
+                return Some(end);
+            }
+        }
+        None
+    }
+}
+
+/// Bytes of the marks that still belong to a sentence at the start of
+/// `rest`: more end marks, closing quotes and brackets, and a French closing
+/// guillemet after its space (`Oui ! »`).
+fn closing_marks(rest: &str) -> usize {
+    let mut length = 0;
+    loop {
+        let after = &rest[length..];
+        if let Some(mark) = after.chars().next().filter(|mark| ".!?…\"”»)'".contains(*mark)) {
+            length += mark.len_utf8();
+            continue;
+        }
+        let spaced = after.trim_start_matches([' ', '\u{a0}', '\u{202f}']);
+        if spaced.starts_with('»') {
+            length += after.len() - spaced.len() + '»'.len_utf8();
+            continue;
+        }
+        return length;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_markup_and_symbols_are_not_read() {
+        assert_eq!(speakable("[joy] **Great** news! 🎉 See `this`."), "Great news! See this.");
+        assert_eq!(speakable("# Title\n- one *two*"), "Title - one two");
+        assert_eq!(speakable("[sorrow] C’est dommage…"), "C'est dommage…");
+    }
+
+    fn cut(pieces: &[&str]) -> Vec<String> {
+        let mut sentences = Sentences::new();
+        let mut all: Vec<String> = pieces.iter().flat_map(|piece| sentences.push(piece)).collect();
+        all.extend(sentences.finish());
+        all
+    }
+
+    #[test]
+    fn sentences_end_where_a_reader_would_stop() {
+        assert_eq!(cut(&["Hello there! How", " are you? I'm fine"]), ["Hello there!", "How are you?", "I'm fine"]);
+        assert_eq!(cut(&["It costs 3.5 euros. Dr. Smith agrees."]), ["It costs 3.5 euros.", "Dr. Smith agrees."]);
+        assert_eq!(cut(&["« Oui ! » dit-elle. Bon…", " d'accord"]), ["« Oui ! »", "dit-elle.", "Bon…", "d'accord"]);
+        assert_eq!(cut(&["one\ntwo"]), ["one", "two"]);
+    }
+
+    #[test]
+    fn a_sentence_is_given_as_soon_as_the_next_word_starts() {
+        let mut sentences = Sentences::new();
+        assert!(sentences.push("Hi.").is_empty());
+        assert_eq!(sentences.push(" Then"), ["Hi."]);
+        assert_eq!(sentences.finish().as_deref(), Some("Then"));
+    }
+}

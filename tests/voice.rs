@@ -1,0 +1,133 @@
+//! Kira's voice end to end, through the `workly` binary, on the real models:
+//! Kokoro speaks (`workly say`), Whisper listens (`workly listen`), and what
+//! one says the other hears; bad requests get one line and exit code 2.
+
+mod common;
+
+use common::{assert_bad_input, json_output, link_voice, workly_in};
+use std::path::Path;
+use workly::bench::voice::word_error_rate;
+
+/// A data directory holding the voice.
+fn voiced() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    link_voice(dir.path());
+    dir
+}
+
+/// A WAV file's format and loudness (root mean square).
+fn wav(path: &Path) -> (hound::WavSpec, f64, f64) {
+    let mut reader = hound::WavReader::open(path).unwrap();
+    let spec = reader.spec();
+    let samples: Vec<f64> = reader.samples::<i16>().map(|sample| f64::from(sample.unwrap()) / 32768.0).collect();
+    let rms = (samples.iter().map(|sample| sample * sample).sum::<f64>() / samples.len() as f64).sqrt();
+    (spec, samples.len() as f64 / f64::from(spec.sample_rate), rms)
+}
+
+/// Writes `seconds` of silence at `rate`.
+fn silence(path: &Path, rate: u32, seconds: u32) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for _ in 0..rate * seconds {
+        writer.write_sample(0i16).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+#[test]
+fn kira_speaks_sentence_by_sentence_in_the_text_s_language() {
+    let data = voiced();
+    for (said, voice, sentences) in [
+        ("[joy] Hello there! I'm **so** glad you came. 🎉", "af_heart", ["Hello there!", "I'm so glad you came."]),
+        (
+            "[fun] Salut ! Je suis très contente de te voir.",
+            "ff_siwis",
+            ["Salut !", "Je suis très contente de te voir."],
+        ),
+    ] {
+        let out = data.path().join(format!("{voice}.wav"));
+        let report = json_output(workly_in(data.path()).args(["say", said, "--json", "--out"]).arg(&out));
+        assert_eq!(report["voice"], voice, "{report}");
+        let texts: Vec<&str> =
+            report["sentences"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+        assert_eq!(texts, sentences, "tags, markup and emoji are not read: {report}");
+        let (spec, seconds, rms) = wav(&out);
+        assert_eq!((spec.sample_rate, spec.channels, spec.bits_per_sample), (24_000, 1, 16));
+        assert!((seconds - report["audio_seconds"].as_f64().unwrap()).abs() < 0.01, "{seconds} s: {report}");
+        assert!(seconds > 1.0 && rms > 0.01, "{seconds} s of speech at RMS {rms}");
+    }
+}
+
+#[test]
+fn what_kira_says_whisper_hears_in_english_and_french() {
+    let data = voiced();
+    for (sentence, language) in [
+        ("The weather is lovely today, so we could go for a walk by the river.", "en"),
+        ("Il fait beau aujourd'hui, alors nous pourrions marcher au bord de la rivière.", "fr"),
+    ] {
+        let out = data.path().join(format!("{language}.wav"));
+        let output =
+            workly_in(data.path()).args(["say", sentence, "--language", language, "--out"]).arg(&out).output().unwrap();
+        common::assert_success(&output);
+        let heard = json_output(workly_in(data.path()).args(["listen", "--json", "--language", language]).arg(&out));
+        let transcript = heard["text"].as_str().unwrap();
+        let error_rate = word_error_rate(sentence, transcript);
+        assert!(error_rate <= 0.2, "{sentence:?} was heard as {transcript:?} (WER {error_rate:.2})");
+        assert_eq!(heard["language"], language);
+        assert!(heard["speech_seconds"].as_f64().unwrap() <= heard["audio_seconds"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn listen_refuses_what_it_cannot_hear_in_one_line() {
+    let data = voiced();
+    let dir = data.path();
+    let notes = dir.join("notes.wav");
+    std::fs::write(&notes, "these are notes, not audio").unwrap();
+    assert_bad_input(&workly_in(dir).arg("listen").arg(&notes).output().unwrap(), &["notes.wav", "not a WAV"]);
+    let quiet = dir.join("quiet.wav");
+    silence(&quiet, 16_000, 3);
+    assert_bad_input(&workly_in(dir).arg("listen").arg(&quiet).output().unwrap(), &["quiet.wav", "no speech"]);
+    let high = dir.join("high.wav");
+    silence(&high, 96_000, 1);
+    assert_bad_input(&workly_in(dir).arg("listen").arg(&high).output().unwrap(), &["96000 Hz", "8000 to 48000"]);
+    let long = dir.join("long.wav");
+    silence(&long, 8_000, 601);
+    assert_bad_input(&workly_in(dir).arg("listen").arg(&long).output().unwrap(), &["601 s", "at most 600 s"]);
+    let output = workly_in(dir).args(["listen", "--language", "de"]).arg(&quiet).output().unwrap();
+    assert_bad_input(&output, &["unknown language `de`"]);
+}
+
+#[test]
+fn say_refuses_bad_requests_in_one_line_and_leaves_no_file() {
+    let data = voiced();
+    let dir = data.path();
+    let out = dir.join("out.wav");
+    let say = |args: &[&str]| workly_in(dir).arg("say").args(args).arg("--out").arg(&out).output().unwrap();
+    let long = "Kira reads. ".repeat(5_000);
+    assert_bad_input(&say(&[&long]), &["60000 characters", "at most 10000"]);
+    assert_bad_input(&say(&["Hi", "--voice", "nobody"]), &["unknown voice `nobody`", "heart"]);
+    assert_bad_input(&say(&["Hi", "--speed", "3"]), &["speed 3", "0.5 to 2.0"]);
+    assert_bad_input(&say(&["[joy] 🎉"]), &["nothing to say"]);
+    assert!(!out.exists(), "a refused request writes nothing");
+    let output = workly_in(dir).args(["say", "Hi", "--out"]).arg(dir.join("missing/out.wav")).output().unwrap();
+    assert_bad_input(&output, &["cannot write", "missing/out.wav"]);
+}
+
+#[test]
+fn a_missing_voice_or_espeak_ng_says_what_to_do() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = empty.path().join("out.wav");
+    let output = workly_in(empty.path()).args(["say", "Hi", "--out"]).arg(&out).output().unwrap();
+    assert_bad_input(&output, &["is missing", "scripts/setup.sh"]);
+    silence(&out, 16_000, 1);
+    let output = workly_in(empty.path()).args(["listen", "--language", "fr"]).arg(&out).output().unwrap();
+    assert_bad_input(&output, &["Whisper", "is missing", "scripts/setup.sh"]);
+
+    let data = voiced();
+    let no_programs = tempfile::tempdir().unwrap();
+    let output =
+        workly_in(data.path()).env("PATH", no_programs.path()).args(["say", "Hi", "--out"]).arg(&out).output().unwrap();
+    assert_bad_input(&output, &["espeak-ng is not installed", "apt install espeak-ng"]);
+}
