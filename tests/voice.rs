@@ -131,3 +131,71 @@ fn a_missing_voice_or_espeak_ng_says_what_to_do() {
         workly_in(data.path()).env("PATH", no_programs.path()).args(["say", "Hi", "--out"]).arg(&out).output().unwrap();
     assert_bad_input(&output, &["espeak-ng is not installed", "apt install espeak-ng"]);
 }
+
+/// `workly talk` on `inputs` with the small model into `replies`, `--json`.
+fn talk(data: &Path, inputs: &[&Path], replies: &Path) -> std::process::Output {
+    let model = common::small_model();
+    let mut command = workly_in(data);
+    command.args(["talk", "--json", "--no-memory", "--conversation", "spoken", "--no-unity", "--model"]).arg(model);
+    command.arg("--out-dir").arg(replies).arg("--in").args(inputs);
+    command.stdin(std::process::Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn talk_hears_each_recording_answers_aloud_and_keeps_the_transcript() {
+    let data = voiced();
+    let dir = data.path();
+    let question = dir.join("question.wav");
+    let asked = "What is your favourite season, and why?";
+    let output = workly_in(dir).args(["say", asked, "--voice", "michael", "--out"]).arg(&question).output().unwrap();
+    common::assert_success(&output);
+    let quiet = dir.join("quiet.wav");
+    silence(&quiet, 16_000, 2);
+    let replies = dir.join("replies");
+
+    let output = talk(dir, &[&question, &quiet], &replies);
+    common::assert_success(&output);
+    let stderr = common::text(&output.stderr);
+    assert!(stderr.contains("quiet.wav: no speech was heard"), "silence is skipped, said: {stderr}");
+    let stdout = common::text(&output.stdout);
+    let turns: Vec<serde_json::Value> = stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(turns.len(), 1, "one spoken message, one turn: {stdout}");
+    let voice = &turns[0]["voice"];
+    let heard = voice["heard"].as_str().unwrap();
+    assert!(word_error_rate(asked, heard) <= 0.2, "{asked:?} was heard as {heard:?}");
+    assert_eq!(voice["voice"], "af_heart");
+    assert!(voice["sentences"].as_u64().unwrap() >= 1, "{voice}");
+
+    // The reply is spoken into its file, and the stages add up.
+    let audio = Path::new(voice["audio"].as_str().unwrap());
+    assert_eq!(audio, replies.join("reply-1.wav"));
+    let (spec, seconds, rms) = wav(audio);
+    assert_eq!(spec.sample_rate, 24_000);
+    assert!((seconds - voice["audio_seconds"].as_f64().unwrap()).abs() < 0.01 && rms > 0.01, "{voice}");
+    let stages = &voice["stages"];
+    let stage = |name: &str| stages[name].as_f64().unwrap_or_else(|| panic!("{name} missing: {stages}"));
+    assert_eq!(stage("pause_ms"), 400.0);
+    let parts = ["pause_ms", "transcript_ms", "first_text_ms", "first_sentence_ms", "first_audio_ms"];
+    let sum: f64 = parts.iter().map(|name| stage(name)).sum();
+    assert!((sum - stage("total_ms")).abs() < 1.0, "{stages}");
+
+    // The transcript is the person's message, stored as a typed one would be.
+    let stored = common::stored(dir, "spoken");
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0], ("user".to_owned(), heard.to_owned()));
+    assert_eq!(stored[1].0, "assistant");
+}
+
+#[test]
+fn talk_refuses_a_bad_recording_before_loading_anything() {
+    let data = voiced();
+    let dir = data.path();
+    let notes = dir.join("notes.wav");
+    std::fs::write(&notes, "not audio").unwrap();
+    let output = talk(dir, &[&notes], &dir.join("replies"));
+    assert_bad_input(&output, &["notes.wav", "not a WAV"]);
+    assert!(!dir.join("replies").exists(), "nothing was made");
+    let long = dir.join("long.wav");
+    silence(&long, 8_000, 61);
+    assert_bad_input(&talk(dir, &[&long], &dir.join("replies")), &["61 s", "at most 60 s"]);
+}

@@ -1,9 +1,366 @@
-//! `workly bench voice`: how fast and how well Kira speaks and listens.
+//! `workly bench voice`: how fast and how well Kira speaks and listens, on
+//! a fixed set of sentences in English and French (no names, numbers
+//! written out).
+//!
+//! - **Synthesis**: each sentence spoken by Kira's voice in its language;
+//!   the real-time factor is synthesis time over audio length.
+//! - **Recognition**: the same audio heard back by Whisper; its real-time
+//!   factor, and the word error rate of the round trip (Kokoro, then
+//!   Whisper) against the sentence.
+//! - **Spoken turns**: recorded questions (another voice than Kira's in
+//!   English) go through the whole path a person's voice takes: the pause
+//!   the voice activity detector waits for, recognition, the chat turn, the
+//!   first sentence, its audio. Each stage's median and 95th percentile.
 //!
 //! Word error rate is the share of a reference's words a transcript gets
 //! wrong: the fewest words substituted, deleted or inserted to turn one into
 //! the other, over the reference's word count. Words are compared in lower
 //! case without punctuation, so "Hello, there." and "hello there" agree.
+
+use super::nearest_rank;
+use crate::chat::persona::Language;
+use crate::chat::turn::{Chat, ReplyOptions, Turn, TurnError};
+use crate::chat::{Conversation, Persona};
+use crate::llm::{CancelToken, Engine, SamplingParams};
+use crate::voice::speech::{Speech, Stages, speak_while_writing};
+use crate::voice::{Audio, ListenError, Listener, SpeakError, Speaker, Voice, VoiceFiles, code};
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Sentences the round trip is measured on.
+const SENTENCES: [(Language, &[&str]); 2] = [
+    (
+        Language::English,
+        &[
+            "The weather is lovely today, so we could go for a walk by the river.",
+            "I have been reading a book about the history of lighthouses.",
+            "Could you remind me to water the plants tomorrow morning?",
+            "My sister bought a small house near the mountains last spring.",
+            "We cooked pasta with fresh tomatoes and a little garlic.",
+            "The train was late again, but the view from the window was beautiful.",
+            "I would like to learn how to play the piano this winter.",
+            "There are three cats sleeping on the sofa in the living room.",
+            "Please turn off the lights before you go to bed.",
+            "It took us two hours to finish the puzzle on the kitchen table.",
+        ],
+    ),
+    (
+        Language::French,
+        &[
+            "Il fait beau aujourd'hui, alors nous pourrions marcher au bord de la rivière.",
+            "Je lis un livre sur l'histoire des phares depuis quelques jours.",
+            "Peux-tu me rappeler d'arroser les plantes demain matin ?",
+            "Ma sœur a acheté une petite maison près des montagnes au printemps dernier.",
+            "Nous avons préparé des pâtes avec des tomates fraîches et un peu d'ail.",
+            "Le train était encore en retard, mais la vue était magnifique.",
+            "J'aimerais apprendre à jouer du piano cet hiver.",
+            "Il y a trois chats qui dorment sur le canapé du salon.",
+            "N'oublie pas d'éteindre la lumière avant d'aller te coucher.",
+            "Nous avons mis deux heures à finir le puzzle sur la table de la cuisine.",
+        ],
+    ),
+];
+
+/// Questions of the spoken turns.
+const QUESTIONS: [(Language, &[&str]); 2] = [
+    (
+        Language::English,
+        &[
+            "What is your favourite season, and why?",
+            "Can you give me an idea for a rainy afternoon?",
+            "I feel a bit tired today. Any advice?",
+            "What should I cook for dinner tonight?",
+            "Tell me something that makes you happy.",
+        ],
+    ),
+    (
+        Language::French,
+        &[
+            "Quelle est ta saison préférée, et pourquoi ?",
+            "Tu as une idée pour un après-midi de pluie ?",
+            "Je suis un peu fatigué aujourd'hui. Un conseil ?",
+            "Qu'est-ce que je pourrais cuisiner ce soir ?",
+            "Dis-moi quelque chose qui te rend heureuse.",
+        ],
+    ),
+];
+
+/// The voice the questions are asked in: not Kira's, where there is another.
+fn asker(language: Language) -> Voice {
+    match language {
+        Language::English => Voice::Michael,
+        Language::French => Voice::Siwis,
+    }
+}
+
+/// The median and the 95th percentile of a set of measurements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile (nearest rank).
+    pub p95: f64,
+}
+
+impl Spread {
+    /// Of `values` (0 for none).
+    pub fn of(mut values: Vec<f64>) -> Self {
+        values.sort_by(f64::total_cmp);
+        Self { p50: super::median(&values), p95: nearest_rank(&values, 0.95) }
+    }
+}
+
+/// One language's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageReport {
+    /// `en` or `fr`.
+    pub language: &'static str,
+    /// Kira's voice in it.
+    pub voice: &'static str,
+    /// Sentences of the round trip.
+    pub sentences: usize,
+    /// Synthesis time over audio length, per sentence.
+    pub synthesis_rtf: Spread,
+    /// Recognition time over audio length, per sentence.
+    pub recognition_rtf: Spread,
+    /// Word error rate of the round trip over every sentence's words.
+    pub word_error_rate: f64,
+    /// The sentences Whisper did not hear exactly, and what it heard.
+    pub misheard: Vec<(String, String)>,
+    /// Spoken turns measured.
+    pub turns: usize,
+    /// The stages of the spoken turns, the reply paused while its first
+    /// sentence is made (as Workly runs them).
+    pub stages: StageSpreads,
+    /// The same turns with the reply written on while the first sentence is
+    /// made: the baseline the pause is measured against.
+    pub stages_unpaused: StageSpreads,
+}
+
+/// Each stage of the spoken turns, spread over the turns.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageSpreads {
+    /// The pause before the speech is called ended.
+    pub pause_ms: Spread,
+    /// Recognition.
+    pub transcript_ms: Spread,
+    /// To the reply's first text.
+    pub first_text_ms: Spread,
+    /// To the end of its first sentence (or clause).
+    pub first_sentence_ms: Spread,
+    /// To that sentence's audio.
+    pub first_audio_ms: Spread,
+    /// End of speech to first audio.
+    pub total_ms: Spread,
+}
+
+/// The report of `workly bench voice`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VoiceReport {
+    /// The chat model.
+    pub model: String,
+    /// Threads of each voice model.
+    pub voice_threads: usize,
+    /// Runs of each spoken turn (after a discarded one).
+    pub runs: u32,
+    /// Loading Kokoro, and Whisper.
+    pub load_ms: (f64, f64),
+    /// English, then French.
+    pub languages: Vec<LanguageReport>,
+}
+
+/// A voice bench failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceBenchError {
+    /// Speech could not be made.
+    #[error(transparent)]
+    Speak(#[from] SpeakError),
+    /// Speech could not be heard.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    /// A chat turn failed.
+    #[error(transparent)]
+    Turn(#[from] TurnError),
+}
+
+impl crate::error::Classify for VoiceBenchError {
+    fn class(&self) -> crate::error::Class {
+        match self {
+            VoiceBenchError::Speak(error) => error.class(),
+            VoiceBenchError::Listen(error) => error.class(),
+            VoiceBenchError::Turn(error) => error.class(),
+        }
+    }
+}
+
+/// Runs the bench with `engine` (warmed for Kira), the voice models from
+/// `files` on `threads` threads, each spoken turn `runs` times after a
+/// discarded one.
+pub fn measure_voice(
+    engine: &Engine,
+    files: &VoiceFiles,
+    threads: usize,
+    runs: u32,
+) -> Result<VoiceReport, VoiceBenchError> {
+    let started = Instant::now();
+    let mut speaker = Speaker::load(files, threads)?;
+    let kokoro_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let listener = Listener::load(files, threads)?;
+    let whisper_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut languages = Vec::new();
+    for ((language, sentences), (_, questions)) in SENTENCES.iter().zip(&QUESTIONS) {
+        let voice = Voice::for_language(*language);
+        listener.warm_up(*language)?;
+        let (mut synthesis, mut recognition, mut misheard) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut errors, mut words) = (0.0, 0usize);
+        for sentence in *sentences {
+            let spoken = speaker.sentence(sentence, voice, 1.0)?;
+            synthesis.push(spoken.synthesis_seconds / spoken.audio.seconds());
+            let heard = listener.transcribe(&spoken.audio, *language)?;
+            recognition.push(heard.recognition_seconds / heard.audio_seconds);
+            let count = word_count(sentence);
+            errors += word_error_rate(sentence, &heard.text) * count as f64;
+            words += count;
+            if word_error_rate(sentence, &heard.text) > 0.0 {
+                misheard.push(((*sentence).to_owned(), heard.text));
+            }
+        }
+        let recordings = questions
+            .iter()
+            .map(|question| Ok(speaker.sentence(question, asker(*language), 1.0)?.audio))
+            .collect::<Result<Vec<Audio>, SpeakError>>()?;
+        let paused = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, true)?;
+        let unpaused = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, false)?;
+        languages.push(LanguageReport {
+            language: code(*language),
+            voice: voice.name(),
+            sentences: sentences.len(),
+            synthesis_rtf: Spread::of(synthesis),
+            recognition_rtf: Spread::of(recognition),
+            word_error_rate: errors / words.max(1) as f64,
+            misheard,
+            turns: paused.len(),
+            stages: spreads(&paused),
+            stages_unpaused: spreads(&unpaused),
+        });
+    }
+    Ok(VoiceReport {
+        model: engine.info().model_name.clone(),
+        voice_threads: threads,
+        runs,
+        load_ms: (kokoro_ms, whisper_ms),
+        languages,
+    })
+}
+
+/// Each recording heard and answered aloud, `runs` times after a discarded
+/// round, each in a new conversation, the reply paused while its first
+/// sentence is made or not; a reply is cut once its first audio is out
+/// (what follows is not waited for).
+#[allow(clippy::too_many_arguments)]
+fn spoken_turns(
+    engine: &Engine,
+    files: &VoiceFiles,
+    threads: usize,
+    listener: &Listener,
+    language: Language,
+    recordings: &[Audio],
+    runs: u32,
+    pause: bool,
+) -> Result<Vec<Stages>, VoiceBenchError> {
+    let speech = Speech::start(files, threads)?;
+    let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens: 64, ..Default::default() };
+    let mut stages = Vec::new();
+    for round in 0..=runs {
+        for recording in recordings {
+            engine.wait_idle().map_err(TurnError::from)?;
+            let transcript = listener.transcribe(recording, language)?;
+            let message_at = Instant::now();
+            let chat = Mutex::new(Chat::new(Conversation::new(Persona::default()), None));
+            let cancel = CancelToken::new();
+            let turn = Turn { engine, avatar: None, options: &options, cancel: cancel.clone() };
+            let voice = Voice::for_language(language);
+            let (outcome, reply) = speak_while_writing(
+                &speech,
+                voice,
+                1.0,
+                pause.then_some(&cancel),
+                &mut (),
+                |sink| turn.chat(&chat, &transcript.text, sink),
+                |_| {
+                    cancel.cancel();
+                    false
+                },
+            );
+            outcome?;
+            if let Some(error) = reply.failed {
+                return Err(error.into());
+            }
+            if round > 0 {
+                stages.push(Stages::of(Some(&transcript), message_at, &reply));
+            }
+        }
+    }
+    Ok(stages)
+}
+
+/// Spreads of each stage over `stages`.
+fn spreads(stages: &[Stages]) -> StageSpreads {
+    let of = |stage: fn(&Stages) -> Option<f64>| Spread::of(stages.iter().filter_map(stage).collect());
+    StageSpreads {
+        pause_ms: of(|stages| Some(stages.pause_ms)),
+        transcript_ms: of(|stages| Some(stages.transcript_ms)),
+        first_text_ms: of(|stages| Some(stages.first_text_ms)),
+        first_sentence_ms: of(|stages| stages.first_sentence_ms),
+        first_audio_ms: of(|stages| stages.first_audio_ms),
+        total_ms: of(|stages| stages.total_ms),
+    }
+}
+
+/// The report as text.
+pub fn render(report: &VoiceReport) -> String {
+    let mut text = format!(
+        "voice models on {} threads (Kokoro loads in {:.0} ms, Whisper in {:.0} ms); chat model {}; {} runs\n",
+        report.voice_threads, report.load_ms.0, report.load_ms.1, report.model, report.runs
+    );
+    for language in &report.languages {
+        let stages = &language.stages;
+        text.push_str(&format!(
+            "\n{} ({}): {} sentences, {} spoken turns\n\
+             synthesis RTF    p50 {:.2}  p95 {:.2}\n\
+             recognition RTF  p50 {:.2}  p95 {:.2}\n\
+             word error rate  {:.3} (Kokoro then Whisper)\n\
+             stages (ms)          p50      p95\n",
+            language.language,
+            language.voice,
+            language.sentences,
+            language.turns,
+            language.synthesis_rtf.p50,
+            language.synthesis_rtf.p95,
+            language.recognition_rtf.p50,
+            language.recognition_rtf.p95,
+            language.word_error_rate,
+        ));
+        for (name, spread) in [
+            ("pause", stages.pause_ms),
+            ("transcript", stages.transcript_ms),
+            ("first text", stages.first_text_ms),
+            ("first sentence", stages.first_sentence_ms),
+            ("first audio", stages.first_audio_ms),
+            ("end of speech → audio", stages.total_ms),
+        ] {
+            text.push_str(&format!("  {name:<22} {:>7.0}  {:>7.0}\n", spread.p50, spread.p95));
+        }
+        let unpaused = &language.stages_unpaused;
+        text.push_str(&format!(
+            "  without the pause: first audio p50 {:.0} ms, end of speech → audio p50 {:.0} ms\n",
+            unpaused.first_audio_ms.p50, unpaused.total_ms.p50
+        ));
+    }
+    text
+}
 
 /// `text`'s words as they are compared: lower case, apostrophes kept inside
 /// words, every other mark a space.
@@ -15,6 +372,11 @@ fn words(text: &str) -> Vec<String> {
         .filter(|word| !word.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Words in `text`.
+fn word_count(text: &str) -> usize {
+    words(text).len()
 }
 
 /// The word error rate of `transcript` against `reference` (0 is perfect;

@@ -16,6 +16,9 @@ use serde::Serialize;
 pub enum BenchCommand {
     /// Load, warm-up, time to first token, prefill and decode speed, a 20-turn conversation.
     Llm(BenchLlmArgs),
+    /// Kira's voice: speech synthesis and recognition speed, round-trip word error rate, and
+    /// the stages of spoken turns from the end of speech to the first audio, in English and French.
+    Voice(BenchVoiceArgs),
     /// Prefill and decode speed for every thread count; saves the best for later runs.
     Threads(BenchThreadsArgs),
     /// GPU layers from 0 to all: speeds and VRAM at each, and Workly's own pick against the best (CUDA builds).
@@ -30,6 +33,20 @@ pub struct BenchLlmArgs {
     pub engine: EngineSettings,
     /// Measured runs per figure (after one discarded run).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `workly bench voice`
+#[derive(Debug, Clone, Args)]
+pub struct BenchVoiceArgs {
+    /// Engine choice and tuning.
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Measured runs of each spoken turn (after one discarded run).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
     /// Print JSON.
     #[arg(long)]
@@ -71,6 +88,14 @@ pub struct BenchGpuArgs {
 pub fn run(context: &Context, command: &BenchCommand) -> crate::error::Result<()> {
     match command {
         BenchCommand::Llm(args) => print(&llm_report(context, &args.engine, args.runs)?, args.json, llm::render),
+        BenchCommand::Voice(args) => {
+            let persona = Persona::default();
+            let prepared = args.engine.prepare(context, Conversation::new(persona).openings())?;
+            let engine = Engine::load(prepared.engine)?;
+            let files = crate::voice::VoiceFiles::new(&context.dirs.models());
+            let report = crate::bench::voice::measure_voice(&engine, &files, crate::voice::threads(), args.runs)?;
+            print(&report, args.json, crate::bench::voice::render)
+        }
         BenchCommand::Threads(args) => {
             let prepared = args.engine.prepare(context, Vec::new())?;
             let report = threads::report(&prepared, args.runs, &context.dirs.thread_measurements())?;

@@ -68,6 +68,9 @@ pub struct TurnReport<'a> {
     pub stored: bool,
     /// What the recital guard did, if it caught the reply reciting the persona.
     pub guarded: Option<crate::chat::turn::Guarded>,
+    /// How the message was heard and the reply spoken (`workly talk`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<super::voice::SpokenReport>,
 }
 
 impl<'a> TurnReport<'a> {
@@ -92,6 +95,7 @@ impl<'a> TurnReport<'a> {
             intensity: outcome.feeling.intensity,
             stored,
             guarded: outcome.guarded,
+            voice: None,
         }
     }
 }
@@ -103,7 +107,7 @@ impl<'a> TurnReport<'a> {
 /// turn is saved and reported. Once the reply is complete, neither can lose
 /// the turn being saved.
 #[derive(Debug, Default)]
-struct Turning {
+pub(crate) struct Turning {
     /// A turn is under way.
     busy: bool,
     /// Cuts the turn's reply: at once if it is being generated, as soon as it
@@ -115,10 +119,10 @@ struct Turning {
 }
 
 /// The chat's [`Turning`], shared with the signal thread.
-type Current = Arc<Mutex<Turning>>;
+pub(crate) type Current = Arc<Mutex<Turning>>;
 
 /// Starts the thread that handles Ctrl-C and SIGTERM for `current`.
-fn handle_signals(current: &Current) -> crate::error::Result<()> {
+pub(crate) fn handle_signals(current: &Current) -> crate::error::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot handle signals")?;
     let current = Arc::clone(current);
@@ -137,7 +141,7 @@ fn handle_signals(current: &Current) -> crate::error::Result<()> {
 
 /// Runs one turn with `current` marking it under way, handing it the switch
 /// that cuts its reply; whether SIGTERM asked the chat to end meanwhile.
-fn guarded(
+pub(crate) fn guarded(
     current: &Current,
     turn: impl FnOnce(CancelToken) -> crate::error::Result<()>,
 ) -> crate::error::Result<bool> {
@@ -150,8 +154,24 @@ fn guarded(
     outcome.map(|()| turning.ending)
 }
 
-/// Runs `workly chat`.
-pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
+/// A chat, open: the engine, the avatar, the conversation and how replies
+/// are shaped, for the terminal's doors (`chat`, `talk`).
+pub(crate) struct Session {
+    /// The model.
+    pub engine: Engine,
+    /// Kira's face, if shown.
+    pub avatar: Option<AvatarBridge>,
+    /// The conversation and where it is kept.
+    pub chat: Mutex<Chat>,
+    /// How replies are shaped (from the sampling flags).
+    pub options: ReplyOptions,
+    /// Earlier messages resumed from the store.
+    pub resumed: usize,
+}
+
+/// Opens the chat `args` ask for: the stored conversation, the engine, the
+/// avatar, the memory.
+pub(crate) fn open(context: &Context, args: &ChatArgs) -> crate::error::Result<Session> {
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
     let mut history = match (&args.prompt, &args.conversation) {
@@ -177,15 +197,27 @@ pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
     {
         eprintln!("{notice}");
     }
-    let chat = Mutex::new(Chat::new(conversation, history));
     let options = ReplyOptions {
         sampling: args.sampling.params(),
         max_tokens: args.sampling.max_tokens,
         stop: args.sampling.stop.clone(),
         unguarded: false,
     };
-    let door =
-        Door { engine: &engine, avatar: avatar.as_ref(), options: &options, chat: &chat, args, out: &write_stdout };
+    Ok(Session { engine, avatar, chat: Mutex::new(Chat::new(conversation, history)), options, resumed })
+}
+
+/// Runs `workly chat`.
+pub fn run(context: &Context, args: &ChatArgs) -> crate::error::Result<()> {
+    let Session { engine, avatar, chat, options, resumed } = open(context, args)?;
+    let door = Door {
+        engine: &engine,
+        avatar: avatar.as_ref(),
+        options: &options,
+        chat: &chat,
+        args,
+        out: &write_stdout,
+        voice: None,
+    };
     let current: Current = Arc::default();
     handle_signals(&current)?;
 
@@ -304,16 +336,39 @@ pub(crate) struct Door<'a> {
     /// Where the reply goes: stdout ([`write_stdout`]; `false` once it is
     /// closed), or what a test reads.
     pub out: &'a dyn Fn(&str) -> crate::error::Result<bool>,
+    /// Kira's voice, when she speaks her replies.
+    pub voice: Option<&'a super::voice::VoiceOut>,
 }
 
 impl Door<'_> {
     /// One exchange through the chat turn, the reply streamed to stdout (or,
     /// with `--json`, reported once saved); `cancel` cuts it.
     pub fn turn(&self, user: &str, cancel: CancelToken) -> crate::error::Result<()> {
-        let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel };
+        self.turn_heard(user, cancel, None)
+    }
+
+    /// [`Door::turn`] on a message that was spoken, `heard` in `transcript`
+    /// (ready at the instant given); with a voice, the reply is spoken too.
+    pub fn turn_heard(
+        &self,
+        user: &str,
+        cancel: CancelToken,
+        heard: Option<(&crate::voice::Transcript, std::time::Instant)>,
+    ) -> crate::error::Result<()> {
+        let message_at = heard.map_or_else(std::time::Instant::now, |(_, at)| at);
+        let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel: cancel.clone() };
         let mut printer =
             Printer { out: self.out, print: !self.args.json, shown: false, reader_gone: false, failed: None };
-        let mut outcome = match turn.chat(self.chat, user, &mut printer) {
+        let (result, spoken) = match self.voice {
+            Some(voice) => {
+                let (result, spoken) =
+                    voice.speak(user, &cancel, &mut printer, |sink| turn.chat(self.chat, user, sink));
+                (result, Some(spoken.report(heard.map(|(transcript, _)| transcript), message_at)))
+            }
+            None => (turn.chat(self.chat, user, &mut printer), None),
+        };
+        let spoken = spoken.transpose()?;
+        let mut outcome = match result {
             Ok(outcome) => outcome,
             // A remote back-end's failure ends the turn, not the chat: the
             // next message may find the server back. Nothing was saved, so
@@ -350,7 +405,9 @@ impl Door<'_> {
         }
         if self.args.json {
             let info = self.engine.info();
-            let line = serde_json::to_string(&TurnReport::new(&outcome, info, stored))?;
+            let mut report = TurnReport::new(&outcome, info, stored);
+            report.voice = spoken;
+            let line = serde_json::to_string(&report)?;
             (self.out)(&(line + "\n"))?;
         } else {
             (self.out)("\n")?;
@@ -423,8 +480,15 @@ mod tests {
             printed.lock().unwrap().push_str(text);
             Ok(true)
         };
-        let door =
-            Door { engine: &engine, avatar: Some(&avatar), options: &options, chat: &chat, args: &args, out: &out };
+        let door = Door {
+            engine: &engine,
+            avatar: Some(&avatar),
+            options: &options,
+            chat: &chat,
+            args: &args,
+            out: &out,
+            voice: None,
+        };
         tokio::task::block_in_place(|| door.turn("Guess what!", CancelToken::new())).unwrap();
         let report: serde_json::Value = serde_json::from_str(printed.lock().unwrap().trim()).unwrap();
         let (emotion, intensity) = feeling(&report["emotion"], &report["intensity"]);

@@ -129,6 +129,8 @@ pub enum Command {
     Emotion(EmotionArgs),
     /// Say a text in Kira's voice, into a WAV file.
     Say(SayArgs),
+    /// Talk with Kira: each recording is one message, heard and answered aloud.
+    Talk(TalkArgs),
     /// Transcribe what is said in a WAV file.
     Listen(ListenArgs),
 }
@@ -449,19 +451,47 @@ pub struct SayArgs {
     /// The WAV file to write (16-bit, 24 kHz, mono).
     #[arg(long, short, value_name = "FILE.wav")]
     pub out: PathBuf,
+    /// The voice and its speed.
+    #[command(flatten)]
+    pub voice: VoiceArgs,
+    /// The language of the text, `en` or `fr` (default: guessed from the text).
+    #[arg(long, value_name = "CODE")]
+    pub language: Option<String>,
+    /// Print a JSON report (the sentences, their timings) instead of nothing.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Kira's voice: which, how fast.
+#[derive(Debug, Clone, Args)]
+pub struct VoiceArgs {
     /// The voice: heart or michael (American English), emma (British English), siwis
     /// (French). Default: Kira's voice in the language of the text.
     #[arg(long, value_name = "NAME")]
     pub voice: Option<String>,
-    /// The language of the text, `en` or `fr` (default: guessed from the text).
-    #[arg(long, value_name = "CODE")]
-    pub language: Option<String>,
     /// How fast Kira speaks: 0.5 (slow) to 2.0 (fast).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f32,
-    /// Print a JSON report (the sentences, their timings) instead of nothing.
-    #[arg(long)]
-    pub json: bool,
+}
+
+/// `workly talk`
+#[derive(Debug, Clone, Args)]
+pub struct TalkArgs {
+    /// The chat: engine, persona, conversation, avatar, `--json` (one object per turn).
+    #[command(flatten)]
+    pub chat: ChatArgs,
+    /// The recordings, one spoken message each, in order (WAV, at most a minute each).
+    #[arg(long = "in", value_name = "FILE.wav", required = true, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// The language spoken, `en` or `fr`.
+    #[arg(long, default_value = "en", value_name = "CODE")]
+    pub language: String,
+    /// Where Kira's spoken replies are written: reply-1.wav, reply-2.wav…
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Her voice and its speed.
+    #[command(flatten)]
+    pub voice: VoiceArgs,
 }
 
 /// `workly listen`

@@ -261,15 +261,17 @@ pub enum GenerationEvent {
     Failed(LlmError),
 }
 
-/// Stops a generation between two tokens when fired.
+/// Stops a generation between two tokens when fired; holds it there while
+/// paused.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<Switch>);
 
-/// A token's state: its own switch, the token whose firing fires it too,
+/// A token's state: its own switches, the token whose firing fires it too,
 /// and the tasks waiting for it ([`CancelToken::cancelled`]).
 #[derive(Debug, Default)]
 struct Switch {
     fired: AtomicBool,
+    paused: AtomicBool,
     parent: Option<CancelToken>,
     waiting: tokio::sync::Notify,
 }
@@ -294,6 +296,31 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.fired.load(Ordering::Acquire) || self.0.parent.as_ref().is_some_and(CancelToken::is_cancelled)
     }
+    /// Holds the generation before its next token until [`CancelToken::resume`]:
+    /// a door that needs the cores for a moment (the voice making the
+    /// reply's first sentence) pauses the reply it reads, which is ahead of
+    /// the voice anyway.
+    pub fn pause(&self) {
+        self.0.paused.store(true, Ordering::Release);
+    }
+    /// Lets a paused generation go on.
+    pub fn resume(&self) {
+        self.0.paused.store(false, Ordering::Release);
+    }
+    /// Whether it, or a token it is the child of, is paused.
+    pub fn is_paused(&self) -> bool {
+        self.0.paused.load(Ordering::Acquire) || self.0.parent.as_ref().is_some_and(CancelToken::is_paused)
+    }
+    /// Blocks while paused and not fired, at most `limit` (a pause a door
+    /// forgot never stops a reply for good). It looks every few
+    /// milliseconds: a pause lasts a sentence's synthesis, and the engine's
+    /// thread has nothing else to do meanwhile.
+    pub fn wait_while_paused(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.is_paused() && !self.is_cancelled() && started.elapsed() < limit {
+            std::thread::sleep(std::time::Duration::from_millis(4));
+        }
+    }
     /// Returns once it, or a token it is the child of, is fired: what an
     /// async wait selects on, woken at once rather than by polling.
     pub async fn cancelled(&self) {
@@ -315,6 +342,27 @@ impl CancelToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paused_parent_holds_its_children_until_resumed_fired_or_too_long() {
+        let door = CancelToken::new();
+        let attempt = door.child();
+        door.pause();
+        assert!(attempt.is_paused());
+        let started = std::time::Instant::now();
+        attempt.wait_while_paused(std::time::Duration::from_millis(40));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(40), "held up to the limit");
+        let waiting = std::thread::spawn({
+            let attempt = attempt.clone();
+            move || attempt.wait_while_paused(std::time::Duration::from_secs(60))
+        });
+        door.resume();
+        waiting.join().unwrap();
+        assert!(!attempt.is_paused());
+        door.pause();
+        door.cancel();
+        attempt.wait_while_paused(std::time::Duration::from_secs(60));
+    }
 
     #[tokio::test]
     async fn waiting_for_a_token_ends_when_it_or_its_parent_fires() {

@@ -50,6 +50,9 @@ use std::time::Instant;
 const MIN_REUSE_CHUNK: usize = 16;
 /// The one sequence id the engine uses.
 const SEQ: i32 = 0;
+/// Longest a door's pause holds a reply between two tokens (a voice making
+/// a first sentence takes well under a second).
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// llama.cpp's backend is process-wide and may be initialised only once.
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
@@ -641,6 +644,7 @@ impl<'m> LlamaWorker<'m> {
                 }
             }
             self.answer_counts();
+            job.cancel.wait_while_paused(MAX_PAUSE);
             self.decode_one(token).inspect_err(|_| self.clear())?;
             token = sampler.sample(&self.ctx, -1).0;
         };

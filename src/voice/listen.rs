@@ -84,6 +84,18 @@ impl Listener {
         Ok(Self { whisper })
     }
 
+    /// Runs Whisper once on a second of silence: its first run is slower
+    /// (buffers, caches), and a conversation's first message should not pay
+    /// for it.
+    pub fn warm_up(&self, language: Language) -> Result<(), ListenError> {
+        let silence = vec![0.0; LISTEN_RATE as usize];
+        let options = ct2rs::WhisperOptions { beam_size: 1, max_length: 8, ..Default::default() };
+        self.whisper
+            .generate(&silence, Some(code(language)), false, &options)
+            .map(drop)
+            .map_err(|error| ListenError::Model(format!("{error:#}")))
+    }
+
     /// What is said in `audio`, in `language`.
     pub fn transcribe(&self, audio: &Audio, language: Language) -> Result<Transcript, ListenError> {
         let started = Instant::now();

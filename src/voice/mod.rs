@@ -23,6 +23,7 @@ pub mod audio;
 pub mod listen;
 pub mod phonemes;
 pub mod speak;
+pub mod speech;
 pub mod text;
 pub mod vad;
 
@@ -96,6 +97,13 @@ impl VoiceFiles {
         self.existing("the Whisper speech recognition model", "whisper-base/model.bin")
             .map(|model| model.parent().map(Path::to_path_buf).unwrap_or_default())
     }
+}
+
+/// Threads for a voice model: every core this process may use. Kokoro's
+/// and Whisper's threads sleep while idle, and are idle while the chat
+/// model writes, apart from the sentence being spoken.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The two-letter code Whisper and the page know a language by.

@@ -183,6 +183,9 @@ impl Speaker {
         let runtime = |error: ort::Error| SpeakError::Runtime(format!("{}: {error}", model.display()));
         let session = ort::session::Session::builder(environment)
             .and_then(|builder| builder.with_intra_threads(threads.max(1)).map_err(Into::into))
+            // Waiting threads sleep rather than spin: the cores are shared with
+            // the model writing the reply.
+            .and_then(|builder| builder.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut builder| builder.commit_from_file(&model))
             .map_err(runtime)?;
         Ok(Self { session, vocabulary, files: files.clone(), styles: HashMap::new() })
@@ -203,19 +206,28 @@ impl Speaker {
         let mut all = sentences.push(&spoken);
         all.extend(sentences.finish());
         for sentence in all {
-            let started = std::time::Instant::now();
-            let phonemes = phonemes::phonemize(&sentence, voice.accent())?;
-            let mut samples = Vec::new();
-            for tokens in self.tokens(&phonemes) {
-                samples.extend(self.synthesize(&tokens, voice, speed)?);
-            }
-            let audio = Audio::new(samples, SPEECH_RATE);
-            let spoken = Spoken { sentence, phonemes, audio, synthesis_seconds: started.elapsed().as_secs_f64() };
-            if !sink(spoken) {
+            if !sink(self.sentence(&sentence, voice, speed)?) {
                 return Err(SpeakError::Stopped);
             }
         }
         Ok(())
+    }
+
+    /// One sentence (speakable text, at most a few hundred characters)
+    /// spoken in `voice` at `speed`.
+    pub fn sentence(&mut self, sentence: &str, voice: Voice, speed: f32) -> Result<Spoken, SpeakError> {
+        let started = std::time::Instant::now();
+        let phonemes = phonemes::phonemize(sentence, voice.accent())?;
+        let mut samples = Vec::new();
+        for tokens in self.tokens(&phonemes) {
+            samples.extend(self.synthesize(&tokens, voice, speed)?);
+        }
+        Ok(Spoken {
+            sentence: sentence.to_owned(),
+            phonemes,
+            audio: Audio::new(samples, SPEECH_RATE),
+            synthesis_seconds: started.elapsed().as_secs_f64(),
+        })
     }
 
     /// The whole of `text` as one piece of audio.

@@ -49,17 +49,32 @@ fn ends_sentence(text: &str, end: usize) -> bool {
     !(ABBREVIATIONS.contains(&word.as_str()) || word.chars().count() == 1 && word.chars().all(char::is_alphabetic))
 }
 
+/// Words a first clause needs before its comma ends it (so that "Oh," or
+/// "Well," stays with what follows).
+const FIRST_CLAUSE_WORDS: usize = 4;
+
 /// Sentences of a text that arrives in pieces.
 #[derive(Debug, Clone, Default)]
 pub struct Sentences {
     /// Text not yet part of a complete sentence.
     pending: String,
+    /// Whether the first piece may end at a clause (`,` `;` `:`) rather than
+    /// wait for its sentence's end.
+    first_clause: bool,
+    /// Pieces given so far.
+    given: usize,
 }
 
 impl Sentences {
     /// Cuts nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Cuts the text for a voice: the first piece ends at its first clause
+    /// of a few words, so that the voice starts sooner; then whole sentences.
+    pub fn for_speech() -> Self {
+        Self { first_clause: true, ..Self::default() }
     }
 
     /// Adds `piece`; returns the sentences it completes. A sentence is
@@ -74,6 +89,7 @@ impl Sentences {
             self.pending.drain(..end);
             if !sentence.is_empty() {
                 sentences.push(sentence);
+                self.given += 1;
             }
         }
         sentences
@@ -92,6 +108,15 @@ impl Sentences {
         for (index, character) in text.char_indices() {
             if character == '\n' {
                 return Some(index + 1);
+            }
+            let after = index + character.len_utf8();
+            if matches!(character, ',' | ';' | ':')
+                && self.first_clause
+                && self.given == 0
+                && text[after..].starts_with(char::is_whitespace)
+                && text[..index].split_whitespace().count() >= FIRST_CLAUSE_WORDS
+            {
+                return Some(after);
             }
             if !matches!(character, '.' | '!' | '?' | '…') || !ends_sentence(text, index + character.len_utf8()) {
                 continue;
@@ -149,6 +174,15 @@ mod tests {
         assert_eq!(cut(&["It costs 3.5 euros. Dr. Smith agrees."]), ["It costs 3.5 euros.", "Dr. Smith agrees."]);
         assert_eq!(cut(&["« Oui ! » dit-elle. Bon…", " d'accord"]), ["« Oui ! »", "dit-elle.", "Bon…", "d'accord"]);
         assert_eq!(cut(&["one\ntwo"]), ["one", "two"]);
+    }
+
+    #[test]
+    fn a_voice_starts_on_the_first_clause_of_a_few_words() {
+        let mut sentences = Sentences::for_speech();
+        assert!(sentences.push("Well, I love the summer").is_empty(), "one word is not a clause");
+        assert_eq!(sentences.push(", truly: it is warm. Then,"), ["Well, I love the summer,", "truly: it is warm."]);
+        assert_eq!(sentences.push(" more comes."), Vec::<String>::new());
+        assert_eq!(sentences.push(" Done"), ["Then, more comes."]);
     }
 
     #[test]

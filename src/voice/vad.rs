@@ -17,6 +17,8 @@ const VOICED: f32 = 0.5;
 const START_FRAMES: usize = 3;
 /// Unvoiced frames in a row that end it (400 ms).
 const END_FRAMES: usize = 25;
+/// The pause, in milliseconds, after which speech is over.
+pub const PAUSE_MS: f64 = (END_FRAMES * FRAME) as f64 * 1000.0 / LISTEN_RATE as f64;
 /// Audio kept before speech starts and after it ends, so that soft first
 /// and last sounds are not cut (160 ms).
 const MARGIN: usize = 10 * FRAME;
