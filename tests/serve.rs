@@ -342,3 +342,32 @@ fn huge_messages_many_messages_and_huge_max_tokens_get_clear_answers() {
     assert_eq!(capped.status, 200, "{capped:?}");
     assert!(capped.json()["usage"]["completion_tokens"].as_u64().unwrap() < 8192);
 }
+
+#[test]
+fn the_official_openai_client_speaks_and_transcribes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::link_voice(&data);
+    let server = common::server::start_in(&data, dir.path(), &[]);
+    wait_ready(server.address);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/openai_audio.py");
+    let output = Command::new(common::test_python())
+        .arg(script)
+        .arg(format!("http://{}/v1", server.address))
+        .arg(dir.path())
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for language in ["en", "fr"] {
+        let (said, heard) = (seen[language]["said"].as_str().unwrap(), seen[language]["heard"].as_str().unwrap());
+        let error_rate = workly::bench::voice::word_error_rate(said, heard);
+        assert!(error_rate <= 0.2, "{language}: {said:?} came back as {heard:?}");
+        // A WAV: its header, then seconds of 24 kHz 16-bit audio.
+        let bytes = std::fs::read(dir.path().join(format!("{language}.wav"))).unwrap();
+        assert_eq!(&bytes[..4], b"RIFF");
+        assert!(bytes.len() > 24_000 * 2 * 2, "{} bytes", bytes.len());
+    }
+    assert_eq!(seen["mp3"], serde_json::json!({"status": 400, "param": "response_format"}));
+}

@@ -42,6 +42,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
         avatar,
         hub,
         resuming,
+        voice: crate::voice::VoiceFiles::new(&context.dirs.models()),
     })
 }
 

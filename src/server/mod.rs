@@ -6,8 +6,11 @@
 //! the engine's one sequence, so requests queue in arrival order; a bound on
 //! waiting requests turns the excess away with 503 and `Retry-After`. Every
 //! request passes the local-server checks in [`security`] first. The page at
-//! `/` ([`page`]) chats over [`events`] and shows Kira's avatar.
+//! `/` ([`page`]) chats over [`events`] and shows Kira's avatar. OpenAI's
+//! audio endpoints ([`audio`]) speak and transcribe in Kira's voice, whose
+//! models load on the first request for them.
 
+pub mod audio;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -69,6 +72,8 @@ pub struct AppState {
     replies: shutdown::Replies,
     /// Becomes `true` when the WebSockets are to close (the server is stopping).
     closing: tokio::sync::watch::Sender<bool>,
+    /// Kira's voice for the audio endpoints, loaded on first use.
+    voice: audio::VoiceService,
 }
 
 impl AppState {
@@ -79,6 +84,7 @@ impl AppState {
         doctor: crate::hardware::DoctorReport,
         avatar: Option<AvatarBridge>,
         hub: events::Hub,
+        voice: crate::voice::VoiceFiles,
     ) -> Self {
         Self {
             engine: OnceLock::new(),
@@ -94,6 +100,7 @@ impl AppState {
             doctor,
             replies: shutdown::Replies::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            voice: audio::VoiceService::new(voice),
         }
     }
 
@@ -191,6 +198,11 @@ pub fn router(state: Arc<AppState>, policy: Policy) -> Router {
         .route("/health", get(health))
         .route("/v1/models", get(openai::models))
         .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/audio/speech", post(audio::speech))
+        .route(
+            "/v1/audio/transcriptions",
+            post(audio::transcriptions).layer(DefaultBodyLimit::max(audio::MAX_AUDIO_BYTES)),
+        )
         .route("/metrics", get(metrics))
         .route("/v1/events", get(events::events))
         .route("/v1/workly/doctor", get(page::doctor))
@@ -228,13 +240,15 @@ pub struct ServerConfig {
     pub hub: events::Hub,
     /// A line said once listening (which conversation the page continues).
     pub resuming: String,
+    /// Where Kira's voice is, for the audio endpoints.
+    pub voice: crate::voice::VoiceFiles,
 }
 
 /// Serves until Ctrl-C or SIGTERM.
 pub fn run(config: ServerConfig) -> crate::error::Result<()> {
-    let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming } = config;
+    let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming, voice } = config;
     let page = events::PageChat::new(page, engine.context_size() as usize);
-    let state = Arc::new(AppState::new(engine.model_id(), max_queue, page, doctor, avatar, hub));
+    let state = Arc::new(AppState::new(engine.model_id(), max_queue, page, doctor, avatar, hub, voice));
     let served = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -39,7 +39,15 @@ pub(crate) fn with_avatar(
     let history = History::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
     let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(history)), 2048);
     let doctor = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
-    let state = AppState::new("scripted".to_owned(), max_queue, page, doctor, avatar, events::Hub::default());
+    let state = AppState::new(
+        "scripted".to_owned(),
+        max_queue,
+        page,
+        doctor,
+        avatar,
+        events::Hub::default(),
+        crate::voice::VoiceFiles::new(std::path::Path::new("no-models")),
+    );
     state.engine.set(Engine::scripted(script).unwrap()).unwrap();
     Arc::new(state)
 }
@@ -105,6 +113,58 @@ async fn bad_requests_get_openai_errors() {
     let (status, _, body) =
         send(&app, chat(serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// A multipart form with one `file` field holding `bytes`, and `fields`.
+fn form(path: &str, bytes: &[u8], fields: &[(&str, &str)]) -> Request<Body> {
+    const BOUNDARY: &str = "workly-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+        );
+    }
+    body.extend(
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"said.wav\"\r\n\r\n").bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend(format!("\r\n--{BOUNDARY}--\r\n").bytes());
+    Request::post(path)
+        .header(header::HOST, "127.0.0.1:8080")
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_audio_requests_get_openai_errors_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = router(state(dir.path(), 4, Script::replies([REPLY])), loopback(None));
+    let speech = |body: serde_json::Value| post("/v1/audio/speech", body.to_string());
+    let error =
+        openai_error(&app, speech(serde_json::json!({"input": "Hi", "voice": "nobody"})), StatusCode::BAD_REQUEST)
+            .await;
+    assert_eq!(error["param"], "voice");
+    let opus = serde_json::json!({"input": "Hi", "response_format": "opus"});
+    assert_eq!(openai_error(&app, speech(opus), StatusCode::BAD_REQUEST).await["param"], "response_format");
+    let fast = serde_json::json!({"input": "Hi", "speed": 4.0});
+    assert_eq!(openai_error(&app, speech(fast), StatusCode::BAD_REQUEST).await["param"], "speed");
+    let long = serde_json::json!({"input": "word ".repeat(3000)});
+    assert_eq!(openai_error(&app, speech(long), StatusCode::BAD_REQUEST).await["param"], "input");
+    // Nothing is missing until a voice is needed: then the answer says what is.
+    let error = openai_error(&app, speech(serde_json::json!({"input": "Hi"})), StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert!(error["message"].as_str().unwrap().contains("scripts/setup.sh"), "{error}");
+
+    let transcriptions = "/v1/audio/transcriptions";
+    openai_error(&app, post(transcriptions, "{}"), StatusCode::BAD_REQUEST).await;
+    let error = openai_error(&app, form(transcriptions, b"not audio", &[]), StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["param"], "file");
+    assert!(error["message"].as_str().unwrap().contains("said.wav: not a WAV"), "{error}");
+    let error = openai_error(&app, form(transcriptions, b"", &[("language", "de")]), StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["param"], "language");
+    let error =
+        openai_error(&app, form(transcriptions, b"", &[("response_format", "srt")]), StatusCode::BAD_REQUEST).await;
+    assert_eq!(error["param"], "response_format");
 }
 
 /// The `data:` payloads of an SSE body.

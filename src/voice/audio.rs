@@ -100,7 +100,23 @@ impl Audio {
     /// 48 kHz) of at most `max_seconds`, mixing stereo down to mono.
     pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Self, AudioError> {
         let not_wav = |error: hound::Error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() };
-        let reader = hound::WavReader::open(path).map_err(not_wav)?;
+        Self::decode(hound::WavReader::open(path).map_err(not_wav)?, path, max_seconds)
+    }
+
+    /// [`Audio::read_wav`] on the bytes of a file called `name` (an upload).
+    pub fn from_wav_bytes(bytes: &[u8], name: &str, max_seconds: f64) -> Result<Self, AudioError> {
+        let path = Path::new(name);
+        let not_wav = |error: hound::Error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() };
+        Self::decode(hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(not_wav)?, path, max_seconds)
+    }
+
+    /// The samples of an open WAV file, checked; `path` names it in errors.
+    fn decode<R: std::io::Read>(
+        reader: hound::WavReader<R>,
+        path: &Path,
+        max_seconds: f64,
+    ) -> Result<Self, AudioError> {
+        let not_wav = |error: hound::Error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() };
         let spec = reader.spec();
         let unsupported = |what: String| AudioError::Unsupported { path: path.to_path_buf(), what };
         if !RATES.contains(&spec.sample_rate) {
