@@ -362,10 +362,13 @@ pub fn render(report: &VoiceReport) -> String {
     text
 }
 
-/// `text`'s words as they are compared: lower case, apostrophes kept inside
-/// words, every other mark a space.
+/// `text`'s words as they are compared: lower case, ligatures spelt out
+/// (`sœur` is `soeur`), apostrophes kept inside words, every other mark a
+/// space.
 fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
+        .replace('œ', "oe")
+        .replace('æ', "ae")
         .replace('’', "'")
         .split(|character: char| !(character.is_alphanumeric() || character == '\''))
         .map(|word| word.trim_matches('\''))
@@ -404,6 +407,7 @@ mod tests {
     #[test]
     fn word_error_rate_counts_edits_over_the_reference() {
         assert_eq!(word_error_rate("Hello, there.", "hello there"), 0.0);
+        assert_eq!(word_error_rate("Ma sœur", "ma soeur"), 0.0);
         assert_eq!(word_error_rate("I’m fine today", "I'm fine"), 1.0 / 3.0);
         assert_eq!(word_error_rate("one two three four", "one too three four five"), 0.5);
         assert_eq!(word_error_rate("", "anything"), 1.0);

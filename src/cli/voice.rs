@@ -24,12 +24,7 @@ fn language(code: &str) -> Result<Language, Error> {
 
 /// The voice `--voice` names, if it names one.
 fn chosen_voice(args: &VoiceArgs) -> Result<Option<Voice>, Error> {
-    let Some(name) = &args.voice else { return Ok(None) };
-    let voice = Voice::named(name).ok_or_else(|| {
-        let names: Vec<&str> = Voice::ALL.iter().map(|voice| &voice.name()[3..]).collect();
-        Error::bad_input(anyhow::anyhow!("unknown voice `{name}`: use one of {}", names.join(", ")))
-    })?;
-    Ok(Some(voice))
+    Ok(args.voice.as_deref().map(Voice::parse).transpose()?)
 }
 
 /// One sentence of `workly say --json`.
@@ -181,7 +176,7 @@ pub struct SpokenReport {
 }
 
 /// A reply spoken by [`VoiceOut::speak`], to report once the turn is over.
-pub(crate) struct SpokenReply {
+pub(crate) struct SpokenTurn {
     reply: voice::speech::SpokenReply,
     voice: Voice,
     path: std::path::PathBuf,
@@ -189,7 +184,7 @@ pub(crate) struct SpokenReply {
     written: Result<(), Error>,
 }
 
-impl SpokenReply {
+impl SpokenTurn {
     /// The report, for a message ready at `message_at` and heard in
     /// `transcript` if it was spoken; an error if the reply could not be
     /// spoken or written.
@@ -222,7 +217,7 @@ impl VoiceOut {
         reply_token: &crate::llm::CancelToken,
         printer: &mut dyn crate::chat::turn::Sink,
         reply: impl FnOnce(&mut dyn crate::chat::turn::Sink) -> R,
-    ) -> (R, SpokenReply) {
+    ) -> (R, SpokenTurn) {
         let voice = self.voice.unwrap_or_else(|| Voice::for_language(Language::detect(user)));
         let number = self.replies.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let path = self.out_dir.join(format!("reply-{number}.wav"));
@@ -240,7 +235,7 @@ impl VoiceOut {
             },
         );
         let written = audio.write_wav(&path).map_err(Error::from);
-        (result, SpokenReply { reply: spoken, voice, path, audio_seconds: audio.seconds(), written })
+        (result, SpokenTurn { reply: spoken, voice, path, audio_seconds: audio.seconds(), written })
     }
 }
 

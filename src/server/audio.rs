@@ -101,10 +101,7 @@ async fn speak_request(state: &Arc<AppState>, body: Result<Bytes, BytesRejection
         Some(name) if OPENAI_VOICES.contains(&name.to_ascii_lowercase().as_str()) => {
             Voice::for_language(Language::detect(&request.input))
         }
-        Some(name) => Voice::named(name).ok_or_else(|| {
-            let names: Vec<&str> = Voice::ALL.iter().map(|voice| &voice.name()[3..]).collect();
-            ApiError::invalid_param("voice", format!("unknown voice `{name}`: use one of {}", names.join(", ")))
-        })?,
+        Some(name) => Voice::parse(name).map_err(|error| ApiError::invalid_param("voice", error.to_string()))?,
     };
     let format = match request.response_format.as_deref() {
         None | Some("wav") => SpeechFormat::Wav,

@@ -60,6 +60,11 @@ impl Voice {
         Voice::ALL.into_iter().find(|voice| voice.name() == name || voice.name()[3..] == name)
     }
 
+    /// The voice called `name`, or an error that lists the voices.
+    pub fn parse(name: &str) -> Result<Voice, UnknownVoice> {
+        Voice::named(name).ok_or_else(|| UnknownVoice(name.to_owned()))
+    }
+
     /// How it pronounces.
     pub fn accent(self) -> Accent {
         match self {
@@ -77,6 +82,13 @@ impl Voice {
         }
     }
 }
+
+/// A voice name Workly does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown voice `{0}`: use one of heart, michael, emma, siwis")]
+pub struct UnknownVoice(pub String);
+
+crate::classed!(BadInput: UnknownVoice);
 
 /// Speech could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -334,6 +346,8 @@ mod tests {
         assert_eq!(Voice::named("ff_siwis"), Some(Voice::Siwis));
         assert_eq!(Voice::named("Heart"), Some(Voice::Heart));
         assert_eq!(Voice::named("nobody"), None);
+        let names: Vec<&str> = Voice::ALL.iter().map(|voice| &voice.name()[3..]).collect();
+        assert!(Voice::parse("nobody").unwrap_err().to_string().ends_with(&names.join(", ")));
         assert_eq!(Voice::for_language(Language::French).accent().language(), Language::French);
     }
 }

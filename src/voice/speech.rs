@@ -106,22 +106,13 @@ impl Speech {
 
     /// A new reply to speak in `voice` at `speed`, and the receiver its
     /// sentences' audio comes back on (it ends once the utterance is
-    /// finished or dropped and every queued sentence is said).
-    pub fn utterance(&self, voice: Voice, speed: f32) -> (Utterance, mpsc::Receiver<Said>) {
-        self.utterance_pausing(voice, speed, None)
-    }
-
-    /// [`Speech::utterance`], pausing `reply` (the generation writing the
-    /// text) from the moment its first sentence is complete until that
+    /// finished or dropped and every queued sentence is said). With `reply`,
+    /// the token of the generation writing the text, that generation is
+    /// paused from the moment its first sentence is complete until that
     /// sentence's audio is made: on a machine with few cores, the model and
     /// the voice would otherwise slow each other down, and the person waits
     /// for the voice, not for the text.
-    pub fn utterance_pausing(
-        &self,
-        voice: Voice,
-        speed: f32,
-        reply: Option<CancelToken>,
-    ) -> (Utterance, mpsc::Receiver<Said>) {
+    pub fn utterance(&self, voice: Voice, speed: f32, reply: Option<CancelToken>) -> (Utterance, mpsc::Receiver<Said>) {
         let (said, heard) = mpsc::channel();
         let utterance = Utterance {
             jobs: self.jobs.clone(),
@@ -178,18 +169,8 @@ impl Utterance {
         self.said.take();
     }
 
-    /// Sentences queued so far.
-    pub fn queued(&self) -> usize {
-        self.queued
-    }
-
-    /// Stops speaking: nothing queued is said any more, nothing new is queued.
-    pub fn stop(&mut self) {
-        self.stopped.store(true, Ordering::Release);
-        self.said.take();
-    }
-
-    /// A handle that stops this utterance from another thread.
+    /// A switch that stops this utterance from another thread: nothing
+    /// queued is said any more, nothing new is queued.
     pub fn stopper(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stopped)
     }
@@ -269,7 +250,7 @@ pub struct SpokenReply {
 /// written and every sentence handed out (or dropped, when `play` returns
 /// `false`: the person interrupted). With `reply`, the generation's token,
 /// the generation pauses while the first sentence is made
-/// ([`Speech::utterance_pausing`]).
+/// ([`Speech::utterance`]).
 pub fn speak_while_writing<R>(
     speech: &Speech,
     voice: Voice,
@@ -279,7 +260,7 @@ pub fn speak_while_writing<R>(
     reply: impl FnOnce(&mut dyn Sink) -> R,
     mut play: impl FnMut(&Spoken) -> bool + Send,
 ) -> (R, SpokenReply) {
-    let (mut utterance, heard) = speech.utterance_pausing(voice, speed, reply_token.cloned());
+    let (mut utterance, heard) = speech.utterance(voice, speed, reply_token.cloned());
     let stopper = utterance.stopper();
     let paused = reply_token.cloned();
     std::thread::scope(|scope| {

@@ -77,11 +77,6 @@ impl Detector {
         }
     }
 
-    /// Whether speech is under way.
-    pub fn speaking(&self) -> bool {
-        self.speaking
-    }
-
     /// Feeds 16 kHz samples; returns what they made known.
     pub fn push(&mut self, samples: &[f32]) -> Vec<Event> {
         let mut events = Vec::new();
@@ -178,6 +173,6 @@ mod tests {
             detector.frame(false, &mut events);
         }
         assert_eq!(events, [Event::Started(0), Event::Ended(7 * FRAME)]);
-        assert!(!detector.speaking());
+        assert_eq!(detector.finish(), None, "nothing is under way any more");
     }
 }
