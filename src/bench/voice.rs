@@ -221,9 +221,10 @@ pub fn measure_voice(
             let heard = listener.transcribe(&spoken.audio, *language)?;
             recognition.push(heard.recognition_seconds / heard.audio_seconds);
             let count = word_count(sentence);
-            errors += word_error_rate(sentence, &heard.text) * count as f64;
+            let error_rate = word_error_rate(sentence, &heard.text);
+            errors += error_rate * count as f64;
             words += count;
-            if word_error_rate(sentence, &heard.text) > 0.0 {
+            if error_rate > 0.0 {
                 misheard.push(((*sentence).to_owned(), heard.text));
             }
         }

@@ -12,7 +12,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::chat::persona::Language;
-use crate::voice::audio::{SPEECH_RATE, pcm16};
+use crate::voice::audio::pcm16;
 use crate::voice::{Audio, ListenError, Listener, SpeakError, Speaker, Voice, VoiceFiles, speak, threads};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -78,22 +78,16 @@ enum SpeechFormat {
 }
 
 /// `POST /v1/audio/speech`
-pub async fn speech(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn speech(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     state.metrics.request();
-    match speak_request(&state, body).await {
-        Ok(response) => response,
-        Err(error) => {
-            state.metrics.error();
-            error.into_response()
-        }
-    }
+    speak_request(&state, body).await.inspect_err(|_| state.metrics.error())
 }
 
 async fn speak_request(state: &Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| ApiError {
-        status: rejection.status(),
-        ..ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
-    })?;
+    let body = ApiError::read_body(body)?;
     let request: SpeechRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))?;
     let voice = match request.voice.as_deref() {
@@ -133,44 +127,18 @@ async fn speak_request(state: &Arc<AppState>, body: Result<Bytes, BytesRejection
     let samples = audio.samples.iter().flat_map(|sample| pcm16(*sample).to_le_bytes());
     let (content_type, bytes) = match format {
         SpeechFormat::Pcm => ("audio/pcm", samples.collect::<Vec<u8>>()),
-        SpeechFormat::Wav => ("audio/wav", wav_bytes(&audio)),
+        SpeechFormat::Wav => ("audio/wav", audio.wav_bytes()),
     };
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
-}
-
-/// `audio` as a 16-bit PCM WAV file, in memory.
-fn wav_bytes(audio: &Audio) -> Vec<u8> {
-    let data = u32::try_from(audio.samples.len() * 2).unwrap_or(u32::MAX);
-    let mut bytes = Vec::with_capacity(44 + data as usize);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&SPEECH_RATE.to_le_bytes());
-    bytes.extend_from_slice(&(SPEECH_RATE * 2).to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data.to_le_bytes());
-    bytes.extend(audio.samples.iter().flat_map(|sample| pcm16(*sample).to_le_bytes()));
-    bytes
 }
 
 /// `POST /v1/audio/transcriptions`
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     state.metrics.request();
-    match transcribe_request(&state, form).await {
-        Ok(response) => response,
-        Err(error) => {
-            state.metrics.error();
-            error.into_response()
-        }
-    }
+    transcribe_request(&state, form).await.inspect_err(|_| state.metrics.error())
 }
 
 /// The form of a transcription request.
@@ -260,11 +228,12 @@ async fn transcribe_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::voice::audio::SPEECH_RATE;
 
     #[test]
     fn an_in_memory_wav_reads_back_as_written() {
         let audio = Audio::new(vec![0.0, 0.5, -0.5, 0.25], SPEECH_RATE);
-        let read = Audio::from_wav_bytes(&wav_bytes(&audio), "reply.wav", 1.0).unwrap();
+        let read = Audio::from_wav_bytes(&audio.wav_bytes(), "reply.wav", 1.0).unwrap();
         assert_eq!(read.rate, SPEECH_RATE);
         assert_eq!(read.samples.len(), 4);
         assert!((read.samples[1] - 0.5).abs() < 1e-3);

@@ -39,6 +39,17 @@ impl ApiError {
         Self { param: Some(param), ..Self::invalid(message) }
     }
 
+    /// The request's body, or the error for one that could not be read
+    /// (too large, cut short), with the status axum gives it.
+    pub fn read_body(
+        body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    ) -> Result<axum::body::Bytes, Self> {
+        body.map_err(|rejection| Self {
+            status: rejection.status(),
+            ..Self::invalid(format!("cannot read the request body: {}", rejection.body_text()))
+        })
+    }
+
     /// 401: a missing or wrong API key.
     pub fn unauthorized() -> Self {
         Self {

@@ -259,10 +259,7 @@ pub async fn chat_completions(
 }
 
 async fn complete(state: &Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| ApiError {
-        status: rejection.status(),
-        ..ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
-    })?;
+    let body = ApiError::read_body(body)?;
     let engine = state.engine()?.clone();
     let decoded = decode(&body, engine.info().context_size)?;
     let permit = state.admit()?;

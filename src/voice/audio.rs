@@ -99,15 +99,13 @@ impl Audio {
     /// Reads a WAV file (PCM 8 to 32 bits or float, mono or stereo, 8 to
     /// 48 kHz) of at most `max_seconds`, mixing stereo down to mono.
     pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Self, AudioError> {
-        let not_wav = |error: hound::Error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() };
-        Self::decode(hound::WavReader::open(path).map_err(not_wav)?, path, max_seconds)
+        Self::decode(hound::WavReader::open(path).map_err(not_wav(path))?, path, max_seconds)
     }
 
     /// [`Audio::read_wav`] on the bytes of a file called `name` (an upload).
     pub fn from_wav_bytes(bytes: &[u8], name: &str, max_seconds: f64) -> Result<Self, AudioError> {
         let path = Path::new(name);
-        let not_wav = |error: hound::Error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() };
-        Self::decode(hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(not_wav)?, path, max_seconds)
+        Self::decode(hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(not_wav(path))?, path, max_seconds)
     }
 
     /// The samples of an open WAV file, checked; `path` names it in errors.
@@ -116,7 +114,6 @@ impl Audio {
         path: &Path,
         max_seconds: f64,
     ) -> Result<Self, AudioError> {
-        let not_wav = |error: hound::Error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() };
         let spec = reader.spec();
         let unsupported = |what: String| AudioError::Unsupported { path: path.to_path_buf(), what };
         if !RATES.contains(&spec.sample_rate) {
@@ -145,7 +142,7 @@ impl Audio {
                 return Err(unsupported(format!("{bits}-bit {format:?} samples; Workly takes PCM or 32-bit float")));
             }
         }
-        .map_err(not_wav)?;
+        .map_err(not_wav(path))?;
         let samples = interleaved
             .chunks_exact(channels)
             .map(|frame| (frame.iter().sum::<f32>() / channels as f32).clamp(-1.0, 1.0))
@@ -156,11 +153,23 @@ impl Audio {
     /// Writes 16-bit PCM mono.
     pub fn write_wav(&self, path: &Path) -> Result<(), AudioError> {
         let write = |error: hound::Error| AudioError::Write { path: path.to_path_buf(), reason: error.to_string() };
-        let mut writer = hound::WavWriter::create(path, wav_spec(self.rate)).map_err(write)?;
+        self.write_to(hound::WavWriter::create(path, wav_spec(self.rate)).map_err(write)?).map_err(write)
+    }
+
+    /// The bytes of [`Audio::write_wav`]'s file, in memory.
+    pub fn wav_bytes(&self) -> Vec<u8> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        // Writing to memory fails only if memory does.
+        let written = hound::WavWriter::new(&mut bytes, wav_spec(self.rate)).and_then(|writer| self.write_to(writer));
+        debug_assert!(written.is_ok());
+        bytes.into_inner()
+    }
+
+    fn write_to<W: std::io::Write + std::io::Seek>(&self, mut writer: hound::WavWriter<W>) -> Result<(), hound::Error> {
         for sample in &self.samples {
-            writer.write_sample(pcm16(*sample)).map_err(write)?;
+            writer.write_sample(pcm16(*sample))?;
         }
-        writer.finalize().map_err(write)
+        writer.finalize()
     }
 
     /// The same audio at `rate` (unchanged when it is already there).
@@ -182,6 +191,11 @@ impl Audio {
             resampler.process_all(&input, self.samples.len(), None).map_err(|error| failed(error.to_string()))?;
         Ok(Self { samples: output.take_data(), rate })
     }
+}
+
+/// The error for a file that is not a WAV Workly can read, at `path`.
+fn not_wav(path: &Path) -> impl Fn(hound::Error) -> AudioError + '_ {
+    move |error| AudioError::NotWav { path: path.to_path_buf(), reason: error.to_string() }
 }
 
 /// The WAV format Workly writes: 16-bit PCM mono.
