@@ -14,6 +14,7 @@ use std::process::{Child, Command as Process, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use workly::avatar::command::{HeadMovement, ModelPath, TransitionSpeed};
+use workly::avatar::mouth::{MouthTrack, Vowel};
 use workly::avatar::peer::{self, parse_line};
 use workly::avatar::state::AvatarState;
 use workly::avatar::unity::Reconnect;
@@ -461,6 +462,67 @@ fn decode(datagram: &[u8]) -> Vec<rosc::OscMessage> {
     }
 }
 
+/// The frames a VMC receiver got, each as its blendshape values.
+fn vmc_frames(receiver: &UdpSocket, until: impl Fn(&[Vec<(String, f32)>]) -> bool) -> Vec<Vec<(String, f32)>> {
+    let mut frames = Vec::new();
+    let mut values = Vec::new();
+    let mut buffer = [0u8; 2048];
+    let started = Instant::now();
+    while !until(&frames) {
+        assert!(started.elapsed() < WAIT, "the frames never came: {frames:?}");
+        let Ok(read) = receiver.recv(&mut buffer) else { continue };
+        for message in decode(&buffer[..read]) {
+            match (message.addr.as_str(), &message.args[..]) {
+                ("/VMC/Ext/Blend/Val", [rosc::OscType::String(name), rosc::OscType::Float(value)]) => {
+                    values.push((name.clone(), *value));
+                }
+                ("/VMC/Ext/Blend/Apply", _) => frames.push(std::mem::take(&mut values)),
+                _ => {}
+            }
+        }
+    }
+    frames
+}
+
+#[test]
+fn the_mouth_follows_kira_s_voice_on_vmc_and_closes_after() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let config = BridgeConfig {
+        unity: None,
+        vmc: vec![receiver.local_addr().unwrap()],
+        director: Some(DirectorConfig {
+            head_movement: HeadMovement::new(false, 1.0, 1.0, 0.0).unwrap(),
+            ..DirectorConfig::default()
+        }),
+        ..unity_config(free_port())
+    };
+    let bridge = AvatarBridge::start(config).unwrap();
+    // A third of a second of voice saying "o", then a third of silence.
+    let rate = 24_000;
+    let mut samples: Vec<f32> = (0..rate / 3).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
+    samples.extend(vec![0.0; rate as usize / 3]);
+    let track = std::sync::Arc::new(MouthTrack::of_speech(&samples, rate, "o"));
+    bridge.speak(&track);
+    let value = |frame: &[(String, f32)], name: &str| frame.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+    let opened = |frames: &[Vec<(String, f32)>]| frames.iter().any(|frame| value(frame, "O") > Some(0.5));
+    let frames = vmc_frames(&receiver, |frames| {
+        opened(frames) && frames.last().is_some_and(|frame| value(frame, "O") == Some(0.0))
+    });
+    let open = frames.iter().filter(|frame| value(frame, "O") > Some(0.0)).count();
+    // Every frame of the voiced third: about 20 at 60 frames a second.
+    assert!(open >= 10, "{open} frames with the mouth open");
+    for frame in &frames {
+        assert_eq!(value(frame, "O"), value(frame, "oh"), "VRM 0 and 1 names alike");
+        assert_eq!(value(frame, "A"), Some(0.0), "only the vowel said");
+    }
+    // Interrupted: the mouth shuts at once.
+    bridge.speak(&track);
+    vmc_frames(&receiver, opened);
+    bridge.hush();
+    vmc_frames(&receiver, |frames| frames.last().is_some_and(|frame| value(frame, "O") == Some(0.0)));
+}
+
 #[test]
 fn vmc_frames_carry_every_blendshape_then_apply() {
     let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -499,10 +561,16 @@ fn vmc_frames_carry_every_blendshape_then_apply() {
                     other => panic!("Val args {other:?}"),
                 })
                 .collect();
-            assert_eq!(values.len(), 2 * Expression::ALL.len(), "every blendshape under both names");
+            assert_eq!(
+                values.len(),
+                2 * (Expression::ALL.len() + Vowel::ALL.len()),
+                "every blendshape under both names"
+            );
             let value = |name: &str| values.iter().find(|(n, _)| n == name).map(|(_, v)| *v).unwrap();
             assert_eq!(value("Joy"), value("happy"));
             assert_eq!(value("Blink_L"), value("blinkLeft"));
+            // Nobody speaks: the mouth stays shut.
+            assert_eq!((value("A"), value("aa"), value("O"), value("oh")), (0.0, 0.0, 0.0, 0.0));
             joy_values.push(value("Joy"));
             for message in &frame {
                 assert!(

@@ -5,8 +5,11 @@
 //! sliders move the avatar's expressions, the sample VRM 1.0 avatars load
 //! from the file input, and the stored conversation is back after a reload;
 //! and the memory panel (`tests/browser/memory.mjs`) shows what Kira learns,
-//! edits it and forgets it. The browser test saves a screenshot to its
-//! temporary directory and to `target/page-screenshot.png`.
+//! edits it and forgets it; and Kira talks through the page
+//! (`tests/browser/voice.mjs`): a fake microphone asks a question, she
+//! answers aloud with her mouth moving, and Esc stops her. The browser test
+//! saves a screenshot to its temporary directory and to
+//! `target/page-screenshot.png`.
 
 mod common;
 
@@ -171,4 +174,43 @@ fn the_page_chats_and_moves_the_avatar_in_a_browser() {
     let png = std::fs::read(&screenshot).expect("a screenshot");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(lead_copy.is_file());
+}
+
+#[test]
+fn the_page_talks_with_kira_through_a_microphone_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    common::link_voice(&data);
+    // The person's question, recorded in another voice: Chromium's fake
+    // microphone plays it once.
+    let question = dir.path().join("question.wav");
+    let said = common::workly_in(&data)
+        .args(["say", "Kira, what is your favourite colour?", "--voice", "michael", "--out"])
+        .arg(&question)
+        .output()
+        .unwrap();
+    assert!(said.status.success(), "{}", String::from_utf8_lossy(&said.stderr));
+    let server = common::server::start_in(&data, dir.path(), &[]);
+    let base = format!("http://{}/", server.address);
+    let log = browser_test("voice.mjs", &[base.as_ref(), question.as_os_str()]);
+    let seen: serde_json::Value =
+        serde_json::from_str(log.lines().find(|line| line.starts_with('{')).expect("what the page saw")).unwrap();
+
+    // The store holds what was heard as the person's message, and only
+    // what she said of the interrupted reply, marked.
+    let (status, _, body) = get(server.address, "/v1/workly/conversation");
+    assert_eq!(status, 200);
+    let messages = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["messages"].as_array().unwrap().clone();
+    let content = |index: usize| messages[index]["content"].as_str().unwrap().to_owned();
+    assert_eq!(messages.len(), 4, "{messages:?}");
+    assert_eq!(content(0), seen["heard"].as_str().unwrap());
+    assert!(!content(1).is_empty());
+    assert_eq!(content(3), seen["kept"].as_str().unwrap());
+    assert!(content(3).ends_with("(interrupted)"));
+
+    // The spoken turns' stages reached /metrics.
+    let (_, _, metrics) = get(server.address, "/metrics");
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("workly_voice_total_seconds_count 2"), "{metrics}");
+    assert!(metrics.contains("workly_voice_transcript_seconds_count 1"), "{metrics}");
 }

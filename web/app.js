@@ -1,6 +1,6 @@
-// The page's wiring: the event WebSocket (/v1/events), the chat, the control
-// panel, the engine facts (/v1/workly/doctor), and `window.workly`, which tests
-// and curious people can read.
+// The page's wiring: the event WebSocket (/v1/events), the chat, Kira's voice
+// and the microphone, the control panel, the engine facts (/v1/workly/doctor),
+// and `window.workly`, which tests and curious people can read.
 
 import { Avatar, EMOTIONAL_PRESETS } from './avatar.js';
 
@@ -47,6 +47,8 @@ const avatar = new Avatar($('avatar-canvas'));
 
 /** The bubble of each reply in progress, by reply id. */
 const bubbles = new Map();
+/** The bubble of each reply, kept after it ends: an interruption rewrites it. */
+const spoken = new Map();
 
 function addMessage(role, text) {
   const item = document.createElement('li');
@@ -94,6 +96,14 @@ function receive(event) {
       const bubble = addMessage('kira', '');
       bubble.classList.add('streaming');
       bubbles.set(event.reply, bubble);
+      spoken.set(event.reply, bubble);
+      if (event.source === 'page' && voice.expecting) {
+        // A new question while she still speaks: the old answer stops there.
+        stopVoice();
+        voice.expecting = false;
+        voice.current = { reply: event.reply, finished: 0, pending: 0, written: false };
+        $('stop-voice').hidden = false;
+      }
       break;
     }
     case 'token': {
@@ -103,11 +113,42 @@ function receive(event) {
         bubble.textContent += event.text;
         bubble.scrollIntoView({ block: 'end' });
       }
-      avatar.speak();
+      // A spoken reply moves the mouth with the voice instead.
+      if (voice.current?.reply !== event.reply) avatar.speak();
+      break;
+    }
+    case 'audio':
+      receiveAudio(event);
+      break;
+    case 'speech_started':
+      // The person speaks over Kira: she stops at once.
+      if (voice.current) {
+        voice.bargeIns += 1;
+        stopVoice();
+      }
+      break;
+    case 'heard':
+      voice.heard.push(event.text);
+      // Hands-free, every utterance is answered aloud.
+      if (event.text && voice.mic?.handsFree) expectVoice();
+      if (event.text) addMessage('you', event.text);
+      else addMessage('system', 'Kira heard nothing there; try again.');
+      break;
+    case 'voice_stages':
+      voice.stages = event.stages;
+      break;
+    case 'interrupted': {
+      const bubble = spoken.get(event.reply);
+      if (bubble) bubble.textContent = event.kept;
+      voice.interrupted = event.kept;
       break;
     }
     case 'reply_done': {
       state.replying = false;
+      if (voice.current?.reply === event.reply) {
+        voice.current.written = true;
+        voiceDone();
+      }
       bubbles.get(event.reply)?.classList.remove('streaming');
       bubbles.delete(event.reply);
       // What was said may have taught her something.
@@ -120,6 +161,10 @@ function receive(event) {
     }
     case 'error': {
       state.replying = false;
+      if (event.reply && voice.current?.reply === event.reply) {
+        voice.current.written = true;
+        voiceDone();
+      }
       if (event.reply) bubbles.get(event.reply)?.classList.remove('streaming');
       addMessage('error', event.message);
       break;
@@ -154,7 +199,9 @@ $('chat-form').addEventListener('submit', (event) => {
   const text = input.value.trim();
   if (!text || state.socket?.readyState !== WebSocket.OPEN) return;
   addMessage('you', text);
-  state.socket.send(JSON.stringify({ type: 'chat', text }));
+  const speak = $('voice-replies').checked;
+  if (speak) expectVoice();
+  state.socket.send(JSON.stringify({ type: 'chat', text, speak }));
   input.value = '';
 });
 $('chat-input').addEventListener('keydown', (event) => {
@@ -168,6 +215,226 @@ $('reset').addEventListener('click', () => {
   $('messages').replaceChildren();
   addMessage('system', 'A fresh start.');
 });
+
+// --- voice ---------------------------------------------------------------------
+
+/** Kira's voice as this page plays it, and its microphone. */
+const voice = {
+  /** Playback: an AudioContext and its volume, made on first use. */
+  context: null,
+  gain: null,
+  /** Sentences decoded and waiting, in order: {reply, index, buffer, track}. */
+  queue: [],
+  /** Decoding is asynchronous: each sentence waits for the one before. */
+  decoding: Promise.resolve(),
+  /** The sentence playing: {reply, index, source, startedAt}. */
+  playing: null,
+  /** The spoken reply this page asked for: {reply, finished} (sentences played). */
+  current: null,
+  /** Whether the next reply this page asked for is to be spoken. */
+  expecting: false,
+  /** Replies stopped: what still arrives of them is dropped. */
+  stopped: new Set(),
+  /** The microphone: {stream, context, handsFree}; `holding` while the talk button is held. */
+  mic: null,
+  holding: false,
+  /** For tests and the curious. */
+  sentencesPlayed: 0,
+  maxMouth: 0,
+  bargeIns: 0,
+  heard: [],
+  stages: null,
+  interrupted: null,
+  lastStop: null,
+};
+
+function voiceError(message) {
+  $('voice-error').textContent = message;
+  $('voice-error').hidden = !message;
+}
+
+/** The next reply this page asks for is spoken. */
+function expectVoice() {
+  voice.expecting = true;
+}
+
+function playback() {
+  if (!voice.context) {
+    voice.context = new AudioContext();
+    voice.gain = voice.context.createGain();
+    voice.gain.gain.value = Number($('voice-volume').value);
+    voice.gain.connect(voice.context.destination);
+  }
+  if (voice.context.state === 'suspended') voice.context.resume();
+  return voice.context;
+}
+
+function base64Buffer(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) bytes[i] = binary.charCodeAt(i);
+  return bytes.buffer;
+}
+
+/** A sentence of Kira's voice: decoded in turn, then played after the one before. */
+function receiveAudio(event) {
+  const current = voice.current;
+  if (current?.reply !== event.reply) return;
+  current.pending += 1;
+  voice.decoding = voice.decoding.then(async () => {
+    try {
+      const buffer = await playback().decodeAudioData(base64Buffer(event.wav));
+      if (voice.stopped.has(event.reply)) return;
+      voice.queue.push({ reply: event.reply, index: event.index, buffer, track: event.mouth });
+      playNext();
+    } catch (error) {
+      current.pending -= 1;
+      voiceError(`Cannot play Kira's voice: ${error.message ?? error}`);
+      voiceDone();
+    }
+  });
+}
+
+/** Once the reply is written and every sentence of it played, she is done speaking. */
+function voiceDone() {
+  const current = voice.current;
+  if (current && current.written && current.pending === 0 && !voice.playing) {
+    voice.current = null;
+    $('stop-voice').hidden = true;
+  }
+}
+
+function playNext() {
+  if (voice.playing || voice.queue.length === 0) return;
+  const next = voice.queue.shift();
+  const context = playback();
+  const source = context.createBufferSource();
+  source.buffer = next.buffer;
+  source.connect(voice.gain);
+  const startedAt = context.currentTime;
+  source.start(startedAt);
+  voice.playing = { reply: next.reply, index: next.index, source, startedAt };
+  avatar.sayWith(next.track, () => context.currentTime - startedAt);
+  // Workly moves the other avatars' mouths from this moment.
+  state.socket?.send(JSON.stringify({ type: 'playing', reply: next.reply, index: next.index }));
+  source.onended = () => {
+    if (voice.playing?.source !== source) return;
+    voice.playing = null;
+    voice.sentencesPlayed += 1;
+    if (voice.current?.reply === next.reply) {
+      voice.current.finished = next.index + 1;
+      voice.current.pending -= 1;
+    }
+    playNext();
+    voiceDone();
+  };
+}
+
+/** The person stops Kira (Esc, the stop button, or speaking over her): her voice stops now, and Workly hears where. */
+function stopVoice() {
+  const current = voice.current;
+  if (!current) return false;
+  const playing = voice.playing;
+  const index = playing ? playing.index : current.finished;
+  const seconds = playing ? voice.context.currentTime - playing.startedAt : 0;
+  if (playing) {
+    playing.source.onended = null;
+    playing.source.stop();
+  }
+  voice.playing = null;
+  voice.queue = [];
+  voice.current = null;
+  voice.stopped.add(current.reply);
+  avatar.sayWith(null);
+  $('stop-voice').hidden = true;
+  voice.lastStop = { reply: current.reply, index, seconds };
+  state.socket?.send(JSON.stringify({ type: 'stop', reply: current.reply, index, seconds }));
+  return true;
+}
+
+/** Opens the microphone and streams it to Workly (16 kHz, 16-bit PCM). */
+async function startListening(handsFree) {
+  if (voice.mic || state.socket?.readyState !== WebSocket.OPEN) return;
+  voiceError('');
+  const mic = { handsFree, stream: null, context: null };
+  voice.mic = mic;
+  try {
+    // The browser's echo cancellation keeps Kira's own voice out of the microphone.
+    mic.stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    mic.context = new AudioContext({ sampleRate: 16000 });
+    await mic.context.audioWorklet.addModule('/app/capture.js');
+    const node = new AudioWorkletNode(mic.context, 'workly-capture');
+    state.socket.send(JSON.stringify({ type: 'listen', hands_free: handsFree, language: $('voice-language').value }));
+    node.port.onmessage = ({ data }) => {
+      if (voice.mic !== mic || state.socket?.readyState !== WebSocket.OPEN) return;
+      const pcm = new Int16Array(data.length);
+      for (let i = 0; i < data.length; i += 1) pcm[i] = Math.max(-1, Math.min(1, data[i])) * 32767;
+      state.socket.send(pcm.buffer);
+    };
+    mic.context.createMediaStreamSource(mic.stream).connect(node);
+    node.connect(mic.context.destination);
+    $('talk').classList.toggle('listening', !handsFree);
+    // Released before the microphone opened: stop at once.
+    if (!handsFree && !voice.holding) stopListening();
+  } catch (error) {
+    closeMic(mic);
+    voice.mic = null;
+    voiceError(`The microphone is not available: ${error.message ?? error}`);
+  }
+}
+
+function closeMic(mic) {
+  mic.stream?.getTracks().forEach((track) => track.stop());
+  mic.context?.close();
+}
+
+/** Closes the microphone; what it heard since the last pause is Kira's message. */
+function stopListening() {
+  const mic = voice.mic;
+  if (!mic) return;
+  voice.mic = null;
+  closeMic(mic);
+  $('talk').classList.remove('listening');
+  $('hands-free').setAttribute('aria-pressed', 'false');
+  if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify({ type: 'listen_end' }));
+  expectVoice();
+}
+
+$('talk').addEventListener('pointerdown', (event) => {
+  event.preventDefault();
+  voice.holding = true;
+  expectVoice();
+  startListening(false);
+});
+for (const name of ['pointerup', 'pointerleave', 'pointercancel']) {
+  $('talk').addEventListener(name, () => {
+    if (!voice.holding) return;
+    voice.holding = false;
+    if (voice.mic && !voice.mic.handsFree && voice.mic.context) stopListening();
+  });
+}
+$('hands-free').addEventListener('click', () => {
+  if (voice.mic?.handsFree) {
+    stopListening();
+    voice.expecting = false;
+    return;
+  }
+  $('hands-free').setAttribute('aria-pressed', 'true');
+  expectVoice();
+  startListening(true);
+});
+$('stop-voice').addEventListener('click', stopVoice);
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') stopVoice();
+});
+$('voice-volume').addEventListener('input', () => {
+  const volume = Number($('voice-volume').value);
+  $('voice-volume-value').textContent = `${Math.round(volume * 100)} %`;
+  if (voice.gain) voice.gain.gain.value = volume;
+});
+$('voice-volume-value').textContent = '100 %';
 
 // --- avatar and control panel ----------------------------------------------------
 
@@ -221,6 +488,7 @@ function buildSliders() {
 // The sliders follow the live weights, except the one being dragged; the
 // caption says which emotion shows until the face returns to neutral.
 function syncSliders() {
+  if (voice.playing) voice.maxMouth = Math.max(voice.maxMouth, avatar.mouthOpen());
   $('mood').textContent = avatar.holding() && state.lastEmotion ? state.lastEmotion : 'neutral';
   const weights = avatar.expressionWeights();
   for (const name of EMOTIONAL_PRESETS) {
@@ -447,6 +715,20 @@ window.workly = {
   expressionWeights: () => avatar.expressionWeights(),
   receive,
   settings: avatar.settings,
+  voice: {
+    get playing() { return voice.playing !== null; },
+    get speaking() { return voice.current !== null; },
+    get listening() { return voice.mic !== null; },
+    get sentencesPlayed() { return voice.sentencesPlayed; },
+    get maxMouth() { return voice.maxMouth; },
+    get bargeIns() { return voice.bargeIns; },
+    get heard() { return voice.heard; },
+    get stages() { return voice.stages; },
+    get interrupted() { return voice.interrupted; },
+    get lastStop() { return voice.lastStop; },
+    mouthOpen: () => avatar.mouthOpen(),
+    stop: stopVoice,
+  },
 };
 
 // History first, so replies streaming in land after it.

@@ -20,6 +20,8 @@ export const EMOTION_PRESETS = {
 export const EMOTIONAL_PRESETS = ['happy', 'angry', 'sad', 'relaxed', 'surprised'];
 
 const BLINK_SECONDS = 0.16;
+/** The mouth's vowels as Workly sends them, and their VRM 1.0 expressions. */
+const MOUTH_SHAPES = { a: 'aa', i: 'ih', u: 'ou', e: 'ee', o: 'oh' };
 
 export class Avatar {
   constructor(canvas) {
@@ -50,6 +52,8 @@ export class Avatar {
     };
     this.emotionUntil = 0;
     this.talk = 0;
+    // The mouth of the sentence Kira's voice is playing: its track, and the clock of its audio.
+    this.voiceMouth = null;
     this.nextBlink = 2;
     this.blinkStart = -1;
     this.time = 0;
@@ -138,9 +142,19 @@ export class Avatar {
     this.emotionUntil = this.time + this.settings.holdSeconds;
   }
 
-  /** Kira is saying something: open the mouth for a moment. */
+  /** Kira is writing something: open the mouth for a moment. */
   speak() {
     this.talk = 1;
+  }
+
+  /**
+   * Kira's voice plays a sentence: the mouth follows `track` ({fps, open,
+   * vowels}) at `clock()` seconds into its audio, so it keeps time with
+   * what is heard whatever the frame rate. `null` closes the mouth.
+   */
+  sayWith(track, clock) {
+    this.voiceMouth = track ? { track, clock } : null;
+    this.talk = 0;
   }
 
   /** The current expression weights, {name: weight}. */
@@ -199,13 +213,38 @@ export class Avatar {
       this.weights[name] = current + (this.targets[name] - current) * ease;
       manager.setValue(name, this.weights[name]);
     }
-    // Talking: the mouth flaps while tokens arrive and closes when they stop.
-    this.talk = Math.max(0, this.talk - delta * 2.5);
-    if (this.talk > 0 || this.weights.aa) {
-      const open = this.talk > 0 ? this.talk * (0.35 + 0.35 * Math.abs(Math.sin(this.time * 18))) : 0;
-      manager.setValue('aa', open);
+    if (this.voiceMouth) {
+      this.animateVoiceMouth(manager);
+    } else {
+      // Writing without a voice: the mouth flaps while tokens arrive and closes when they stop.
+      this.talk = Math.max(0, this.talk - delta * 2.5);
+      if (this.talk > 0 || this.weights.aa) {
+        const open = this.talk > 0 ? this.talk * (0.35 + 0.35 * Math.abs(Math.sin(this.time * 18))) : 0;
+        manager.setValue('aa', open);
+        this.weights.aa = open;
+      }
     }
     this.animateBlink(delta, manager);
+  }
+
+  /** The voice's mouth at this frame: one vowel open as wide as the audio is loud. */
+  animateVoiceMouth(manager) {
+    const { track, clock } = this.voiceMouth;
+    const frame = Math.floor(clock() * track.fps);
+    const ended = frame >= track.open.length;
+    const open = frame >= 0 && !ended ? track.open[frame] : 0;
+    const vowel = track.vowels[frame] ?? 'a';
+    for (const [letter, name] of Object.entries(MOUTH_SHAPES)) {
+      const weight = letter === vowel ? open : 0;
+      manager.setValue(name, weight);
+      this.weights[name] = weight;
+    }
+    if (ended) this.voiceMouth = null;
+  }
+
+  /** How open the mouth is now (its five vowels together). */
+  mouthOpen() {
+    return Object.values(MOUTH_SHAPES).reduce((sum, name) => sum + (this.vrm?.expressionManager?.getValue(name) ?? 0), 0);
   }
 
   animateBlink(delta, manager) {

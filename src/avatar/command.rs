@@ -8,6 +8,7 @@
 //! [`Command::encode_unity`] cannot produce a line Unity would misread, whatever
 //! the caller passed in. This module does not send anything; the transports do.
 
+use super::mouth::{Mouth, Vowel};
 use crate::emotion::Emotion;
 use std::fmt;
 
@@ -17,7 +18,7 @@ pub enum CommandError {
     /// Not one of the command names.
     #[error(
         "unknown avatar command {0:?} (expected load_model, unload_model, set_expression, reset_expressions, \
-         set_transition_speed, set_auto_blink, set_auto_head_movement or set_head_pose)"
+         set_transition_speed, set_auto_blink, set_auto_head_movement, set_head_pose or set_mouth)"
     )]
     UnknownCommand(String),
     /// The wrong number of arguments for a command.
@@ -369,6 +370,11 @@ pub enum Command {
     /// the head themselves (VMC). The Unity bridge has no such command, so the
     /// Unity transport does not send it.
     SetHeadPose(HeadPose),
+    /// The mouth while Kira speaks, drawn by the director from her voice for
+    /// renderers that take vowel blendshapes (VMC). The deployed Unity
+    /// controller knows no mouth expression, so the Unity transport does not
+    /// send it either.
+    SetMouth(Mouth),
 }
 
 /// What a command sets: a later command with the same key supersedes an
@@ -389,10 +395,12 @@ pub enum Key {
     AutoHeadMovement,
     /// The head pose.
     HeadPose,
+    /// The mouth.
+    Mouth,
 }
 
 impl Command {
-    /// The command's name: the Unity command name, or `set_head_pose`.
+    /// The command's name: the Unity command name, `set_head_pose` or `set_mouth`.
     pub fn name(&self) -> &'static str {
         match self {
             Command::LoadModel(_) => "load_model",
@@ -403,6 +411,7 @@ impl Command {
             Command::SetAutoBlink(_) => "set_auto_blink",
             Command::SetAutoHeadMovement(_) => "set_auto_head_movement",
             Command::SetHeadPose(_) => "set_head_pose",
+            Command::SetMouth(_) => "set_mouth",
         }
     }
 
@@ -416,6 +425,7 @@ impl Command {
             Command::SetAutoBlink(_) => Key::AutoBlink,
             Command::SetAutoHeadMovement(_) => Key::AutoHeadMovement,
             Command::SetHeadPose(_) => Key::HeadPose,
+            Command::SetMouth(_) => Key::Mouth,
         }
     }
 
@@ -434,13 +444,13 @@ impl Command {
     }
 
     /// Appends the command's Unity line (`{"command":...,"data":{...}}\n`) to
-    /// `out`. Returns false, writing nothing, for [`Command::SetHeadPose`],
-    /// which the Unity bridge does not have.
+    /// `out`. Returns false, writing nothing, for [`Command::SetHeadPose`]
+    /// and [`Command::SetMouth`], which the Unity bridge does not have.
     pub fn encode_unity(&self, out: &mut Vec<u8>) -> bool {
         // Built from pieces rather than with `write!`: this runs for every
         // command sent, and the formatting machinery costs more than the rest.
         let data: &[(&str, Field)] = match self {
-            Command::SetHeadPose(_) => return false,
+            Command::SetHeadPose(_) | Command::SetMouth(_) => return false,
             Command::LoadModel(path) => &[("path", Field::Text(path.as_str()))],
             Command::UnloadModel | Command::ResetExpressions => &[],
             Command::SetExpression { expression, value } => {
@@ -535,6 +545,13 @@ impl Command {
                 arity("set_head_pose", "two arguments: YAW PITCH (degrees)", 2)?;
                 Ok(Command::SetHeadPose(HeadPose::new(number("yaw", args[0])?, number("pitch", args[1])?)?))
             }
+            "set_mouth" => {
+                const EXPECTED: &str = "two arguments: VOWEL (a, i, u, e or o) OPEN (0..1)";
+                arity("set_mouth", EXPECTED, 2)?;
+                let vowel = Vowel::from_letter(args[0])
+                    .ok_or(CommandError::Arguments { command: "set_mouth", expected: EXPECTED })?;
+                Ok(Command::SetMouth(Mouth { open: Unit::new(number("open", args[1])?)?, vowel }))
+            }
             other => Err(CommandError::UnknownCommand(other.to_owned())),
         }
     }
@@ -577,6 +594,7 @@ impl fmt::Display for Command {
                 head.enabled, head.min_interval_s, head.max_interval_s, head.max_angle_deg
             ),
             Command::SetHeadPose(pose) => write!(f, "{name} {} {}", pose.yaw_deg, pose.pitch_deg),
+            Command::SetMouth(mouth) => write!(f, "{name} {} {}", mouth.vowel.letter(), mouth.open.get()),
         }
     }
 }
@@ -602,6 +620,7 @@ mod tests {
              \"max_interval\":7.0,\"max_angle\":5.0}}\n"
         );
         assert!(!Command::SetHeadPose(HeadPose::REST).encode_unity(&mut Vec::new()));
+        assert!(!Command::SetMouth(Mouth::CLOSED).encode_unity(&mut Vec::new()));
     }
 
     #[test]
@@ -635,6 +654,7 @@ mod tests {
             "unload_model",
             "load_model kira.vrm",
             "set_head_pose 4 -2",
+            "set_mouth o 0.5",
         ] {
             let parts: Vec<&str> = words.split(' ').collect();
             assert_eq!(Command::from_words(&parts).unwrap().to_string(), words);

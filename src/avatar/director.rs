@@ -5,8 +5,9 @@
 //! expressions never pile up), holds the face while Kira speaks, and eases
 //! back to neutral a while after the reply. For renderers that neither blink
 //! nor move the head on their own (VMC receivers) it also draws blinks and
-//! idle head turns frame by frame; for Unity it switches the app's own blink
-//! and head movement on instead.
+//! idle head turns frame by frame, and the mouth while Kira's voice plays
+//! (a [`MouthTrack`] per sentence, from the moment its audio starts); for
+//! Unity it switches the app's own blink and head movement on instead.
 //!
 //! It is a plain state machine with no clock and no I/O: every method takes
 //! the current `Instant`, returns the commands to send, and
@@ -14,7 +15,9 @@
 //! next. Tests drive it with made-up instants.
 
 use super::command::{Command, Expression, HeadMovement, HeadPose, TransitionSpeed, Unit};
+use super::mouth::{MOUTH_FPS, Mouth, MouthTrack};
 use crate::emotion::Emotion;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Blinks come at random intervals in this range (seconds), as in the Unity app.
@@ -82,6 +85,16 @@ pub struct Director {
     head_target: HeadPose,
     next_frame_at: Option<Instant>,
     random: SplitMix64,
+    mouth: Option<Speaking>,
+}
+
+/// A sentence's mouth being played: its track, from when its audio started.
+#[derive(Debug, Clone)]
+struct Speaking {
+    track: Arc<MouthTrack>,
+    started: Instant,
+    /// When the next frame is due.
+    next_at: Instant,
 }
 
 impl Director {
@@ -103,6 +116,7 @@ impl Director {
             head_target: HeadPose::REST,
             next_frame_at: None,
             random,
+            mouth: None,
         }
     }
 
@@ -146,6 +160,23 @@ impl Director {
         self.neutral_at = self.shown.map(|_| now + self.config.linger);
     }
 
+    /// Kira's voice starts a sentence at `started`: its mouth is drawn from
+    /// `track` frame by frame from then, and closes at its end. Only where
+    /// the director draws motion (VMC): the Unity app has no mouth command.
+    pub fn speak(&mut self, track: Arc<MouthTrack>, started: Instant) {
+        if self.idle == IdleMotion::Director {
+            self.mouth = Some(Speaking { track, started, next_at: started });
+        }
+    }
+
+    /// Kira's voice stopped (she was interrupted): the mouth closes now.
+    pub fn hush(&mut self) -> Vec<Command> {
+        match self.mouth.take() {
+            Some(_) => vec![Command::SetMouth(Mouth::CLOSED)],
+            None => Vec::new(),
+        }
+    }
+
     /// When [`Director::tick`] has something to do next, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
         let idle = match self.idle {
@@ -155,7 +186,8 @@ impl Director {
                 head.map_or(self.blink.next_at, |head| head.min(self.blink.next_at))
             })),
         };
-        [self.neutral_at, idle].into_iter().flatten().min()
+        let mouth = self.mouth.as_ref().map(|speaking| speaking.next_at);
+        [self.neutral_at, idle, mouth].into_iter().flatten().min()
     }
 
     /// Does what is due at `now`: the return to neutral, the next frame of a
@@ -173,7 +205,24 @@ impl Director {
             let turning = self.head_frame(now, &mut commands);
             self.next_frame_at = (blinking || turning).then(|| now + self.config.frame_interval);
         }
+        self.mouth_frame(now, &mut commands);
         commands
+    }
+
+    /// Draws the mouth at `now`, if a sentence is being said; closes it
+    /// after the sentence's last frame.
+    fn mouth_frame(&mut self, now: Instant, commands: &mut Vec<Command>) {
+        let Some(speaking) = self.mouth.as_mut().filter(|speaking| speaking.next_at <= now) else { return };
+        let elapsed = now.saturating_duration_since(speaking.started).as_secs_f64();
+        if elapsed >= speaking.track.seconds() {
+            self.mouth = None;
+            commands.push(Command::SetMouth(Mouth::CLOSED));
+            return;
+        }
+        commands.push(Command::SetMouth(speaking.track.at(elapsed)));
+        // The next frame of the track, wherever this one fell.
+        let frame = (elapsed * f64::from(MOUTH_FPS)).floor() + 1.0;
+        speaking.next_at = speaking.started + Duration::from_secs_f64(frame / f64::from(MOUTH_FPS));
     }
 
     /// Draws the blink at `now`; true while one is under way.
@@ -364,5 +413,46 @@ mod tests {
         assert!(poses.iter().any(|pose| pose.yaw_deg().abs() > 0.1), "the head moved");
         assert!(poses.iter().all(|pose| pose.yaw_deg().abs() <= 5.0 && pose.pitch_deg().abs() <= 2.5));
         assert!(poses.iter().filter(|pose| **pose == HeadPose::REST).count() >= 2, "and came back");
+    }
+
+    #[test]
+    fn the_mouth_follows_the_track_from_the_audio_start_then_closes() {
+        let start = Instant::now();
+        let rate = 24_000;
+        // A quarter second of sound, then a quarter of silence.
+        let mut samples: Vec<f32> = (0..rate / 4).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
+        samples.extend(vec![0.0; rate as usize / 4]);
+        let track = Arc::new(MouthTrack::of_speech(&samples, rate, "a"));
+        let unity = &mut Director::new(DirectorConfig::default(), IdleMotion::Renderer, start, 1);
+        unity.speak(Arc::clone(&track), start);
+        assert_eq!(unity.next_deadline(), None, "the Unity app draws no mouth");
+
+        let config = DirectorConfig {
+            head_movement: HeadMovement::new(false, 1.0, 1.0, 0.0).unwrap(),
+            ..DirectorConfig::default()
+        };
+        let mut vmc = Director::new(config, IdleMotion::Director, start, 1);
+        let audio_at = start + Duration::from_millis(100);
+        vmc.speak(Arc::clone(&track), audio_at);
+        assert_eq!(vmc.next_deadline(), Some(audio_at), "nothing before the audio starts");
+        let mouth = |commands: Vec<Command>| {
+            commands.into_iter().find_map(|command| match command {
+                Command::SetMouth(mouth) => Some(mouth),
+                _ => None,
+            })
+        };
+        let at = |ms| audio_at + Duration::from_millis(ms);
+        assert_eq!(mouth(vmc.tick(at(100))), Some(track.at(0.1)));
+        assert!(track.at(0.1).open.get() > 0.5);
+        let next = vmc.next_deadline().unwrap();
+        assert!(next > at(100) && next <= at(117), "the next frame, 1/60 s on");
+        assert_eq!(mouth(vmc.tick(at(400))).map(|mouth| mouth.open), Some(Unit::ZERO), "closed in the silence");
+        assert_eq!(mouth(vmc.tick(at(600))), Some(Mouth::CLOSED), "closed at the end");
+        assert!(mouth(vmc.tick(at(700))).is_none(), "and left alone after");
+
+        vmc.speak(Arc::clone(&track), at(1000));
+        assert_eq!(vmc.hush(), [Command::SetMouth(Mouth::CLOSED)], "an interruption closes it at once");
+        assert!(vmc.hush().is_empty());
+        assert!(mouth(vmc.tick(at(1100))).is_none());
     }
 }

@@ -14,7 +14,8 @@
 //! # Layout
 //! - [`command`]: the commands, their checked arguments and Unity encoding.
 //! - [`state`]: what a renderer holds after applying commands.
-//! - [`director`]: emotions and reply life cycle to commands; blink and head motion.
+//! - [`director`]: emotions and reply life cycle to commands; blink, head motion and mouth.
+//! - [`mouth`]: the mouth's opening and vowel, frame by frame, from Kira's voice.
 //! - [`batcher`]: pending commands per transport, coalescing, counters.
 //! - [`unity`], [`vmc`]: the transports.
 //! - [`peer`]: the reference Unity-like receiver.
@@ -22,6 +23,7 @@
 pub mod batcher;
 pub mod command;
 pub mod director;
+pub mod mouth;
 pub mod peer;
 pub mod state;
 pub mod unity;
@@ -375,6 +377,24 @@ impl AvatarBridge {
                 director.reply_finished(now);
                 Vec::new()
             });
+        }
+    }
+
+    /// Kira's voice starts saying a sentence now: the mouth follows `track`
+    /// from this moment (on VMC; the Unity app has no mouth command).
+    pub fn speak(&self, track: &Arc<mouth::MouthTrack>) {
+        for outlet in &self.outlets {
+            outlet.direct(|director, now| {
+                director.speak(Arc::clone(track), now);
+                Vec::new()
+            });
+        }
+    }
+
+    /// Kira's voice stopped before the sentence's end: the mouth closes now.
+    pub fn hush(&self) {
+        for outlet in &self.outlets {
+            outlet.direct(|director, _| director.hush());
         }
     }
 

@@ -7,6 +7,7 @@
 //! about wires or time.
 
 use super::command::{Command, Expression, HeadMovement, HeadPose, ModelPath, TransitionSpeed, Unit};
+use super::mouth::Mouth;
 
 /// Whether a model was loaded, as far as the commands tell.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -36,6 +37,8 @@ pub struct AvatarState {
     pub auto_head_movement: Option<HeadMovement>,
     /// The head pose drawn by the director.
     pub head_pose: Option<HeadPose>,
+    /// The mouth drawn by the director.
+    pub mouth: Option<Mouth>,
 }
 
 impl AvatarState {
@@ -54,6 +57,7 @@ impl AvatarState {
             Command::SetAutoBlink(enabled) => self.auto_blink = Some(*enabled),
             Command::SetAutoHeadMovement(head) => self.auto_head_movement = Some(*head),
             Command::SetHeadPose(pose) => self.head_pose = Some(*pose),
+            Command::SetMouth(mouth) => self.mouth = Some(*mouth),
         }
     }
 
@@ -75,6 +79,7 @@ impl AvatarState {
             self.auto_blink.map(Command::SetAutoBlink),
             self.auto_head_movement.map(Command::SetAutoHeadMovement),
             self.head_pose.map(Command::SetHeadPose),
+            self.mouth.map(Command::SetMouth),
         ];
         let expressions = Expression::ALL.into_iter().filter_map(|expression| {
             self.expressions[expression.index()].map(|v| Command::set_expression(expression, v))

@@ -14,6 +14,7 @@
 use super::Link;
 use super::batcher::Batcher;
 use super::command::{Command, Expression};
+use super::mouth::{Mouth, Vowel};
 use super::state::{AvatarState, ModelState};
 use rosc::{OscBundle, OscMessage, OscPacket, OscType};
 use std::net::SocketAddr;
@@ -111,6 +112,14 @@ impl VmcFrames {
         for expression in Expression::ALL {
             for name in expression.vmc_names() {
                 let args = vec![OscType::String(name.to_owned()), OscType::Float(self.shown(expression))];
+                messages.push(message("/VMC/Ext/Blend/Val", args));
+            }
+        }
+        // The mouth is drawn frame by frame from the voice: shown as it is.
+        let mouth = self.targets.mouth.unwrap_or(Mouth::CLOSED);
+        for vowel in Vowel::ALL {
+            for name in vowel.vmc_names() {
+                let args = vec![OscType::String(name.to_owned()), OscType::Float(mouth.weight(vowel))];
                 messages.push(message("/VMC/Ext/Blend/Val", args));
             }
         }
@@ -242,7 +251,7 @@ mod tests {
     fn bundles_fit_a_datagram_and_end_with_apply() {
         let frames = VmcFrames::new(Instant::now());
         let messages = frames.messages(Instant::now());
-        assert_eq!(messages.len(), 2 + 2 * Expression::ALL.len() + 1);
+        assert_eq!(messages.len(), 2 + 2 * Expression::ALL.len() + 2 * Vowel::ALL.len() + 1);
         let datagrams = pack(messages.clone(), 300).unwrap();
         assert!(datagrams.len() > 1);
         let mut decoded = Vec::new();

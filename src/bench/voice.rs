@@ -290,7 +290,7 @@ fn spoken_turns(
                 pause.then_some(&cancel),
                 &mut (),
                 |sink| turn.chat(&chat, &transcript.text, sink),
-                |_| {
+                |_, _, _| {
                     cancel.cancel();
                     false
                 },

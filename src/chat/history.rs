@@ -187,6 +187,12 @@ impl History {
         self.store.append_exchange_remembering(&self.conversation, &user, &reply, &facts)
     }
 
+    /// Kira's last reply becomes `content`, of `token_count` tokens (see
+    /// [`crate::chat::turn::Chat::interrupted`]); false when there is none.
+    pub fn replace_last_reply(&mut self, content: &str, token_count: usize) -> Result<bool, StoreError> {
+        self.store.replace_last_reply(&self.conversation, content, token_count)
+    }
+
     /// Leaves this conversation for a new, empty one (the old one stays stored).
     pub fn start_new(&mut self) -> Result<(), StoreError> {
         self.conversation = self.store.new_conversation()?;

@@ -132,7 +132,9 @@ impl Conversation {
         self.persona.script_in(self.language_for(user))
     }
 
-    fn language_for(&self, user: &str) -> Language {
+    /// The language a reply to `user` is in: the conversation's, or the
+    /// message's own for a first message.
+    pub fn language_for(&self, user: &str) -> Language {
         self.language.unwrap_or_else(|| Language::detect(user))
     }
 
@@ -151,6 +153,18 @@ impl Conversation {
         self.language = Some(self.language_for(user));
         self.turns.push(Message::user(user));
         self.turns.push(Message::assistant(assistant));
+    }
+
+    /// Kira's last reply becomes `content` (she was interrupted); false
+    /// when the last turn is not hers.
+    pub fn replace_last_reply(&mut self, content: &str) -> bool {
+        match self.turns.last_mut() {
+            Some(last) if last.role == crate::llm::Role::Assistant => {
+                last.content = content.to_owned();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Forgets every turn and what stood before them (the persona stays).

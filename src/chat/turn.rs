@@ -135,12 +135,43 @@ impl Chat {
         }
     }
 
+    /// Kira was interrupted while she said her last reply: it becomes what
+    /// she said of it, `said`, marked as cut short ([`cut_short`]), in the
+    /// store and in what the model sees next, so that she knows. `count`
+    /// gives the new text's tokens. Returns the text kept, or `None` when
+    /// the conversation holds no reply of hers.
+    pub fn interrupted(
+        &mut self,
+        said: &str,
+        count: impl Fn(&str) -> Result<usize, LlmError>,
+    ) -> Result<Option<String>, TurnError> {
+        let kept = cut_short(said);
+        if let Some(history) = self.history.as_mut()
+            && !history.replace_last_reply(&kept, count(&kept)?)?
+        {
+            return Ok(None);
+        }
+        if !self.conversation.replace_last_reply(&kept) {
+            return Ok(None);
+        }
+        // Work aside read the whole reply.
+        self.aside = None;
+        Ok(Some(kept))
+    }
+
     /// For a start that failed: see [`History::abandon`].
     pub fn abandon(&mut self) {
         if let Some(history) = self.history.as_mut() {
             history.abandon();
         }
     }
+}
+
+/// A reply Kira was interrupted in, as the history keeps it: what she
+/// said of it, and a mark that says it was cut short.
+pub fn cut_short(said: &str) -> String {
+    let said = said.trim_end();
+    if said.is_empty() { "(interrupted)".to_owned() } else { format!("{said}… (interrupted)") }
 }
 
 /// What the door running a turn hears of it while it happens.

@@ -229,7 +229,7 @@ impl VoiceOut {
             Some(reply_token),
             printer,
             reply,
-            |said| {
+            |_, _, said| {
                 audio.samples.extend_from_slice(&said.audio.samples);
                 true
             },

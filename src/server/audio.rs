@@ -13,14 +13,14 @@ use super::AppState;
 use super::error::ApiError;
 use crate::chat::persona::Language;
 use crate::voice::audio::pcm16;
-use crate::voice::{Audio, ListenError, Listener, SpeakError, Speaker, Voice, VoiceFiles, speak, threads};
+use crate::voice::{Audio, ListenError, Listener, SpeakError, Speech, Voice, VoiceFiles, speak, threads};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// Largest audio file a transcription takes (OpenAI's own limit).
 pub const MAX_AUDIO_BYTES: usize = 25 * 1024 * 1024;
@@ -34,26 +34,28 @@ const OPENAI_VOICES: &[&str] =
 #[derive(Debug)]
 pub struct VoiceService {
     files: VoiceFiles,
-    speaker: OnceLock<Result<Mutex<Speaker>, String>>,
+    speech: OnceLock<Result<Speech, String>>,
     listener: OnceLock<Result<Listener, String>>,
 }
 
 impl VoiceService {
     /// The voice in `files`, not loaded yet.
     pub fn new(files: VoiceFiles) -> Self {
-        Self { files, speaker: OnceLock::new(), listener: OnceLock::new() }
+        Self { files, speech: OnceLock::new(), listener: OnceLock::new() }
     }
 
-    /// Kokoro, loaded on the first call (blocking).
-    fn speaker(&self) -> Result<&Mutex<Speaker>, ApiError> {
-        self.speaker
-            .get_or_init(|| Speaker::load(&self.files, threads()).map(Mutex::new).map_err(|error| error.to_string()))
+    /// Kokoro on its thread, loaded on the first call (blocking). Every
+    /// door shares it: a reply spoken on the page and a speech request take
+    /// turns sentence by sentence.
+    pub(super) fn speech(&self) -> Result<&Speech, ApiError> {
+        self.speech
+            .get_or_init(|| Speech::start(&self.files, threads()).map_err(|error| error.to_string()))
             .as_ref()
             .map_err(|error| ApiError::internal(format!("Kira's voice cannot load: {error}")))
     }
 
     /// Whisper, loaded on the first call (blocking).
-    fn listener(&self) -> Result<&Listener, ApiError> {
+    pub(super) fn listener(&self) -> Result<&Listener, ApiError> {
         self.listener
             .get_or_init(|| Listener::load(&self.files, threads()).map_err(|error| error.to_string()))
             .as_ref()
@@ -118,9 +120,8 @@ async fn speak_request(state: &Arc<AppState>, body: Result<Bytes, BytesRejection
     let _permit = state.admit()?;
     let service = Arc::clone(state);
     let audio = tokio::task::spawn_blocking(move || {
-        let speaker = service.voice.speaker()?;
-        let mut speaker = speaker.lock().map_err(|_| ApiError::internal("the voice failed earlier"))?;
-        speaker.speak_all(&request.input, voice, speed).map_err(|error| ApiError::internal(error.to_string()))
+        let speech = service.voice.speech()?;
+        speech.say(&request.input, voice, speed).map_err(|error| ApiError::internal(error.to_string()))
     })
     .await
     .map_err(|error| ApiError::internal(format!("the speech task failed: {error}")))??;

@@ -14,19 +14,25 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::talk::{self, Ear, Heard, SpokenTurn, Stopped};
 use crate::avatar::FrameTap;
+use crate::avatar::mouth::MouthTrack;
 use crate::chat::history::History;
+use crate::chat::persona::Language;
 use crate::chat::turn::{Chat, Outcome, ReplyOptions, Saved, Sink, Turn};
 use crate::emotion::Emotion;
 use crate::emotion::smoothing::Face;
 use crate::llm::{CancelToken, FinishReason, GenerationStats, SamplingParams};
 use crate::store::memories::StoredMemory;
 use crate::store::{StoreError, StoredMessage};
+use crate::voice::Voice as VoiceName;
+use crate::voice::speech::{Stages, speak_while_writing};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// Events a slow client may fall behind by before it skips some.
@@ -99,6 +105,45 @@ pub enum ServerEvent {
     Avatar {
         /// The JSON lines of one write, in order.
         commands: Vec<String>,
+    },
+    /// A page's microphone heard the person start speaking (a page playing
+    /// Kira's voice stops it).
+    SpeechStarted,
+    /// What a page's microphone heard, recognized (empty: no speech).
+    Heard {
+        /// The words, which become the person's message.
+        text: String,
+        /// Seconds of audio heard.
+        seconds: f64,
+    },
+    /// A sentence of a spoken reply, to play after the one before.
+    Audio {
+        /// The reply's id.
+        reply: String,
+        /// 0 for the reply's first sentence.
+        index: usize,
+        /// The sentence as written.
+        text: String,
+        /// How long it lasts.
+        seconds: f64,
+        /// The audio: a WAV (24 kHz, 16-bit, mono), in base64.
+        wav: String,
+        /// The mouth, frame by frame from the audio's start.
+        mouth: MouthTrack,
+    },
+    /// How long a spoken reply's stages took.
+    VoiceStages {
+        /// The reply's id.
+        reply: String,
+        /// The stages, in milliseconds.
+        stages: Stages,
+    },
+    /// Kira was interrupted: the history keeps only what she said of the reply.
+    Interrupted {
+        /// The reply's id.
+        reply: String,
+        /// What the history keeps of it.
+        kept: String,
     },
     /// Something failed (a reply, or a client's message).
     Error {
@@ -245,14 +290,38 @@ impl Drop for Voice {
     }
 }
 
-/// What a client may send.
+/// What a client may send (besides its microphone, as binary messages;
+/// see [`super::talk`]).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
-    /// Talk to Kira.
-    Chat { text: String },
+    /// Talk to Kira; with `speak`, she answers aloud.
+    Chat {
+        text: String,
+        #[serde(default)]
+        speak: bool,
+    },
     /// Start the page's conversation over.
     Reset,
+    /// The microphone's audio follows; `language` (`en` or `fr`) is the one
+    /// to hear until the conversation has its own.
+    Listen {
+        #[serde(default)]
+        hands_free: bool,
+        language: Option<String>,
+    },
+    /// The microphone stopped: what it heard is the message.
+    ListenEnd,
+    /// The page started playing sentence `index` of `reply`.
+    Playing { reply: String, index: usize },
+    /// The person stopped Kira `seconds` into sentence `index` of `reply`.
+    Stop { reply: String, index: usize, seconds: f64 },
+}
+
+/// A page's microphone while it listens, and the language it hears.
+struct Listening {
+    ear: Ear,
+    language: Language,
 }
 
 /// `GET /v1/events` (a WebSocket upgrade; the origin was checked by the guard).
@@ -266,6 +335,7 @@ async fn serve_client(state: Arc<AppState>, mut socket: WebSocket) {
     let mut events = state.hub.subscribe();
     let mut closing = state.closing.subscribe();
     let status = state.status_event();
+    let mut listening: Option<Listening> = None;
     if send(&mut socket, &serde_json::to_string(&status).unwrap_or_default()).await.is_err() {
         return;
     }
@@ -278,7 +348,8 @@ async fn serve_client(state: Arc<AppState>, mut socket: WebSocket) {
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             incoming = socket.recv() => match incoming {
-                Some(Ok(WsMessage::Text(text))) => handle(&state, text.as_str()),
+                Some(Ok(WsMessage::Text(text))) => handle(&state, text.as_str(), &mut listening),
+                Some(Ok(WsMessage::Binary(pcm))) => hear(&state, &pcm, &mut listening),
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },
@@ -300,28 +371,87 @@ async fn send(socket: &mut WebSocket, json: &str) -> Result<(), axum::Error> {
     socket.send(WsMessage::Text(json.into())).await
 }
 
-fn handle(state: &Arc<AppState>, text: &str) {
+fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) {
+    let fail = |message: String| state.hub.publish(&ServerEvent::Error { reply: None, message });
     match serde_json::from_str::<ClientMessage>(text) {
-        Ok(ClientMessage::Chat { text }) => {
-            let state = Arc::clone(state);
+        Ok(ClientMessage::Chat { text, speak }) => {
+            let spoken = speak.then(|| SpokenTurn { heard: None, message_at: Instant::now() });
             // The turn blocks on the engine (token counts, generation): keep it
             // off the async workers.
-            tokio::task::spawn_blocking(move || {
-                if let Err(message) = page_turn(&state, &text) {
-                    state.hub.publish(&ServerEvent::Error { reply: None, message });
-                }
-            });
+            in_background(state, move |state| page_turn(state, &text, spoken));
         }
         Ok(ClientMessage::Reset) => {
             if let Err(message) = state.page.start_new() {
-                state.hub.publish(&ServerEvent::Error { reply: None, message });
+                fail(message);
             }
         }
-        Err(error) => state.hub.publish(&ServerEvent::Error {
-            reply: None,
-            message: format!("cannot read the message: {error} (expected {{\"type\": \"chat\", \"text\": \"...\"}})"),
-        }),
+        Ok(ClientMessage::Listen { hands_free, language }) => {
+            let language = match language.as_deref().map(crate::voice::language) {
+                None => Language::English,
+                Some(Some(language)) => language,
+                Some(None) => return fail("Workly listens in en or fr".to_owned()),
+            };
+            *listening = Some(Listening { ear: Ear::new(hands_free), language });
+        }
+        Ok(ClientMessage::ListenEnd) => {
+            let Some(Listening { ear, language }) = listening.take() else { return };
+            if let Some(audio) = ear.finish() {
+                in_background(state, move |state| talk::listen_turn(state, &audio, language));
+            }
+        }
+        Ok(ClientMessage::Playing { reply, index }) => {
+            if let (Some(avatar), Some(mouth)) = (&state.avatar, state.page_voice.playing(&reply, index)) {
+                avatar.speak(&mouth);
+            }
+        }
+        Ok(ClientMessage::Stop { reply, index, seconds }) => {
+            if let Some(avatar) = &state.avatar {
+                avatar.hush();
+            }
+            match state.page_voice.stop(&reply, index, seconds) {
+                Some(Stopped::Writing) => state.replies.cancel(&reply),
+                Some(Stopped::Written(said)) => {
+                    in_background(state, move |state| talk::interrupt_written(state, &reply, &said));
+                }
+                None => {}
+            }
+        }
+        Err(error) => {
+            fail(format!("cannot read the message: {error} (expected {{\"type\": \"chat\", \"text\": \"...\"}})"))
+        }
     }
+}
+
+/// The microphone's audio: heard, and acted on (a barge-in, an utterance).
+fn hear(state: &Arc<AppState>, pcm: &[u8], listening: &mut Option<Listening>) {
+    let Some(Listening { ear, language }) = listening.as_mut() else { return };
+    for heard in ear.hear(pcm) {
+        match heard {
+            Heard::SpeechStarted => state.hub.publish(&ServerEvent::SpeechStarted),
+            Heard::Utterance(audio) => {
+                let language = *language;
+                in_background(state, move |state| talk::listen_turn(state, &audio, language));
+            }
+            Heard::TooLong => state.hub.publish(&ServerEvent::Error {
+                reply: None,
+                message: format!(
+                    "that was longer than {} seconds without a pause: it was not heard",
+                    talk::MAX_UTTERANCE_SECONDS
+                ),
+            }),
+        }
+    }
+}
+
+/// Runs `work` on a blocking thread (it waits on the engine or the voice);
+/// its failure is told to every page.
+fn in_background(state: &Arc<AppState>, work: impl FnOnce(&Arc<AppState>) -> Result<(), String> + Send + 'static) {
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        if let Err(message) = work(&state) {
+            state.hub.publish(&ServerEvent::Error { reply: None, message });
+        }
+    });
 }
 
 /// What a page turn says when the conversation's lock was poisoned.
@@ -338,18 +468,55 @@ fn page_options() -> ReplyOptions {
 }
 
 /// One exchange of the page's conversation, through the chat turn, published
-/// as it happens. The exchange is saved before `reply_done` goes out; if it
-/// cannot be (a full disk), the reply ends with an error instead, and the
-/// conversation goes on from the last saved turn.
-pub(crate) fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String> {
+/// as it happens; with `spoken`, answered aloud too ([`super::talk`]). The
+/// exchange is saved before `reply_done` goes out; if it cannot be (a full
+/// disk), the reply ends with an error instead, and the conversation goes on
+/// from the last saved turn.
+pub(crate) fn page_turn(state: &Arc<AppState>, user: &str, spoken: Option<SpokenTurn>) -> Result<(), String> {
     let _permit = state.admit().map_err(|error| error.message)?;
     let engine = state.engine().map_err(|error| error.message)?;
     let reply_id = state.reply_id();
     let cancel = CancelToken::new();
     let mut voice = Voice::new(state, &reply_id, Source::Page, &cancel);
     let options = page_options();
-    let turn = Turn { engine, avatar: state.avatar.as_ref(), options: &options, cancel };
-    match turn.chat(&state.page.chat, user, &mut voice) {
+    let turn = Turn { engine, avatar: state.avatar.as_ref(), options: &options, cancel: cancel.clone() };
+    // With the part of the reply that was said, when she was interrupted.
+    let (result, cut) = match spoken {
+        None => (turn.chat(&state.page.chat, user, &mut voice), None),
+        Some(spoken) => {
+            let speech = state.voice.speech().map_err(|error| error.message)?;
+            let language = state.page.language().unwrap_or_else(|| Language::detect(user));
+            state.page_voice.begin(&reply_id);
+            let play = |index: usize, written: &str, said: &crate::voice::speak::Spoken| {
+                let (mouth, event) = talk::audio_event(&reply_id, index, written, said);
+                let more = state.page_voice.sent(&reply_id, written, said.audio.seconds(), mouth);
+                if more {
+                    state.hub.publish(&event);
+                }
+                more
+            };
+            let (result, reply) = speak_while_writing(
+                speech,
+                VoiceName::for_language(language),
+                1.0,
+                Some(&cancel),
+                &mut voice,
+                |sink| turn.chat(&state.page.chat, user, sink),
+                play,
+            );
+            let stages = Stages::of(spoken.heard.as_ref(), spoken.message_at, &reply);
+            state.metrics.voice(&stages);
+            state.hub.publish(&ServerEvent::VoiceStages { reply: reply_id.clone(), stages });
+            if let Some(error) = reply.failed {
+                state.hub.publish(&ServerEvent::Error {
+                    reply: Some(reply_id.clone()),
+                    message: format!("Kira could not say this: {error}"),
+                });
+            }
+            (result, state.page_voice.end(&reply_id))
+        }
+    };
+    match result {
         Ok(outcome) => {
             voice.conclude(&outcome);
             match &outcome.saved {
@@ -359,7 +526,13 @@ pub(crate) fn page_turn(state: &Arc<AppState>, user: &str) -> Result<(), String>
                         "this exchange could not be saved ({error}); the conversation goes on from the last saved one"
                     ));
                 }
-                Saved::Kept | Saved::NotKept => voice.announce(&outcome),
+                Saved::Kept | Saved::NotKept => {
+                    voice.announce(&outcome);
+                    // After `reply_done`: the page shows the cut over the whole.
+                    if let Some(said) = cut {
+                        return talk::interrupt_written(state, &reply_id, &said);
+                    }
+                }
             }
             Ok(())
         }
@@ -441,6 +614,16 @@ impl PageChat {
 
     fn locked(&self) -> Result<std::sync::MutexGuard<'_, Chat>, ApiError> {
         self.chat.lock().map_err(|_| ApiError::internal(UNAVAILABLE))
+    }
+
+    /// The language the conversation speaks, once its first message set it.
+    pub fn language(&self) -> Option<Language> {
+        self.chat.lock().ok().and_then(|chat| chat.conversation().language())
+    }
+
+    /// The conversation, locked.
+    pub(super) fn lock_chat(&self) -> Result<std::sync::MutexGuard<'_, Chat>, String> {
+        self.chat.lock().map_err(|_| UNAVAILABLE.to_owned())
     }
 
     /// Starts a new stored conversation (the old one stays stored).

@@ -6,6 +6,7 @@
 use crate::avatar::TransportStats;
 use crate::chat::turn::Guarded;
 use crate::llm::GenerationStats;
+use crate::voice::speech::Stages;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,7 +69,20 @@ pub struct Metrics {
     recitals_cut: AtomicU64,
     ttft_seconds: Histogram,
     decode_tokens_per_second: Histogram,
+    /// Spoken turns' stages, in the order [`VOICE_STAGES`] names them.
+    voice_stages: [Histogram; 5],
 }
+
+/// Spoken turns' stages as `/metrics` names them, and what each measures.
+const VOICE_STAGES: [(&str, &str); 5] = [
+    ("workly_voice_transcript_seconds", "Recognizing a spoken message."),
+    ("workly_voice_first_text_seconds", "From a spoken or typed message to the reply's first text."),
+    ("workly_voice_first_sentence_seconds", "From the reply's first text to the end of its first sentence."),
+    ("workly_voice_first_audio_seconds", "From the end of the first sentence to its audio."),
+    ("workly_voice_total_seconds", "From the end of the person's speech (or message) to Kira's first audio."),
+];
+/// Bounds of the voice stage histograms, in seconds.
+const VOICE_BOUNDS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -82,6 +96,7 @@ impl Default for Metrics {
             recitals_cut: AtomicU64::new(0),
             ttft_seconds: Histogram::new(&[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             decode_tokens_per_second: Histogram::new(&[5.0, 10.0, 25.0, 50.0, 100.0, 200.0, 500.0, 1000.0]),
+            voice_stages: std::array::from_fn(|_| Histogram::new(VOICE_BOUNDS)),
         }
     }
 }
@@ -117,6 +132,23 @@ impl Metrics {
             Some(Guarded::Cut) => self.recitals_cut.fetch_add(1, Ordering::Relaxed),
             None => 0,
         };
+    }
+
+    /// A spoken reply went through these stages (a typed message's has no
+    /// transcript stage).
+    pub fn voice(&self, stages: &Stages) {
+        let [transcript, first_text, first_sentence, first_audio, total] = &self.voice_stages;
+        if stages.transcript_ms > 0.0 {
+            transcript.observe(stages.transcript_ms / 1e3);
+        }
+        first_text.observe(stages.first_text_ms / 1e3);
+        for (histogram, stage) in
+            [(first_sentence, stages.first_sentence_ms), (first_audio, stages.first_audio_ms), (total, stages.total_ms)]
+        {
+            if let Some(ms) = stage {
+                histogram.observe(ms / 1e3);
+            }
+        }
     }
 
     /// The text exposition, with the gauges read now.
@@ -161,6 +193,9 @@ impl Metrics {
             "workly_decode_tokens_per_second",
             "Generation speed after the first token.",
         );
+        for (histogram, (name, help)) in self.voice_stages.iter().zip(VOICE_STAGES) {
+            histogram.render(&mut out, name, help);
+        }
         out
     }
 }

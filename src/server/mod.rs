@@ -18,6 +18,7 @@ pub mod openai;
 pub mod page;
 pub mod security;
 pub mod shutdown;
+pub mod talk;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -72,8 +73,10 @@ pub struct AppState {
     replies: shutdown::Replies,
     /// Becomes `true` when the WebSockets are to close (the server is stopping).
     closing: tokio::sync::watch::Sender<bool>,
-    /// Kira's voice for the audio endpoints, loaded on first use.
+    /// Kira's voice for the audio endpoints and the page, loaded on first use.
     voice: audio::VoiceService,
+    /// The reply the page is speaking.
+    page_voice: talk::PageVoice,
 }
 
 impl AppState {
@@ -101,6 +104,7 @@ impl AppState {
             replies: shutdown::Replies::default(),
             closing: tokio::sync::watch::Sender::new(false),
             voice: audio::VoiceService::new(voice),
+            page_voice: talk::PageVoice::default(),
         }
     }
 

@@ -26,11 +26,13 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const AVATAR_JS: &str = include_str!("../../web/avatar.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
+const CAPTURE_JS: &str = include_str!("../../web/capture.js");
 
 /// The page's own files: (path, content type, contents).
-const APP_FILES: [(&str, &str, &str); 3] = [
+const APP_FILES: [(&str, &str, &str); 4] = [
     ("app.js", "text/javascript; charset=utf-8", APP_JS),
     ("avatar.js", "text/javascript; charset=utf-8", AVATAR_JS),
+    ("capture.js", "text/javascript; charset=utf-8", CAPTURE_JS),
     ("style.css", "text/css; charset=utf-8", STYLE_CSS),
 ];
 
@@ -59,8 +61,9 @@ static CONTENT_SECURITY_POLICY: LazyLock<String> = LazyLock::new(|| {
 /// Kira's default avatar, generated on first use.
 static DEFAULT_AVATAR: LazyLock<Vec<u8>> = LazyLock::new(crate::vrm::default_avatar);
 
-/// Standard base64 with padding (what CSP hashes are written in).
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 with padding (what CSP hashes are written in, and how
+/// the page receives Kira's audio).
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

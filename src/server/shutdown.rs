@@ -37,6 +37,13 @@ impl Replies {
         }
     }
 
+    /// Cuts reply `reply`, if it is under way (the person interrupted it).
+    pub fn cancel(&self, reply: &str) {
+        if let Some(cancel) = self.live.lock().ok().and_then(|live| live.get(reply).cloned()) {
+            cancel.cancel();
+        }
+    }
+
     /// Whether the server is shutting down (new requests are turned away).
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Relaxed)

@@ -356,7 +356,7 @@ pub(crate) async fn through_the_page() -> Seen {
     let state = with_avatar(dir.path(), 4, Script::replies([FEELINGS]), Some(bridge(address)));
     let mut events = state.hub.subscribe();
     let page = Arc::clone(&state);
-    tokio::task::spawn_blocking(move || events::page_turn(&page, "Guess what!")).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || events::page_turn(&page, "Guess what!", None)).await.unwrap().unwrap();
     let done = loop {
         let event: serde_json::Value = serde_json::from_str(&events.recv().await.unwrap()).unwrap();
         if event["type"] == "reply_done" {

@@ -550,6 +550,30 @@ impl Store {
         Ok(messages)
     }
 
+    /// Rewrites Kira's last reply in `conversation` as `content`, of
+    /// `token_count` tokens (what she said of it before she was
+    /// interrupted); false when the conversation has no reply.
+    pub fn replace_last_reply(
+        &mut self,
+        conversation: &ConversationRef,
+        content: &str,
+        token_count: usize,
+    ) -> Result<bool, StoreError> {
+        self.connection
+            .execute(
+                "UPDATE messages SET content = ?2, token_count = ?3 WHERE id = \
+                 (SELECT MAX(id) FROM messages WHERE conversation_id = ?1 AND role = ?4)",
+                params![
+                    conversation.id,
+                    content,
+                    i64::try_from(token_count).unwrap_or(i64::MAX),
+                    Role::Assistant.as_str()
+                ],
+            )
+            .map(|updated| updated > 0)
+            .map_err(|error| self.error(error))
+    }
+
     /// Deletes `conversation` if it holds no message (another process may
     /// have written to it since it was opened); true if it went.
     pub fn delete_if_empty(&mut self, conversation: &ConversationRef) -> Result<bool, StoreError> {

@@ -30,6 +30,7 @@ pub mod vad;
 pub use audio::{Audio, AudioError};
 pub use listen::{ListenError, Listener, Transcript};
 pub use speak::{SpeakError, Speaker, Voice};
+pub use speech::Speech;
 
 /// Where the voice's files are, under the models directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -242,16 +242,6 @@ impl Speaker {
         })
     }
 
-    /// The whole of `text` as one piece of audio.
-    pub fn speak_all(&mut self, text: &str, voice: Voice, speed: f32) -> Result<Audio, SpeakError> {
-        let mut samples = Vec::new();
-        self.speak(text, voice, speed, &mut |spoken| {
-            samples.extend(spoken.audio.samples);
-            true
-        })?;
-        Ok(Audio::new(samples, SPEECH_RATE))
-    }
-
     /// `phonemes` as token ids, in runs of at most [`MAX_TOKENS`] cut after
     /// a pause (punctuation, else a space) where one is needed. Symbols
     /// Kokoro does not know are left out.

@@ -10,6 +10,7 @@
 //! being made is dropped when it is done. [`SpeakingSink`] is the turn's
 //! side: it passes the reply to the door's own sink and to the utterance.
 
+use super::audio::{Audio, SPEECH_RATE};
 use super::speak::{SpeakError, Speaker, Spoken, Voice};
 use super::text::Sentences;
 use super::{VoiceFiles, text};
@@ -26,6 +27,9 @@ use std::time::Instant;
 pub struct Said {
     /// 0 for the reply's first sentence.
     pub index: usize,
+    /// The sentence as the reply wrote it (tags aside): what the history
+    /// keeps of it when it is said.
+    pub written: String,
     /// The audio, or the failure.
     pub result: Result<Spoken, SpeakError>,
     /// When the sentence was complete in the reply.
@@ -37,6 +41,7 @@ pub struct Said {
 /// A sentence to speak.
 struct Job {
     index: usize,
+    written: String,
     sentence: String,
     voice: Voice,
     speed: f32,
@@ -85,7 +90,13 @@ impl Speech {
                     if job.stopped.load(Ordering::Acquire) {
                         continue;
                     }
-                    let said = Said { index: job.index, result, written_at: job.written_at, ready_at: Instant::now() };
+                    let said = Said {
+                        index: job.index,
+                        written: job.written,
+                        result,
+                        written_at: job.written_at,
+                        ready_at: Instant::now(),
+                    };
                     // The door may have stopped listening: nothing to do then.
                     let _ = job.said.send(said);
                 }
@@ -125,6 +136,24 @@ impl Speech {
             reply,
         };
         (utterance, heard)
+    }
+}
+
+impl Speech {
+    /// The whole of `text` in `voice` at `speed`, as one piece of audio
+    /// (sentence by sentence on the speech thread, in turn with any reply
+    /// being spoken).
+    pub fn say(&self, text: &str, voice: Voice, speed: f32) -> Result<Audio, SpeakError> {
+        super::speak::check(text, speed)?;
+        let (mut utterance, heard) = self.utterance(voice, speed, None);
+        utterance.push(text);
+        utterance.finish();
+        drop(utterance);
+        let mut samples = Vec::new();
+        for said in heard {
+            samples.extend(said.result?.audio.samples);
+        }
+        Ok(Audio::new(samples, SPEECH_RATE))
     }
 }
 
@@ -183,6 +212,7 @@ impl Utterance {
         }
         let job = Job {
             index: self.queued,
+            written: sentence.trim().to_owned(),
             sentence: spoken,
             voice: self.voice,
             speed: self.speed,
@@ -245,8 +275,9 @@ pub struct SpokenReply {
 
 /// Runs `reply` (a chat turn writing to the sink it is given) while
 /// speaking what it writes: the door's `inner` sink sees the text as
-/// before; each sentence's audio goes to `play` as soon as it is made, on a
-/// thread of its own, while the reply goes on. Returns once the reply is
+/// before; each sentence's audio goes to `play` as soon as it is made (with
+/// its index and its text as written), on a thread of its own, while the
+/// reply goes on. Returns once the reply is
 /// written and every sentence handed out (or dropped, when `play` returns
 /// `false`: the person interrupted). With `reply`, the generation's token,
 /// the generation pauses while the first sentence is made
@@ -258,7 +289,7 @@ pub fn speak_while_writing<R>(
     reply_token: Option<&CancelToken>,
     inner: &mut dyn Sink,
     reply: impl FnOnce(&mut dyn Sink) -> R,
-    mut play: impl FnMut(&Spoken) -> bool + Send,
+    mut play: impl FnMut(usize, &str, &Spoken) -> bool + Send,
 ) -> (R, SpokenReply) {
     let (mut utterance, heard) = speech.utterance(voice, speed, reply_token.cloned());
     let stopper = utterance.stopper();
@@ -277,7 +308,7 @@ pub fn speak_while_writing<R>(
                     Ok(spoken) => {
                         report.first_audio_at.get_or_insert_with(Instant::now);
                         report.sentences += 1;
-                        if !play(&spoken) {
+                        if !play(said.index, &said.written, &spoken) {
                             stopper.store(true, Ordering::Release);
                             break;
                         }

@@ -21,7 +21,7 @@ const END_FRAMES: usize = 25;
 pub const PAUSE_MS: f64 = (END_FRAMES * FRAME) as f64 * 1000.0 / LISTEN_RATE as f64;
 /// Audio kept before speech starts and after it ends, so that soft first
 /// and last sounds are not cut (160 ms).
-const MARGIN: usize = 10 * FRAME;
+pub const MARGIN: usize = 10 * FRAME;
 
 /// What the detector heard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,12 +10,13 @@ import { join } from 'node:path';
 const require = createRequire(join(process.env.WORKLY_WEB_DIR, 'package.json'));
 const { chromium } = require('playwright-core');
 
-// Headless Chromium, with software WebGL: test machines have no GPU for the browser.
-export function launch() {
+// Headless Chromium, with software WebGL (test machines have no GPU for the
+// browser) and any `extra` switches.
+export function launch(extra = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM,
     headless: true,
-    args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox'],
+    args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox', ...extra],
   });
 }
 
