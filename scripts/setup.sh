@@ -48,6 +48,9 @@ $for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv
 $for_tests && { command -v curl >/dev/null || need+=(curl); }
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+# The microphone and the speaker (cpal, through ALSA).
+command -v pkg-config >/dev/null || need+=(pkg-config)
+dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
 $for_tests && { command -v chromium >/dev/null || need+=(chromium); }
 $for_tests && { [[ -f /usr/share/dict/american-english ]] || need+=(wamerican); }
 $for_tests && { [[ -f /usr/share/dict/french ]] || need+=(wfrench); }

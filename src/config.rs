@@ -59,6 +59,19 @@ pub enum ConfigError {
 
 crate::classed!(BadInput: ConfigError);
 
+/// The `[voice]` table of the config file: how Kira speaks, unless a flag
+/// or the page says otherwise (every key may be left out).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceConfig {
+    /// The voice: heart, michael, emma or siwis (used for its own language).
+    pub voice: Option<String>,
+    /// How fast she speaks, 0.5 to 2.0.
+    pub speed: Option<f32>,
+    /// How loud, 0 to 1.
+    pub volume: Option<f32>,
+}
+
 /// The `[memory]` table of the config file: whether Kira learns facts about
 /// the person and recalls them (on unless turned off).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

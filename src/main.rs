@@ -54,7 +54,7 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
         Command::History { command } => cli::history::run(&context.dirs, command),
         Command::Memory { command } => cli::memory::run(&context.dirs, command),
         Command::Bench { command } => cli::bench::run(&context, command),
-        Command::Say(args) => cli::voice::run_say(&context.dirs, args),
+        Command::Say(args) => cli::voice::run_say(&context, args),
         Command::Talk(args) => cli::voice::run_talk(&context, args),
         Command::Listen(args) => cli::voice::run_listen(&context.dirs, args),
         Command::Model { .. } | Command::Emotion(_) | Command::Avatar { .. } => unreachable!("handled above"),

@@ -190,6 +190,8 @@ fn the_page_talks_with_kira_through_a_microphone_in_a_browser() {
         .output()
         .unwrap();
     assert!(said.status.success(), "{}", String::from_utf8_lossy(&said.stderr));
+    // The page starts from the config file's voice settings.
+    std::fs::write(dir.path().join("config.toml"), "[voice]\nspeed = 1.1\nvolume = 0.8\n").unwrap();
     let server = common::server::start_in(&data, dir.path(), &[]);
     let base = format!("http://{}/", server.address);
     let log = browser_test("voice.mjs", &[base.as_ref(), question.as_os_str()]);

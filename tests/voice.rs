@@ -60,6 +60,47 @@ fn kira_speaks_sentence_by_sentence_in_the_text_s_language() {
 }
 
 #[test]
+fn the_config_file_sets_her_voice_speed_and_volume_and_flags_win() {
+    let data = voiced();
+    let out = data.path().join("said.wav");
+    let say = |extra: &[&str]| {
+        let mut command = workly_in(data.path());
+        command.args(["say", "Hello there, how are you today?", "--json", "--out"]).arg(&out).args(extra);
+        let report = json_output(&mut command);
+        let (_, seconds, rms) = wav(&out);
+        (report, seconds, rms)
+    };
+    let (plain, plain_seconds, plain_rms) = say(&[]);
+    assert_eq!(
+        (plain["voice"].as_str(), plain["speed"].as_f64(), plain["volume"].as_f64()),
+        (Some("af_heart"), Some(1.0), Some(1.0))
+    );
+    std::fs::write(data.path().join("config.toml"), "[voice]\nvoice = \"emma\"\nspeed = 1.5\nvolume = 0.5\n").unwrap();
+    let (set, seconds, rms) = say(&[]);
+    assert_eq!((set["voice"].as_str(), set["volume"].as_f64()), (Some("bf_emma"), Some(0.5)), "{set}");
+    assert!(seconds < plain_seconds * 0.8, "faster: {seconds} s against {plain_seconds} s");
+    assert!(rms < plain_rms * 0.7, "quieter: RMS {rms} against {plain_rms}");
+    // The config file's English voice does not read French; a flag's would.
+    let (french, _, _) = say(&["--language", "fr"]);
+    assert_eq!(french["voice"], "ff_siwis");
+    let (flags, _, _) = say(&["--voice", "michael", "--speed", "1", "--volume", "1"]);
+    assert_eq!(
+        (flags["voice"].as_str(), flags["speed"].as_f64(), flags["volume"].as_f64()),
+        (Some("am_michael"), Some(1.0), Some(1.0))
+    );
+
+    std::fs::write(data.path().join("config.toml"), "[voice]\nspeed = 5.0\n").unwrap();
+    let refused = workly_in(data.path()).args(["say", "Hello.", "--out"]).arg(&out).output().unwrap();
+    assert_bad_input(&refused, &["config.toml", "[voice]", "speed 5"]);
+    std::fs::write(data.path().join("config.toml"), "[voice]\npitch = 2\n").unwrap();
+    let refused = workly_in(data.path()).args(["say", "Hello.", "--out"]).arg(&out).output().unwrap();
+    assert_bad_input(&refused, &["config.toml", "pitch"]);
+    std::fs::remove_file(data.path().join("config.toml")).unwrap();
+    let refused = workly_in(data.path()).args(["say", "Hello.", "--volume", "2", "--out"]).arg(&out).output().unwrap();
+    assert_bad_input(&refused, &["volume 2"]);
+}
+
+#[test]
 fn what_kira_says_whisper_hears_in_english_and_french() {
     let data = voiced();
     for (sentence, language) in [
@@ -198,4 +239,153 @@ fn talk_refuses_a_bad_recording_before_loading_anything() {
     let long = dir.join("long.wav");
     silence(&long, 8_000, 61);
     assert_bad_input(&talk(dir, &[&long], &dir.join("replies")), &["61 s", "at most 60 s"]);
+}
+
+/// Writes `parts` (WAV files, or seconds of quiet) one after the other, at 24 kHz.
+fn recording(path: &Path, parts: &[Result<&Path, f64>]) {
+    let mut writer = hound::WavWriter::create(path, wav(parts.iter().find_map(|part| part.ok()).unwrap()).0).unwrap();
+    for part in parts {
+        match part {
+            Ok(file) => {
+                let mut reader = hound::WavReader::open(file).unwrap();
+                for sample in reader.samples::<i16>() {
+                    writer.write_sample(sample.unwrap()).unwrap();
+                }
+            }
+            Err(seconds) => {
+                for _ in 0..(seconds * 24_000.0) as usize {
+                    writer.write_sample(0i16).unwrap();
+                }
+            }
+        }
+    }
+    writer.finalize().unwrap();
+}
+
+#[test]
+fn live_talk_stops_when_the_person_speaks_over_her_and_keeps_what_she_said() {
+    let data = voiced();
+    let dir = data.path();
+    let say = |text: &str, name: &str| {
+        let path = dir.join(name);
+        common::assert_success(
+            &workly_in(dir).args(["say", text, "--voice", "michael", "--out"]).arg(&path).output().unwrap(),
+        );
+        path
+    };
+    let story = say("Please tell me a long story about the sea, with many sentences.", "story.wav");
+    let over = say("Wait, stop there, thank you.", "over.wav");
+    // The person asks, waits for her to start, then speaks over her.
+    let mic = dir.join("mic.wav");
+    recording(&mic, &[Err(0.5), Ok(&story), Err(6.0), Ok(&over)]);
+    let replies = dir.join("replies");
+    let model = common::small_model();
+    let output = workly_in(dir)
+        .args(["talk", "--json", "--no-memory", "--conversation", "live", "--no-unity", "--model"])
+        .arg(model)
+        .arg("--mic")
+        .arg(&mic)
+        .arg("--out-dir")
+        .arg(&replies)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    common::assert_success(&output);
+    let stdout = common::text(&output.stdout);
+    let turns: Vec<serde_json::Value> = stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(turns.len(), 2, "the question, then what interrupted her: {stdout}");
+    let first = &turns[0]["voice"];
+    let kept = first["interrupted"].as_str().unwrap_or_else(|| panic!("she was interrupted: {first}"));
+    assert!(kept.ends_with("(interrupted)"), "{kept}");
+    // What was played stopped where she was interrupted.
+    let (_, seconds, _) = wav(&replies.join("reply-1.wav"));
+    assert!((seconds - first["audio_seconds"].as_f64().unwrap()).abs() < 0.05, "{seconds} s: {first}");
+    let heard = turns[1]["voice"]["heard"].as_str().unwrap();
+    assert!(heard.to_lowercase().contains("stop"), "{heard}");
+
+    let stored = common::stored(dir, "live");
+    assert_eq!(stored.len(), 4, "{stored:?}");
+    assert_eq!(stored[1], ("assistant".to_owned(), kept.to_owned()), "only what she said is kept");
+    assert_eq!(stored[2], ("user".to_owned(), heard.to_owned()));
+}
+
+#[test]
+fn live_talk_needs_a_microphone_or_says_so() {
+    let data = voiced();
+    let dir = data.path();
+    // A recording of nothing stands for a microphone that hears no one.
+    let quiet = dir.join("quiet.wav");
+    silence(&quiet, 16_000, 1);
+    let output = workly_in(dir).args(["talk", "--mic"]).arg(&quiet).arg("--in").arg(&quiet).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "--mic and --in conflict");
+    let output = workly_in(dir).args(["talk", "--in"]).arg(&quiet).output().unwrap();
+    assert_bad_input(&output, &["--out-dir"]);
+    let missing = dir.join("missing.wav");
+    let output = workly_in(dir).args(["talk", "--mic"]).arg(&missing).arg("--out-dir").arg(dir).output().unwrap();
+    assert_bad_input(&output, &["missing.wav"]);
+}
+
+/// ALSA's configuration with the default speaker writing into `dir/out.raw`
+/// and the default microphone reading `dir/in.raw` (16 kHz, 16-bit, mono):
+/// the real sound-card path (`cpal`, ALSA) on a machine without a sound card.
+fn file_sound_card(dir: &Path) -> std::ffi::OsString {
+    let config = dir.join("asound.conf");
+    let file = |name: &str| dir.join(name).display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "pcm.!default {{ type asym; playback.pcm \"speaker\"; capture.pcm \"mic\" }}\n\
+             pcm.speaker {{ type plug; slave {{ pcm \"speakerfile\"; rate 24000; format S16_LE; channels 1 }} }}\n\
+             pcm.speakerfile {{ type file; slave.pcm \"null\"; file \"{}\"; format \"raw\" }}\n\
+             pcm.mic {{ type plug; slave {{ pcm \"micfile\"; rate 16000; format S16_LE; channels 1 }} }}\n\
+             pcm.micfile {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{}\"; format \"raw\" }}\n",
+            file("out.raw"),
+            file("in.raw"),
+        ),
+    )
+    .unwrap();
+    format!("/usr/share/alsa/alsa.conf:{}", config.display()).into()
+}
+
+#[test]
+fn say_plays_on_the_speaker_and_listen_hears_the_microphone() {
+    let data = voiced();
+    let dir = data.path();
+    let alsa = file_sound_card(dir);
+    let said = "Hello there, this is Kira speaking.";
+    let report = json_output(workly_in(dir).env("ALSA_CONFIG_PATH", &alsa).args(["say", said, "--json"]));
+    assert_eq!(report["out"], "speaker");
+    // ALSA's null device takes audio as fast as it comes, silence around
+    // the speech: count the stretches with sound in them.
+    let raw = std::fs::read(dir.join("out.raw")).unwrap();
+    let samples: Vec<f64> =
+        raw.chunks_exact(2).map(|pair| f64::from(i16::from_le_bytes([pair[0], pair[1]])) / 32768.0).collect();
+    let loud = samples.chunks(240).filter(|window| window.iter().map(|s| s * s).sum::<f64>() / 240.0 > 1e-4).count();
+    let spoken = report["audio_seconds"].as_f64().unwrap();
+    assert!(loud as f64 / 100.0 > spoken * 0.5, "{loud} loud 10 ms windows for {spoken} s of speech");
+
+    // A question, then quiet, as the microphone hears it.
+    let question = dir.join("question.wav");
+    let output = workly_in(dir)
+        .args(["say", "What is your favourite colour?", "--voice", "michael", "--out"])
+        .arg(&question)
+        .output();
+    common::assert_success(&output.unwrap());
+    let audio = workly::voice::Audio::read_wav(&question, 60.0).unwrap().resampled(16_000).unwrap();
+    let pcm: Vec<u8> = std::iter::repeat_n(0.0, 8_000)
+        .chain(audio.samples)
+        .chain(std::iter::repeat_n(0.0, 32_000))
+        .flat_map(|sample| workly::voice::audio::pcm16(sample).to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("in.raw"), pcm).unwrap();
+    let heard = json_output(workly_in(dir).env("ALSA_CONFIG_PATH", &alsa).args(["listen", "--json"]));
+    let text = heard["text"].as_str().unwrap();
+    assert!(word_error_rate("What is your favorite color?", text) <= 0.2, "{text}");
+
+    // No microphone at all: one line.
+    std::fs::remove_file(dir.join("in.raw")).unwrap();
+    let output = workly_in(dir).env("ALSA_CONFIG_PATH", &alsa).args(["listen"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", common::text(&output.stderr));
+    let stderr = common::text(&output.stderr);
+    assert!(stderr.lines().any(|line| line.starts_with("workly: cannot open the microphone")), "{stderr}");
 }

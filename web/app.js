@@ -87,6 +87,7 @@ function receive(event) {
   switch (event.type) {
     case 'status':
       setStatus(event.status, event.model);
+      if (event.voice && !voice.configured) showVoiceSettings(event.voice);
       if ('unity' in event) showConnection($('unity-status'), event.unity);
       if ('vmc' in event) showConnection($('vmc-status'), event.vmc);
       if (event.status === 'ready') loadDoctor();
@@ -201,7 +202,7 @@ $('chat-form').addEventListener('submit', (event) => {
   addMessage('you', text);
   const speak = $('voice-replies').checked;
   if (speak) expectVoice();
-  state.socket.send(JSON.stringify({ type: 'chat', text, speak }));
+  state.socket.send(JSON.stringify({ type: 'chat', text, speak, ...voiceChoice() }));
   input.value = '';
 });
 $('chat-input').addEventListener('keydown', (event) => {
@@ -233,6 +234,8 @@ const voice = {
   current: null,
   /** Whether the next reply this page asked for is to be spoken. */
   expecting: false,
+  /** Whether the controls took the server's settings yet. */
+  configured: false,
   /** Replies stopped: what still arrives of them is dropped. */
   stopped: new Set(),
   /** The microphone: {stream, context, handsFree}; `holding` while the talk button is held. */
@@ -247,6 +250,22 @@ const voice = {
   interrupted: null,
   lastStop: null,
 };
+
+/** The server's voice settings (its flags and config file), shown once as the page's starting point. */
+function showVoiceSettings(settings) {
+  voice.configured = true;
+  $('voice-name').value = settings.voice ?? '';
+  $('voice-speed').value = settings.speed;
+  $('voice-volume').value = settings.volume;
+  for (const id of ['voice-speed', 'voice-volume']) $(id).dispatchEvent(new Event('input'));
+}
+
+/** The voice and speed this page asks for. */
+function voiceChoice() {
+  const choice = { speed: Number($('voice-speed').value) };
+  if ($('voice-name').value) choice.voice = $('voice-name').value;
+  return choice;
+}
 
 function voiceError(message) {
   $('voice-error').textContent = message;
@@ -366,7 +385,9 @@ async function startListening(handsFree) {
     mic.context = new AudioContext({ sampleRate: 16000 });
     await mic.context.audioWorklet.addModule('/app/capture.js');
     const node = new AudioWorkletNode(mic.context, 'workly-capture');
-    state.socket.send(JSON.stringify({ type: 'listen', hands_free: handsFree, language: $('voice-language').value }));
+    state.socket.send(JSON.stringify({
+      type: 'listen', hands_free: handsFree, language: $('voice-language').value, ...voiceChoice(),
+    }));
     node.port.onmessage = ({ data }) => {
       if (voice.mic !== mic || state.socket?.readyState !== WebSocket.OPEN) return;
       const pcm = new Int16Array(data.length);
@@ -435,6 +456,10 @@ $('voice-volume').addEventListener('input', () => {
   if (voice.gain) voice.gain.gain.value = volume;
 });
 $('voice-volume-value').textContent = '100 %';
+$('voice-speed').addEventListener('input', () => {
+  $('voice-speed-value').textContent = `${Number($('voice-speed').value).toFixed(2)}×`;
+});
+$('voice-speed-value').textContent = '1.00×';
 
 // --- avatar and control panel ----------------------------------------------------
 

@@ -11,6 +11,14 @@
 //!   English) go through the whole path a person's voice takes: the pause
 //!   the voice activity detector waits for, recognition, the chat turn, the
 //!   first sentence, its audio. Each stage's median and 95th percentile.
+//! - **Barge-in**: the same recordings, after half a second of quiet, fed
+//!   to the microphone's ear in the 100 ms pieces the page sends: from the
+//!   start of the speech to the moment the ear says the person speaks (and
+//!   Kira's voice is stopped), in audio time plus the time taken to hear
+//!   the piece.
+//! - **The mouth on VMC**: a reply's first sentence's mouth played to a VMC
+//!   receiver on this machine: from the moment the audio would start to the
+//!   first frame with the mouth open, against when the track opens it.
 //!
 //! Word error rate is the share of a reference's words a transcript gets
 //! wrong: the fewest words substituted, deleted or inserted to turn one into
@@ -18,15 +26,21 @@
 //! case without punctuation, so "Hello, there." and "hello there" agree.
 
 use super::nearest_rank;
+use crate::avatar::mouth::{MOUTH_FPS, MouthTrack, Vowel};
+use crate::avatar::unity::Reconnect;
+use crate::avatar::{AvatarBridge, BridgeConfig, DirectorConfig};
 use crate::chat::persona::Language;
 use crate::chat::turn::{Chat, ReplyOptions, Turn, TurnError};
 use crate::chat::{Conversation, Persona};
 use crate::llm::{CancelToken, Engine, SamplingParams};
+use crate::voice::audio::{LISTEN_RATE, pcm16};
+use crate::voice::ear::{Ear, Heard};
+use crate::voice::speak::Spoken;
 use crate::voice::speech::{Speech, Stages, speak_while_writing};
 use crate::voice::{Audio, ListenError, Listener, SpeakError, Speaker, Voice, VoiceFiles, code};
 use serde::Serialize;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Sentences the round trip is measured on.
 const SENTENCES: [(Language, &[&str]); 2] = [
@@ -136,6 +150,10 @@ pub struct LanguageReport {
     /// The same turns with the reply written on while the first sentence is
     /// made: the baseline the pause is measured against.
     pub stages_unpaused: StageSpreads,
+    /// From the start of the person's speech to the ear hearing it, per recording.
+    pub barge_in_ms: Spread,
+    /// How late the VMC mouth opens against its track, per run.
+    pub mouth_lag_ms: Spread,
 }
 
 /// Each stage of the spoken turns, spread over the turns.
@@ -232,6 +250,9 @@ pub fn measure_voice(
             .iter()
             .map(|question| Ok(speaker.sentence(question, asker(*language), 1.0)?.audio))
             .collect::<Result<Vec<Audio>, SpeakError>>()?;
+        let barge_in =
+            recordings.iter().map(barge_in_ms).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+        let mouth_lag = mouth_lag_ms(&speaker.sentence(sentences[0], voice, 1.0)?, runs)?;
         let paused = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, true)?;
         let unpaused = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, false)?;
         languages.push(LanguageReport {
@@ -245,6 +266,8 @@ pub fn measure_voice(
             turns: paused.len(),
             stages: spreads(&paused),
             stages_unpaused: spreads(&unpaused),
+            barge_in_ms: Spread::of(barge_in),
+            mouth_lag_ms: Spread::of(mouth_lag),
         });
     }
     Ok(VoiceReport {
@@ -307,6 +330,103 @@ fn spoken_turns(
     Ok(stages)
 }
 
+/// Quiet before the speech in the barge-in measurement.
+const LEAD_IN: usize = LISTEN_RATE as usize / 2;
+/// Samples in each piece of microphone audio, as the page sends them (100 ms).
+const PIECE: usize = 1600;
+
+/// From the start of the speech in `recording` (after [`LEAD_IN`] of
+/// quiet, heard in [`PIECE`]s) to the ear saying the person speaks: the
+/// audio up to the end of the piece that made it known, and the time taken
+/// to hear that piece. `None` if the ear never heard speech.
+fn barge_in_ms(recording: &Audio) -> Result<Option<f64>, VoiceBenchError> {
+    let audio = recording.resampled(LISTEN_RATE).map_err(ListenError::from)?;
+    let Some(onset) = onset(&audio.samples) else { return Ok(None) };
+    let samples = std::iter::repeat_n(0.0, LEAD_IN).chain(audio.samples.iter().copied());
+    let pcm: Vec<u8> = samples.flat_map(|sample| pcm16(sample).to_le_bytes()).collect();
+    let mut ear = Ear::new(true);
+    for (index, piece) in pcm.chunks(PIECE * 2).enumerate() {
+        let started = Instant::now();
+        let heard = ear.hear(piece);
+        if heard.iter().any(|heard| matches!(heard, Heard::SpeechStarted)) {
+            let audio_samples = ((index + 1) * PIECE).saturating_sub(LEAD_IN + onset);
+            let audio_ms = audio_samples as f64 * 1000.0 / f64::from(LISTEN_RATE);
+            return Ok(Some(audio_ms + started.elapsed().as_secs_f64() * 1000.0));
+        }
+    }
+    Ok(None)
+}
+
+/// Where speech starts in `samples`: the first 10 ms louder than a tenth
+/// of the recording's loud stretches.
+fn onset(samples: &[f32]) -> Option<usize> {
+    let window = LISTEN_RATE as usize / 100;
+    let levels: Vec<f32> = samples
+        .chunks(window)
+        .map(|chunk| (chunk.iter().map(|sample| sample * sample).sum::<f32>() / chunk.len() as f32).sqrt())
+        .collect();
+    let mut sorted = levels.clone();
+    sorted.sort_by(f32::total_cmp);
+    let loud = sorted.get(sorted.len() * 9 / 10).copied()?;
+    levels.iter().position(|&level| level > loud / 10.0).map(|index| index * window)
+}
+
+/// `spoken`'s mouth played to a VMC receiver on this machine, `runs`
+/// times: how much later than its track says the receiver first sees the
+/// mouth open, from the moment its audio would start.
+fn mouth_lag_ms(spoken: &Spoken, runs: u32) -> Result<Vec<f64>, VoiceBenchError> {
+    let failed = |error: std::io::Error| SpeakError::Runtime(format!("the VMC receiver: {error}"));
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").map_err(failed)?;
+    receiver.set_read_timeout(Some(Duration::from_secs(2))).map_err(failed)?;
+    let config = BridgeConfig {
+        unity: None,
+        vmc: vec![receiver.local_addr().map_err(failed)?],
+        fps: None,
+        director: Some(DirectorConfig::default()),
+        model: None,
+        reconnect: Reconnect::default(),
+        tap: None,
+    };
+    let bridge = AvatarBridge::start(config).map_err(|error| SpeakError::Runtime(error.to_string()))?;
+    let track = Arc::new(MouthTrack::of_speech(&spoken.audio.samples, spoken.audio.rate, &spoken.phonemes));
+    let Some(first_open) = track.frames().iter().position(|mouth| mouth.open.get() > 0.0) else {
+        return Ok(Vec::new());
+    };
+    let opens_at = first_open as f64 * 1000.0 / f64::from(MOUTH_FPS);
+    let mut lags = Vec::new();
+    let mut buffer = [0u8; 2048];
+    for _ in 0..runs.max(1) * 5 {
+        bridge.hush();
+        std::thread::sleep(Duration::from_millis(100));
+        while receiver.set_nonblocking(true).is_ok() && receiver.recv(&mut buffer).is_ok() {}
+        receiver.set_nonblocking(false).map_err(failed)?;
+        let started = Instant::now();
+        bridge.speak(&track);
+        while started.elapsed() < Duration::from_secs(2) {
+            let Ok(read) = receiver.recv(&mut buffer) else { break };
+            if mouth_open(&buffer[..read]) {
+                lags.push(started.elapsed().as_secs_f64() * 1000.0 - opens_at);
+                break;
+            }
+        }
+    }
+    Ok(lags)
+}
+
+/// Whether a VMC datagram shows the mouth open.
+fn mouth_open(datagram: &[u8]) -> bool {
+    let Ok((_, rosc::OscPacket::Bundle(bundle))) = rosc::decoder::decode_udp(datagram) else { return false };
+    bundle.content.iter().any(|packet| match packet {
+        rosc::OscPacket::Message(message) => match &message.args[..] {
+            [rosc::OscType::String(name), rosc::OscType::Float(value)] => {
+                Vowel::ALL.iter().any(|vowel| vowel.vmc_names()[0] == name) && *value > 0.0
+            }
+            _ => false,
+        },
+        rosc::OscPacket::Bundle(_) => false,
+    })
+}
+
 /// Spreads of each stage over `stages`.
 fn spreads(stages: &[Stages]) -> StageSpreads {
     let of = |stage: fn(&Stages) -> Option<f64>| Spread::of(stages.iter().filter_map(stage).collect());
@@ -358,6 +478,11 @@ pub fn render(report: &VoiceReport) -> String {
         text.push_str(&format!(
             "  without the pause: first audio p50 {:.0} ms, end of speech → audio p50 {:.0} ms\n",
             unpaused.first_audio_ms.p50, unpaused.total_ms.p50
+        ));
+        text.push_str(&format!(
+            "  barge-in (speech start → heard) p50 {:.0} ms  p95 {:.0} ms\n\
+             \x20 VMC mouth opens late by       p50 {:.1} ms  p95 {:.1} ms\n",
+            language.barge_in_ms.p50, language.barge_in_ms.p95, language.mouth_lag_ms.p50, language.mouth_lag_ms.p95
         ));
     }
     text

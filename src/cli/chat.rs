@@ -139,6 +139,15 @@ pub(crate) fn handle_signals(current: &Current) -> crate::error::Result<()> {
     Ok(())
 }
 
+/// Cuts the reply of the turn under way, if one is (the person spoke over her).
+pub(crate) fn cut_current(current: &Current) {
+    if let Ok(turning) = current.lock()
+        && turning.busy
+    {
+        turning.cut.cancel();
+    }
+}
+
 /// Runs one turn with `current` marking it under way, handing it the switch
 /// that cuts its reply; whether SIGTERM asked the chat to end meanwhile.
 pub(crate) fn guarded(
@@ -359,15 +368,27 @@ impl Door<'_> {
         let turn = Turn { engine: self.engine, avatar: self.avatar, options: self.options, cancel: cancel.clone() };
         let mut printer =
             Printer { out: self.out, print: !self.args.json, shown: false, reader_gone: false, failed: None };
-        let (result, spoken) = match self.voice {
+        let (result, mut spoken) = match self.voice {
             Some(voice) => {
                 let (result, spoken) =
                     voice.speak(user, &cancel, &mut printer, |sink| turn.chat(self.chat, user, sink));
-                (result, Some(spoken.report(heard.map(|(transcript, _)| transcript), message_at)))
+                (result, Some(spoken))
             }
             None => (turn.chat(self.chat, user, &mut printer), None),
         };
-        let spoken = spoken.transpose()?;
+        // The person spoke over her: the history keeps only what she said.
+        let cut = spoken.as_mut().and_then(|spoken| spoken.cut.take());
+        let kept = match (&result, cut) {
+            (Ok(outcome), Some(said)) if !matches!(outcome.saved, Saved::Failed(_)) => {
+                let count = |text: &str| self.engine.count_tokens(crate::llm::Prompt::Text(text.to_owned()));
+                let mut chat = self.chat.lock().map_err(|_| TurnError::Unavailable)?;
+                chat.interrupted(&said, count)?
+            }
+            _ => None,
+        };
+        let spoken = spoken
+            .map(|spoken| spoken.report(heard.map(|(transcript, _)| transcript), message_at, kept.clone()))
+            .transpose()?;
         let mut outcome = match result {
             Ok(outcome) => outcome,
             // A remote back-end's failure ends the turn, not the chat: the
@@ -411,7 +432,9 @@ impl Door<'_> {
             (self.out)(&(line + "\n"))?;
         } else {
             (self.out)("\n")?;
-            if outcome.stats.finish_reason == crate::llm::FinishReason::Cancelled {
+            if let Some(kept) = &kept {
+                eprintln!("(interrupted; she said: {kept})");
+            } else if outcome.stats.finish_reason == crate::llm::FinishReason::Cancelled {
                 eprintln!("(stopped)");
             }
         }

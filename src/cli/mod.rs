@@ -420,6 +420,9 @@ pub struct ServeArgs {
     /// Where Kira's face is shown.
     #[command(flatten)]
     pub avatar: AvatarArgs,
+    /// Kira's voice on the page (the page may change it for itself).
+    #[command(flatten)]
+    pub voice: VoiceArgs,
 }
 
 /// `workly doctor`
@@ -448,9 +451,9 @@ pub struct EmotionArgs {
 pub struct SayArgs {
     /// What Kira says (`-`: standard input). Emotion tags and markup are not read aloud.
     pub text: String,
-    /// The WAV file to write (16-bit, 24 kHz, mono).
+    /// The WAV file to write (16-bit, 24 kHz, mono); without one, the speaker.
     #[arg(long, short, value_name = "FILE.wav")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// The voice and its speed.
     #[command(flatten)]
     pub voice: VoiceArgs,
@@ -462,16 +465,19 @@ pub struct SayArgs {
     pub json: bool,
 }
 
-/// Kira's voice: which, how fast.
-#[derive(Debug, Clone, Args)]
+/// Kira's voice: which, how fast, how loud (each over the config file's `[voice]`).
+#[derive(Debug, Clone, Default, Args)]
 pub struct VoiceArgs {
     /// The voice: heart or michael (American English), emma (British English), siwis
     /// (French). Default: Kira's voice in the language of the text.
     #[arg(long, value_name = "NAME")]
     pub voice: Option<String>,
-    /// How fast Kira speaks: 0.5 (slow) to 2.0 (fast).
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f32,
+    /// How fast Kira speaks: 0.5 (slow) to 2.0 (fast); default 1.
+    #[arg(long)]
+    pub speed: Option<f32>,
+    /// How loud: 0 (silent) to 1 (as made, the default).
+    #[arg(long)]
+    pub volume: Option<f32>,
 }
 
 /// `workly talk`
@@ -480,15 +486,21 @@ pub struct TalkArgs {
     /// The chat: engine, persona, conversation, avatar, `--json` (one object per turn).
     #[command(flatten)]
     pub chat: ChatArgs,
-    /// The recordings, one spoken message each, in order (WAV, at most a minute each).
-    #[arg(long = "in", value_name = "FILE.wav", required = true, num_args = 1..)]
+    /// Recordings, one spoken message each, in order (WAV, at most a minute
+    /// each), instead of the microphone.
+    #[arg(long = "in", value_name = "FILE.wav", num_args = 1.., conflicts_with = "mic")]
     pub inputs: Vec<PathBuf>,
+    /// A recording played as the microphone, in real time (speech in it
+    /// while Kira speaks interrupts her, as a person would).
+    #[arg(long, value_name = "FILE.wav")]
+    pub mic: Option<PathBuf>,
     /// The language spoken, `en` or `fr`.
     #[arg(long, default_value = "en", value_name = "CODE")]
     pub language: String,
-    /// Where Kira's spoken replies are written: reply-1.wav, reply-2.wav…
+    /// Write Kira's spoken replies here (reply-1.wav, reply-2.wav…) instead
+    /// of playing them on the speaker; needed with `--in`.
     #[arg(long, value_name = "DIR")]
-    pub out_dir: PathBuf,
+    pub out_dir: Option<PathBuf>,
     /// Her voice and its speed.
     #[command(flatten)]
     pub voice: VoiceArgs,
@@ -497,8 +509,9 @@ pub struct TalkArgs {
 /// `workly listen`
 #[derive(Debug, Clone, Args)]
 pub struct ListenArgs {
-    /// The WAV file (PCM or float, mono or stereo, 8 to 48 kHz, at most 10 minutes).
-    pub file: PathBuf,
+    /// The WAV file (PCM or float, mono or stereo, 8 to 48 kHz, at most 10 minutes);
+    /// without one, the microphone, until the first pause.
+    pub file: Option<PathBuf>,
     /// The language spoken, `en` or `fr`.
     #[arg(long, default_value = "en", value_name = "CODE")]
     pub language: String,

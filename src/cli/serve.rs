@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 /// Runs `workly serve` until Ctrl-C or SIGTERM.
 pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
     let policy = Policy::new(args.host, args.api_key.clone())?;
+    let voice_settings = context.voice(&args.voice)?;
     let mut conversation = Conversation::new(context.persona(args.persona.as_deref())?);
     // Opened before the model loads, so a damaged database is reported at once.
     let mut history = History::open(Store::open(&context.dirs.database())?, args.conversation.as_deref())?;
@@ -43,6 +44,7 @@ pub fn run(context: &Context, args: &ServeArgs) -> crate::error::Result<()> {
         hub,
         resuming,
         voice: crate::voice::VoiceFiles::new(&context.dirs.models()),
+        voice_settings,
     })
 }
 

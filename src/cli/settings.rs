@@ -4,10 +4,10 @@
 //! [`EngineSettings::over`], and what is still unset after that is picked by
 //! the hardware policy ([`EngineSettings::prepare`]).
 
-use super::choice;
+use super::{VoiceArgs, choice};
 use crate::chat::Persona;
 use crate::choice::Choice;
-use crate::config::{self, ConfigError, Dirs, MemoryConfig, PersonaConfig, Prepared};
+use crate::config::{self, ConfigError, Dirs, MemoryConfig, PersonaConfig, Prepared, VoiceConfig};
 use crate::error::Context as _;
 use crate::hardware::{
     GpuBackend, GpuSelection, Hardware, ModelFootprint, SplitMode, ThreadMeasurements, ThreadSource, Tuning,
@@ -16,6 +16,7 @@ use crate::hardware::{
 use crate::llm::remote::{RemoteConfig, RemoteServer};
 use crate::llm::{EngineConfig, FlashAttention, KvCacheType, Message};
 use crate::model::{self, ModelInfo, ModelMode};
+use crate::voice::speak::VoiceSettings;
 use clap::Args;
 use serde::Deserialize;
 use std::path::Path;
@@ -331,7 +332,7 @@ pub fn footprint(model: &ModelInfo) -> ModelFootprint {
 
 /// What a config file holds: the engine's settings at its top level, in its
 /// `[persona]` table who the assistant is, in its `[memory]` table whether
-/// she remembers.
+/// she remembers, in its `[voice]` table how she speaks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileConfig {
     /// The engine's settings.
@@ -340,6 +341,8 @@ pub struct FileConfig {
     pub persona: Option<PersonaConfig>,
     /// Long-term memory's settings.
     pub memory: MemoryConfig,
+    /// Kira's voice.
+    pub voice: VoiceConfig,
 }
 
 impl FileConfig {
@@ -368,8 +371,13 @@ impl FileConfig {
             .map(|memory| memory.try_into().map_err(|error| config::toml_error(path, "[memory]: ", &error)))
             .transpose()?
             .unwrap_or_default();
+        let voice = table
+            .remove("voice")
+            .map(|voice| voice.try_into().map_err(|error| config::toml_error(path, "[voice]: ", &error)))
+            .transpose()?
+            .unwrap_or_default();
         let engine = table.try_into().map_err(|error| config::toml_error(path, "", &error))?;
-        Ok(Self { engine, persona, memory })
+        Ok(Self { engine, persona, memory, voice })
     }
 }
 
@@ -402,6 +410,20 @@ impl Context {
     /// (`no_memory`), else as the config file says.
     pub fn memory(&self, no_memory: bool) -> bool {
         !no_memory && self.file.memory.enabled
+    }
+
+    /// How Kira speaks: the flags, else the config file's `[voice]`, else
+    /// her own voice in the language of the words, at normal speed and
+    /// full volume. A bad value is refused, saying where it came from.
+    pub fn voice(&self, flags: &VoiceArgs) -> crate::error::Result<VoiceSettings> {
+        let file = &self.file.voice;
+        let from_file =
+            VoiceSettings::new(file.voice.as_deref(), file.speed.unwrap_or(1.0), file.volume.unwrap_or(1.0))
+                .with_context(|| format!("config file `{}`, [voice]", self.dirs.config_file.display()))?;
+        let voice = flags.voice.as_deref().or(file.voice.as_deref());
+        let speed = flags.speed.unwrap_or(from_file.speed);
+        let volume = flags.volume.unwrap_or(from_file.volume);
+        Ok(VoiceSettings::new(voice, speed, volume)?)
     }
 
     /// The persona: `--persona FILE`, else the config file's `[persona]`, else Kira.

@@ -14,7 +14,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use super::talk::{self, Ear, Heard, SpokenTurn, Stopped};
+use super::talk::{self, SpokenTurn, Stopped};
 use crate::avatar::FrameTap;
 use crate::avatar::mouth::MouthTrack;
 use crate::chat::history::History;
@@ -26,6 +26,8 @@ use crate::llm::{CancelToken, FinishReason, GenerationStats, SamplingParams};
 use crate::store::memories::StoredMemory;
 use crate::store::{StoreError, StoredMessage};
 use crate::voice::Voice as VoiceName;
+use crate::voice::ear::{self, Ear, Heard};
+use crate::voice::speak::VoiceSettings;
 use crate::voice::speech::{Stages, speak_while_writing};
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade, close_code};
@@ -64,6 +66,8 @@ pub enum ServerEvent {
         unity: String,
         /// VMC receivers, the same way.
         vmc: String,
+        /// How Kira speaks, unless the page says otherwise.
+        voice: VoiceShown,
     },
     /// A reply started.
     ReplyStarted {
@@ -152,6 +156,24 @@ pub enum ServerEvent {
         /// One line saying what.
         message: String,
     },
+}
+
+/// Kira's voice settings as the page shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct VoiceShown {
+    /// The voice chosen (`af_heart`…), or `null` for hers in each language.
+    pub voice: Option<&'static str>,
+    /// How fast she speaks.
+    pub speed: f32,
+    /// How loud.
+    pub volume: f32,
+}
+
+impl VoiceShown {
+    /// `settings`, shown.
+    pub fn of(settings: &VoiceSettings) -> Self {
+        Self { voice: settings.voice.map(VoiceName::name), speed: settings.speed, volume: settings.volume }
+    }
 }
 
 /// The broadcast channel all events go through.
@@ -295,11 +317,14 @@ impl Drop for Voice {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
-    /// Talk to Kira; with `speak`, she answers aloud.
+    /// Talk to Kira; with `speak`, she answers aloud, in `voice` at `speed`
+    /// when the page sets them.
     Chat {
         text: String,
         #[serde(default)]
         speak: bool,
+        #[serde(flatten)]
+        voice: PageVoiceSettings,
     },
     /// Start the page's conversation over.
     Reset,
@@ -309,6 +334,8 @@ enum ClientMessage {
         #[serde(default)]
         hands_free: bool,
         language: Option<String>,
+        #[serde(flatten)]
+        voice: PageVoiceSettings,
     },
     /// The microphone stopped: what it heard is the message.
     ListenEnd,
@@ -318,10 +345,29 @@ enum ClientMessage {
     Stop { reply: String, index: usize, seconds: f64 },
 }
 
-/// A page's microphone while it listens, and the language it hears.
+/// The voice and speed a page asks for its spoken replies (the server's
+/// settings where it says nothing).
+#[derive(Debug, Default, Deserialize)]
+struct PageVoiceSettings {
+    voice: Option<String>,
+    speed: Option<f32>,
+}
+
+impl PageVoiceSettings {
+    /// The server's `settings` with the page's choices over them.
+    fn over(&self, settings: &VoiceSettings) -> Result<VoiceSettings, String> {
+        let voice = self.voice.as_deref().or(settings.voice.map(VoiceName::name));
+        VoiceSettings::new(voice, self.speed.unwrap_or(settings.speed), settings.volume)
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// A page's microphone while it listens, the language it hears, and how
+/// Kira answers.
 struct Listening {
     ear: Ear,
     language: Language,
+    voice: VoiceSettings,
 }
 
 /// `GET /v1/events` (a WebSocket upgrade; the origin was checked by the guard).
@@ -374,8 +420,12 @@ async fn send(socket: &mut WebSocket, json: &str) -> Result<(), axum::Error> {
 fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) {
     let fail = |message: String| state.hub.publish(&ServerEvent::Error { reply: None, message });
     match serde_json::from_str::<ClientMessage>(text) {
-        Ok(ClientMessage::Chat { text, speak }) => {
-            let spoken = speak.then(|| SpokenTurn { heard: None, message_at: Instant::now() });
+        Ok(ClientMessage::Chat { text, speak, voice }) => {
+            let voice = match voice.over(&state.voice_settings) {
+                Ok(voice) => voice,
+                Err(message) => return fail(message),
+            };
+            let spoken = speak.then(|| SpokenTurn { heard: None, message_at: Instant::now(), voice });
             // The turn blocks on the engine (token counts, generation): keep it
             // off the async workers.
             in_background(state, move |state| page_turn(state, &text, spoken));
@@ -385,18 +435,21 @@ fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) 
                 fail(message);
             }
         }
-        Ok(ClientMessage::Listen { hands_free, language }) => {
+        Ok(ClientMessage::Listen { hands_free, language, voice }) => {
             let language = match language.as_deref().map(crate::voice::language) {
                 None => Language::English,
                 Some(Some(language)) => language,
                 Some(None) => return fail("Workly listens in en or fr".to_owned()),
             };
-            *listening = Some(Listening { ear: Ear::new(hands_free), language });
+            match voice.over(&state.voice_settings) {
+                Ok(voice) => *listening = Some(Listening { ear: Ear::new(hands_free), language, voice }),
+                Err(message) => fail(message),
+            }
         }
         Ok(ClientMessage::ListenEnd) => {
-            let Some(Listening { ear, language }) = listening.take() else { return };
+            let Some(Listening { ear, language, voice }) = listening.take() else { return };
             if let Some(audio) = ear.finish() {
-                in_background(state, move |state| talk::listen_turn(state, &audio, language));
+                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice));
             }
         }
         Ok(ClientMessage::Playing { reply, index }) => {
@@ -424,19 +477,19 @@ fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) 
 
 /// The microphone's audio: heard, and acted on (a barge-in, an utterance).
 fn hear(state: &Arc<AppState>, pcm: &[u8], listening: &mut Option<Listening>) {
-    let Some(Listening { ear, language }) = listening.as_mut() else { return };
+    let Some(Listening { ear, language, voice }) = listening.as_mut() else { return };
     for heard in ear.hear(pcm) {
         match heard {
             Heard::SpeechStarted => state.hub.publish(&ServerEvent::SpeechStarted),
             Heard::Utterance(audio) => {
-                let language = *language;
-                in_background(state, move |state| talk::listen_turn(state, &audio, language));
+                let (language, voice) = (*language, *voice);
+                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice));
             }
             Heard::TooLong => state.hub.publish(&ServerEvent::Error {
                 reply: None,
                 message: format!(
                     "that was longer than {} seconds without a pause: it was not heard",
-                    talk::MAX_UTTERANCE_SECONDS
+                    ear::MAX_UTTERANCE_SECONDS
                 ),
             }),
         }
@@ -497,8 +550,8 @@ pub(crate) fn page_turn(state: &Arc<AppState>, user: &str, spoken: Option<Spoken
             };
             let (result, reply) = speak_while_writing(
                 speech,
-                VoiceName::for_language(language),
-                1.0,
+                spoken.voice.voice_for(language),
+                spoken.voice.speed,
                 Some(&cancel),
                 &mut voice,
                 |sink| turn.chat(&state.page.chat, user, sink),

@@ -77,6 +77,8 @@ pub struct AppState {
     voice: audio::VoiceService,
     /// The reply the page is speaking.
     page_voice: talk::PageVoice,
+    /// How Kira speaks on the page, unless the page says otherwise.
+    voice_settings: crate::voice::speak::VoiceSettings,
 }
 
 impl AppState {
@@ -105,6 +107,7 @@ impl AppState {
             closing: tokio::sync::watch::Sender::new(false),
             voice: audio::VoiceService::new(voice),
             page_voice: talk::PageVoice::default(),
+            voice_settings: crate::voice::speak::VoiceSettings::default(),
         }
     }
 
@@ -123,7 +126,8 @@ impl AppState {
             (None, None) => "loading",
         };
         let (unity, vmc) = self.avatar_status();
-        events::ServerEvent::Status { status, model: self.model_id.clone(), unity, vmc }
+        let voice = events::VoiceShown::of(&self.voice_settings);
+        events::ServerEvent::Status { status, model: self.model_id.clone(), unity, vmc, voice }
     }
 
     /// How the Unity app and the VMC receivers are doing, in words.
@@ -244,15 +248,20 @@ pub struct ServerConfig {
     pub hub: events::Hub,
     /// A line said once listening (which conversation the page continues).
     pub resuming: String,
-    /// Where Kira's voice is, for the audio endpoints.
+    /// Where Kira's voice is, for the audio endpoints and the page.
     pub voice: crate::voice::VoiceFiles,
+    /// How she speaks on the page, unless the page says otherwise.
+    pub voice_settings: crate::voice::speak::VoiceSettings,
 }
 
 /// Serves until Ctrl-C or SIGTERM.
 pub fn run(config: ServerConfig) -> crate::error::Result<()> {
-    let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming, voice } = config;
+    let ServerConfig { address, policy, max_queue, engine, page, doctor, avatar, hub, resuming, voice, voice_settings } =
+        config;
     let page = events::PageChat::new(page, engine.context_size() as usize);
-    let state = Arc::new(AppState::new(engine.model_id(), max_queue, page, doctor, avatar, hub, voice));
+    let mut state = AppState::new(engine.model_id(), max_queue, page, doctor, avatar, hub, voice);
+    state.voice_settings = voice_settings;
+    let state = Arc::new(state);
     let served = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -9,7 +9,9 @@
 //! where someone speaks by a voice activity detector ([`vad`]) and
 //! transcribed by Whisper base through CTranslate2 ([`listen`]), told the
 //! conversation's language rather than left to guess it (a short French clip
-//! is easily taken for Italian).
+//! is easily taken for Italian); a live microphone is cut into utterances
+//! as it comes ([`ear`]). Kira speaks a reply while she writes it
+//! ([`speech`]).
 //!
 //! Every file comes from a package registry and is fetched and checked by
 //! `scripts/setup.sh` ([`VoiceFiles`] says where it put them). Nothing here
@@ -20,6 +22,8 @@ use crate::chat::persona::Language;
 use std::path::{Path, PathBuf};
 
 pub mod audio;
+pub mod device;
+pub mod ear;
 pub mod listen;
 pub mod phonemes;
 pub mod speak;

@@ -81,6 +81,59 @@ impl Voice {
             Language::French => Voice::Siwis,
         }
     }
+
+    /// The language it speaks.
+    pub fn language(self) -> Language {
+        match self.accent() {
+            Accent::French => Language::French,
+            Accent::American | Accent::British => Language::English,
+        }
+    }
+}
+
+/// Loudness of Kira's voice: 0 (silent) to 1 (as made).
+pub const VOLUMES: std::ops::RangeInclusive<f32> = 0.0..=1.0;
+
+/// How Kira speaks, as the person set it (a flag, the config file's
+/// `[voice]` table, the page): her voice, its speed and its loudness.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VoiceSettings {
+    /// The voice chosen, if one was.
+    pub voice: Option<Voice>,
+    /// How fast she speaks (see [`SPEEDS`]).
+    pub speed: f32,
+    /// How loud (see [`VOLUMES`]).
+    pub volume: f32,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> Self {
+        Self { voice: None, speed: 1.0, volume: 1.0 }
+    }
+}
+
+impl VoiceSettings {
+    /// Checked settings: a voice Workly has, a speed and a volume in range.
+    pub fn new(voice: Option<&str>, speed: f32, volume: f32) -> Result<Self, SpeakError> {
+        check("", speed)?;
+        if !VOLUMES.contains(&volume) {
+            return Err(SpeakError::Volume(volume));
+        }
+        Ok(Self { voice: voice.map(Voice::parse).transpose()?, speed, volume })
+    }
+
+    /// The voice for words in `language`: the one chosen if it speaks that
+    /// language (an English voice would mangle French), else Kira's own.
+    pub fn voice_for(&self, language: Language) -> Voice {
+        self.voice.filter(|voice| voice.language() == language).unwrap_or_else(|| Voice::for_language(language))
+    }
+
+    /// `samples` at this volume.
+    pub fn apply_volume(&self, samples: &mut [f32]) {
+        if self.volume < 1.0 {
+            samples.iter_mut().for_each(|sample| *sample *= self.volume);
+        }
+    }
 }
 
 /// A voice name Workly does not know.
@@ -113,6 +166,12 @@ pub enum SpeakError {
     /// A speed out of range.
     #[error("speed {0} is out of range: 0.5 to 2.0")]
     Speed(f32),
+    /// A volume out of range.
+    #[error("volume {0} is out of range: 0 to 1")]
+    Volume(f32),
+    /// A voice Workly does not have.
+    #[error(transparent)]
+    UnknownVoice(#[from] UnknownVoice),
     /// A text longer than one request may be.
     #[error("the text is {0} characters long; Kira reads at most {MAX_CHARACTERS} at a time")]
     TooLong(usize),
@@ -125,7 +184,11 @@ impl crate::error::Classify for SpeakError {
     fn class(&self) -> crate::error::Class {
         use crate::error::Class;
         match self {
-            SpeakError::Missing(_) | SpeakError::Speed(_) | SpeakError::TooLong(_) => Class::BadInput,
+            SpeakError::Missing(_)
+            | SpeakError::Speed(_)
+            | SpeakError::Volume(_)
+            | SpeakError::UnknownVoice(_)
+            | SpeakError::TooLong(_) => Class::BadInput,
             SpeakError::Phonemes(error) => error.class(),
             SpeakError::Runtime(_) | SpeakError::Damaged { .. } | SpeakError::Stopped => Class::Failure,
         }
@@ -339,5 +402,19 @@ mod tests {
         let names: Vec<&str> = Voice::ALL.iter().map(|voice| &voice.name()[3..]).collect();
         assert!(Voice::parse("nobody").unwrap_err().to_string().ends_with(&names.join(", ")));
         assert_eq!(Voice::for_language(Language::French).accent().language(), Language::French);
+    }
+
+    #[test]
+    fn settings_are_checked_and_the_voice_follows_the_language() {
+        let emma = VoiceSettings::new(Some("emma"), 1.2, 0.5).unwrap();
+        assert_eq!(emma.voice_for(Language::English), Voice::Emma);
+        assert_eq!(emma.voice_for(Language::French), Voice::Siwis, "an English voice does not read French");
+        assert_eq!(VoiceSettings::default().voice_for(Language::English), Voice::Heart);
+        assert!(matches!(VoiceSettings::new(Some("alloy"), 1.0, 1.0), Err(SpeakError::UnknownVoice(_))));
+        assert!(matches!(VoiceSettings::new(None, 3.0, 1.0), Err(SpeakError::Speed(_))));
+        assert!(matches!(VoiceSettings::new(None, 1.0, 1.5), Err(SpeakError::Volume(_))));
+        let mut samples = [0.5, -1.0];
+        emma.apply_volume(&mut samples);
+        assert_eq!(samples, [0.25, -0.5]);
     }
 }

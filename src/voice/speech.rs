@@ -334,6 +334,25 @@ pub fn speak_while_writing<R>(
     })
 }
 
+/// What was said of a reply's `sentences` (each as written, and its
+/// audio's length in seconds) when its audio stopped `seconds` into
+/// sentence `index`: the sentences before it, and the words of that one
+/// its share of the time covers (speech runs at an even pace, near enough).
+pub fn said_of(sentences: &[(&str, f64)], index: usize, seconds: f64) -> String {
+    let mut said: Vec<&str> = sentences.iter().take(index).map(|(written, _)| *written).collect();
+    if let Some((written, length)) = sentences.get(index) {
+        let share = if *length > 0.0 { (seconds / length).clamp(0.0, 1.0) } else { 0.0 };
+        let words: Vec<&str> = written.split_whitespace().collect();
+        let count = (share * words.len() as f64).round() as usize;
+        if let Some(last) = count.checked_sub(1).and_then(|last| words.get(last)) {
+            // The words are slices of `written`: it is cut just after the last one said.
+            let end = last.as_ptr() as usize - written.as_ptr() as usize + last.len();
+            said.push(&written[..end]);
+        }
+    }
+    said.join(" ")
+}
+
 /// A spoken turn's stages, in milliseconds, each from the one before: what
 /// the person waits for between the end of their speech and Kira's voice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -368,5 +387,20 @@ impl Stages {
         let first_audio_ms = reply.first_sentence_at.zip(reply.first_audio_at).map(|(end, audio)| between(end, audio));
         let total_ms = reply.first_audio_at.map(|audio| pause_ms + transcript_ms + between(message_at, audio));
         Self { pause_ms, transcript_ms, first_text_ms, first_sentence_ms, first_audio_ms, total_ms }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_was_said_ends_at_the_word_the_audio_reached() {
+        let sentences = [("Hello there.", 1.0), ("I was about to say something long.", 2.0)];
+        assert_eq!(said_of(&sentences, 0, 0.0), "");
+        assert_eq!(said_of(&sentences, 1, 0.0), "Hello there.");
+        assert_eq!(said_of(&sentences, 1, 1.0), "Hello there. I was about to");
+        assert_eq!(said_of(&sentences, 1, 9.0), "Hello there. I was about to say something long.");
+        assert_eq!(said_of(&sentences, 5, 0.0), "Hello there. I was about to say something long.");
     }
 }

@@ -32,6 +32,9 @@ try {
   step('waiting for the avatar and the model');
   await page.waitForFunction(() => window.workly?.avatarLoaded && window.workly.status === 'ready', null, { timeout: 120_000 });
 
+  assert.equal(await page.inputValue('#voice-speed'), '1.1', 'the config file set her speed');
+  assert.equal(await page.inputValue('#voice-volume'), '0.8', 'and her volume');
+
   step('hands-free: the microphone plays the question');
   await page.click('#hands-free');
   await page.waitForFunction(() => window.workly.voice.heard.some((text) => text), null, { timeout: 180_000 });
