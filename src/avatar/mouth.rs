@@ -11,6 +11,7 @@
 //! three-vrm.
 
 use super::command::Unit;
+use crate::voice::audio::loudness;
 use serde::Serialize;
 
 /// Frames per second of a mouth track (a frame per display refresh).
@@ -115,16 +116,9 @@ pub struct MouthTrack {
 impl MouthTrack {
     /// The mouth for `samples` (mono, at `rate` Hz) saying `phonemes`.
     pub fn of_speech(samples: &[f32], rate: u32, phonemes: &str) -> Self {
-        let hop = (rate / MOUTH_FPS).max(1) as usize;
-        let loudness: Vec<f32> = samples
-            .chunks(hop)
-            .map(|frame| (frame.iter().map(|sample| sample * sample).sum::<f32>() / frame.len() as f32).sqrt())
-            .collect();
-        // The sentence's loud frames (its 90th percentile) set the scale, so
-        // a quiet voice opens the mouth as wide as a loud one.
-        let mut sorted = loudness.clone();
-        sorted.sort_by(f32::total_cmp);
-        let loud = sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(0.0);
+        // The sentence's loud frames set the scale, so a quiet voice opens
+        // the mouth as wide as a loud one.
+        let (loudness, loud) = loudness(samples, (rate / MOUTH_FPS) as usize).unwrap_or_default();
         if loud <= f32::EPSILON {
             return Self { frames: vec![Mouth::CLOSED; loudness.len()] };
         }

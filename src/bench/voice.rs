@@ -33,7 +33,7 @@ use crate::chat::persona::Language;
 use crate::chat::turn::{Chat, ReplyOptions, Turn, TurnError};
 use crate::chat::{Conversation, Persona};
 use crate::llm::{CancelToken, Engine, SamplingParams};
-use crate::voice::audio::{LISTEN_RATE, pcm16};
+use crate::voice::audio::{LISTEN_RATE, loudness, pcm16};
 use crate::voice::ear::{Ear, Heard};
 use crate::voice::speak::Spoken;
 use crate::voice::speech::{Speech, Stages, speak_while_writing};
@@ -361,13 +361,7 @@ fn barge_in_ms(recording: &Audio) -> Result<Option<f64>, VoiceBenchError> {
 /// of the recording's loud stretches.
 fn onset(samples: &[f32]) -> Option<usize> {
     let window = LISTEN_RATE as usize / 100;
-    let levels: Vec<f32> = samples
-        .chunks(window)
-        .map(|chunk| (chunk.iter().map(|sample| sample * sample).sum::<f32>() / chunk.len() as f32).sqrt())
-        .collect();
-    let mut sorted = levels.clone();
-    sorted.sort_by(f32::total_cmp);
-    let loud = sorted.get(sorted.len() * 9 / 10).copied()?;
+    let (levels, loud) = loudness(samples, window)?;
     levels.iter().position(|&level| level > loud / 10.0).map(|index| index * window)
 }
 

@@ -208,6 +208,20 @@ pub fn pcm16(sample: f32) -> i16 {
     (sample.clamp(-1.0, 1.0) * f32::from(i16::MAX)) as i16
 }
 
+/// How loud `samples` are, `window` samples at a time (root mean square),
+/// and the level of their loud stretches (the 90th percentile: a scale
+/// that a quiet recording and a loud one share); `None` for no samples.
+pub fn loudness(samples: &[f32], window: usize) -> Option<(Vec<f32>, f32)> {
+    let levels: Vec<f32> = samples
+        .chunks(window.max(1))
+        .map(|chunk| (chunk.iter().map(|sample| sample * sample).sum::<f32>() / chunk.len() as f32).sqrt())
+        .collect();
+    let mut sorted = levels.clone();
+    sorted.sort_by(f32::total_cmp);
+    let loud = sorted.get(sorted.len() * 9 / 10).copied()?;
+    Some((levels, loud))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

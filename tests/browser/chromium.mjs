@@ -22,3 +22,15 @@ export function launch(extra = []) {
 
 // A function that logs one step of the test called `name`.
 export const stepper = (name) => (text) => console.log(`${name} test: ${text}`);
+
+// A new page of `browser`, and the problems it reports as the test goes:
+// uncaught errors and errors on its console.
+export async function watchedPage(browser) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  return { page, problems };
+}

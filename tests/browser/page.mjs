@@ -8,19 +8,14 @@
 
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { launch, stepper } from './chromium.mjs';
+import { launch, stepper, watchedPage } from './chromium.mjs';
 
 const [base, vrmDir, ...screenshots] = process.argv.slice(2);
 const step = stepper('page');
 
 const browser = await launch();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const problems = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-  });
+  const { page, problems } = await watchedPage(browser);
   // The page must talk to its own origin only.
   const origin = new URL(base).origin;
   page.on('request', (request) => {

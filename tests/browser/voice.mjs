@@ -10,7 +10,7 @@
 // Environment: WORKLY_WEB_DIR (the web/ directory), CHROMIUM (the browser).
 
 import assert from 'node:assert/strict';
-import { launch, stepper } from './chromium.mjs';
+import { launch, stepper, watchedPage } from './chromium.mjs';
 
 const [base, question] = process.argv.slice(2);
 const step = stepper('voice');
@@ -22,12 +22,7 @@ const browser = await launch([
   '--autoplay-policy=no-user-gesture-required',
 ]);
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const problems = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-  });
+  const { page, problems } = await watchedPage(browser);
   await page.goto(base);
   step('waiting for the avatar and the model');
   await page.waitForFunction(() => window.workly?.avatarLoaded && window.workly.status === 'ready', null, { timeout: 120_000 });
