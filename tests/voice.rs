@@ -280,8 +280,27 @@ fn live_talk_stops_when_the_person_speaks_over_her_and_keeps_what_she_said() {
     recording(&mic, &[Err(0.5), Ok(&story), Err(6.0), Ok(&over)]);
     let replies = dir.join("replies");
     let model = common::small_model();
+    // A VMC receiver sees her mouth move while she speaks.
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let vmc = receiver.local_addr().unwrap().to_string();
+    let widest = std::thread::spawn(move || {
+        let (mut widest, mut buffer) = (0.0f32, [0u8; 2048]);
+        while let Ok(read) = receiver.recv(&mut buffer) {
+            let Ok((_, rosc::OscPacket::Bundle(bundle))) = rosc::decoder::decode_udp(&buffer[..read]) else { continue };
+            for packet in bundle.content {
+                if let rosc::OscPacket::Message(message) = packet
+                    && let [rosc::OscType::String(name), rosc::OscType::Float(value)] = &message.args[..]
+                    && ["aa", "ih", "ou", "ee", "oh"].contains(&name.as_str())
+                {
+                    widest = widest.max(*value);
+                }
+            }
+        }
+        widest
+    });
     let output = workly_in(dir)
-        .args(["talk", "--json", "--no-memory", "--conversation", "live", "--no-unity", "--model"])
+        .args(["talk", "--json", "--no-memory", "--conversation", "live", "--no-unity", "--vmc", &vmc, "--model"])
         .arg(model)
         .arg("--mic")
         .arg(&mic)
@@ -291,6 +310,8 @@ fn live_talk_stops_when_the_person_speaks_over_her_and_keeps_what_she_said() {
         .output()
         .unwrap();
     common::assert_success(&output);
+    let widest = widest.join().unwrap();
+    assert!(widest > 0.3, "the mouth opened to {widest}");
     let stdout = common::text(&output.stdout);
     let turns: Vec<serde_json::Value> = stdout.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     assert_eq!(turns.len(), 2, "the question, then what interrupted her: {stdout}");

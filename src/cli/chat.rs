@@ -371,7 +371,7 @@ impl Door<'_> {
         let (result, mut spoken) = match self.voice {
             Some(voice) => {
                 let (result, spoken) =
-                    voice.speak(user, &cancel, &mut printer, |sink| turn.chat(self.chat, user, sink));
+                    voice.speak(user, self.avatar, &cancel, &mut printer, |sink| turn.chat(self.chat, user, sink));
                 (result, Some(spoken))
             }
             None => (turn.chat(self.chat, user, &mut printer), None),

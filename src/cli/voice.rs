@@ -5,6 +5,7 @@
 
 use super::chat::{self, Door, Session};
 use super::{Context, ListenArgs, SayArgs, TalkArgs, VoiceArgs, write_stdout};
+use crate::avatar::mouth::MouthTrack;
 use crate::chat::persona::Language;
 use crate::config::Dirs;
 use crate::error::{Context as _, Error};
@@ -313,10 +314,11 @@ impl SpokenTurn {
 impl VoiceOut {
     /// Runs `reply` (the chat turn, writing to the sink it is given) while
     /// speaking it: into the next reply file, or sentence by sentence on
-    /// the speaker.
+    /// the speaker, with `avatar`'s mouth following each sentence.
     pub fn speak<R>(
         &self,
         user: &str,
+        avatar: Option<&crate::avatar::AvatarBridge>,
         reply_token: &crate::llm::CancelToken,
         printer: &mut dyn crate::chat::turn::Sink,
         reply: impl FnOnce(&mut dyn crate::chat::turn::Sink) -> R,
@@ -356,6 +358,10 @@ impl VoiceOut {
                     let mut audio = said.audio.clone();
                     self.settings.apply_volume(&mut audio.samples);
                     sentences.push((written.to_owned(), audio.seconds()));
+                    // The avatar's mouth follows the sentence from now, as it plays.
+                    if let Some(avatar) = avatar {
+                        avatar.speak(&Arc::new(MouthTrack::of_speech(&audio.samples, audio.rate, &said.phonemes)));
+                    }
                     let played = output
                         .lock()
                         .map_err(|_| "the speaker failed earlier".to_owned())
@@ -366,6 +372,9 @@ impl VoiceOut {
                             let stopped = stop.load(Ordering::Acquire);
                             if stopped {
                                 cut_at = Some((index, seconds));
+                                if let Some(avatar) = avatar {
+                                    avatar.hush();
+                                }
                             }
                             !stopped
                         }
