@@ -435,6 +435,8 @@ fn avatar_send_refuses_bad_input_with_exit_2() {
     assert_bad_input(&send(&["--unity", "nowhere:notaport", "reset_expressions"]), &["bad address"]);
     assert_bad_input(&send(&["load_model", "a\"b.vrm"]), &["double quote"]);
     assert_bad_input(&send(&["set_head_pose", "5", "-2"]), &["VMC receivers only"]);
+    assert_bad_input(&send(&["set_mouth", "a", "0.5"]), &["set_mouth goes to VMC receivers only"]);
+    assert_bad_input(&send(&["set_mouth", "x", "0.5"]), &["VOWEL (a, i, u, e or o)"]);
 }
 
 #[test]

@@ -66,7 +66,7 @@ pub enum AvatarError {
     #[error("no avatar transport: --no-unity needs at least one --vmc")]
     NoTransport,
     /// A command only VMC carries, with no VMC receiver to send it to.
-    #[error("{0} goes to VMC receivers only (Unity moves the head itself): add --vmc")]
+    #[error("{0} goes to VMC receivers only (the Unity app has no such command): add --vmc")]
     VmcOnly(&'static str),
     /// The bridge's thread or runtime could not start.
     #[error("cannot start the avatar bridge: {0}")]

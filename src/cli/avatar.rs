@@ -51,7 +51,7 @@ pub fn start_bridge(args: &AvatarArgs, tap: Option<FrameTap>) -> Result<Option<A
 pub fn run_send(args: &AvatarSendArgs) -> crate::error::Result<()> {
     let command = Command::from_words(&args.command).map_err(AvatarError::from)?;
     let config = BridgeConfig { director: None, ..bridge_config(&args.avatar)? };
-    if matches!(command, Command::SetHeadPose(_)) && config.vmc.is_empty() {
+    if matches!(command, Command::SetHeadPose(_) | Command::SetMouth(_)) && config.vmc.is_empty() {
         return Err(AvatarError::VmcOnly(command.name()).into());
     }
     let bridge = AvatarBridge::start(config)?;
