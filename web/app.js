@@ -133,7 +133,11 @@ function receive(event) {
       // Hands-free, every utterance is answered aloud.
       if (event.text && voice.mic?.handsFree) expectVoice();
       if (event.text) addMessage('you', event.text);
-      else addMessage('system', 'Kira heard nothing there; try again.');
+      else {
+        addMessage('system', 'Kira heard nothing there; try again.');
+        // No message, so no reply to speak (hands-free waits for the next).
+        if (!voice.mic?.handsFree) voice.expecting = false;
+      }
       break;
     case 'voice_stages':
       voice.stages = event.stages;
@@ -236,8 +240,6 @@ const voice = {
   expecting: false,
   /** Whether the controls took the server's settings yet. */
   configured: false,
-  /** Replies stopped: what still arrives of them is dropped. */
-  stopped: new Set(),
   /** The microphone: {stream, context, handsFree}; `holding` while the talk button is held. */
   mic: null,
   holding: false,
@@ -303,7 +305,8 @@ function receiveAudio(event) {
   voice.decoding = voice.decoding.then(async () => {
     try {
       const buffer = await playback().decodeAudioData(base64Buffer(event.wav));
-      if (voice.stopped.has(event.reply)) return;
+      // Stopped (or moved on from) while it was decoded.
+      if (voice.current?.reply !== event.reply) return;
       voice.queue.push({ reply: event.reply, index: event.index, buffer, track: event.mouth });
       playNext();
     } catch (error) {
@@ -363,7 +366,6 @@ function stopVoice() {
   voice.playing = null;
   voice.queue = [];
   voice.current = null;
-  voice.stopped.add(current.reply);
   avatar.sayWith(null);
   $('stop-voice').hidden = true;
   voice.lastStop = { reply: current.reply, index, seconds };
