@@ -215,12 +215,7 @@ fn first_utterance(mut input: Box<dyn Input>) -> crate::error::Result<Audio> {
         for heard in ear.hear_samples(&piece) {
             match heard {
                 Heard::Utterance(audio) => return Ok(audio),
-                Heard::TooLong => {
-                    return Err(Error::bad_input(anyhow::anyhow!(
-                        "that was longer than {} seconds without a pause",
-                        voice::ear::MAX_UTTERANCE_SECONDS
-                    )));
-                }
+                Heard::TooLong => return Err(voice::ear::TooLong.into()),
                 Heard::SpeechStarted => {}
             }
         }
@@ -503,10 +498,7 @@ pub fn run_talk(context: &Context, args: &TalkArgs) -> crate::error::Result<()> 
                     break;
                 }
             }
-            Live::TooLong => eprintln!(
-                "workly: that was longer than {} seconds without a pause: it was not heard",
-                voice::ear::MAX_UTTERANCE_SECONDS
-            ),
+            Live::TooLong => eprintln!("workly: {}", voice::ear::TooLong),
             Live::Failed(error) => return Err(error.into()),
         }
     }

@@ -26,7 +26,7 @@ use crate::llm::{CancelToken, FinishReason, GenerationStats, SamplingParams};
 use crate::store::memories::StoredMemory;
 use crate::store::{StoreError, StoredMessage};
 use crate::voice::Voice as VoiceName;
-use crate::voice::ear::{self, Ear, Heard};
+use crate::voice::ear::{Ear, Heard, TooLong};
 use crate::voice::speak::VoiceSettings;
 use crate::voice::speech::{Stages, speak_while_writing};
 use axum::extract::State;
@@ -485,13 +485,7 @@ fn hear(state: &Arc<AppState>, pcm: &[u8], listening: &mut Option<Listening>) {
                 let (language, voice) = (*language, *voice);
                 in_background(state, move |state| talk::listen_turn(state, &audio, language, voice));
             }
-            Heard::TooLong => state.hub.publish(&ServerEvent::Error {
-                reply: None,
-                message: format!(
-                    "that was longer than {} seconds without a pause: it was not heard",
-                    ear::MAX_UTTERANCE_SECONDS
-                ),
-            }),
+            Heard::TooLong => state.hub.publish(&ServerEvent::Error { reply: None, message: TooLong.to_string() }),
         }
     }
 }

@@ -13,6 +13,13 @@ use super::vad::{Detector, Event, MARGIN};
 
 /// Longest utterance heard (a minute, as `workly talk` takes from a file).
 pub const MAX_UTTERANCE_SECONDS: f64 = 60.0;
+/// What is said of an utterance longer than [`MAX_UTTERANCE_SECONDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("that was longer than {MAX_UTTERANCE_SECONDS} seconds without a pause: it was not heard")]
+pub struct TooLong;
+
+crate::classed!(BadInput: TooLong);
+
 /// Samples in [`MAX_UTTERANCE_SECONDS`].
 const MAX_UTTERANCE_SAMPLES: usize = (MAX_UTTERANCE_SECONDS as usize) * LISTEN_RATE as usize;
 
