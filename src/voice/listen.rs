@@ -5,16 +5,35 @@
 //! in the conversation's language: Whisper is told it, not left to guess
 //! (a short French clip is easily taken for Italian). Silence is an answer
 //! of its own ([`ListenError::NoSpeech`]), never an invented sentence.
+//!
+//! Whisper reads a window of 30 seconds whatever was said, and its encoder's
+//! cost grows with the window: a three-second question padded to 30 s costs
+//! three times what it costs padded to 10. Each stretch is therefore heard
+//! in a shorter window ([`short_window`]): at least 10 s, and 3 s of quiet
+//! after the speech. Closer than that, Whisper, which never saw the end of a
+//! window so near, tends to say the sentence again and again; even at 10 s
+//! it may, rarely, so a transcript that repeats itself is heard again in the
+//! full window.
 
 use super::audio::{Audio, AudioError, LISTEN_RATE};
+use super::mel::{HOP, MelFront};
 use super::{Missing, VoiceFiles, code, vad};
 use crate::chat::persona::Language;
+use ct2rs::Tokenizer as _;
 use serde::Serialize;
 use std::ops::Range;
 use std::time::Instant;
 
 /// The longest stretch Whisper hears at once (its window is 30 s).
 const WINDOW_SAMPLES: usize = 28 * LISTEN_RATE as usize;
+/// Whisper's own window, in seconds.
+const FULL_WINDOW_SECONDS: usize = 30;
+/// The shortest window a stretch is heard in, in seconds.
+const MIN_WINDOW_SECONDS: usize = 10;
+/// Quiet heard after the speech in a short window, in seconds.
+const QUIET_AFTER_SECONDS: usize = 3;
+/// Tokens in a row that, said twice in a row, are a loop and not speech.
+const LOOP_TOKENS: usize = 5;
 
 /// Speech could not be transcribed.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +80,9 @@ pub struct Transcript {
 
 /// Whisper, loaded.
 pub struct Listener {
-    whisper: ct2rs::Whisper,
+    whisper: ct2rs::sys::Whisper,
+    tokenizer: ct2rs::tokenizers::hf::Tokenizer,
+    mel: MelFront,
 }
 
 impl std::fmt::Debug for Listener {
@@ -79,9 +100,11 @@ impl Listener {
             num_threads_per_replica: threads.max(1),
             ..Default::default()
         };
-        let whisper = ct2rs::Whisper::new(&folder, config)
-            .map_err(|error| ListenError::Model(format!("{}: {error:#}", folder.display())))?;
-        Ok(Self { whisper })
+        let failed = |error: anyhow::Error| ListenError::Model(format!("{}: {error:#}", folder.display()));
+        let whisper = ct2rs::sys::Whisper::new(&folder, config).map_err(failed)?;
+        let tokenizer = ct2rs::tokenizers::hf::Tokenizer::new(&folder).map_err(failed)?;
+        let mel = MelFront::new(whisper.n_mels());
+        Ok(Self { whisper, tokenizer, mel })
     }
 
     /// Runs Whisper once on a second of silence: its first run is slower
@@ -89,11 +112,7 @@ impl Listener {
     /// for it.
     pub fn warm_up(&self, language: Language) -> Result<(), ListenError> {
         let silence = vec![0.0; LISTEN_RATE as usize];
-        let options = ct2rs::WhisperOptions { beam_size: 1, max_length: 8, ..Default::default() };
-        self.whisper
-            .generate(&silence, Some(code(language)), false, &options)
-            .map(drop)
-            .map_err(|error| ListenError::Model(format!("{error:#}")))
+        self.generate(&silence, MIN_WINDOW_SECONDS, language, 8).map(drop)
     }
 
     /// What is said in `audio`, in `language`.
@@ -104,14 +123,10 @@ impl Listener {
         if stretches.is_empty() {
             return Err(ListenError::NoSpeech);
         }
-        let options = ct2rs::WhisperOptions { beam_size: 1, ..Default::default() };
         let mut words = Vec::new();
         for stretch in &stretches {
-            let texts = self
-                .whisper
-                .generate(&audio.samples[stretch.clone()], Some(code(language)), false, &options)
-                .map_err(|error| ListenError::Model(format!("{error:#}")))?;
-            words.extend(texts.iter().map(|text| text.trim().to_owned()).filter(|text| !text.is_empty()));
+            let text = self.recognize(&audio.samples[stretch.clone()], language)?;
+            words.extend(Some(text.trim().to_owned()).filter(|text| !text.is_empty()));
         }
         let text = words.join(" ");
         if text.is_empty() {
@@ -126,6 +141,66 @@ impl Listener {
             recognition_seconds: started.elapsed().as_secs_f64(),
         })
     }
+
+    /// What is said in one stretch of at most [`WINDOW_SAMPLES`]: heard in a
+    /// short window, and again in the full one if that made a loop.
+    fn recognize(&self, samples: &[f32], language: Language) -> Result<String, ListenError> {
+        let window = short_window(samples.len());
+        if window < FULL_WINDOW_SECONDS {
+            // A loop stops well before Whisper's own limit: speech is at most
+            // about 8 tokens a second.
+            let limit = (64 + 24 * samples.len() / LISTEN_RATE as usize).min(WHISPER_MAX_LENGTH);
+            let tokens = self.generate(samples, window, language, limit)?;
+            if !loops(&tokens) {
+                return self.decode(tokens);
+            }
+            tracing::debug!(window, "the transcript repeats itself: heard again in the full window");
+        }
+        let tokens = self.generate(samples, FULL_WINDOW_SECONDS, language, WHISPER_MAX_LENGTH)?;
+        self.decode(tokens)
+    }
+
+    /// Whisper's tokens for `samples` padded with silence to `window`
+    /// seconds, greedy, at most `max_length` long.
+    fn generate(
+        &self,
+        samples: &[f32],
+        window: usize,
+        language: Language,
+        max_length: usize,
+    ) -> Result<Vec<String>, ListenError> {
+        let mut padded = samples.to_vec();
+        padded.resize(window * LISTEN_RATE as usize, 0.0);
+        let mut features = self.mel.features(&padded);
+        let shape = [1, self.mel.n_mels(), padded.len() / HOP];
+        let failed = |error: anyhow::Error| ListenError::Model(format!("{error:#}"));
+        let view = ct2rs::sys::StorageView::new(&shape, &mut features, Default::default()).map_err(failed)?;
+        let language = format!("<|{}|>", code(language));
+        let prompt = vec!["<|startoftranscript|>", language.as_str(), "<|transcribe|>", "<|notimestamps|>"];
+        let options = ct2rs::WhisperOptions { beam_size: 1, max_length, ..Default::default() };
+        let result = self.whisper.generate(&view, &[prompt], &options).map_err(failed)?;
+        Ok(result.into_iter().next().and_then(|result| result.sequences.into_iter().next()).unwrap_or_default())
+    }
+
+    fn decode(&self, tokens: Vec<String>) -> Result<String, ListenError> {
+        self.tokenizer.decode(tokens).map_err(|error| ListenError::Model(format!("{error:#}")))
+    }
+}
+
+/// Whisper's longest output (its text context).
+const WHISPER_MAX_LENGTH: usize = 448;
+
+/// The window, in seconds, a stretch of `samples` is heard in: the speech
+/// and [`QUIET_AFTER_SECONDS`] of quiet, at least [`MIN_WINDOW_SECONDS`].
+fn short_window(samples: usize) -> usize {
+    let seconds = samples.div_ceil(LISTEN_RATE as usize);
+    (seconds + QUIET_AFTER_SECONDS).clamp(MIN_WINDOW_SECONDS, FULL_WINDOW_SECONDS)
+}
+
+/// Whether `tokens` say the same [`LOOP_TOKENS`] or more twice in a row,
+/// which speech does not and a looping decoder does.
+fn loops(tokens: &[String]) -> bool {
+    (LOOP_TOKENS..=tokens.len() / 2).any(|span| tokens.windows(2 * span).any(|pair| pair[..span] == pair[span..]))
 }
 
 /// Stretches of speech merged into windows Whisper hears at once: each
@@ -150,6 +225,22 @@ fn windows(stretches: Vec<Range<usize>>) -> Vec<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stretch_is_heard_in_a_short_window_with_quiet_after_it() {
+        let second = LISTEN_RATE as usize;
+        assert_eq!(short_window(3 * second), MIN_WINDOW_SECONDS);
+        assert_eq!(short_window(12 * second + 1), 16);
+        assert_eq!(short_window(WINDOW_SAMPLES), FULL_WINDOW_SECONDS);
+    }
+
+    #[test]
+    fn a_loop_is_a_span_said_twice_in_a_row() {
+        let tokens = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert!(loops(&tokens("what should I cook tonight ? what should I cook tonight ? what")));
+        assert!(!loops(&tokens("what should I cook tonight ?")));
+        assert!(!loops(&tokens("no no no no no I know I know")), "short repeats are speech");
+    }
 
     #[test]
     fn stretches_gather_into_windows() {

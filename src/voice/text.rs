@@ -53,6 +53,44 @@ fn ends_sentence(text: &str, end: usize) -> bool {
 /// "Well," stays with what follows).
 const FIRST_CLAUSE_WORDS: usize = 4;
 
+/// Words of a first clause after which it may end before a joining word
+/// (below), when no comma came: the voice's first piece is made before the
+/// reply goes on, so a long one keeps the person waiting.
+const FIRST_BREATH_WORDS: usize = 8;
+/// Words after which the first piece ends anyway.
+const FIRST_PIECE_MAX_WORDS: usize = 14;
+/// Words a breath is taken before, in English and French.
+const JOINING_WORDS: [&str; 28] = [
+    "and", "but", "or", "so", "because", "to", "with", "when", "while", "which", "that", "for", "if", "where", "et",
+    "mais", "ou", "donc", "car", "parce", "pour", "avec", "quand", "qui", "que", "si", "où", "comme",
+];
+
+/// Where a long first clause with no comma ends: before its first joining
+/// word once it has [`FIRST_BREATH_WORDS`], else after
+/// [`FIRST_PIECE_MAX_WORDS`]; only before a word already whole.
+fn breath_end(text: &str) -> Option<usize> {
+    let mut words = 0;
+    let mut start = None;
+    for (index, character) in text.char_indices() {
+        match (character.is_whitespace(), start) {
+            (false, None) => start = Some(index),
+            (true, Some(from)) => {
+                let word = text[from..index].to_lowercase();
+                if words >= FIRST_BREATH_WORDS && JOINING_WORDS.contains(&word.as_str()) {
+                    return Some(from);
+                }
+                words += 1;
+                start = None;
+                if words == FIRST_PIECE_MAX_WORDS {
+                    return Some(index);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Sentences of a text that arrives in pieces.
 #[derive(Debug, Clone, Default)]
 pub struct Sentences {
@@ -72,7 +110,8 @@ impl Sentences {
     }
 
     /// Cuts the text for a voice: the first piece ends at its first clause
-    /// of a few words, so that the voice starts sooner; then whole sentences.
+    /// of a few words, or takes a breath in a long one, so that the voice
+    /// starts sooner; then whole sentences.
     pub fn for_speech() -> Self {
         Self { first_clause: true, ..Self::default() }
     }
@@ -105,14 +144,18 @@ impl Sentences {
     /// Where the first complete sentence in `pending` ends.
     fn next_end(&self) -> Option<usize> {
         let text = &self.pending;
+        let first = self.first_clause && self.given == 0;
+        let breath = first.then(|| breath_end(text)).flatten();
         for (index, character) in text.char_indices() {
+            if Some(index) == breath {
+                return breath;
+            }
             if character == '\n' {
                 return Some(index + 1);
             }
             let after = index + character.len_utf8();
             if matches!(character, ',' | ';' | ':')
-                && self.first_clause
-                && self.given == 0
+                && first
                 && text[after..].starts_with(char::is_whitespace)
                 && text[..index].split_whitespace().count() >= FIRST_CLAUSE_WORDS
             {
@@ -183,6 +226,21 @@ mod tests {
         assert_eq!(sentences.push(", truly: it is warm. Then,"), ["Well, I love the summer,", "truly: it is warm."]);
         assert_eq!(sentences.push(" more comes."), Vec::<String>::new());
         assert_eq!(sentences.push(" Done"), ["Then, more comes."]);
+    }
+
+    #[test]
+    fn a_long_first_clause_takes_a_breath_before_a_joining_word() {
+        let mut sentences = Sentences::for_speech();
+        assert!(sentences.push("Sure, a rainy afternoon could be a great way to").is_empty(), "the word may go on");
+        assert_eq!(
+            sentences.push(" unwind and enjoy the outdoors. Maybe"),
+            ["Sure, a rainy afternoon could be a great way", "to unwind and enjoy the outdoors."]
+        );
+        let mut french = Sentences::for_speech();
+        let long = "Je crois que la plus belle saison de toute l'année est sans doute l'automne qui";
+        assert_eq!(french.push(long), ["Je crois que la plus belle saison de toute l'année est sans doute l'automne"]);
+        let mut later = Sentences::for_speech();
+        assert_eq!(later.push("Yes. Then a long sentence comes with many words and no comma at all in it"), ["Yes."]);
     }
 
     #[test]
