@@ -106,6 +106,13 @@ fn what_kira_says_whisper_hears_in_english_and_french() {
     for (sentence, language) in [
         ("The weather is lovely today, so we could go for a walk by the river.", "en"),
         ("Il fait beau aujourd'hui, alors nous pourrions marcher au bord de la rivière.", "fr"),
+        // Longer than the shortest window Whisper is given: each sentence is
+        // heard once, in order (a looping decoder says them again).
+        (
+            "The weather is lovely today, so we could go for a walk by the river. I have been reading a book \
+             about the history of lighthouses. Please turn off the lights before you go to bed.",
+            "en",
+        ),
     ] {
         let out = data.path().join(format!("{language}.wav"));
         let output =
@@ -117,6 +124,7 @@ fn what_kira_says_whisper_hears_in_english_and_french() {
         assert!(error_rate <= 0.2, "{sentence:?} was heard as {transcript:?} (WER {error_rate:.2})");
         assert_eq!(heard["language"], language);
         assert!(heard["speech_seconds"].as_f64().unwrap() <= heard["audio_seconds"].as_f64().unwrap());
+        assert_eq!(transcript.matches("lighthouse").count(), usize::from(sentence.contains("lighthouse")));
     }
 }
 
