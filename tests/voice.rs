@@ -271,6 +271,72 @@ fn recording(path: &Path, parts: &[Result<&Path, f64>]) {
 }
 
 #[test]
+fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is_not_its_end() {
+    use workly::chat::persona::Language;
+    use workly::voice::ear::{Ear, Heard};
+    use workly::voice::{Audio, Listener, VoiceFiles, device::WavInput, live::Hearing};
+    let data = voiced();
+    let dir = data.path();
+    let say = |text: &str, name: &str| {
+        let path = dir.join(name);
+        common::assert_success(
+            &workly_in(dir).args(["say", text, "--voice", "michael", "--out"]).arg(&path).output().unwrap(),
+        );
+        path
+    };
+    let thanks = say("Thank you very much.", "thanks.wav");
+    let first = say("I would like to learn the piano", "first.wav");
+    let second = say("and maybe the violin too.", "second.wav");
+    // Kokoro's own quiet at the ends is taken off, for a pause of a quarter
+    // of a second between the two.
+    let trim = |path: &Path, end: bool| {
+        let audio = Audio::read_wav(path, 60.0).unwrap();
+        let loud = |sample: &f32| sample.abs() > 0.02;
+        let samples = if end {
+            audio.samples[..audio.samples.iter().rposition(loud).unwrap() + 1].to_vec()
+        } else {
+            audio.samples[audio.samples.iter().position(loud).unwrap()..].to_vec()
+        };
+        Audio::new(samples, audio.rate).write_wav(path).unwrap();
+    };
+    trim(&first, true);
+    trim(&second, false);
+    let mic = dir.join("mic.wav");
+    recording(&mic, &[Err(0.3), Ok(&thanks), Err(4.0), Ok(&first), Err(0.25), Ok(&second)]);
+    // The premise: the ear paused between the two halves (recognition began
+    // there), and only the second pause ended that utterance.
+    let mut ear = Ear::new(true);
+    let heard = ear.hear_samples(&Audio::read_wav(&mic, 60.0).unwrap().resampled(16_000).unwrap().samples);
+    let kinds: Vec<&str> = heard
+        .iter()
+        .map(|heard| match heard {
+            Heard::SpeechStarted => "started",
+            Heard::Pausing(_) => "pausing",
+            Heard::Utterance(_) => "utterance",
+            Heard::TooLong => "too long",
+        })
+        .collect();
+    let expected = ["started", "pausing", "utterance", "started", "pausing", "pausing", "utterance"];
+    assert_eq!(kinds, expected);
+    // A pause's utterance is the very audio the ear hands over if it ends it.
+    let [_, Heard::Pausing(early), Heard::Utterance(utterance), ..] = &heard[..] else { unreachable!() };
+    assert_eq!(early, utterance);
+    let listener = Listener::load(&VoiceFiles::new(&dir.join("models")), 2).unwrap();
+    listener.warm_up(Language::English).unwrap();
+    let input = WavInput::open(&mic, 60.0, std::time::Duration::from_secs(1), true).unwrap();
+    let mut hearing = Hearing::start(Box::new(input), || {});
+    let mut next = || hearing.next(&listener, Language::English).map(Result::unwrap);
+    let thanks = next().unwrap();
+    assert!(thanks.text.to_lowercase().contains("thank"), "{thanks:?}");
+    // Recognition began at the pause, and was done by the time the pause
+    // ended the utterance.
+    assert!(thanks.waited_seconds < thanks.recognition_seconds, "{thanks:?}");
+    let text = next().unwrap().text.to_lowercase();
+    assert!(text.contains("piano") && text.contains("violin"), "one utterance: {text:?}");
+    assert!(next().is_none(), "nothing more was said");
+}
+
+#[test]
 fn live_talk_stops_when_the_person_speaks_over_her_and_keeps_what_she_said() {
     let data = voiced();
     let dir = data.path();

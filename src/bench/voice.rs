@@ -8,9 +8,11 @@
 //!   factor, and the word error rate of the round trip (Kokoro, then
 //!   Whisper) against the sentence.
 //! - **Spoken turns**: recorded questions (another voice than Kira's in
-//!   English) go through the whole path a person's voice takes: the pause
-//!   the voice activity detector waits for, recognition, the chat turn, the
-//!   first sentence, its audio. Each stage's median and 95th percentile.
+//!   English) go through the whole path a person's voice takes: played in
+//!   real time to the live microphone's ear, the pause the voice activity
+//!   detector waits for (recognition begins during it), what was left of
+//!   recognition once it ended, the chat turn, the first sentence, its
+//!   audio. Each stage's median and 95th percentile.
 //! - **Barge-in**: the same recordings, after half a second of quiet, fed
 //!   to the microphone's ear in the 100 ms pieces the page sends: from the
 //!   start of the speech to the moment the ear says the person speaks (and
@@ -34,10 +36,12 @@ use crate::chat::turn::{Chat, ReplyOptions, Turn, TurnError};
 use crate::chat::{Conversation, Persona};
 use crate::llm::{CancelToken, Engine, SamplingParams};
 use crate::voice::audio::{LISTEN_RATE, loudness, pcm16};
+use crate::voice::device::WavInput;
 use crate::voice::ear::{Ear, Heard};
+use crate::voice::live::{Hearing, LiveError};
 use crate::voice::speak::Spoken;
 use crate::voice::speech::{Speech, Stages, speak_while_writing};
-use crate::voice::{Audio, ListenError, Listener, SpeakError, Speaker, Voice, VoiceFiles, code};
+use crate::voice::{Audio, ListenError, Listener, SpeakError, Speaker, Transcript, Voice, VoiceFiles, code};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,6 +201,9 @@ pub enum VoiceBenchError {
     /// Speech could not be heard.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// A recording could not be heard as a microphone is.
+    #[error(transparent)]
+    Live(#[from] LiveError),
     /// A chat turn failed.
     #[error(transparent)]
     Turn(#[from] TurnError),
@@ -207,6 +214,7 @@ impl crate::error::Classify for VoiceBenchError {
         match self {
             VoiceBenchError::Speak(error) => error.class(),
             VoiceBenchError::Listen(error) => error.class(),
+            VoiceBenchError::Live(error) => error.class(),
             VoiceBenchError::Turn(error) => error.class(),
         }
     }
@@ -300,7 +308,7 @@ fn spoken_turns(
     for round in 0..=runs {
         for recording in recordings {
             engine.wait_idle().map_err(TurnError::from)?;
-            let transcript = listener.transcribe(recording, language)?;
+            let transcript = hear_live(listener, recording, language)?;
             let message_at = Instant::now();
             let chat = Mutex::new(Chat::new(Conversation::new(Persona::default()), None));
             let cancel = CancelToken::new();
@@ -328,6 +336,14 @@ fn spoken_turns(
         }
     }
     Ok(stages)
+}
+
+/// `recording` heard as `workly talk` hears its microphone: in real time,
+/// then quiet, recognized from the pause that ends it.
+fn hear_live(listener: &Listener, recording: &Audio, language: Language) -> Result<Transcript, VoiceBenchError> {
+    let input = WavInput::new(recording, Duration::from_secs(1), true).map_err(LiveError::from)?;
+    let mut hearing = Hearing::start(Box::new(input), || {});
+    Ok(hearing.next(listener, language).unwrap_or(Err(LiveError::Listen(ListenError::NoSpeech)))?)
 }
 
 /// Quiet before the speech in the barge-in measurement.

@@ -10,7 +10,7 @@ use crate::chat::persona::Language;
 use crate::config::Dirs;
 use crate::error::{Context as _, Error};
 use crate::voice::device::{Input, Microphone, Output, Speaker, WavInput, WavOutput};
-use crate::voice::ear::Heard;
+use crate::voice::live::{Hearing, LiveError};
 use crate::voice::speak::VoiceSettings;
 use crate::voice::{self, Audio, Listener, Voice, VoiceFiles, audio::SPEECH_RATE};
 use serde::Serialize;
@@ -189,14 +189,21 @@ struct ListenReport {
 /// Runs `workly listen`.
 pub fn run_listen(dirs: &Dirs, args: &ListenArgs) -> crate::error::Result<()> {
     let language = language(&args.language)?;
-    let (audio, source) = match &args.file {
-        Some(path) => (Audio::read_wav(path, MAX_LISTEN_SECONDS)?, path.display().to_string()),
-        None => (first_utterance(Box::new(Microphone::open()?))?, "the microphone".to_owned()),
+    let (file, microphone) = match &args.file {
+        Some(path) => (Some((Audio::read_wav(path, MAX_LISTEN_SECONDS)?, path.display().to_string())), None),
+        None => (None, Some(Microphone::open()?)),
     };
     let started = std::time::Instant::now();
     let listener = Listener::load(&VoiceFiles::new(&dirs.models()), voice::threads())?;
     let load_seconds = started.elapsed().as_secs_f64();
-    let transcript = listener.transcribe(&audio, language).with_context(|| source)?;
+    let transcript = match (file, microphone) {
+        (Some((audio, source)), _) => listener.transcribe(&audio, language).with_context(|| source)?,
+        // The first utterance, up to the first pause after speech.
+        (None, microphone) => Hearing::start(Box::new(microphone.expect("opened above")), || {})
+            .next(&listener, language)
+            .ok_or_else(|| Error::bad_input(anyhow::anyhow!("the microphone heard no speech")))?
+            .with_context(|| "the microphone")?,
+    };
     let output = if args.json {
         let real_time_factor = transcript.recognition_seconds / transcript.audio_seconds.max(f64::EPSILON);
         serde_json::to_string(&ListenReport { transcript, load_seconds, real_time_factor })? + "\n"
@@ -205,22 +212,6 @@ pub fn run_listen(dirs: &Dirs, args: &ListenArgs) -> crate::error::Result<()> {
     };
     write_stdout(&output)?;
     Ok(())
-}
-
-/// What `input` hears up to the end of the first utterance (the first
-/// pause after speech).
-fn first_utterance(mut input: Box<dyn Input>) -> crate::error::Result<Audio> {
-    let mut ear = voice::ear::Ear::new(true);
-    while let Some(piece) = input.next_piece()? {
-        for heard in ear.hear_samples(&piece) {
-            match heard {
-                Heard::Utterance(audio) => return Ok(audio),
-                Heard::TooLong => return Err(voice::ear::TooLong.into()),
-                Heard::SpeechStarted => {}
-            }
-        }
-    }
-    ear.finish().ok_or_else(|| Error::bad_input(anyhow::anyhow!("the microphone heard no speech")))
 }
 
 /// Kira's voice for a terminal door: Kokoro loaded, the voice, and where
@@ -458,27 +449,22 @@ pub fn run_talk(context: &Context, args: &TalkArgs) -> crate::error::Result<()> 
     let current: chat::Current = Arc::default();
     chat::handle_signals(&current)?;
     let name = chat.lock().map(|chat| chat.conversation().persona().name.clone()).unwrap_or_default();
-    let hear = |source: &str, audio: &Audio| -> crate::error::Result<bool> {
-        let transcript = match listener.transcribe(audio, language) {
-            Ok(transcript) => transcript,
-            // Silence is not a message: the conversation goes on.
-            Err(voice::ListenError::NoSpeech) => {
-                eprintln!("workly: {source}: no speech was heard");
-                return Ok(false);
-            }
-            Err(error) => return Err(Error::from(error).context(source.to_owned())),
-        };
+    let answer = |transcript: &voice::Transcript| -> crate::error::Result<bool> {
         let ready_at = std::time::Instant::now();
         if !args.chat.json {
             eprintln!("you (heard)> {}", transcript.text);
             eprint!("{name}> ");
         }
-        chat::guarded(&current, |cancel| door.turn_heard(&transcript.text, cancel, Some((&transcript, ready_at))))
+        chat::guarded(&current, |cancel| door.turn_heard(&transcript.text, cancel, Some((transcript, ready_at))))
     };
     let Some(input) = input else {
         for (path, audio) in messages {
-            if hear(&path.display().to_string(), &audio)? {
-                break;
+            match listener.transcribe(&audio, language) {
+                Ok(transcript) if answer(&transcript)? => break,
+                Ok(_) => {}
+                // Silence is not a message: the conversation goes on.
+                Err(voice::ListenError::NoSpeech) => eprintln!("workly: {}: no speech was heard", path.display()),
+                Err(error) => return Err(Error::from(error).context(path.display().to_string())),
             }
         }
         return Ok(());
@@ -487,19 +473,25 @@ pub fn run_talk(context: &Context, args: &TalkArgs) -> crate::error::Result<()> 
         Destination::Live { stop, .. } => Arc::clone(stop),
         Destination::Files(_) => Arc::default(),
     };
-    let heard = listen_live(input, stop, Arc::clone(&current));
+    // As soon as the person speaks, Kira's voice stops and the reply being
+    // written is cut: barge-in.
+    let cut = Arc::clone(&current);
+    let mut hearing = Hearing::start(input, move || {
+        stop.store(true, Ordering::Release);
+        chat::cut_current(&cut);
+    });
     if !args.chat.json {
         eprintln!("(listening: speak to {name}; Ctrl-C ends)");
     }
-    for event in heard {
-        match event {
-            Live::Utterance(audio) => {
-                if hear("the microphone", &audio)? {
-                    break;
-                }
+    while let Some(heard) = hearing.next(&listener, language) {
+        match heard {
+            Ok(transcript) if answer(&transcript)? => break,
+            Ok(_) => {}
+            Err(LiveError::Listen(voice::ListenError::NoSpeech)) => {
+                eprintln!("workly: the microphone: no speech was heard");
             }
-            Live::TooLong => eprintln!("workly: {}", voice::ear::TooLong),
-            Live::Failed(error) => return Err(error.into()),
+            Err(LiveError::TooLong(error)) => eprintln!("workly: {error}"),
+            Err(error) => return Err(Error::from(error).context("the microphone")),
         }
     }
     Ok(())
@@ -507,51 +499,3 @@ pub fn run_talk(context: &Context, args: &TalkArgs) -> crate::error::Result<()> 
 
 /// Quiet after a `--mic` recording, so that its last words end as a pause would end them.
 const TRAILING_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// What the microphone's thread hands the conversation.
-enum Live {
-    /// The person said something.
-    Utterance(Audio),
-    /// The person spoke longer than an utterance may last.
-    TooLong,
-    /// The microphone failed (it went away mid-sentence, say).
-    Failed(voice::device::DeviceError),
-}
-
-/// Listens to `input` on a thread of its own, hands-free; as soon as the
-/// person speaks, Kira's voice stops (`stop`) and the reply being written
-/// is cut (`current`): barge-in. The receiver ends with the input.
-fn listen_live(mut input: Box<dyn Input>, stop: Arc<AtomicBool>, current: chat::Current) -> mpsc::Receiver<Live> {
-    let (heard, events) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut ear = voice::ear::Ear::new(true);
-        loop {
-            let piece = match input.next_piece() {
-                Ok(Some(piece)) => piece,
-                Ok(None) => break,
-                Err(error) => {
-                    let _ = heard.send(Live::Failed(error));
-                    return;
-                }
-            };
-            for event in ear.hear_samples(&piece) {
-                let event = match event {
-                    Heard::SpeechStarted => {
-                        stop.store(true, Ordering::Release);
-                        chat::cut_current(&current);
-                        continue;
-                    }
-                    Heard::Utterance(audio) => Live::Utterance(audio),
-                    Heard::TooLong => Live::TooLong,
-                };
-                if heard.send(event).is_err() {
-                    return;
-                }
-            }
-        }
-        if let Some(audio) = ear.finish() {
-            let _ = heard.send(Live::Utterance(audio));
-        }
-    });
-    events
-}

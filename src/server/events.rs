@@ -27,6 +27,7 @@ use crate::store::memories::StoredMemory;
 use crate::store::{StoreError, StoredMessage};
 use crate::voice::Voice as VoiceName;
 use crate::voice::ear::{Ear, Heard, TooLong};
+use crate::voice::listen::EarlyTranscripts;
 use crate::voice::speak::VoiceSettings;
 use crate::voice::speech::{Stages, speak_while_writing};
 use axum::extract::State;
@@ -368,6 +369,8 @@ struct Listening {
     ear: Ear,
     language: Language,
     voice: VoiceSettings,
+    /// The utterance recognized at its pause, for the turn it may end.
+    early: Arc<EarlyTranscripts>,
 }
 
 /// `GET /v1/events` (a WebSocket upgrade; the origin was checked by the guard).
@@ -442,14 +445,17 @@ fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) 
                 Some(None) => return fail("Workly listens in en or fr".to_owned()),
             };
             match voice.over(&state.voice_settings) {
-                Ok(voice) => *listening = Some(Listening { ear: Ear::new(hands_free), language, voice }),
+                Ok(voice) => {
+                    let early = Arc::default();
+                    *listening = Some(Listening { ear: Ear::new(hands_free), language, voice, early });
+                }
                 Err(message) => fail(message),
             }
         }
         Ok(ClientMessage::ListenEnd) => {
-            let Some(Listening { ear, language, voice }) = listening.take() else { return };
+            let Some(Listening { ear, language, voice, early }) = listening.take() else { return };
             if let Some(audio) = ear.finish() {
-                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice));
+                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice, &early));
             }
         }
         Ok(ClientMessage::Playing { reply, index }) => {
@@ -477,13 +483,17 @@ fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) 
 
 /// The microphone's audio: heard, and acted on (a barge-in, an utterance).
 fn hear(state: &Arc<AppState>, pcm: &[u8], listening: &mut Option<Listening>) {
-    let Some(Listening { ear, language, voice }) = listening.as_mut() else { return };
+    let Some(Listening { ear, language, voice, early }) = listening.as_mut() else { return };
     for heard in ear.hear(pcm) {
         match heard {
             Heard::SpeechStarted => state.hub.publish(&ServerEvent::SpeechStarted),
+            Heard::Pausing(audio) => {
+                let (ahead, language) = (early.begin(audio), *language);
+                in_background(state, move |state| talk::recognize_ahead(state, ahead, language));
+            }
             Heard::Utterance(audio) => {
-                let (language, voice) = (*language, *voice);
-                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice));
+                let (language, voice, early) = (*language, *voice, Arc::clone(early));
+                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice, &early));
             }
             Heard::TooLong => state.hub.publish(&ServerEvent::Error { reply: None, message: TooLong.to_string() }),
         }

@@ -24,6 +24,7 @@ use crate::avatar::mouth::MouthTrack;
 use crate::chat::persona::Language;
 use crate::chat::turn::Chat;
 use crate::llm::Prompt;
+use crate::voice::listen::{Ahead, EarlyTranscripts};
 use crate::voice::speak::{Spoken, VoiceSettings};
 use crate::voice::speech::said_of;
 use crate::voice::{Audio, ListenError, Transcript};
@@ -127,10 +128,11 @@ pub fn listen_turn(
     audio: &Audio,
     language: Language,
     voice: VoiceSettings,
+    early: &EarlyTranscripts,
 ) -> Result<(), String> {
     let listener = state.voice.listener().map_err(|error| error.message)?;
-    let language = state.page.language().unwrap_or(language);
-    let transcript = match listener.transcribe(audio, language) {
+    let language = heard_in(state, language);
+    let transcript = match early.transcribe(listener, audio, language) {
         Ok(transcript) => transcript,
         Err(ListenError::NoSpeech) => {
             state.hub.publish(&ServerEvent::Heard { text: String::new(), seconds: audio.seconds() });
@@ -142,6 +144,20 @@ pub fn listen_turn(
     let text = transcript.text.clone();
     let spoken = SpokenTurn { heard: Some(transcript), message_at: Instant::now(), voice };
     super::events::page_turn(state, &text, Some(spoken))
+}
+
+/// Recognizes, at a pause, the utterance it may end, in the language
+/// [`listen_turn`] will ask for.
+pub fn recognize_ahead(state: &Arc<AppState>, ahead: Ahead, language: Language) -> Result<(), String> {
+    let listener = state.voice.listener().map_err(|error| error.message)?;
+    ahead.recognize(listener, heard_in(state, language));
+    Ok(())
+}
+
+/// The language speech is heard in: the page's conversation's, else the
+/// one the page asked for.
+fn heard_in(state: &AppState, language: Language) -> Language {
+    state.page.language().unwrap_or(language)
 }
 
 /// A page turn answered aloud: what was heard, if the message was spoken,

@@ -284,7 +284,12 @@ impl WavInput {
     /// `path`'s audio (at most `max_seconds`), followed by `silence` of quiet;
     /// `paced`, each piece waits its own length, as a microphone does.
     pub fn open(path: &Path, max_seconds: f64, silence: Duration, paced: bool) -> Result<Self, DeviceError> {
-        let mut samples = Audio::read_wav(path, max_seconds)?.resampled(LISTEN_RATE)?.samples;
+        Self::new(&Audio::read_wav(path, max_seconds)?, silence, paced)
+    }
+
+    /// `audio`, followed by `silence` of quiet; `paced` as for [`WavInput::open`].
+    pub fn new(audio: &Audio, silence: Duration, paced: bool) -> Result<Self, DeviceError> {
+        let mut samples = audio.resampled(LISTEN_RATE)?.samples;
         samples.extend(std::iter::repeat_n(0.0, (silence.as_secs_f64() * f64::from(LISTEN_RATE)) as usize));
         Ok(Self { samples, position: 0, paced })
     }

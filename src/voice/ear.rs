@@ -6,6 +6,11 @@
 //! stops: barge-in) and, hands-free, hands over each utterance once a pause
 //! ends it. Push-to-talk, the holder ends the utterance ([`Ear::finish`]).
 //! Silence is not kept, and an utterance is bounded.
+//!
+//! Hands-free, the ear also says when a pause begins that may end the
+//! utterance ([`Heard::Pausing`], 160 ms in, with the utterance as it would
+//! be): recognition can start then, while the ear waits to know, rather than
+//! after ([`super::listen::EarlyTranscripts`]).
 
 use super::Audio;
 use super::audio::LISTEN_RATE;
@@ -42,6 +47,9 @@ pub struct Ear {
 pub enum Heard {
     /// The person started speaking.
     SpeechStarted,
+    /// The person paused (hands-free): the utterance, should the pause end
+    /// it; the same audio comes as [`Heard::Utterance`] if it does.
+    Pausing(Audio),
     /// An utterance ended (hands-free), to recognize.
     Utterance(Audio),
     /// Longer than [`MAX_UTTERANCE_SECONDS`]: dropped.
@@ -82,7 +90,12 @@ impl Ear {
                     let from = self.speech_from.take().unwrap_or(self.base);
                     heard.push(Heard::Utterance(self.cut(from, at)));
                 }
-                Event::Ended(_) => {}
+                Event::Pausing(at) if self.hands_free => {
+                    if let Some(from) = self.speech_from {
+                        heard.push(Heard::Pausing(self.slice(from, at)));
+                    }
+                }
+                Event::Ended(_) | Event::Pausing(_) => {}
             }
         }
         let end = self.base + self.samples.len();
@@ -110,11 +123,16 @@ impl Ear {
     /// The audio from `from` to `to` (with a margin either side), after
     /// which nothing before `to` is kept.
     fn cut(&mut self, from: usize, to: usize) -> Audio {
-        let start = from.saturating_sub(MARGIN).saturating_sub(self.base).min(self.samples.len());
-        let end = (to + MARGIN).saturating_sub(self.base).min(self.samples.len()).max(start);
-        let audio = Audio::new(self.samples[start..end].to_vec(), LISTEN_RATE);
+        let audio = self.slice(from, to);
         self.forget_before(to);
         audio
+    }
+
+    /// The audio from `from` to `to`, with a margin either side.
+    fn slice(&self, from: usize, to: usize) -> Audio {
+        let start = from.saturating_sub(MARGIN).saturating_sub(self.base).min(self.samples.len());
+        let end = (to + MARGIN).saturating_sub(self.base).min(self.samples.len()).max(start);
+        Audio::new(self.samples[start..end].to_vec(), LISTEN_RATE)
     }
 
     fn forget_before(&mut self, sample: usize) {

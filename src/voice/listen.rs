@@ -22,6 +22,7 @@ use crate::chat::persona::Language;
 use ct2rs::Tokenizer as _;
 use serde::Serialize;
 use std::ops::Range;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 /// The longest stretch Whisper hears at once (its window is 30 s).
@@ -76,6 +77,10 @@ pub struct Transcript {
     pub speech_seconds: f64,
     /// Seconds the recognition took (detection included).
     pub recognition_seconds: f64,
+    /// Seconds from the end of the utterance being known to this transcript:
+    /// `recognition_seconds`, less what was done ahead, during the pause
+    /// that ended it ([`EarlyTranscripts`]).
+    pub waited_seconds: f64,
 }
 
 /// Whisper, loaded.
@@ -132,13 +137,15 @@ impl Listener {
         if text.is_empty() {
             return Err(ListenError::NoSpeech);
         }
+        let recognition_seconds = started.elapsed().as_secs_f64();
         Ok(Transcript {
             text,
             language: code(language),
             audio_seconds: audio.seconds(),
             speech_seconds: stretches.iter().map(|stretch| stretch.len()).sum::<usize>() as f64
                 / f64::from(LISTEN_RATE),
-            recognition_seconds: started.elapsed().as_secs_f64(),
+            recognition_seconds,
+            waited_seconds: recognition_seconds,
         })
     }
 
@@ -184,6 +191,106 @@ impl Listener {
 
     fn decode(&self, tokens: Vec<String>) -> Result<String, ListenError> {
         self.tokenizer.decode(tokens).map_err(|error| ListenError::Model(format!("{error:#}")))
+    }
+}
+
+/// Recognition begun at a pause ([`super::ear::Heard::Pausing`]), before
+/// the ear knows whether the pause ends the utterance: when it does, the
+/// transcript is ready, or nearly; when the person goes on, it is dropped.
+/// The pause costs nothing else (nobody is answered while someone speaks),
+/// so a quarter of a second of recognition is hidden in it.
+#[derive(Debug, Default)]
+pub struct EarlyTranscripts {
+    last: Mutex<Option<Arc<Guess>>>,
+}
+
+/// An utterance recognized ahead, and its transcript once made.
+#[derive(Debug)]
+struct Guess {
+    audio: Audio,
+    outcome: Mutex<Outcome>,
+    settled: Condvar,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Pending,
+    Done(Language, Result<Transcript, ListenError>),
+    /// Nobody recognized it (the recognizer could not be had).
+    Dropped,
+}
+
+/// An utterance to recognize ahead: [`Ahead::recognize`] on any thread;
+/// dropped unrecognized, the transcript is made when asked for, as if no
+/// guess had been made.
+#[derive(Debug)]
+pub struct Ahead(Arc<Guess>);
+
+impl EarlyTranscripts {
+    /// Keeps `audio`, the utterance a pause may end, for the recognition
+    /// the returned handle runs.
+    pub fn begin(&self, audio: Audio) -> Ahead {
+        let guess = Arc::new(Guess { audio, outcome: Mutex::new(Outcome::Pending), settled: Condvar::new() });
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(Arc::clone(&guess));
+        }
+        Ahead(guess)
+    }
+
+    /// The transcript of the utterance `audio`: the one begun at its pause,
+    /// waited for, if that was of this very audio and language; else made now.
+    pub fn transcribe(
+        &self,
+        listener: &Listener,
+        audio: &Audio,
+        language: Language,
+    ) -> Result<Transcript, ListenError> {
+        let asked = Instant::now();
+        let guess = self.last.lock().ok().and_then(|mut last| last.take()).filter(|guess| guess.audio == *audio);
+        let result = match guess.and_then(|guess| guess.wait(language)) {
+            Some(result) => result,
+            None => listener.transcribe(audio, language),
+        };
+        result.map(|transcript| Transcript { waited_seconds: asked.elapsed().as_secs_f64(), ..transcript })
+    }
+}
+
+impl Ahead {
+    /// Recognizes the utterance in `language`, for whoever waits on it.
+    pub fn recognize(self, listener: &Listener, language: Language) {
+        let result = listener.transcribe(&self.0.audio, language);
+        self.0.settle(Outcome::Done(language, result));
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.0.settle(Outcome::Dropped);
+    }
+}
+
+impl Guess {
+    /// Settles the outcome, if it was not yet.
+    fn settle(&self, outcome: Outcome) {
+        if let Ok(mut slot) = self.outcome.lock()
+            && matches!(*slot, Outcome::Pending)
+        {
+            *slot = outcome;
+        }
+        self.settled.notify_all();
+    }
+
+    /// The transcript in `language`, once made; `None` if it was not made,
+    /// or in another language.
+    fn wait(&self, language: Language) -> Option<Result<Transcript, ListenError>> {
+        let mut slot = self.outcome.lock().ok()?;
+        while matches!(*slot, Outcome::Pending) {
+            slot = self.settled.wait(slot).ok()?;
+        }
+        match std::mem::replace(&mut *slot, Outcome::Dropped) {
+            Outcome::Done(made_in, result) if made_in == language => Some(result),
+            _ => None,
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod audio;
 pub mod device;
 pub mod ear;
 pub mod listen;
+pub mod live;
 pub mod mel;
 pub mod phonemes;
 pub mod speak;

@@ -360,7 +360,8 @@ pub struct Stages {
     /// The pause the voice activity detector waits for before it calls the
     /// speech ended (0 for a typed message).
     pub pause_ms: f64,
-    /// Recognizing the speech (0 for a typed message).
+    /// From there to the transcript: what was left of recognizing the
+    /// speech once the pause ended it (0 for a typed message).
     pub transcript_ms: f64,
     /// From the message to the reply's first text (fitting the prompt,
     /// recall, prefill, the first tokens).
@@ -379,7 +380,7 @@ impl Stages {
     pub fn of(transcript: Option<&super::Transcript>, message_at: Instant, reply: &SpokenReply) -> Self {
         let between = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1000.0;
         let (pause_ms, transcript_ms) = match transcript {
-            Some(transcript) => (super::vad::PAUSE_MS, transcript.recognition_seconds * 1000.0),
+            Some(transcript) => (super::vad::PAUSE_MS, transcript.waited_seconds * 1000.0),
             None => (0.0, 0.0),
         };
         let first_text_ms = reply.first_text_at.map_or(0.0, |at| between(message_at, at));

@@ -22,12 +22,20 @@ pub const PAUSE_MS: f64 = (END_FRAMES * FRAME) as f64 * 1000.0 / LISTEN_RATE as 
 /// Audio kept before speech starts and after it ends, so that soft first
 /// and last sounds are not cut (160 ms).
 pub const MARGIN: usize = 10 * FRAME;
+/// Unvoiced frames in a row after which a pause may be the end: the margin
+/// after the speech has been heard, so the utterance a pause would end is
+/// all there (160 ms).
+const PAUSING_FRAMES: usize = MARGIN / FRAME;
 
 /// What the detector heard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// Speech started at this sample (the first voiced frame of the run).
     Started(usize),
+    /// The speech paused just after this sample (its last voiced frame), long
+    /// enough that the pause may end it: [`Event::Ended`] at the same
+    /// sample follows unless the person goes on.
+    Pausing(usize),
     /// Speech ended at this sample (just after the last voiced frame),
     /// known once the pause is long enough.
     Ended(usize),
@@ -115,6 +123,9 @@ impl Detector {
         } else {
             self.voiced_run = 0;
             self.unvoiced_run += 1;
+            if self.speaking && self.unvoiced_run == PAUSING_FRAMES {
+                events.push(Event::Pausing(self.last_voiced_end));
+            }
             if self.speaking && self.unvoiced_run >= END_FRAMES {
                 self.speaking = false;
                 events.push(Event::Ended(self.last_voiced_end));
@@ -144,6 +155,7 @@ pub fn speech(audio: &Audio) -> Vec<Range<usize>> {
                     }
                 }
             }
+            Event::Pausing(_) => {}
         }
     }
     stretches
@@ -172,7 +184,8 @@ mod tests {
         for _ in 0..END_FRAMES {
             detector.frame(false, &mut events);
         }
-        assert_eq!(events, [Event::Started(0), Event::Ended(7 * FRAME)]);
+        let end = 7 * FRAME;
+        assert_eq!(events, [Event::Started(0), Event::Pausing(end), Event::Ended(end)]);
         assert_eq!(detector.finish(), None, "nothing is under way any more");
     }
 }
