@@ -336,6 +336,52 @@ fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is
     assert!(next().is_none(), "nothing more was said");
 }
 
+/// A microphone that goes away after `pieces` pieces of `audio` (a sound
+/// card unplugged mid-sentence, which cannot be done on this machine).
+struct Unplugged {
+    input: workly::voice::device::WavInput,
+    pieces: usize,
+}
+
+impl workly::voice::device::Input for Unplugged {
+    fn next_piece(&mut self) -> Result<Option<Vec<f32>>, workly::voice::device::DeviceError> {
+        if self.pieces == 0 {
+            return Err(workly::voice::device::DeviceError::Lost {
+                what: "microphone",
+                reason: "the device was unplugged".to_owned(),
+            });
+        }
+        self.pieces -= 1;
+        self.input.next_piece()
+    }
+}
+
+#[test]
+fn a_microphone_that_goes_away_mid_sentence_is_one_error_and_nothing_hangs() {
+    use workly::chat::persona::Language;
+    use workly::voice::live::{Hearing, LiveError};
+    use workly::voice::{Listener, VoiceFiles, device::WavInput};
+    let data = voiced();
+    let dir = data.path();
+    let question = dir.join("question.wav");
+    common::assert_success(
+        &workly_in(dir)
+            .args(["say", "What should I cook for dinner tonight?", "--voice", "michael", "--out"])
+            .arg(&question)
+            .output()
+            .unwrap(),
+    );
+    let listener = Listener::load(&VoiceFiles::new(&dir.join("models")), 2).unwrap();
+    // Gone after a second: in the middle of the question.
+    let input = WavInput::open(&question, 60.0, std::time::Duration::ZERO, false).unwrap();
+    let mut hearing = Hearing::start(Box::new(Unplugged { input, pieces: 10 }), || {});
+    let lost = hearing.next(&listener, Language::English).expect("the failure is told");
+    let Err(error @ LiveError::Device(_)) = lost else { panic!("{lost:?}") };
+    let message = error.to_string();
+    assert_eq!(message, "the microphone stopped working: the device was unplugged");
+    assert!(hearing.next(&listener, Language::English).is_none(), "the microphone's thread has ended");
+}
+
 #[test]
 fn live_talk_stops_when_the_person_speaks_over_her_and_keeps_what_she_said() {
     let data = voiced();

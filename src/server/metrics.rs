@@ -75,7 +75,7 @@ pub struct Metrics {
 
 /// Spoken turns' stages as `/metrics` names them, and what each measures.
 const VOICE_STAGES: [(&str, &str); 5] = [
-    ("workly_voice_transcript_seconds", "Recognizing a spoken message."),
+    ("workly_voice_transcript_seconds", "Recognizing a spoken message, after the pause that ended it."),
     ("workly_voice_first_text_seconds", "From a spoken or typed message to the reply's first text."),
     ("workly_voice_first_sentence_seconds", "From the reply's first text to the end of its first sentence."),
     ("workly_voice_first_audio_seconds", "From the end of the first sentence to its audio."),
