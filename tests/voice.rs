@@ -270,6 +270,15 @@ fn recording(path: &Path, parts: &[Result<&Path, f64>]) {
     writer.finalize().unwrap();
 }
 
+/// `text` said in another voice than Kira's (a person's), into `dir/name`.
+fn asked(dir: &Path, text: &str, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    common::assert_success(
+        &workly_in(dir).args(["say", text, "--voice", "michael", "--out"]).arg(&path).output().unwrap(),
+    );
+    path
+}
+
 #[test]
 fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is_not_its_end() {
     use workly::chat::persona::Language;
@@ -277,13 +286,7 @@ fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is
     use workly::voice::{Audio, Listener, VoiceFiles, device::WavInput, live::Hearing};
     let data = voiced();
     let dir = data.path();
-    let say = |text: &str, name: &str| {
-        let path = dir.join(name);
-        common::assert_success(
-            &workly_in(dir).args(["say", text, "--voice", "michael", "--out"]).arg(&path).output().unwrap(),
-        );
-        path
-    };
+    let say = |text: &str, name: &str| asked(dir, text, name);
     let thanks = say("Thank you very much.", "thanks.wav");
     let first = say("I would like to learn the piano", "first.wav");
     let second = say("and maybe the violin too.", "second.wav");
@@ -312,14 +315,14 @@ fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is
         .map(|heard| match heard {
             Heard::SpeechStarted => "started",
             Heard::Pausing(_) => "pausing",
-            Heard::Utterance(_) => "utterance",
+            Heard::Utterance(..) => "utterance",
             Heard::TooLong => "too long",
         })
         .collect();
     let expected = ["started", "pausing", "utterance", "started", "pausing", "pausing", "utterance"];
     assert_eq!(kinds, expected);
     // A pause's utterance is the very audio the ear hands over if it ends it.
-    let [_, Heard::Pausing(early), Heard::Utterance(utterance), ..] = &heard[..] else { unreachable!() };
+    let [_, Heard::Pausing(early), Heard::Utterance(utterance, _), ..] = &heard[..] else { unreachable!() };
     assert_eq!(early, utterance);
     let listener = Listener::load(&VoiceFiles::new(&dir.join("models")), 2).unwrap();
     listener.warm_up(Language::English).unwrap();
@@ -363,14 +366,7 @@ fn a_microphone_that_goes_away_mid_sentence_is_one_error_and_nothing_hangs() {
     use workly::voice::{Listener, VoiceFiles, device::WavInput};
     let data = voiced();
     let dir = data.path();
-    let question = dir.join("question.wav");
-    common::assert_success(
-        &workly_in(dir)
-            .args(["say", "What should I cook for dinner tonight?", "--voice", "michael", "--out"])
-            .arg(&question)
-            .output()
-            .unwrap(),
-    );
+    let question = asked(dir, "What should I cook for dinner tonight?", "question.wav");
     let listener = Listener::load(&VoiceFiles::new(&dir.join("models")), 2).unwrap();
     // Gone after a second: in the middle of the question.
     let input = WavInput::open(&question, 60.0, std::time::Duration::ZERO, false).unwrap();
@@ -386,13 +382,7 @@ fn a_microphone_that_goes_away_mid_sentence_is_one_error_and_nothing_hangs() {
 fn live_talk_stops_when_the_person_speaks_over_her_and_keeps_what_she_said() {
     let data = voiced();
     let dir = data.path();
-    let say = |text: &str, name: &str| {
-        let path = dir.join(name);
-        common::assert_success(
-            &workly_in(dir).args(["say", text, "--voice", "michael", "--out"]).arg(&path).output().unwrap(),
-        );
-        path
-    };
+    let say = |text: &str, name: &str| asked(dir, text, name);
     let story = say("Please tell me a long story about the sea, with many sentences.", "story.wav");
     let over = say("Wait, stop there, thank you.", "over.wav");
     // The person asks, waits for her to start, then speaks over her.

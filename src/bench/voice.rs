@@ -165,8 +165,10 @@ pub struct LanguageReport {
 pub struct StageSpreads {
     /// The pause before the speech is called ended.
     pub pause_ms: Spread,
-    /// Recognition.
+    /// What was left of recognition once the pause ended the speech.
     pub transcript_ms: Spread,
+    /// Recognition in all, part of it during the pause.
+    pub recognition_ms: Spread,
     /// To the reply's first text.
     pub first_text_ms: Spread,
     /// To the end of its first sentence (or clause).
@@ -443,6 +445,7 @@ fn spreads(stages: &[Stages]) -> StageSpreads {
     StageSpreads {
         pause_ms: of(|stages| Some(stages.pause_ms)),
         transcript_ms: of(|stages| Some(stages.transcript_ms)),
+        recognition_ms: of(|stages| Some(stages.recognition_ms)),
         first_text_ms: of(|stages| Some(stages.first_text_ms)),
         first_sentence_ms: of(|stages| stages.first_sentence_ms),
         first_audio_ms: of(|stages| stages.first_audio_ms),
@@ -477,6 +480,7 @@ pub fn render(report: &VoiceReport) -> String {
         for (name, spread) in [
             ("pause", stages.pause_ms),
             ("transcript", stages.transcript_ms),
+            ("(recognition in all)", stages.recognition_ms),
             ("first text", stages.first_text_ms),
             ("first sentence", stages.first_sentence_ms),
             ("first audio", stages.first_audio_ms),

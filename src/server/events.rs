@@ -35,7 +35,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUp
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// Events a slow client may fall behind by before it skips some.
@@ -455,7 +455,9 @@ fn handle(state: &Arc<AppState>, text: &str, listening: &mut Option<Listening>) 
         Ok(ClientMessage::ListenEnd) => {
             let Some(Listening { ear, language, voice, early }) = listening.take() else { return };
             if let Some(audio) = ear.finish() {
-                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice, &early));
+                // The person said it was over: no pause.
+                let ended = (Instant::now(), Duration::ZERO);
+                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice, &early, ended));
             }
         }
         Ok(ClientMessage::Playing { reply, index }) => {
@@ -491,9 +493,9 @@ fn hear(state: &Arc<AppState>, pcm: &[u8], listening: &mut Option<Listening>) {
                 let (ahead, language) = (early.begin(audio), *language);
                 in_background(state, move |state| talk::recognize_ahead(state, ahead, language));
             }
-            Heard::Utterance(audio) => {
-                let (language, voice, early) = (*language, *voice, Arc::clone(early));
-                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice, &early));
+            Heard::Utterance(audio, quiet) => {
+                let (language, voice, early, ended) = (*language, *voice, Arc::clone(early), (Instant::now(), quiet));
+                in_background(state, move |state| talk::listen_turn(state, &audio, language, voice, &early, ended));
             }
             Heard::TooLong => state.hub.publish(&ServerEvent::Error { reply: None, message: TooLong.to_string() }),
         }

@@ -29,7 +29,7 @@ use crate::voice::speak::{Spoken, VoiceSettings};
 use crate::voice::speech::said_of;
 use crate::voice::{Audio, ListenError, Transcript};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The reply the page is speaking, as far as the history needs to know.
 #[derive(Debug, Default)]
@@ -122,17 +122,20 @@ impl PageVoice {
 
 /// Recognizes `audio` in the page's conversation's language (else
 /// `language`), tells every page what was heard, and answers it aloud in
-/// `voice`.
+/// `voice`. The utterance was known to be over at `ended`, after `pause` of
+/// quiet (none for push-to-talk); its recognition may have begun during
+/// that pause, in `early`.
 pub fn listen_turn(
     state: &Arc<AppState>,
     audio: &Audio,
     language: Language,
     voice: VoiceSettings,
     early: &EarlyTranscripts,
+    (ended, pause): (Instant, Duration),
 ) -> Result<(), String> {
     let listener = state.voice.listener().map_err(|error| error.message)?;
     let language = heard_in(state, language);
-    let transcript = match early.transcribe(listener, audio, language) {
+    let transcript = match early.transcribe(listener, audio, language, ended, pause) {
         Ok(transcript) => transcript,
         Err(ListenError::NoSpeech) => {
             state.hub.publish(&ServerEvent::Heard { text: String::new(), seconds: audio.seconds() });

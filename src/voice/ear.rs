@@ -15,6 +15,7 @@
 use super::Audio;
 use super::audio::LISTEN_RATE;
 use super::vad::{Detector, Event, MARGIN};
+use std::time::Duration;
 
 /// Longest utterance heard (a minute, as `workly talk` takes from a file).
 pub const MAX_UTTERANCE_SECONDS: f64 = 60.0;
@@ -50,8 +51,10 @@ pub enum Heard {
     /// The person paused (hands-free): the utterance, should the pause end
     /// it; the same audio comes as [`Heard::Utterance`] if it does.
     Pausing(Audio),
-    /// An utterance ended (hands-free), to recognize.
-    Utterance(Audio),
+    /// An utterance ended (hands-free), to recognize, and the quiet heard
+    /// after it when the ear called it over (the pause, and the rest of the
+    /// piece of audio the pause ended in).
+    Utterance(Audio, Duration),
     /// Longer than [`MAX_UTTERANCE_SECONDS`]: dropped.
     TooLong,
 }
@@ -88,7 +91,9 @@ impl Ear {
                 }
                 Event::Ended(at) if self.hands_free => {
                     let from = self.speech_from.take().unwrap_or(self.base);
-                    heard.push(Heard::Utterance(self.cut(from, at)));
+                    let quiet = (self.base + self.samples.len()).saturating_sub(at);
+                    let quiet = Duration::from_secs_f64(quiet as f64 / f64::from(LISTEN_RATE));
+                    heard.push(Heard::Utterance(self.cut(from, at), quiet));
                 }
                 Event::Pausing(at) if self.hands_free => {
                     if let Some(from) = self.speech_from {

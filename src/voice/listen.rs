@@ -23,7 +23,7 @@ use ct2rs::Tokenizer as _;
 use serde::Serialize;
 use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The longest stretch Whisper hears at once (its window is 30 s).
 const WINDOW_SAMPLES: usize = 28 * LISTEN_RATE as usize;
@@ -77,6 +77,11 @@ pub struct Transcript {
     pub speech_seconds: f64,
     /// Seconds the recognition took (detection included).
     pub recognition_seconds: f64,
+    /// Seconds of quiet after the speech before it was known to be over: the
+    /// voice activity detector's pause, as it would wait for it, for a
+    /// recording; what the live ear heard of it, for a microphone; 0 when
+    /// the person said it was over (push-to-talk).
+    pub pause_seconds: f64,
     /// Seconds from the end of the utterance being known to this transcript:
     /// `recognition_seconds`, less what was done ahead, during the pause
     /// that ended it ([`EarlyTranscripts`]).
@@ -145,6 +150,7 @@ impl Listener {
             speech_seconds: stretches.iter().map(|stretch| stretch.len()).sum::<usize>() as f64
                 / f64::from(LISTEN_RATE),
             recognition_seconds,
+            pause_seconds: vad::PAUSE_MS / 1000.0,
             waited_seconds: recognition_seconds,
         })
     }
@@ -237,21 +243,30 @@ impl EarlyTranscripts {
         Ahead(guess)
     }
 
-    /// The transcript of the utterance `audio`: the one begun at its pause,
-    /// waited for, if that was of this very audio and language; else made now.
+    /// The transcript of the utterance `audio`, known to be over at `ended`
+    /// after `pause` of quiet:
+    /// the one begun at its pause, waited for, if that was of this very
+    /// audio and language; else made now. Its `waited_seconds` count from
+    /// `ended`, so a recognizer busy with the guess when the end came is not
+    /// taken for a ready one.
     pub fn transcribe(
         &self,
         listener: &Listener,
         audio: &Audio,
         language: Language,
+        ended: Instant,
+        pause: Duration,
     ) -> Result<Transcript, ListenError> {
-        let asked = Instant::now();
         let guess = self.last.lock().ok().and_then(|mut last| last.take()).filter(|guess| guess.audio == *audio);
         let result = match guess.and_then(|guess| guess.wait(language)) {
             Some(result) => result,
             None => listener.transcribe(audio, language),
         };
-        result.map(|transcript| Transcript { waited_seconds: asked.elapsed().as_secs_f64(), ..transcript })
+        result.map(|transcript| Transcript {
+            pause_seconds: pause.as_secs_f64(),
+            waited_seconds: ended.elapsed().as_secs_f64(),
+            ..transcript
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use super::ear::{Ear, Heard, TooLong};
 use super::listen::{EarlyTranscripts, ListenError, Listener, Transcript};
 use crate::chat::persona::Language;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::time::{Duration, Instant};
 
 /// What kept an utterance from being heard.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +41,9 @@ impl crate::error::Classify for LiveError {
 /// What the microphone's thread hands over.
 enum Event {
     Pausing(Audio),
-    Utterance(Audio),
+    /// An utterance, when the ear knew it was over, and the quiet it had
+    /// heard after it then.
+    Utterance(Audio, Instant, Duration),
     TooLong,
     Failed(DeviceError),
 }
@@ -83,7 +86,7 @@ impl Hearing {
                             continue;
                         }
                         Heard::Pausing(audio) => Event::Pausing(audio),
-                        Heard::Utterance(audio) => Event::Utterance(audio),
+                        Heard::Utterance(audio, quiet) => Event::Utterance(audio, Instant::now(), quiet),
                         Heard::TooLong => Event::TooLong,
                     };
                     if send.send(event).is_err() {
@@ -92,7 +95,8 @@ impl Hearing {
                 }
             }
             if let Some(audio) = ear.finish() {
-                let _ = send.send(Event::Utterance(audio));
+                // The input ended: it said the utterance was over.
+                let _ = send.send(Event::Utterance(audio, Instant::now(), Duration::ZERO));
             }
         });
         Self { events, next: None, early: EarlyTranscripts::default() }
@@ -115,8 +119,9 @@ impl Hearing {
                     Err(TryRecvError::Empty) => self.early.begin(audio).recognize(listener, language),
                     Err(TryRecvError::Disconnected) => {}
                 },
-                Event::Utterance(audio) => {
-                    return Some(self.early.transcribe(listener, &audio, language).map_err(LiveError::from));
+                Event::Utterance(audio, ended, quiet) => {
+                    let transcript = self.early.transcribe(listener, &audio, language, ended, quiet);
+                    return Some(transcript.map_err(LiveError::from));
                 }
                 Event::TooLong => return Some(Err(TooLong.into())),
                 Event::Failed(error) => return Some(Err(error.into())),

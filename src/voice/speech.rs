@@ -363,6 +363,9 @@ pub struct Stages {
     /// From there to the transcript: what was left of recognizing the
     /// speech once the pause ended it (0 for a typed message).
     pub transcript_ms: f64,
+    /// Recognizing the speech, in all: part of it may have been done during
+    /// the pause (0 for a typed message). Not a stage of its own.
+    pub recognition_ms: f64,
     /// From the message to the reply's first text (fitting the prompt,
     /// recall, prefill, the first tokens).
     pub first_text_ms: f64,
@@ -379,15 +382,19 @@ impl Stages {
     /// `transcript` if it was spoken.
     pub fn of(transcript: Option<&super::Transcript>, message_at: Instant, reply: &SpokenReply) -> Self {
         let between = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1000.0;
-        let (pause_ms, transcript_ms) = match transcript {
-            Some(transcript) => (super::vad::PAUSE_MS, transcript.waited_seconds * 1000.0),
-            None => (0.0, 0.0),
+        let (pause_ms, transcript_ms, recognition_ms) = match transcript {
+            Some(transcript) => (
+                transcript.pause_seconds * 1000.0,
+                transcript.waited_seconds * 1000.0,
+                transcript.recognition_seconds * 1000.0,
+            ),
+            None => (0.0, 0.0, 0.0),
         };
         let first_text_ms = reply.first_text_at.map_or(0.0, |at| between(message_at, at));
         let first_sentence_ms = reply.first_text_at.zip(reply.first_sentence_at).map(|(text, end)| between(text, end));
         let first_audio_ms = reply.first_sentence_at.zip(reply.first_audio_at).map(|(end, audio)| between(end, audio));
         let total_ms = reply.first_audio_at.map(|audio| pause_ms + transcript_ms + between(message_at, audio));
-        Self { pause_ms, transcript_ms, first_text_ms, first_sentence_ms, first_audio_ms, total_ms }
+        Self { pause_ms, transcript_ms, recognition_ms, first_text_ms, first_sentence_ms, first_audio_ms, total_ms }
     }
 }
 
