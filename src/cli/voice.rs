@@ -186,20 +186,28 @@ struct ListenReport {
     real_time_factor: f64,
 }
 
+/// What `workly listen` hears: a recording (and its name), or the microphone.
+enum ListenFrom {
+    File(Audio, String),
+    Microphone(Microphone),
+}
+
 /// Runs `workly listen`.
 pub fn run_listen(dirs: &Dirs, args: &ListenArgs) -> crate::error::Result<()> {
     let language = language(&args.language)?;
-    let (file, microphone) = match &args.file {
-        Some(path) => (Some((Audio::read_wav(path, MAX_LISTEN_SECONDS)?, path.display().to_string())), None),
-        None => (None, Some(Microphone::open()?)),
+    // The file is read, or the microphone opened, before Whisper loads: a
+    // bad one is said at once.
+    let from = match &args.file {
+        Some(path) => ListenFrom::File(Audio::read_wav(path, MAX_LISTEN_SECONDS)?, path.display().to_string()),
+        None => ListenFrom::Microphone(Microphone::open()?),
     };
     let started = std::time::Instant::now();
     let listener = Listener::load(&VoiceFiles::new(&dirs.models()), voice::threads())?;
     let load_seconds = started.elapsed().as_secs_f64();
-    let transcript = match (file, microphone) {
-        (Some((audio, source)), _) => listener.transcribe(&audio, language).with_context(|| source)?,
+    let transcript = match from {
+        ListenFrom::File(audio, source) => listener.transcribe(&audio, language).with_context(|| source)?,
         // The first utterance, up to the first pause after speech.
-        (None, microphone) => Hearing::start(Box::new(microphone.expect("opened above")), || {})
+        ListenFrom::Microphone(microphone) => Hearing::start(Box::new(microphone), || {})
             .next(&listener, language)
             .ok_or_else(|| Error::bad_input(anyhow::anyhow!("the microphone heard no speech")))?
             .with_context(|| "the microphone")?,

@@ -490,8 +490,10 @@ fn hear(state: &Arc<AppState>, pcm: &[u8], listening: &mut Option<Listening>) {
         match heard {
             Heard::SpeechStarted => state.hub.publish(&ServerEvent::SpeechStarted),
             Heard::Pausing(audio) => {
-                let (ahead, language) = (early.begin(audio), *language);
-                in_background(state, move |state| talk::recognize_ahead(state, ahead, language));
+                if let Some(ahead) = early.begin(audio) {
+                    let language = *language;
+                    in_background(state, move |state| talk::recognize_ahead(state, ahead, language));
+                }
             }
             Heard::Utterance(audio, quiet) => {
                 let (language, voice, early, ended) = (*language, *voice, Arc::clone(early), (Instant::now(), quiet));

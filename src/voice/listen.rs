@@ -186,18 +186,22 @@ impl Listener {
         padded.resize(window * LISTEN_RATE as usize, 0.0);
         let mut features = self.mel.features(&padded);
         let shape = [1, self.mel.n_mels(), padded.len() / HOP];
-        let failed = |error: anyhow::Error| ListenError::Model(format!("{error:#}"));
-        let view = ct2rs::sys::StorageView::new(&shape, &mut features, Default::default()).map_err(failed)?;
+        let view = ct2rs::sys::StorageView::new(&shape, &mut features, Default::default()).map_err(model_error)?;
         let language = format!("<|{}|>", code(language));
         let prompt = vec!["<|startoftranscript|>", language.as_str(), "<|transcribe|>", "<|notimestamps|>"];
         let options = ct2rs::WhisperOptions { beam_size: 1, max_length, ..Default::default() };
-        let result = self.whisper.generate(&view, &[prompt], &options).map_err(failed)?;
+        let result = self.whisper.generate(&view, &[prompt], &options).map_err(model_error)?;
         Ok(result.into_iter().next().and_then(|result| result.sequences.into_iter().next()).unwrap_or_default())
     }
 
     fn decode(&self, tokens: Vec<String>) -> Result<String, ListenError> {
-        self.tokenizer.decode(tokens).map_err(|error| ListenError::Model(format!("{error:#}")))
+        self.tokenizer.decode(tokens).map_err(model_error)
     }
+}
+
+/// CTranslate2's or the tokenizer's failure, in one line.
+fn model_error(error: anyhow::Error) -> ListenError {
+    ListenError::Model(format!("{error:#}"))
 }
 
 /// Recognition begun at a pause ([`super::ear::Heard::Pausing`]), before
@@ -234,13 +238,17 @@ pub struct Ahead(Arc<Guess>);
 
 impl EarlyTranscripts {
     /// Keeps `audio`, the utterance a pause may end, for the recognition
-    /// the returned handle runs.
-    pub fn begin(&self, audio: Audio) -> Ahead {
-        let guess = Arc::new(Guess { audio, outcome: Mutex::new(Outcome::Pending), settled: Condvar::new() });
-        if let Ok(mut last) = self.last.lock() {
-            *last = Some(Arc::clone(&guess));
+    /// the returned handle runs; `None` while an earlier pause's is still
+    /// being made (one guess at a time: a person who pauses often does not
+    /// pile recognitions up).
+    pub fn begin(&self, audio: Audio) -> Option<Ahead> {
+        let mut last = self.last.lock().ok()?;
+        if last.as_ref().is_some_and(|guess| guess.pending()) {
+            return None;
         }
-        Ahead(guess)
+        let guess = Arc::new(Guess { audio, outcome: Mutex::new(Outcome::Pending), settled: Condvar::new() });
+        *last = Some(Arc::clone(&guess));
+        Some(Ahead(guess))
     }
 
     /// The transcript of the utterance `audio`, known to be over at `ended`
@@ -285,6 +293,11 @@ impl Drop for Ahead {
 }
 
 impl Guess {
+    /// Whether its transcript is still being made.
+    fn pending(&self) -> bool {
+        self.outcome.lock().is_ok_and(|outcome| matches!(*outcome, Outcome::Pending))
+    }
+
     /// Settles the outcome, if it was not yet.
     fn settle(&self, outcome: Outcome) {
         if let Ok(mut slot) = self.outcome.lock()

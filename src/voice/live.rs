@@ -116,7 +116,11 @@ impl Hearing {
                 Event::Pausing(audio) => match self.events.try_recv() {
                     // A pause already behind: guessing it would only delay what came after.
                     Ok(newer) => self.next = Some(newer),
-                    Err(TryRecvError::Empty) => self.early.begin(audio).recognize(listener, language),
+                    Err(TryRecvError::Empty) => {
+                        if let Some(ahead) = self.early.begin(audio) {
+                            ahead.recognize(listener, language);
+                        }
+                    }
                     Err(TryRecvError::Disconnected) => {}
                 },
                 Event::Utterance(audio, ended, quiet) => {

@@ -357,8 +357,9 @@ pub fn said_of(sentences: &[(&str, f64)], index: usize, seconds: f64) -> String 
 /// the person waits for between the end of their speech and Kira's voice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Stages {
-    /// The pause the voice activity detector waits for before it calls the
-    /// speech ended (0 for a typed message).
+    /// The quiet after the speech before it was called over: the voice
+    /// activity detector's pause, as heard live (0 for a typed message or
+    /// push-to-talk).
     pub pause_ms: f64,
     /// From there to the transcript: what was left of recognizing the
     /// speech once the pause ended it (0 for a typed message).
