@@ -4,6 +4,11 @@
 //!
 //! The build never runs npm itself: when `web/node_modules` is missing, the
 //! binary still builds and its page says how to install them.
+//!
+//! With the `cuda` feature and `WORKLY_CUBLAS_DIR` (set by `scripts/setup.sh
+//! --cuda` when it builds with the toolkit from NVIDIA's wheels), it also links
+//! that folder's shared cuBLAS: llama-cpp-sys-2 asks for the static cuBLAS,
+//! which the wheels do not ship.
 
 use std::path::Path;
 
@@ -19,6 +24,7 @@ const VENDOR: [(&str, &str); 6] = [
 ];
 
 fn main() {
+    link_shared_cublas();
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let modules = Path::new(&manifest).join("web/node_modules");
     // npm rewrites this file on every install, so it marks a changed tree
@@ -54,4 +60,22 @@ fn main() {
     code.push_str("];\n");
     let out = std::env::var("OUT_DIR").expect("cargo sets OUT_DIR");
     std::fs::write(Path::new(&out).join("vendor.rs"), code).expect("OUT_DIR is writable");
+}
+
+/// Links the shared cuBLAS of `WORKLY_CUBLAS_DIR` into a `cuda` build, and
+/// lets the binary find it there at run time.
+///
+/// As link arguments they come after the static llama.cpp libraries on the
+/// linker's command line, so `--as-needed` keeps them; the empty archives
+/// that stand in for the static cuBLAS give nothing.
+fn link_shared_cublas() {
+    println!("cargo:rerun-if-env-changed=WORKLY_CUBLAS_DIR");
+    let (Some(_), Some(dir)) = (std::env::var_os("CARGO_FEATURE_CUDA"), std::env::var_os("WORKLY_CUBLAS_DIR")) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    for library in ["libcublas.so", "libcublasLt.so"] {
+        println!("cargo:rustc-link-arg={}", dir.join(library).display());
+    }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
 }

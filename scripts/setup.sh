@@ -10,10 +10,16 @@
 # second run checks and skips.
 # With --vulkan, also the packages the `vulkan` feature (AMD and Intel GPUs)
 # builds with: the Vulkan headers and loader, glslc and SPIRV-Headers.
+# With --cuda, the build is the `cuda` feature (NVIDIA GPUs), compiled for the
+# architecture of the GPUs present (WORKLY_CUDA_ARCHS names others, e.g. 89
+# or "86;90", for a machine without them), with NVIDIA's system toolkit where
+# there is one, else a toolkit assembled in the cache from NVIDIA's PyPI
+# wheels (scripts/cuda-toolkit.sh). The first such build takes 30 to 40
+# minutes on 2 cores per architecture.
 # WORKLY_FEATURES (e.g. `vulkan` or `cuda`) is passed to the build as
-# --features; when it names vulkan, --vulkan is implied.
+# --features; when it names vulkan or cuda, --vulkan or --cuda is implied.
 #
-#   scripts/setup.sh [--tests] [--vulkan]
+#   scripts/setup.sh [--tests] [--vulkan] [--cuda]
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,13 +29,16 @@ models="$data_dir/models"
 features=${WORKLY_FEATURES:-}
 for_tests=false
 for_vulkan=false
+for_cuda=false
 [[ "$features" == *vulkan* ]] && for_vulkan=true
+[[ "$features" == *cuda* ]] && for_cuda=true
 for option in "$@"; do
   case "$option" in
     --tests) for_tests=true ;;
     --vulkan) for_vulkan=true ;;
+    --cuda) for_cuda=true ;;
     *)
-      printf 'setup: unknown option %s (usage: scripts/setup.sh [--tests] [--vulkan])\n' "$option" >&2
+      printf 'setup: unknown option %s (usage: scripts/setup.sh [--tests] [--vulkan] [--cuda])\n' "$option" >&2
       exit 2
       ;;
   esac
@@ -44,7 +53,7 @@ command -v c++ >/dev/null || need+=(g++)
 command -v clang >/dev/null || need+=(clang)
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
-$for_tests && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv); }
+{ $for_tests || $for_cuda; } && { python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv); }
 $for_tests && { command -v curl >/dev/null || need+=(curl); }
 command -v npm >/dev/null || need+=(nodejs npm)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
@@ -101,6 +110,42 @@ if $for_vulkan && [[ ! -f "$vulkan_headers/.unpacked" ]]; then
   fi
 fi
 [[ -f "$vulkan_headers/.unpacked" ]] && export VULKAN_SDK=${VULKAN_SDK:-$vulkan_headers/usr}
+
+# --- CUDA ----------------------------------------------------------------------
+if $for_cuda; then
+  [[ "$features" == *cuda* ]] || features="${features:+$features,}cuda"
+  # ggml compiles seven architectures unless told (hours on 2 cores), and it
+  # reads only CMAKE_CUDA_ARCHITECTURES, which llama-cpp-sys-2 passes on to
+  # CMake: the GPUs present, as nvidia-smi reads their compute capability.
+  archs=${WORKLY_CUDA_ARCHS:-}
+  if [[ -z "$archs" ]] && command -v nvidia-smi >/dev/null; then
+    archs=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | tr -d ' .' | sort -u |
+      paste -sd';' || true)
+  fi
+  if [[ -z "$archs" ]]; then
+    say "no NVIDIA GPU here to build for: name its architecture, e.g. WORKLY_CUDA_ARCHS=89 (RTX 40) or 90 (H100)"
+    exit 2
+  fi
+  # Real code for each named architecture (no PTX to compile at first run),
+  # unless the name already says what it wants (e.g. 90-virtual).
+  export CMAKE_CUDA_ARCHITECTURES
+  CMAKE_CUDA_ARCHITECTURES=$(tr ';' '\n' <<<"$archs" | sed '/-/!s/$/-real/' | paste -sd';')
+  if nvcc=$(command -v nvcc) || nvcc=$(ls /usr/local/cuda/bin/nvcc 2>/dev/null); then
+    say "building for CUDA architectures $CMAKE_CUDA_ARCHITECTURES with the toolkit of $nvcc"
+  else
+    cuda_dir="$cache_dir/cuda"
+    "$repo/scripts/cuda-toolkit.sh" "$cuda_dir"
+    say "building for CUDA architectures $CMAKE_CUDA_ARCHITECTURES with the toolkit in $cuda_dir"
+    cuda_root="$cuda_dir/root"
+    export PATH="$cuda_root/bin:$PATH" CUDA_PATH="$cuda_root" CUDAToolkit_ROOT="$cuda_root"
+    export CMAKE_CUDA_COMPILER="$cuda_root/bin/nvcc"
+    # llama-cpp-sys-2 looks for libraries under the bases CUDA_LIBRARY_PATH
+    # lists (their lib64 and lib64/stubs): the toolkit, and the stand-ins for
+    # the static cuBLAS the wheels lack; build.rs links their shared cuBLAS.
+    export CUDA_LIBRARY_PATH="$cuda_root:$cuda_dir/shim"
+    export WORKLY_CUBLAS_DIR="$cuda_root/lib64"
+  fi
+fi
 
 # --- models ----------------------------------------------------------------
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
