@@ -66,6 +66,8 @@ $for_tests && { [[ -f /usr/share/dict/french ]] || need+=(wfrench); }
 $for_vulkan && { dpkg -s libvulkan-dev >/dev/null 2>&1 || need+=(libvulkan-dev); }
 $for_vulkan && { command -v glslc >/dev/null || need+=(glslc); }
 $for_vulkan && { dpkg -s spirv-headers >/dev/null 2>&1 || need+=(spirv-headers); }
+# Mesa's software Vulkan device (lavapipe), which the tests run the Vulkan build on.
+$for_vulkan && $for_tests && { dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || need+=(mesa-vulkan-drivers); }
 if ((${#need[@]})); then
   say "installing ${need[*]}"
   sudo=""
@@ -352,11 +354,12 @@ cd "$repo"
 # llama.cpp's build script passes the GGML_* variables of .cargo/config.toml on
 # to CMake, but watches only those it saw in its last run: when they change, a
 # build made before (this folder's, or test.sh's Vulkan one) is cleaned first.
+# A build this script has not stamped yet was made with the file as it is.
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 ggml_env=$(grep -E '^GGML_' "$repo/.cargo/config.toml" | tr -d ' ' | sort | tr '\n' ' ')
 for dir in "$target_dir" "$target_dir-vulkan"; do
   stamp="$dir/release/.workly-ggml-env"
-  if [[ -d "$dir/release/build" && "$(cat "$stamp" 2>/dev/null)" != "$ggml_env" ]]; then
+  if [[ -d "$dir/release/build" && -f "$stamp" && "$(cat "$stamp")" != "$ggml_env" ]]; then
     say "llama.cpp's build options changed (${ggml_env% }): rebuilding it in $dir"
     CARGO_TARGET_DIR="$dir" cargo clean --release --quiet -p llama-cpp-sys-2
   fi

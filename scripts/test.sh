@@ -3,18 +3,22 @@
 # workspace (Workly and its developer benchmarks, `bench/`): format, lints,
 # unit and integration tests (which drive the real binaries on the real
 # models). Everything builds in release mode, so llama.cpp is compiled once.
-# Last, the `vulkan` feature is compiled (not run: there is no such GPU here).
+# The `vulkan` feature is built too, in its own target folder, and its tests
+# (tests/vulkan.rs) run it on Mesa's software Vulkan device: there is no GPU
+# here.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 scripts/setup.sh --tests --vulkan
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
-# One test at a time: each engine already uses every core, and llama.cpp's
-# OpenMP threads spin while they wait, so parallel engines would starve each other.
-cargo test --release --workspace -- --test-threads=1
 # In its own target directory, beside the default one, so both stay warm.
 # VULKAN_SDK points at the headers setup.sh unpacked where the system's are too old.
 vulkan_headers=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}/vulkan-headers
 [[ -f "$vulkan_headers/.unpacked" ]] && export VULKAN_SDK=${VULKAN_SDK:-$vulkan_headers/usr}
-CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}-vulkan" cargo build --release --features vulkan --bins --quiet
+vulkan_target="${CARGO_TARGET_DIR:-$repo/target}-vulkan"
+CARGO_TARGET_DIR="$vulkan_target" cargo build --release --features vulkan --bins --quiet
+export WORKLY_VULKAN_BINARY="$vulkan_target/release/workly"
+# One test at a time: each engine already uses every core, and llama.cpp's
+# OpenMP threads spin while they wait, so parallel engines would starve each other.
+cargo test --release --workspace -- --test-threads=1

@@ -30,7 +30,7 @@ fn run(cli: &Cli) -> workly::error::Result<()> {
             ModelCommand::Quantize(args) => cli::run_model_quantize(args, cli.global.llama_logs()),
             ModelCommand::Recommend { json } => {
                 let dirs = workly::config::Dirs::resolve(cli.global.data_dir.as_deref())?;
-                cli::run_model_recommend(&dirs, *json)
+                cli::run_model_recommend(&dirs, *json, cli.global.llama_logs())
             }
         };
     }

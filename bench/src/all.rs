@@ -55,7 +55,7 @@ pub struct AllReport {
 /// Runs `workly-bench all`.
 pub fn run(context: &Context, args: &BenchAllArgs) -> workly::error::Result<()> {
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let machine = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
+    let machine = DoctorReport::new(Hardware::detect(context.llama_logs), GpuBackend::BUILT, None, None);
     let gpu_note = gpu_note(&machine);
     tracing::info!("threads");
     let prepared = args.engine.prepare(context, Vec::new())?;
@@ -68,7 +68,7 @@ pub fn run(context: &Context, args: &BenchAllArgs) -> workly::error::Result<()> 
     let ipc = crate::ipc::measure(IPC_BURSTS, Duration::from_secs_f64(IPC_SECONDS))?;
     tracing::info!("emotion");
     let emotion = crate::emotion::report(context, Some(&args.engine), EMOTION_TURNS)?;
-    let gpu = if machine.gpu_backend == GpuBackend::Cuda && !machine.gpus.is_empty() {
+    let gpu = if machine.gpu_backend != GpuBackend::Cpu && !machine.gpus.is_empty() {
         tracing::info!("gpu");
         Some(workly::bench::gpu::report(&args.engine.prepare(context, Vec::new())?, args.runs, None)?)
     } else {
@@ -99,13 +99,8 @@ fn gpu_note(machine: &DoctorReport) -> String {
             "this build has no GPU backend (build with `--features cuda` or `--features vulkan` to measure one)"
                 .to_owned()
         }
-        (GpuBackend::Cuda, true) => {
-            format!("no NVIDIA GPU found ({})", machine.gpu_note.as_deref().unwrap_or("NVML reported none"))
-        }
-        (GpuBackend::Cuda, false) => "measured by `workly bench gpu` below".to_owned(),
-        (GpuBackend::Vulkan, _) => {
-            "the GPU layer sweep reads free VRAM from NVIDIA's driver: it runs in CUDA builds only".to_owned()
-        }
+        (_, true) => format!("no GPU found ({})", machine.gpu_note.as_deref().unwrap_or("llama.cpp listed none")),
+        (_, false) => "measured by `workly bench gpu` below".to_owned(),
     }
 }
 

@@ -2,12 +2,12 @@
 //! llama.cpp's `n_gpu_layers` from 0 (CPU only) to every layer and the
 //! output one, loading the model at each count and recording prefill and
 //! decode tokens/s and the VRAM the load took (the GPUs' free memory before
-//! and after, as NVML reports it). Then it checks the count Workly picks by
+//! and after, as llama.cpp's backend reports it). Then it checks the count Workly picks by
 //! itself: its decode speed must be within 5 % of the best count whose VRAM
 //! fits the budget Workly keeps to (free VRAM less the headroom).
 //!
-//! It needs a CUDA build and an NVIDIA GPU: without them it says so and
-//! exits 2, since the layer count means nothing to a CPU-only llama.cpp.
+//! It needs a GPU build (CUDA or Vulkan) and a GPU: without them it says so
+//! and exits 2, since the layer count means nothing to a CPU-only llama.cpp.
 
 use super::{decode_once, measure, prefill_once, text_of_tokens};
 use crate::config::Prepared;
@@ -68,11 +68,11 @@ pub struct GpuVerdict {
 /// Why the sweep cannot run here.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuBenchError {
-    /// The binary has no CUDA backend.
-    #[error("workly bench gpu needs a CUDA build (cargo build --release --features cuda); this one is {0}")]
-    NotCuda(&'static str),
-    /// No NVIDIA GPU was found.
-    #[error("workly bench gpu found no NVIDIA GPU: {0}")]
+    /// The binary has no GPU backend.
+    #[error("workly bench gpu needs a GPU build (scripts/setup.sh --cuda or --vulkan); this one is {0}")]
+    NoGpuBackend(&'static str),
+    /// llama.cpp found no GPU.
+    #[error("workly bench gpu found no GPU: {0}")]
     NoGpu(String),
 }
 
@@ -81,8 +81,8 @@ crate::classed!(BadInput: GpuBenchError);
 /// Sweeps the layer counts on this machine's GPUs, from the engine `picked`
 /// describes (with the count Workly picks by itself).
 pub fn report(picked: &Prepared, runs: u32, step: Option<u32>) -> crate::error::Result<GpuBenchReport> {
-    if GpuBackend::BUILT != GpuBackend::Cuda {
-        return Err(GpuBenchError::NotCuda(GpuBackend::BUILT.label()).into());
+    if GpuBackend::BUILT == GpuBackend::Cpu {
+        return Err(GpuBenchError::NoGpuBackend(GpuBackend::BUILT.label()).into());
     }
     let hardware = &picked.hardware;
     if hardware.gpus.is_empty() {

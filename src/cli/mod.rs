@@ -632,8 +632,8 @@ pub fn run_model_pull(
 }
 
 /// `workly model recommend`
-pub fn run_model_recommend(dirs: &Dirs, json: bool) -> crate::error::Result<()> {
-    let hardware = crate::hardware::Hardware::detect();
+pub fn run_model_recommend(dirs: &Dirs, json: bool, llama_logs: bool) -> crate::error::Result<()> {
+    let hardware = crate::hardware::Hardware::detect(llama_logs);
     let recommendation = model::known::recommend(&hardware);
     let models = dirs.models();
     let text = if json {
@@ -676,7 +676,9 @@ pub fn run_worker(context: &Context, args: &WorkerArgs) -> crate::error::Result<
     let address = std::net::SocketAddr::new(args.host, args.port);
     // Bound once here, so that a taken port is said before llama.cpp starts.
     drop(std::net::TcpListener::bind(address).with_context(|| format!("cannot listen on {address}"))?);
-    let threads = args.threads.map_or_else(|| crate::hardware::Hardware::detect().cpu.physical_cores, usize::from);
+    let threads = args
+        .threads
+        .map_or_else(|| crate::hardware::Hardware::detect(context.llama_logs).cpu.physical_cores, usize::from);
     let plural = if threads == 1 { "" } else { "s" };
     eprintln!(
         "workly: worker on {address} with {threads} thread{plural}; engines use it with --rpc {address}{}",
@@ -697,8 +699,13 @@ pub fn backend(
     use crate::hardware::{DoctorReport, Hardware};
     use crate::llm::Backend;
     if let Some(server) = settings.remote(context)? {
-        let report = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, Some(server.report.model.clone()))
-            .with_remote(server.report.clone());
+        let report = DoctorReport::new(
+            Hardware::detect(context.llama_logs),
+            GpuBackend::BUILT,
+            None,
+            Some(server.report.model.clone()),
+        )
+        .with_remote(server.report.clone());
         return Ok((Backend::Remote(server), report));
     }
     let prepared = settings.prepare(context, Vec::new())?;

@@ -215,7 +215,7 @@ impl EngineSettings {
     pub fn prepare(&self, context: &Context, warmup: Vec<Vec<Message>>) -> crate::error::Result<Prepared> {
         let settings = context.settings(self);
         let model = model_of(&settings, context)?;
-        let hardware = Hardware::detect();
+        let hardware = Hardware::detect(context.llama_logs);
         let gpus = GpuSelection {
             split_mode: settings.split_mode.unwrap_or_default(),
             devices: settings.devices.unwrap_or_default(),
@@ -249,7 +249,7 @@ impl EngineSettings {
         if let Some(layers) = settings.gpu_layers {
             tuning.gpu_layers = layers;
             tuning.gpu_reason = "set by --gpu-layers or the config file".to_owned();
-            if GpuBackend::BUILT == GpuBackend::Cuda {
+            if GpuBackend::BUILT != GpuBackend::Cpu {
                 tuning.gpu_split = place_gpu_layers(&footprint, &hardware.gpus, &gpus, tuning.context_size, layers);
             }
         }

@@ -1,4 +1,4 @@
-//! What the machine has (CPU, RAM, NVIDIA GPUs) and the settings that follow from it.
+//! What the machine has (CPU, RAM, the GPUs llama.cpp can use) and the settings that follow from it.
 //!
 //! This module owns hardware detection ([`Hardware::detect`]), the policies
 //! that turn a machine and a model into llama.cpp settings ([`Tuning`] and the
@@ -21,6 +21,7 @@ use sysinfo::System;
 
 pub use cpu::CpuInfo;
 pub use gpu::GpuInfo;
+pub(crate) use gpu::{backend_gpus, route_llama_logs};
 pub use policy::{
     GpuPlan, GpuSelection, GpuSelectionError, GpuShare, ModelFootprint, SplitMode, ThreadChoice, ThreadMeasurements,
     ThreadRow, ThreadSource, Tuning, TuningRequest, choose_batch_size, choose_context_size, choose_threads,
@@ -37,16 +38,15 @@ pub enum GpuBackend {
     /// Neither feature: llama.cpp runs on the CPU only.
     #[default]
     Cpu,
-    /// NVIDIA GPUs, whose free VRAM NVML reads, so the layers are planned to fit.
+    /// NVIDIA GPUs.
     Cuda,
-    /// AMD and Intel GPUs (NVIDIA too). NVML cannot read their VRAM, so
-    /// layers are offloaded only as `--gpu-layers` says.
+    /// AMD and Intel GPUs (NVIDIA too).
     Vulkan,
 }
 
 impl GpuBackend {
-    /// This binary's backend. Built with both features, CUDA is reported: it
-    /// is the one whose VRAM the planner can read.
+    /// This binary's backend. Built with both features, CUDA is reported
+    /// (llama.cpp lists the GPUs of both).
     pub const BUILT: Self = if cfg!(feature = "cuda") {
         Self::Cuda
     } else if cfg!(feature = "vulkan") {
@@ -109,9 +109,9 @@ pub struct Hardware {
     pub cpu: CpuInfo,
     /// System RAM.
     pub memory: MemoryInfo,
-    /// NVIDIA GPUs, possibly none.
+    /// The GPUs llama.cpp can use, possibly none.
     pub gpus: Vec<GpuInfo>,
-    /// Why `gpus` is empty or incomplete, e.g. "no NVIDIA driver found".
+    /// Why `gpus` is empty, e.g. "this build has no GPU backend".
     pub gpu_note: Option<String>,
 }
 
@@ -119,10 +119,12 @@ impl Hardware {
     /// Detects this machine; never fails and never panics.
     ///
     /// Only the CPU list and RAM are refreshed (no processes, disks or CPU
-    /// usage sampling), so this costs a few file reads plus loading NVML where
-    /// it exists. Anything unreadable comes back as unknown: "unknown CPU",
-    /// 0 bytes of RAM, or an empty GPU list with a note.
-    pub fn detect() -> Self {
+    /// usage sampling), so this costs a few file reads plus starting
+    /// llama.cpp's GPU backend where the build has one. Anything unreadable
+    /// comes back as unknown: "unknown CPU", 0 bytes of RAM, or an empty GPU
+    /// list with a note. `llama_logs` says where llama.cpp's log goes (see
+    /// [`route_llama_logs`]).
+    pub fn detect(llama_logs: bool) -> Self {
         let mut system = match System::new() {
             Ok(system) => Some(system),
             Err(error) => {
@@ -132,15 +134,15 @@ impl Hardware {
         };
         let cpu = CpuInfo::detect(system.as_mut());
         let memory = MemoryInfo::detect(system.as_mut());
-        let gpus = gpu::GpuScan::detect();
+        let gpus = gpu::GpuScan::detect(llama_logs);
         Self { cpu, memory, gpus: gpus.gpus, gpu_note: gpus.note }
     }
 }
 
-/// Free VRAM summed over the NVIDIA GPUs NVML lists now (0 without any):
+/// Free memory summed over the GPUs llama.cpp lists now (0 without any):
 /// the GPUs alone, without the CPU and RAM detection of [`Hardware::detect`].
 pub fn free_vram_bytes() -> u64 {
-    gpu::GpuScan::detect().gpus.iter().map(|gpu| gpu.free_bytes).sum()
+    backend_gpus(false).iter().map(|(_, gpu)| gpu.free_bytes).sum()
 }
 
 /// Bytes per GiB, for display.
@@ -159,12 +161,12 @@ mod tests {
 
     #[test]
     fn detects_this_machine() {
-        let hardware = Hardware::detect();
+        let hardware = Hardware::detect(false);
         assert!(hardware.cpu.logical_cores >= 1);
         assert!(hardware.cpu.physical_cores >= 1);
         assert!(hardware.memory.total_bytes > 0);
         assert!(hardware.memory.available_bytes <= hardware.memory.total_bytes);
-        // No NVIDIA machine is a normal answer: an empty list, explained.
+        // No GPU is a normal answer: an empty list, explained.
         if hardware.gpus.is_empty() {
             assert!(hardware.gpu_note.is_some());
         }

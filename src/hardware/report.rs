@@ -83,9 +83,10 @@ impl DoctorReport {
             for gpu in &self.gpus {
                 let _ = writeln!(
                     out,
-                    "GPU {}:    {}, {} total, {} free",
+                    "GPU {}:    {} ({}), {} total, {} free",
                     gpu.index,
                     gpu.name,
+                    gpu.backend,
                     format_gib(gpu.total_bytes),
                     format_gib(gpu.free_bytes)
                 );
@@ -158,7 +159,7 @@ fn render_tuning(out: &mut String, tuning: &Tuning) {
             );
         }
     }
-    let _ = writeln!(out, "  context:    {} tokens", tuning.context_size);
+    let _ = writeln!(out, "  context:    {} tokens ({})", tuning.context_size, tuning.context_reason);
     let _ = writeln!(out, "  batch:      {} tokens", tuning.batch_size);
 }
 
@@ -178,7 +179,7 @@ mod tests {
             },
             memory: MemoryInfo { total_bytes: 8 << 30, available_bytes: 6 << 30 },
             gpus: Vec::new(),
-            gpu_note: Some("no NVIDIA driver found".into()),
+            gpu_note: Some("this build has no GPU backend; scripts/setup.sh --cuda or --vulkan makes one".into()),
         }
     }
 
@@ -188,11 +189,12 @@ mod tests {
             threads_prefill: 2,
             thread_source: ThreadSource::Heuristic,
             gpu_layers: 0,
-            gpu_reason: "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan"
-                .into(),
+            gpu_reason: "CPU only: this build has no GPU backend".into(),
             split_mode: SplitMode::Layer,
             gpu_split: Vec::new(),
             context_size: 3072,
+            context_reason:
+                "lowered from 8192 so that its KV cache takes at most a quarter of the 3.4 GiB of RAM available".into(),
             batch_size: 512,
         }
     }
@@ -209,6 +211,7 @@ mod tests {
             gpus: vec![GpuInfo {
                 index: 0,
                 name: "NVIDIA GeForce RTX 4050 Laptop GPU".into(),
+                backend: "CUDA".into(),
                 total_bytes: 6 << 30,
                 free_bytes: 6_012_954_214,
             }],
@@ -223,6 +226,7 @@ mod tests {
                 split_mode: SplitMode::Layer,
                 gpu_split: Vec::new(),
                 context_size: 4096,
+                context_reason: "as asked".into(),
                 batch_size: 512,
             }),
             model: Some("mistral-7b-instruct-v0.2.Q4_K_M.gguf".into()),
@@ -313,7 +317,7 @@ mod tests {
     fn text_without_a_model() {
         let report = DoctorReport::new(epyc_vm(), GpuBackend::Cpu, None, None);
         let text = report.render_text();
-        assert!(text.contains("GPU:      none (no NVIDIA driver found)"), "{text}");
+        assert!(text.contains("GPU:      none (this build has no GPU backend"), "{text}");
         assert!(text.ends_with("Model:    none found, so no settings chosen\n"), "{text}");
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn backend(llama_logs: bool) -> Result<&'static LlamaBackend, LlmErro
         .get_or_init(|| {
             // llama.cpp prints to stderr unless told otherwise; route it to tracing,
             // where it is silent unless --verbose or RUST_LOG asks for it.
-            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default().with_logs_enabled(llama_logs));
+            crate::hardware::route_llama_logs(llama_logs);
             LlamaBackend::init().map_err(|e| e.to_string())
         })
         .as_ref()
@@ -79,9 +79,8 @@ pub(crate) fn backend(llama_logs: bool) -> Result<&'static LlamaBackend, LlmErro
 /// `tensor_split` is refused rather than silently dropped: llama-cpp-2
 /// 0.1.160 has no setter for it (only its automatic `fit_params` fills it).
 /// Without one llama.cpp splits by each GPU's free memory, which is what
-/// Workly's plan assumes. GPU indices are Workly's (NVML's): the n-th GPU
-/// among llama.cpp's backend devices is taken as GPU n, which holds when
-/// `CUDA_DEVICE_ORDER=PCI_BUS_ID` (CUDA otherwise lists the fastest first).
+/// Workly's plan assumes. GPU n is the n-th of the GPUs llama.cpp uses, as
+/// `workly doctor` numbers them.
 fn model_params(config: &EngineConfig) -> Result<LlamaModelParams, LlmError> {
     let gpus = &config.gpus;
     let split_mode = match gpus.split_mode {
@@ -91,11 +90,8 @@ fn model_params(config: &EngineConfig) -> Result<LlamaModelParams, LlmError> {
     };
     let mut params = LlamaModelParams::default().with_n_gpu_layers(config.gpu_layers).with_split_mode(split_mode);
     // ggml numbers every backend device, the CPU included; Workly numbers GPUs only.
-    let backend_gpus: Vec<usize> = llama_cpp_2::list_llama_ggml_backend_devices()
-        .into_iter()
-        .filter(|device| device.device_type == llama_cpp_2::LlamaBackendDeviceType::Gpu)
-        .map(|device| device.index)
-        .collect();
+    let backend_gpus: Vec<usize> =
+        crate::hardware::backend_gpus(config.llama_logs).into_iter().map(|(device, _)| device).collect();
     if backend_gpus.is_empty() {
         return Ok(params);
     }

@@ -214,7 +214,13 @@ mod tests {
             cpu: CpuInfo { model: "test".into(), physical_cores: cores, logical_cores: cores, simd: Vec::new() },
             memory: MemoryInfo { total_bytes: available_mib * MIB, available_bytes: available_mib * MIB },
             gpus: vram_mib
-                .map(|mib| GpuInfo { index: 0, name: "test".into(), total_bytes: mib * MIB, free_bytes: mib * MIB })
+                .map(|mib| GpuInfo {
+                    index: 0,
+                    name: "test".into(),
+                    backend: "CUDA".into(),
+                    total_bytes: mib * MIB,
+                    free_bytes: mib * MIB,
+                })
                 .into_iter()
                 .collect(),
             gpu_note: None,

@@ -38,7 +38,7 @@ pub(crate) fn with_avatar(
 ) -> Arc<AppState> {
     let history = History::open(Store::open(&dir.join("workly.db")).unwrap(), None).unwrap();
     let page = events::PageChat::new(Chat::new(Conversation::new(Persona::default()), Some(history)), 2048);
-    let doctor = DoctorReport::new(Hardware::detect(), GpuBackend::BUILT, None, None);
+    let doctor = DoctorReport::new(Hardware::detect(false), GpuBackend::BUILT, None, None);
     let state = AppState::new(
         "scripted".to_owned(),
         max_queue,

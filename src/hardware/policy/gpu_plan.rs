@@ -63,8 +63,8 @@ impl GpuSelection {
     ///
     /// Proportions must be finite, not negative and not all zero, one per GPU
     /// used; the main GPU must be among `devices` when those are given.
-    /// Indices are checked only where GPUs were detected: without NVML
-    /// (another vendor's driver, a container) there is nothing to check them against.
+    /// Indices are checked only where GPUs were detected: in a build without
+    /// a GPU backend there is nothing to check them against.
     pub fn check(&self, gpus: &[GpuInfo]) -> Result<(), GpuSelectionError> {
         let fail = |message: String| Err(GpuSelectionError(message));
         if self.tensor_split.iter().any(|share| !share.is_finite() || *share < 0.0) {
@@ -84,7 +84,7 @@ impl GpuSelection {
         if let Some(main) = self.main_gpu.filter(|main| !self.devices.is_empty() && !self.devices.contains(main)) {
             return fail(format!("--main-gpu {main} is not among --devices {}", join(&self.devices, ",")));
         }
-        // The GPUs used: those named, else those detected (unknown without NVML).
+        // The GPUs used: those named, else those detected (unknown without a GPU backend).
         let used = if self.devices.is_empty() { gpus.len() } else { self.devices.len() };
         if used > 0 && !self.tensor_split.is_empty() && self.tensor_split.len() != used {
             return fail(format!(
@@ -146,7 +146,7 @@ fn join(values: &[impl ToString], separator: &str) -> String {
 /// One GPU's part of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GpuShare {
-    /// The GPU's index (as NVML and `workly doctor` number them).
+    /// The GPU's index (as llama.cpp and `workly doctor` number them).
     pub index: u32,
     /// Layers llama.cpp puts on it, counted as `n_gpu_layers` counts them (the output layer is one).
     pub layers: u32,
@@ -257,11 +257,10 @@ pub fn place_gpu_layers(
 /// `--tensor-split`, as llama.cpp rounds it) keeps every GPU within its
 /// budget, counting each layer's weights and its share of the KV cache.
 /// Nothing is offloaded when llama.cpp was built without a GPU backend, when
-/// there is no GPU, or when the footprint is inconsistent.
-///
-/// A Vulkan build offloads nothing either: its GPUs (AMD, Intel) have no NVML,
-/// so their free VRAM is unknown and a guess could fail the model load. The
-/// user's `--gpu-layers` is taken as given instead (999 offloads every layer).
+/// there is no GPU, or when the footprint is inconsistent. CUDA and Vulkan
+/// builds plan alike: llama.cpp's own backend reads each GPU's free memory.
+/// (A Vulkan driver without the memory budget extension reports the whole
+/// heap as free; the headroom is then all that is kept back.)
 pub fn plan_gpu_layers(
     footprint: &ModelFootprint,
     gpus: &[GpuInfo],
@@ -272,20 +271,13 @@ pub fn plan_gpu_layers(
     let none = |reason: String| GpuPlan { gpu_layers: 0, reason, split: Vec::new() };
     match backend {
         GpuBackend::Cpu => {
-            return none(
-                "CPU only: this build has no GPU backend; rebuild with --features cuda or --features vulkan".into(),
-            );
+            return none("CPU only: this build has no GPU backend".into());
         }
-        GpuBackend::Vulkan => {
-            return none(
-                "CPU only: a Vulkan build cannot read free VRAM; set --gpu-layers to offload (999 for all)".into(),
-            );
-        }
-        GpuBackend::Cuda => {}
+        GpuBackend::Cuda | GpuBackend::Vulkan => {}
     }
     let used = selection.used(gpus);
     if used.is_empty() {
-        return none("CPU only: no NVIDIA GPU found".into());
+        return none("CPU only: no GPU found".into());
     }
     if footprint.layers == 0 || footprint.layer_bytes.len() != footprint.layers as usize {
         return none(format!(
@@ -357,14 +349,26 @@ mod tests {
     use super::*;
     use crate::hardware::policy::recorded::{GIB, MIB, machine, rtx_4050, selection, seven_b, seventy_b};
 
-    /// H100 80 GB as seen by NVML on an idle server.
+    /// H100 80 GB as CUDA sees it on an idle server.
     fn h100() -> GpuInfo {
-        GpuInfo { index: 0, name: "NVIDIA H100 80GB HBM3".into(), total_bytes: 81_559 * MIB, free_bytes: 81_000 * MIB }
+        GpuInfo {
+            index: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            backend: "CUDA".into(),
+            total_bytes: 81_559 * MIB,
+            free_bytes: 81_000 * MIB,
+        }
     }
 
     /// A 2 GiB entry-level card (MX450 class).
     fn two_gib_card() -> GpuInfo {
-        GpuInfo { index: 0, name: "NVIDIA GeForce MX450".into(), total_bytes: 2 * GIB, free_bytes: 1843 * MIB }
+        GpuInfo {
+            index: 0,
+            name: "NVIDIA GeForce MX450".into(),
+            backend: "CUDA".into(),
+            total_bytes: 2 * GIB,
+            free_bytes: 1843 * MIB,
+        }
     }
 
     /// The plan on every GPU given, split by free VRAM (no multi-GPU flag given).
@@ -432,15 +436,32 @@ mod tests {
     fn nothing_without_a_gpu_or_cuda() {
         let plan = plan_on(&seven_b(8, 4096), &[], 4096);
         assert_eq!(plan.gpu_layers, 0);
-        assert!(plan.reason.contains("no NVIDIA GPU"), "{}", plan.reason);
+        assert!(plan.reason.contains("no GPU found"), "{}", plan.reason);
         let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], &GpuSelection::default(), 4096, GpuBackend::Cpu);
         assert_eq!(plan.gpu_layers, 0);
         assert!(plan.reason.contains("no GPU backend"), "{}", plan.reason);
-        // A Vulkan build leaves offloading to the user, even on a card NVML
-        // reads: the Vulkan device list need not match NVML's.
-        let plan = plan_gpu_layers(&seven_b(8, 4096), &[h100()], &GpuSelection::default(), 4096, GpuBackend::Vulkan);
-        assert_eq!(plan.gpu_layers, 0);
-        assert!(plan.reason.contains("--gpu-layers"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn a_vulkan_build_plans_as_a_cuda_one() {
+        // The same free memory, as llama.cpp's Vulkan backend reads it, gives the same plan.
+        let radeon = GpuInfo {
+            index: 0,
+            name: "AMD Radeon RX 7600 (RADV NAVI33)".into(),
+            backend: "Vulkan".into(),
+            total_bytes: 8 * GIB,
+            free_bytes: 7 * GIB,
+        };
+        let cuda = plan_gpu_layers(
+            &seven_b(8, 4096),
+            std::slice::from_ref(&radeon),
+            &GpuSelection::default(),
+            4096,
+            GpuBackend::Cuda,
+        );
+        let vulkan = plan_gpu_layers(&seven_b(8, 4096), &[radeon], &GpuSelection::default(), 4096, GpuBackend::Vulkan);
+        assert_eq!(vulkan, cuda);
+        assert_eq!(vulkan.gpu_layers, 33, "{}", vulkan.reason);
     }
 
     #[test]
@@ -641,7 +662,7 @@ mod tests {
             let gpus: Vec<GpuInfo> = memories
                 .iter()
                 .zip(0..)
-                .map(|(&(total_bytes, free_bytes), index)| GpuInfo { index, name: "any".into(), total_bytes, free_bytes })
+                .map(|(&(total_bytes, free_bytes), index)| GpuInfo { index, name: "any".into(), backend: "CUDA".into(), total_bytes, free_bytes })
                 .collect();
             let plan = plan_on(&footprint, &gpus, context_size);
             prop_assert!(plan.gpu_layers <= footprint.layers + 1);
@@ -693,7 +714,7 @@ mod tests {
                 kv_bytes_per_token,
                 context_length_train: 0,
             };
-            let gpu = GpuInfo { index: 0, name: "any".into(), total_bytes, free_bytes };
+            let gpu = GpuInfo { index: 0, name: "any".into(), backend: "CUDA".into(), total_bytes, free_bytes };
             let plan = plan_on(&footprint, std::slice::from_ref(&gpu), context_size);
 
             let budget = free_bytes.saturating_sub((512 * MIB).max(total_bytes / 10));

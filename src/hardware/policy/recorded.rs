@@ -38,6 +38,7 @@ pub(super) fn rtx_4050() -> GpuInfo {
     GpuInfo {
         index: 0,
         name: "NVIDIA GeForce RTX 4050 Laptop GPU".into(),
+        backend: "CUDA".into(),
         total_bytes: 6 * GIB,
         free_bytes: 6_012_954_214,
     }
