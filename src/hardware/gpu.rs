@@ -47,7 +47,7 @@ impl GpuScan {
             GpuBackend::Cpu => {
                 "this build has no GPU backend; scripts/setup.sh --cuda or --vulkan makes one".to_owned()
             }
-            backend => format!("llama.cpp's {} backend found no GPU", backend.label()),
+            backend => format!("llama.cpp's {} backend found no GPU (--verbose shows what it said)", backend.label()),
         });
         Self { gpus, note }
     }
