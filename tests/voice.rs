@@ -290,8 +290,8 @@ fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is
     let thanks = say("Thank you very much.", "thanks.wav");
     let first = say("I would like to learn the piano", "first.wav");
     let second = say("and maybe the violin too.", "second.wav");
-    // Kokoro's own quiet at the ends is taken off, for a pause of a quarter
-    // of a second between the two.
+    // The quiet Workly leaves at the ends is taken off, for a pause of a
+    // quarter of a second between the two.
     let trim = |path: &Path, end: bool| {
         let audio = Audio::read_wav(path, 60.0).unwrap();
         let loud = |sample: &f32| sample.abs() > 0.02;
@@ -305,7 +305,7 @@ fn a_live_utterance_is_recognized_from_its_pause_and_a_pause_it_goes_on_after_is
     trim(&first, true);
     trim(&second, false);
     let mic = dir.join("mic.wav");
-    recording(&mic, &[Err(0.3), Ok(&thanks), Err(4.0), Ok(&first), Err(0.25), Ok(&second)]);
+    recording(&mic, &[Err(0.3), Ok(&thanks), Err(4.0), Ok(&first), Err(0.25), Ok(&second), Err(1.0)]);
     // The premise: the ear paused between the two halves (recognition began
     // there), and only the second pause ended that utterance.
     let mut ear = Ear::new(true);

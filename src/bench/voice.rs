@@ -173,9 +173,9 @@ pub struct StageSpreads {
     pub first_text_ms: Spread,
     /// To the end of its first sentence (or clause).
     pub first_sentence_ms: Spread,
-    /// To that sentence's audio.
+    /// To that sentence's first sound.
     pub first_audio_ms: Spread,
-    /// End of speech to first audio.
+    /// End of speech to the first sound.
     pub total_ms: Spread,
 }
 
@@ -291,7 +291,7 @@ pub fn measure_voice(
 
 /// Each recording heard and answered aloud, `runs` times after a discarded
 /// round, each in a new conversation, the reply paused while its first
-/// sentence is made or not; a reply is cut once its first audio is out
+/// sentence is made or not; a reply is cut once its first sound is out
 /// (what follows is not waited for).
 #[allow(clippy::too_many_arguments)]
 fn spoken_turns(
@@ -483,14 +483,14 @@ pub fn render(report: &VoiceReport) -> String {
             ("(recognition in all)", stages.recognition_ms),
             ("first text", stages.first_text_ms),
             ("first sentence", stages.first_sentence_ms),
-            ("first audio", stages.first_audio_ms),
-            ("end of speech → audio", stages.total_ms),
+            ("first sound", stages.first_audio_ms),
+            ("end of speech → sound", stages.total_ms),
         ] {
             text.push_str(&format!("  {name:<22} {:>7.0}  {:>7.0}\n", spread.p50, spread.p95));
         }
         let unpaused = &language.stages_unpaused;
         text.push_str(&format!(
-            "  without the pause: first audio p50 {:.0} ms, end of speech → audio p50 {:.0} ms\n",
+            "  without the pause: first sound p50 {:.0} ms, end of speech → sound p50 {:.0} ms\n",
             unpaused.first_audio_ms.p50, unpaused.total_ms.p50
         ));
         text.push_str(&format!(

@@ -17,7 +17,7 @@ pub enum BenchCommand {
     /// Load, warm-up, time to first token, prefill and decode speed, a 20-turn conversation.
     Llm(BenchLlmArgs),
     /// Kira's voice: speech synthesis and recognition speed, round-trip word error rate, and
-    /// the stages of spoken turns from the end of speech to the first audio, in English and French.
+    /// the stages of spoken turns from the end of speech to her first sound, in English and French.
     Voice(BenchVoiceArgs),
     /// Prefill and decode speed for every thread count; saves the best for later runs.
     Threads(BenchThreadsArgs),

@@ -38,8 +38,8 @@ pub struct EngineSettings {
     /// Threads for decode and prefill (default: measured or physical cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
-    /// Layers to offload to the GPU; 999 offloads all (default: as many as fit in free
-    /// VRAM with CUDA, none with Vulkan, which cannot read free VRAM).
+    /// Layers to offload to the GPU; 999 offloads all (default: as many as fit in the
+    /// GPUs' free memory, with CUDA and Vulkan alike).
     #[arg(long)]
     pub gpu_layers: Option<u32>,
     /// How the model is spread over several GPUs (default: layer).

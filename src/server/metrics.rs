@@ -78,8 +78,8 @@ const VOICE_STAGES: [(&str, &str); 5] = [
     ("workly_voice_transcript_seconds", "Recognizing a spoken message, after the pause that ended it."),
     ("workly_voice_first_text_seconds", "From a spoken or typed message to the reply's first text."),
     ("workly_voice_first_sentence_seconds", "From the reply's first text to the end of its first sentence."),
-    ("workly_voice_first_audio_seconds", "From the end of the first sentence to its audio."),
-    ("workly_voice_total_seconds", "From the end of the person's speech (or message) to Kira's first audio."),
+    ("workly_voice_first_audio_seconds", "From the end of the first sentence to its first sound."),
+    ("workly_voice_total_seconds", "From the end of the person's speech (or message) to Kira's first sound."),
 ];
 /// Bounds of the voice stage histograms, in seconds.
 const VOICE_BOUNDS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0];

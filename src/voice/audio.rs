@@ -18,6 +18,13 @@ pub const RATES: std::ops::RangeInclusive<u32> = 8_000..=48_000;
 /// The channel counts a recording may have (stereo is mixed down).
 pub const MAX_CHANNELS: u16 = 2;
 
+/// The share of a recording's loud level under which it is quiet (about
+/// −34 dB): the breath before a word and the fading tail after one are
+/// under it, a soft consonant is not.
+const QUIET_SHARE: f32 = 0.02;
+/// Windows per second in which quiet is judged (5 ms each).
+const QUIET_WINDOWS_PER_SECOND: u32 = 200;
+
 /// Mono audio.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Audio {
@@ -94,6 +101,34 @@ impl Audio {
     /// Its length in seconds.
     pub fn seconds(&self) -> f64 {
         if self.rate == 0 { 0.0 } else { self.samples.len() as f64 / f64::from(self.rate) }
+    }
+
+    /// Where its sound is, in samples: from the first to past the last
+    /// 5 ms window louder than [`QUIET_SHARE`] of its loud level; `None`
+    /// when it is all quiet.
+    pub fn sound(&self) -> Option<std::ops::Range<usize>> {
+        let window = (self.rate / QUIET_WINDOWS_PER_SECOND).max(1) as usize;
+        let (levels, loud) = loudness(&self.samples, window)?;
+        let heard = |level: &f32| *level > loud * QUIET_SHARE && *level > f32::EPSILON;
+        let first = levels.iter().position(heard)?;
+        let last = levels.iter().rposition(heard)?;
+        Some(first * window..((last + 1) * window).min(self.samples.len()))
+    }
+
+    /// Seconds of quiet before its sound (all of it when it is silent).
+    pub fn quiet_before(&self) -> f64 {
+        let start = self.sound().map_or(self.samples.len(), |sound| sound.start);
+        start as f64 / f64::from(self.rate.max(1))
+    }
+
+    /// Cuts the quiet at its ends to at most `before` and `after` seconds
+    /// (silence is left as it is).
+    pub fn trim_quiet(&mut self, before: f64, after: f64) {
+        let Some(sound) = self.sound() else { return };
+        let samples = |seconds: f64| (seconds * f64::from(self.rate)) as usize;
+        let end = (sound.end + samples(after)).min(self.samples.len());
+        self.samples.truncate(end);
+        self.samples.drain(..sound.start.saturating_sub(samples(before)));
     }
 
     /// Reads a WAV file (PCM 8 to 32 bits or float, mono or stereo, 8 to
@@ -231,6 +266,25 @@ mod tests {
         let samples =
             (0..count).map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 0.5).collect();
         Audio::new(samples, rate)
+    }
+
+    #[test]
+    fn quiet_edges_are_found_and_cut() {
+        let rate = SPEECH_RATE;
+        let quiet = |seconds: f64| vec![0.0005f32; (f64::from(rate) * seconds) as usize];
+        let mut samples = quiet(0.4);
+        samples.extend(tone(rate, 0.5).samples);
+        samples.extend(quiet(0.6));
+        let mut audio = Audio::new(samples, rate);
+        assert!((audio.quiet_before() - 0.4).abs() < 0.006, "{}", audio.quiet_before());
+        audio.trim_quiet(0.02, 0.1);
+        assert!((audio.quiet_before() - 0.02).abs() < 0.006, "{}", audio.quiet_before());
+        assert!((audio.seconds() - 0.62).abs() < 0.011, "{}", audio.seconds());
+        // Silence has no sound to keep: it is left whole.
+        let mut silent = Audio::new(vec![0.0; 2400], rate);
+        silent.trim_quiet(0.0, 0.0);
+        assert_eq!(silent.samples.len(), 2400);
+        assert!((silent.quiet_before() - 0.1).abs() < 1e-9);
     }
 
     #[test]

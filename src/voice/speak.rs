@@ -7,6 +7,11 @@
 //! and a speed, and gives 24 kHz audio. A text is spoken sentence by
 //! sentence ([`Speaker::speak`] hands each one's audio on as soon as it is
 //! made), and a sentence longer than Kokoro's 510 tokens is cut at a pause.
+//!
+//! Kokoro leaves 0.25–0.4 s of quiet before the first word and about as much
+//! after the last: kept, the person would wait through it before her first
+//! word, and hear nearly a second between two sentences. Each piece keeps
+//! a breath before its sound and a pause after it that fits how it ends.
 
 use super::audio::{Audio, SPEECH_RATE};
 use super::phonemes::{self, Accent, PhonemeError};
@@ -21,6 +26,13 @@ use std::sync::OnceLock;
 pub const MAX_TOKENS: usize = 510;
 /// Floats in one style vector.
 const STYLE_WIDTH: usize = 256;
+/// Quiet kept before a piece's first sound.
+const QUIET_BEFORE_SECONDS: f64 = 0.02;
+/// Quiet kept after a sentence: the pause before the next one.
+const PAUSE_AFTER_SENTENCE_SECONDS: f64 = 0.3;
+/// Quiet kept after a piece that ends within a sentence (the voice's first
+/// clause, or a run of a sentence too long for Kokoro): a breath.
+const PAUSE_AFTER_CLAUSE_SECONDS: f64 = 0.12;
 /// The slowest and fastest speeds a voice takes.
 pub const SPEEDS: std::ops::RangeInclusive<f32> = 0.5..=2.0;
 /// Most characters `workly say` and the API read in one request: about ten
@@ -293,9 +305,17 @@ impl Speaker {
     pub fn sentence(&mut self, sentence: &str, voice: Voice, speed: f32) -> Result<Spoken, SpeakError> {
         let started = std::time::Instant::now();
         let phonemes = phonemes::phonemize(sentence, voice.accent())?;
+        let runs = self.tokens(&phonemes);
         let mut samples = Vec::new();
-        for tokens in self.tokens(&phonemes) {
-            samples.extend(self.synthesize(&tokens, voice, speed)?);
+        for (index, tokens) in runs.iter().enumerate() {
+            let mut run = Audio::new(self.synthesize(tokens, voice, speed)?, SPEECH_RATE);
+            let pause = if index + 1 == runs.len() && text::ends_sentence_mark(sentence) {
+                PAUSE_AFTER_SENTENCE_SECONDS
+            } else {
+                PAUSE_AFTER_CLAUSE_SECONDS
+            };
+            run.trim_quiet(QUIET_BEFORE_SECONDS, pause);
+            samples.extend(run.samples);
         }
         Ok(Spoken {
             sentence: sentence.to_owned(),

@@ -87,6 +87,18 @@ impl Speech {
                         continue;
                     }
                     let result = speaker.sentence(&job.sentence, job.voice, job.speed);
+                    // Where a late voice loses its time: the queue, or Kokoro.
+                    if let Ok(spoken) = &result {
+                        let making = std::time::Duration::from_secs_f64(spoken.synthesis_seconds);
+                        tracing::debug!(
+                            index = job.index,
+                            queued_ms = job.written_at.elapsed().saturating_sub(making).as_millis() as u64,
+                            made_ms = making.as_millis() as u64,
+                            audio_ms = (spoken.audio.seconds() * 1000.0) as u64,
+                            "spoken: {:?}",
+                            job.sentence
+                        );
+                    }
                     if job.stopped.load(Ordering::Acquire) {
                         continue;
                     }
@@ -265,7 +277,8 @@ pub struct SpokenReply {
     pub first_text_at: Option<Instant>,
     /// When its first sentence was complete.
     pub first_sentence_at: Option<Instant>,
-    /// When the first sentence's audio was handed out.
+    /// When the first sentence's first sound plays: its audio handed out,
+    /// and the quiet it begins with.
     pub first_audio_at: Option<Instant>,
     /// Sentences spoken.
     pub sentences: usize,
@@ -306,7 +319,10 @@ pub fn speak_while_writing<R>(
                 }
                 match said.result {
                     Ok(spoken) => {
-                        report.first_audio_at.get_or_insert_with(Instant::now);
+                        // What the person waits for is the first sound, not
+                        // the quiet before it.
+                        let quiet = std::time::Duration::from_secs_f64(spoken.audio.quiet_before());
+                        report.first_audio_at.get_or_insert_with(|| Instant::now() + quiet);
                         report.sentences += 1;
                         if !play(said.index, &said.written, &spoken) {
                             stopper.store(true, Ordering::Release);
@@ -372,9 +388,9 @@ pub struct Stages {
     pub first_text_ms: f64,
     /// From there to the end of the reply's first sentence.
     pub first_sentence_ms: Option<f64>,
-    /// From there to its audio, handed out.
+    /// From there to its first sound, handed out.
     pub first_audio_ms: Option<f64>,
-    /// From the end of speech (or the message) to the first audio: the sum.
+    /// From the end of speech (or the message) to the first sound: the sum.
     pub total_ms: Option<f64>,
 }
 

@@ -16,7 +16,7 @@ const ABBREVIATIONS: &[&str] =
 /// `# headings`, `` `code` ``, links' brackets), no emoji or other symbols;
 /// words, numbers and punctuation kept, runs of spaces made one.
 pub fn speakable(text: &str) -> String {
-    let visible = tags::strip(text).text;
+    let visible = without_stage_directions(&tags::strip(text).text);
     let mut spoken = String::with_capacity(visible.len());
     for character in visible.chars() {
         let kept = character.is_alphanumeric()
@@ -37,6 +37,35 @@ pub fn speakable(text: &str) -> String {
     spoken.trim().to_owned()
 }
 
+/// Longest text in square brackets that is taken for a stage direction.
+const MAX_DIRECTION_CHARACTERS: usize = 40;
+
+/// `text` without what a reply writes in square brackets on one line: a
+/// stage direction (`[laughs]`) or an emotion tag the model got wrong
+/// (`[Joy]`, `[happy]`), which the screen shows but nobody would say.
+fn without_stage_directions(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let inside = &rest[open + 1..];
+        let close = inside
+            .char_indices()
+            .take(MAX_DIRECTION_CHARACTERS + 1)
+            .find(|(_, character)| matches!(character, ']' | '[' | '\n'))
+            .filter(|(_, character)| *character == ']');
+        kept.push_str(&rest[..open]);
+        match close {
+            Some((end, _)) => rest = &inside[end + 1..],
+            None => {
+                kept.push('[');
+                rest = inside;
+            }
+        }
+    }
+    kept.push_str(rest);
+    kept
+}
+
 /// Whether the text so far ends a sentence at byte `end` (just after a
 /// `.`, `!`, `?` or `…`): not after an abbreviation or a lone initial.
 fn ends_sentence(text: &str, end: usize) -> bool {
@@ -49,16 +78,22 @@ fn ends_sentence(text: &str, end: usize) -> bool {
     !(ABBREVIATIONS.contains(&word.as_str()) || word.chars().count() == 1 && word.chars().all(char::is_alphabetic))
 }
 
+/// Whether a piece of speech ends with a sentence's end mark (`.` `!` `?`
+/// `…`, before any closing quote or bracket), not within a sentence.
+pub fn ends_sentence_mark(piece: &str) -> bool {
+    piece.trim_end_matches(|mark: char| "\"”»)' \u{a0}\u{202f}".contains(mark)).ends_with(['.', '!', '?', '…'])
+}
+
 /// Words a first clause needs before its comma ends it (so that "Oh," or
 /// "Well," stays with what follows).
-const FIRST_CLAUSE_WORDS: usize = 4;
+const FIRST_CLAUSE_WORDS: usize = 2;
 
 /// Words of a first clause after which it may end before a joining word
 /// (below), when no comma came: the voice's first piece is made before the
 /// reply goes on, so a long one keeps the person waiting.
-const FIRST_BREATH_WORDS: usize = 8;
+const FIRST_BREATH_WORDS: usize = 5;
 /// Words after which the first piece ends anyway.
-const FIRST_PIECE_MAX_WORDS: usize = 14;
+const FIRST_PIECE_MAX_WORDS: usize = 10;
 /// Words a breath is taken before, in English and French.
 const JOINING_WORDS: [&str; 28] = [
     "and", "but", "or", "so", "because", "to", "with", "when", "while", "which", "that", "for", "if", "where", "et",
@@ -202,6 +237,9 @@ mod tests {
         assert_eq!(speakable("[joy] **Great** news! 🎉 See `this`."), "Great news! See this.");
         assert_eq!(speakable("# Title\n- one *two*"), "Title - one two");
         assert_eq!(speakable("[sorrow] C’est dommage…"), "C'est dommage…");
+        // Brackets the tags do not know are not read either.
+        assert_eq!(speakable("[Try to relax] [Joy] Try a walk. [laughs]"), "Try a walk.");
+        assert_eq!(speakable("a [ b\n c ] d [unclosed"), "a b c d unclosed");
     }
 
     fn cut(pieces: &[&str]) -> Vec<String> {
@@ -209,6 +247,16 @@ mod tests {
         let mut all: Vec<String> = pieces.iter().flat_map(|piece| sentences.push(piece)).collect();
         all.extend(sentences.finish());
         all
+    }
+
+    #[test]
+    fn a_piece_that_ends_a_sentence_is_told_from_a_clause() {
+        for piece in ["Hello there!", "« Oui ! »", "(Really?)", "Well…", "He said \"no.\""] {
+            assert!(ends_sentence_mark(piece), "{piece}");
+        }
+        for piece in ["Oh, that sounds lovely,", "I think a walk by the sea", "Bon ;"] {
+            assert!(!ends_sentence_mark(piece), "{piece}");
+        }
     }
 
     #[test]
@@ -238,7 +286,9 @@ mod tests {
         );
         let mut french = Sentences::for_speech();
         let long = "Je crois que la plus belle saison de toute l'année est sans doute l'automne qui";
-        assert_eq!(french.push(long), ["Je crois que la plus belle saison de toute l'année est sans doute l'automne"]);
+        assert_eq!(french.push(long), ["Je crois que la plus belle saison de toute l'année"], "ten words at most");
+        let mut short = Sentences::for_speech();
+        assert_eq!(short.push("Oh oui, tu sais."), ["Oh oui,"], "a clause of two words");
         let mut later = Sentences::for_speech();
         assert_eq!(later.push("Yes. Then a long sentence comes with many words and no comma at all in it"), ["Yes."]);
     }
