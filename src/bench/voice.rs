@@ -154,6 +154,11 @@ pub struct LanguageReport {
     /// The same turns with the reply written on while the first sentence is
     /// made: the baseline the pause is measured against.
     pub stages_unpaused: StageSpreads,
+    /// The seam after the first piece, in the paused turns whose reply has a
+    /// second: how long after the first piece's audio ends (its closing
+    /// pause included) the second is ready (0 when it is ready in time). A short first piece is heard
+    /// sooner but may leave a longer silence after it.
+    pub seam_ms: Spread,
     /// From the start of the person's speech to the ear hearing it, per recording.
     pub barge_in_ms: Spread,
     /// How late the VMC mouth opens against its track, per run.
@@ -263,8 +268,8 @@ pub fn measure_voice(
         let barge_in =
             recordings.iter().map(barge_in_ms).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
         let mouth_lag = mouth_lag_ms(&speaker.sentence(sentences[0], voice, 1.0)?, runs)?;
-        let paused = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, true)?;
-        let unpaused = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, false)?;
+        let (paused, seams) = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, true)?;
+        let (unpaused, _) = spoken_turns(engine, files, threads, &listener, *language, &recordings, runs, false)?;
         languages.push(LanguageReport {
             language: code(*language),
             voice: voice.name(),
@@ -276,6 +281,7 @@ pub fn measure_voice(
             turns: paused.len(),
             stages: spreads(&paused),
             stages_unpaused: spreads(&unpaused),
+            seam_ms: Spread::of(seams),
             barge_in_ms: Spread::of(barge_in),
             mouth_lag_ms: Spread::of(mouth_lag),
         });
@@ -291,8 +297,9 @@ pub fn measure_voice(
 
 /// Each recording heard and answered aloud, `runs` times after a discarded
 /// round, each in a new conversation, the reply paused while its first
-/// sentence is made or not; a reply is cut once its first sound is out
-/// (what follows is not waited for).
+/// sentence is made or not; a reply is cut once its second piece is made
+/// (what follows is not waited for). Gives each turn's stages, and the seam
+/// after the first piece of each reply that has a second.
 #[allow(clippy::too_many_arguments)]
 fn spoken_turns(
     engine: &Engine,
@@ -303,10 +310,10 @@ fn spoken_turns(
     recordings: &[Audio],
     runs: u32,
     pause: bool,
-) -> Result<Vec<Stages>, VoiceBenchError> {
+) -> Result<(Vec<Stages>, Vec<f64>), VoiceBenchError> {
     let speech = Speech::start(files, threads)?;
     let options = ReplyOptions { sampling: SamplingParams::greedy(), max_tokens: 64, ..Default::default() };
-    let mut stages = Vec::new();
+    let (mut stages, mut seams) = (Vec::new(), Vec::new());
     for round in 0..=runs {
         for recording in recordings {
             engine.wait_idle().map_err(TurnError::from)?;
@@ -316,6 +323,10 @@ fn spoken_turns(
             let cancel = CancelToken::new();
             let turn = Turn { engine, avatar: None, options: &options, cancel: cancel.clone() };
             let voice = Voice::for_language(language);
+            // When the first piece's sound would end, played as soon as it
+            // was made; then how late the second piece came.
+            let mut first_ends = None;
+            let mut seam = None;
             let (outcome, reply) = speak_while_writing(
                 &speech,
                 voice,
@@ -323,7 +334,13 @@ fn spoken_turns(
                 pause.then_some(&cancel),
                 &mut (),
                 |sink| turn.chat(&chat, &transcript.text, sink),
-                |_, _, _| {
+                |index, _, spoken| {
+                    let now = Instant::now();
+                    if index == 0 {
+                        first_ends = Some(now + Duration::from_secs_f64(spoken.audio.seconds()));
+                        return true;
+                    }
+                    seam = first_ends.map(|ends| now.saturating_duration_since(ends).as_secs_f64() * 1000.0);
                     cancel.cancel();
                     false
                 },
@@ -334,10 +351,11 @@ fn spoken_turns(
             }
             if round > 0 {
                 stages.push(Stages::of(Some(&transcript), message_at, &reply));
+                seams.extend(seam);
             }
         }
     }
-    Ok(stages)
+    Ok((stages, seams))
 }
 
 /// `recording` heard as `workly talk` hears its microphone: in real time,
@@ -492,6 +510,10 @@ pub fn render(report: &VoiceReport) -> String {
         text.push_str(&format!(
             "  without the pause: first sound p50 {:.0} ms, end of speech → sound p50 {:.0} ms\n",
             unpaused.first_audio_ms.p50, unpaused.total_ms.p50
+        ));
+        text.push_str(&format!(
+            "  silence after the first piece p50 {:.0} ms  p95 {:.0} ms\n",
+            language.seam_ms.p50, language.seam_ms.p95
         ));
         text.push_str(&format!(
             "  barge-in (speech start → heard) p50 {:.0} ms  p95 {:.0} ms\n\
