@@ -156,8 +156,9 @@ pub struct LanguageReport {
     pub stages_unpaused: StageSpreads,
     /// The seam after the first piece, in the paused turns whose reply has a
     /// second: how long after the first piece's audio ends (its closing
-    /// pause included) the second is ready (0 when it is ready in time). A short first piece is heard
-    /// sooner but may leave a longer silence after it.
+    /// pause included) the second is ready (0 when it is ready in time). A
+    /// short first piece is heard sooner but may leave a longer silence
+    /// after it.
     pub seam_ms: Spread,
     /// From the start of the person's speech to the ear hearing it, per recording.
     pub barge_in_ms: Spread,

@@ -321,8 +321,9 @@ pub fn speak_while_writing<R>(
                     Ok(spoken) => {
                         // What the person waits for is the first sound, not
                         // the quiet before it.
-                        let quiet = std::time::Duration::from_secs_f64(spoken.audio.quiet_before());
-                        report.first_audio_at.get_or_insert_with(|| Instant::now() + quiet);
+                        report.first_audio_at.get_or_insert_with(|| {
+                            Instant::now() + std::time::Duration::from_secs_f64(spoken.audio.quiet_before())
+                        });
                         report.sentences += 1;
                         if !play(said.index, &said.written, &spoken) {
                             stopper.store(true, Ordering::Release);

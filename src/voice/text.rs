@@ -78,10 +78,17 @@ fn ends_sentence(text: &str, end: usize) -> bool {
     !(ABBREVIATIONS.contains(&word.as_str()) || word.chars().count() == 1 && word.chars().all(char::is_alphabetic))
 }
 
+/// The marks that end a sentence.
+const END_MARKS: [char; 4] = ['.', '!', '?', '…'];
+/// Closing quotes and brackets, which still belong to the sentence before them.
+const CLOSING_MARKS: [char; 5] = ['"', '”', '»', ')', '\''];
+
 /// Whether a piece of speech ends with a sentence's end mark (`.` `!` `?`
 /// `…`, before any closing quote or bracket), not within a sentence.
 pub fn ends_sentence_mark(piece: &str) -> bool {
-    piece.trim_end_matches(|mark: char| "\"”»)' \u{a0}\u{202f}".contains(mark)).ends_with(['.', '!', '?', '…'])
+    piece
+        .trim_end_matches(|mark: char| CLOSING_MARKS.contains(&mark) || matches!(mark, ' ' | '\u{a0}' | '\u{202f}'))
+        .ends_with(END_MARKS)
 }
 
 /// Words a first clause needs before its comma ends it (so that "Oh," or
@@ -196,7 +203,7 @@ impl Sentences {
             {
                 return Some(after);
             }
-            if !matches!(character, '.' | '!' | '?' | '…') || !ends_sentence(text, index + character.len_utf8()) {
+            if !END_MARKS.contains(&character) || !ends_sentence(text, index + character.len_utf8()) {
                 continue;
             }
             let end = index + character.len_utf8() + closing_marks(&text[index + character.len_utf8()..]);
@@ -215,7 +222,8 @@ fn closing_marks(rest: &str) -> usize {
     let mut length = 0;
     loop {
         let after = &rest[length..];
-        if let Some(mark) = after.chars().next().filter(|mark| ".!?…\"”»)'".contains(*mark)) {
+        if let Some(mark) = after.chars().next().filter(|mark| END_MARKS.contains(mark) || CLOSING_MARKS.contains(mark))
+        {
             length += mark.len_utf8();
             continue;
         }
