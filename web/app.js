@@ -744,6 +744,8 @@ window.workly = {
   settings: avatar.settings,
   voice: {
     get playing() { return voice.playing !== null; },
+    /** Seconds into the sentence playing now (0 between sentences). */
+    get playingSeconds() { return voice.playing ? voice.context.currentTime - voice.playing.startedAt : 0; },
     get speaking() { return voice.current !== null; },
     get listening() { return voice.mic !== null; },
     get sentencesPlayed() { return voice.sentencesPlayed; },

@@ -64,8 +64,8 @@ try {
   await page.check('#voice-replies');
   await page.fill('#chat-input', 'Tell me a long story about the sea, with many sentences.');
   await page.press('#chat-input', 'Enter');
-  await page.waitForFunction(() => window.workly.voice.playing, null, { timeout: 180_000 });
-  await page.waitForTimeout(700);
+  // Into a sentence, not between two: the first piece may be a short clause.
+  await page.waitForFunction(() => window.workly.voice.playingSeconds > 0.5, null, { timeout: 180_000 });
   await page.keyboard.press('Escape');
   assert.equal(await page.evaluate(() => window.workly.voice.playing), false, 'Esc stopped her voice at once');
   const stop = await page.evaluate(() => window.workly.voice.lastStop);
