@@ -144,7 +144,7 @@ fn memory_can_be_turned_off_and_given_by_hand() {
 
 #[test]
 fn the_embedding_model_brings_a_question_near_its_fact_in_both_languages() {
-    use workly::llm::embed::{Embedder, Kind};
+    use workly::llm::embed::Embedder;
     let embedder = Embedder::load(&common::embedding_model(), 2).unwrap();
     assert_eq!(embedder.dimensions(), 384);
     let facts = [
@@ -153,31 +153,31 @@ fn the_embedding_model_brings_a_question_near_its_fact_in_both_languages() {
         "Je déteste les hivers froids d'ici.",
         "Mon chat s'appelle Caramel.",
     ];
-    let passages = embedder.embed(&facts, Kind::Passage).unwrap();
+    let memories = embedder.embed(&facts).unwrap();
     let questions = [
         "What's the name of my cat?",
         "What do I do for a living?",
         "Quelle saison je n'aime pas ?",
         "Comment s'appelle mon chat ?",
     ];
-    let queries = embedder.embed(&questions, Kind::Query).unwrap();
+    let queries = embedder.embed(&questions).unwrap();
     let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    for vector in passages.iter().chain(&queries) {
+    for vector in memories.iter().chain(&queries) {
         assert_eq!(vector.len(), 384);
         assert!((cosine(vector, vector) - 1.0).abs() < 1e-4, "unit length");
     }
     let nearest = |query: &[f32], among: std::ops::Range<usize>| {
-        among.max_by(|&a, &b| cosine(query, &passages[a]).total_cmp(&cosine(query, &passages[b])))
+        among.max_by(|&a, &b| cosine(query, &memories[a]).total_cmp(&cosine(query, &memories[b])))
     };
     // Each question is nearest its own fact in its language...
     for (index, query) in queries.iter().enumerate() {
         assert_eq!(nearest(query, 0..facts.len()), Some(index), "{:?}", questions[index]);
     }
     // ...and, among the other language's facts, nearest the one it asks about.
-    let english = embedder.embed(&["Which season do I dislike?"], Kind::Query).unwrap();
+    let english = embedder.embed(&["Which season do I dislike?"]).unwrap();
     assert_eq!(nearest(&english[0], 2..4), Some(2));
     // The same text gives the same vector.
-    assert_eq!(embedder.embed(&[facts[0]], Kind::Passage).unwrap()[0], passages[0]);
+    assert_eq!(embedder.embed(&[facts[0]]).unwrap()[0], memories[0]);
     let missing = Embedder::load(std::path::Path::new("/nonexistent/e5.gguf"), 1).unwrap_err();
     assert!(missing.to_string().contains("/nonexistent/e5.gguf"), "{missing}");
 }

@@ -7,11 +7,14 @@
 //!   and one written apart from them and never tuned on
 //!   (`data/memory-extraction-heldout.tsv`), which is the honest figure.
 //! - **Recall@5**: facts planted in one conversation (`data/recall-facts.tsv`,
-//!   which recall's rules were chosen with, and `data/recall-heldout.tsv` and
-//!   `data/recall-validation.tsv`, written apart from them and never tuned on),
-//!   then many unrelated turns in another (chit-chat and other facts, which
-//!   are memories too), then questions asked as a person would: is the
-//!   planted memory among the five a turn brings into its prompt?
+//!   `data/recall-heldout.tsv` and `data/recall-validation.tsv`, which recall's
+//!   rules were chosen with, and `data/recall-third.tsv`, written apart from
+//!   the code and the other sets and never tuned on), then many unrelated
+//!   turns in another (chit-chat and other facts, which are memories too),
+//!   then questions asked as a person would: is the planted memory among the
+//!   five a turn brings into its prompt? And how many memories does
+//!   chit-chat bring, which asks for none (`data/chit-chat-heldout.tsv`,
+//!   held out too)?
 //! - **Cost**: the time recall adds before a turn's generation, with 10,
 //!   1,000 and 100,000 memories kept, and the database's size per memory.
 //! - **Answers** (with a model): the same questions through the chat turn,
@@ -36,7 +39,7 @@ use workly::chat::turn::{Chat, Outcome, ReplyOptions, Turn};
 use workly::choice::Choice as _;
 use workly::cli::Context;
 use workly::emotion::smoothing::TurnEmotion;
-use workly::llm::embed::{self, Embedder, Kind};
+use workly::llm::embed::{self, Embedder};
 use workly::llm::{CancelToken, Engine, GenerationRequest, LlmError, SamplingParams};
 use workly::memory::vectors::{self, Index};
 use workly::memory::{extract, recall};
@@ -60,6 +63,16 @@ const HELD_OUT_FACTS: &str = include_str!("../data/recall-heldout.tsv");
 /// A second such set, written apart from the code and from the first: half
 /// its questions ask in other words, half need a small inference.
 const SECOND_HELD_OUT_FACTS: &str = include_str!("../data/recall-validation.tsv");
+
+/// A third, written apart from the code and the other sets after recall
+/// was last chosen on them, and never tuned on: a third of its questions ask
+/// in other words, a third need an inference, a third are requests the
+/// fact should shape.
+const THIRD_HELD_OUT_FACTS: &str = include_str!("../data/recall-third.tsv");
+
+/// Chit-chat written apart from the code, half of it in the first person
+/// or asking for help: messages that need no memory.
+const HELD_OUT_CHIT_CHAT: &str = include_str!("../data/chit-chat-heldout.tsv");
 
 /// How many memories recall may bring into a prompt (what "@5" counts).
 const RECALL_AT: usize = recall::MAX_MEMORIES;
@@ -107,8 +120,9 @@ pub struct ExtractionScore {
 /// Planted facts recalled after unrelated turns, in one language.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecallScore {
-    /// `tuned on` (the facts the recall rules were chosen with), `held
-    /// out` or `second held out`.
+    /// `tuned on`, `held out`, `second held out` (the facts the recall rules
+    /// were chosen with; the last two were held out before) or `third held
+    /// out`.
     pub set: String,
     /// `en` or `fr`.
     pub language: String,
@@ -127,6 +141,10 @@ pub struct RecallScore {
     pub recall_at_5: f64,
     /// The same by words alone (the baseline: no embedding model).
     pub recall_at_5_words: f64,
+    /// Share of questions whose planted memory was among the [`RECALL_AT`]
+    /// nearest in meaning, whether they stand out or not: what the embedding
+    /// model allows, apart from recall's rules.
+    pub recall_at_5_meaning: f64,
     /// Each question, fused.
     pub questions: Vec<Asked>,
     /// Memories recalled on average for a message that asks for none
@@ -134,6 +152,10 @@ pub struct RecallScore {
     pub chit_chat_memories: f64,
     /// The same by words alone.
     pub chit_chat_memories_words: f64,
+    /// Memories recalled on average for held-out chit-chat in the language.
+    pub held_out_chit_chat_memories: f64,
+    /// The same by words alone.
+    pub held_out_chit_chat_memories_words: f64,
 }
 
 /// One question of the recall measure.
@@ -149,6 +171,8 @@ pub struct Asked {
     pub planted_cosine: f32,
     /// The highest cosine between the question and any other memory.
     pub best_other_cosine: f32,
+    /// The planted memory's rank by its cosine alone.
+    pub meaning_rank: usize,
 }
 
 /// What recall costs with a number of memories kept.
@@ -270,7 +294,9 @@ struct Fact {
 /// Runs `workly-bench recall`.
 pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<()> {
     let scratch = crate::scratch_dir(context, ".bench-recall-")?;
-    let (facts, held_out, second) = (facts(FACTS_SET)?, facts(HELD_OUT_FACTS)?, facts(SECOND_HELD_OUT_FACTS)?);
+    let (held_out, second, third) =
+        (facts(HELD_OUT_FACTS)?, facts(SECOND_HELD_OUT_FACTS)?, facts(THIRD_HELD_OUT_FACTS)?);
+    let facts = facts(FACTS_SET)?;
     let model = context.dirs.models().join(embed::DEFAULT_FILE);
     if !model.is_file() {
         workly::fail!("{} is missing: scripts/setup.sh fetches it", model.display());
@@ -284,7 +310,9 @@ pub fn run(context: &Context, args: &BenchRecallArgs) -> workly::error::Result<(
         }
     }
     let mut recall = Vec::new();
-    for (set, name) in [(&facts, "tuned on"), (&held_out, "held out"), (&second, "second held out")] {
+    let sets =
+        [(&facts, "tuned on"), (&held_out, "held out"), (&second, "second held out"), (&third, "third held out")];
+    for (set, name) in sets {
         for language in ["en", "fr"] {
             let path = scratch.path().join(format!("recall-{language}-{}.db", recall.len()));
             let planted: Vec<&Fact> = set.iter().filter(|fact| fact.language == language).collect();
@@ -496,7 +524,7 @@ fn recall_after(
     words_only.start_new()?;
     let kept = Store::open(path)?.memories()?;
     let contents: Vec<&str> = kept.iter().map(|memory| memory.content.as_str()).collect();
-    let passages = embedder.embed(&contents, Kind::Passage)?;
+    let embeddings = embedder.embed(&contents)?;
     let mut questions = Vec::new();
     for fact in facts {
         let mut planted: Vec<String> =
@@ -508,32 +536,43 @@ fn recall_after(
             let recalled = history.recollect(fact.question, None, 0)?.memories;
             Ok(recalled.iter().position(|memory| planted.contains(&memory.content)).map(|at| at + 1))
         };
-        let query = &embedder.embed(&[fact.question], Kind::Query)?[0];
-        let cosine = |passage: &Vec<f32>| passage.iter().zip(query).map(|(a, b)| a * b).sum::<f32>();
+        let query = &embedder.embed(&[fact.question])?[0];
+        let cosine = |memory: &Vec<f32>| memory.iter().zip(query).map(|(a, b)| a * b).sum::<f32>();
         let (mut planted_cosine, mut best_other_cosine) = (f32::MIN, f32::MIN);
-        for (memory, passage) in kept.iter().zip(&passages) {
+        for (memory, embedding) in kept.iter().zip(&embeddings) {
             let slot = if planted.contains(&memory.content) { &mut planted_cosine } else { &mut best_other_cosine };
-            *slot = slot.max(cosine(passage));
+            *slot = slot.max(cosine(embedding));
         }
+        let nearer = kept
+            .iter()
+            .zip(&embeddings)
+            .filter(|(memory, embedding)| !planted.contains(&memory.content) && cosine(embedding) > planted_cosine)
+            .count();
         questions.push(Asked {
             question: fact.question.to_owned(),
             rank: rank(&history)?,
             rank_words: rank(&words_only)?,
             planted_cosine,
             best_other_cosine,
+            meaning_rank: nearer + 1,
         });
     }
-    let talk = if language == "en" { EN_TALK } else { FR_TALK };
-    let (mut noise, mut noise_words) = (0, 0);
-    for message in talk {
-        // The name comes every turn by design: only what was found counts.
-        let found = |history: &History| -> workly::error::Result<usize> {
+    // Memories recalled on average for each of `messages`, by `history`.
+    let noise = |messages: &[&str], history: &History| -> workly::error::Result<f64> {
+        let mut found = 0;
+        for message in messages {
+            // The name comes every turn by design: only what was found counts.
             let recalled = history.recollect(message, None, 0)?.memories;
-            Ok(recalled.iter().filter(|memory| memory.kind != MemoryKind::Name).count())
-        };
-        noise += found(&history)?;
-        noise_words += found(&words_only)?;
-    }
+            found += recalled.iter().filter(|memory| memory.kind != MemoryKind::Name).count();
+        }
+        Ok(found as f64 / messages.len().max(1) as f64)
+    };
+    let talk = if language == "en" { EN_TALK } else { FR_TALK };
+    let held_out_talk: Vec<&str> = rows(HELD_OUT_CHIT_CHAT, 2)?
+        .into_iter()
+        .filter(|fields| fields[0] == language)
+        .map(|fields| fields[1])
+        .collect();
     let share = |rank: fn(&Asked) -> Option<usize>| {
         let found = questions.iter().filter(|asked| rank(asked).is_some_and(|rank| rank <= RECALL_AT)).count();
         crate::ratio(found, facts.len())
@@ -547,9 +586,12 @@ fn recall_after(
         memories: kept.len(),
         recall_at_5: share(|asked| asked.rank),
         recall_at_5_words: share(|asked| asked.rank_words),
+        recall_at_5_meaning: share(|asked| Some(asked.meaning_rank)),
         questions,
-        chit_chat_memories: noise as f64 / talk.len() as f64,
-        chit_chat_memories_words: noise_words as f64 / talk.len() as f64,
+        chit_chat_memories: noise(talk, &history)?,
+        chit_chat_memories_words: noise(talk, &words_only)?,
+        held_out_chit_chat_memories: noise(&held_out_talk, &history)?,
+        held_out_chit_chat_memories_words: noise(&held_out_talk, &words_only)?,
     })
 }
 
@@ -593,7 +635,7 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact], embedder: &Em
     let database_bytes = std::fs::metadata(path).map(|metadata| metadata.len()).unwrap_or(0);
     let loading = Instant::now();
     let mut index = Index::default();
-    index.set_background(&embedder.embed(vectors::BACKGROUND, Kind::Passage)?);
+    index.set_background(&embedder.embed(vectors::BACKGROUND)?);
     index.refresh(&store)?;
     let load_ms = loading.elapsed().as_secs_f64() * 1000.0;
     let (mut times_ms, mut embed_ms, mut nearest_ms) = (Vec::new(), Vec::new(), Vec::new());
@@ -601,11 +643,11 @@ fn cost_with(path: &std::path::Path, count: usize, facts: &[Fact], embedder: &Em
         for (at, fact) in facts.iter().enumerate() {
             let before = facts[(at + 1) % facts.len()].question;
             let started = Instant::now();
-            let query = embedder.embed(&[fact.question], Kind::Query)?;
+            let query = embedder.embed(&[fact.question])?;
             let embedded = Instant::now();
             index.refresh(&store)?;
             let nearest: Vec<i64> = index
-                .nearest(&query[0], recall::CANDIDATES, recall::MIN_SPREAD)
+                .nearest(&query[0], recall::CANDIDATES, recall::nearest_kept(fact.question), recall::MIN_SPREAD)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
@@ -894,7 +936,7 @@ fn render(report: &RecallReport) -> String {
     for score in &report.recall {
         text.push_str(&format!(
             "  {}, {}: {} facts ({} kept by the rules), {} unrelated turns, {} memories: recall@{RECALL_AT} {} \
-             (by words alone {})\n",
+             (by words alone {}; among the {RECALL_AT} nearest in meaning {})\n",
             score.set,
             score.language,
             score.facts,
@@ -902,11 +944,15 @@ fn render(report: &RecallReport) -> String {
             score.unrelated_turns,
             score.memories,
             crate::persona::percent(score.recall_at_5),
-            crate::persona::percent(score.recall_at_5_words)
+            crate::persona::percent(score.recall_at_5_words),
+            crate::persona::percent(score.recall_at_5_meaning)
         ));
         text.push_str(&format!(
-            "    chit-chat recalls {:.1} memories on average ({:.1} by words alone)\n",
-            score.chit_chat_memories, score.chit_chat_memories_words
+            "    chit-chat recalls {:.1} memories on average ({:.1} by words alone), held-out chit-chat {:.1} ({:.1})\n",
+            score.chit_chat_memories,
+            score.chit_chat_memories_words,
+            score.held_out_chit_chat_memories,
+            score.held_out_chit_chat_memories_words
         ));
         for asked in &score.questions {
             text.push_str(&format!(
@@ -995,11 +1041,17 @@ mod tests {
 
     #[test]
     fn the_sets_parse_and_have_both_languages() {
-        for set in [FACTS_SET, HELD_OUT_FACTS, SECOND_HELD_OUT_FACTS] {
+        for set in [FACTS_SET, HELD_OUT_FACTS, SECOND_HELD_OUT_FACTS, THIRD_HELD_OUT_FACTS] {
             let facts = facts(set).unwrap();
             assert!(facts.iter().filter(|fact| fact.language == "en").count() >= 10);
             assert!(facts.iter().filter(|fact| fact.language == "fr").count() >= 10);
+            for fact in &facts {
+                assert!(fact.said.to_lowercase().contains(&fact.answer.to_lowercase()), "{}", fact.said);
+            }
         }
+        let chit_chat = rows(HELD_OUT_CHIT_CHAT, 2).unwrap();
+        assert!(chit_chat.iter().filter(|fields| fields[0] == "en").count() >= 20);
+        assert!(chit_chat.iter().filter(|fields| fields[0] == "fr").count() >= 20);
         for (set, language) in
             [(EXTRACTION_SET, "en"), (EXTRACTION_SET, "fr"), (HELD_OUT_SET, "en"), (HELD_OUT_SET, "fr")]
         {

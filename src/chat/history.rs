@@ -15,7 +15,7 @@
 
 use super::{Conversation, Standing};
 use crate::emotion::smoothing::TurnEmotion;
-use crate::llm::embed::{Embedder, Kind};
+use crate::llm::embed::Embedder;
 use crate::llm::{LlmError, Message, Role};
 use crate::memory::dates::Day;
 use crate::memory::vectors::{self, Index};
@@ -120,6 +120,10 @@ impl History {
     /// and every embedding is loaded for the turns to search.
     pub fn set_embedder(&mut self, embedder: Embedder) -> Result<(), crate::error::Error> {
         let missing = self.store.memories_without_vectors()?;
+        if !missing.is_empty() {
+            // All of them once after an upgrade that changed how memories are embedded.
+            tracing::info!("memory: embedding {} memories", missing.len());
+        }
         for chunk in missing.chunks(64) {
             let texts: Vec<&str> = chunk.iter().map(|(_, content)| content.as_str()).collect();
             for ((id, _), vector) in chunk.iter().zip(vectors::of_memories(&embedder, &texts)?) {
@@ -127,7 +131,7 @@ impl History {
             }
         }
         let index = self.index.get_mut();
-        index.set_background(&embedder.embed(vectors::BACKGROUND, Kind::Passage)?);
+        index.set_background(&embedder.embed(vectors::BACKGROUND)?);
         index.refresh(&self.store)?;
         self.embedder = Some(embedder);
         Ok(())
@@ -279,8 +283,9 @@ impl History {
         Ok(Recalled { memories, quotes })
     }
 
-    /// The memories nearest `user` in meaning, nearest first: none without an
-    /// embedding model, or when it fails (recall by words goes on).
+    /// The memories nearest `user` in meaning that stand out, or are the
+    /// nearest few when it asks about the person, nearest first: none
+    /// without an embedding model, or when it fails (recall by words goes on).
     fn nearest(&self, user: &str) -> Result<Vec<i64>, StoreError> {
         let Some(embedder) = &self.embedder else { return Ok(Vec::new()) };
         let mut index = self.index.borrow_mut();
@@ -288,9 +293,9 @@ impl History {
         if index.is_empty() {
             return Ok(Vec::new());
         }
-        match embedder.embed(&[user], Kind::Query) {
+        match embedder.embed(&[user]) {
             Ok(query) => Ok(index
-                .nearest(&query[0], recall::CANDIDATES, recall::MIN_SPREAD)
+                .nearest(&query[0], recall::CANDIDATES, recall::nearest_kept(user), recall::MIN_SPREAD)
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect()),

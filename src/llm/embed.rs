@@ -6,8 +6,13 @@
 //! context, as the chat engine's does, and [`Embedder`] is the cheap handle
 //! that sends it texts. Each text is one sequence, pooled by the model's own
 //! rule (mean for e5) and scaled to unit length, so a dot product is the
-//! cosine similarity. e5 was trained with a `query: ` or `passage: ` prefix;
-//! [`Kind`] adds it.
+//! cosine similarity.
+//!
+//! e5 was trained with a `query: ` prefix on what is looked for and
+//! `passage: ` on what is found. Workly gives every text the first, memories
+//! and messages alike: a question asked in other words than its memory
+//! ("what's my other half called?", "my husband Tomasz…") then lands nearer
+//! it, most of all in French (`workly-bench recall`, docs/PERFORMANCE.md).
 
 use super::LlmError;
 use super::llama::backend;
@@ -26,23 +31,8 @@ pub const DEFAULT_FILE: &str = "multilingual-e5-small-q4_0.gguf";
 /// question is far shorter).
 const MAX_TOKENS: u32 = 512;
 
-/// What a text is to the search: what is looked for, or what is looked in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A question or a new message: what to find memories for.
-    Query,
-    /// A memory: what is found.
-    Passage,
-}
-
-impl Kind {
-    fn prefix(self) -> &'static str {
-        match self {
-            Kind::Query => "query: ",
-            Kind::Passage => "passage: ",
-        }
-    }
-}
+/// What e5 reads before every text (see the module's comment).
+const PREFIX: &str = "query: ";
 
 /// A request to the embedding thread.
 type Request = (Vec<String>, mpsc::Sender<Result<Vec<Vec<f32>>, LlmError>>);
@@ -80,10 +70,10 @@ impl Embedder {
         &self.path
     }
 
-    /// The unit-length embedding of each of `texts`, as `kind`.
-    pub fn embed(&self, texts: &[&str], kind: Kind) -> Result<Vec<Vec<f32>>, LlmError> {
+    /// The unit-length embedding of each of `texts`.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LlmError> {
         let (reply, answer) = mpsc::channel();
-        let texts = texts.iter().map(|text| format!("{}{text}", kind.prefix())).collect();
+        let texts = texts.iter().map(|text| format!("{PREFIX}{text}")).collect();
         self.requests.send((texts, reply)).map_err(|_| LlmError::Stopped)?;
         answer.recv().map_err(|_| LlmError::Stopped)?
     }

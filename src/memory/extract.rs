@@ -689,7 +689,7 @@ fn classify(text: &str, words: &[&str], today: Day) -> Option<MemoryKind> {
 
 /// `text` lowercased, with curly apostrophes made straight and every other
 /// character that is not part of a word made a space.
-fn fold(text: &str) -> String {
+pub(super) fn fold(text: &str) -> String {
     let mut folded = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         match c {

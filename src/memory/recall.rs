@@ -5,13 +5,16 @@
 //! stems, for the new message and the person's message before it, which a
 //! follow-up such as "and what did I say about it?" leans on) and by meaning
 //! (the memories whose embedding is nearest the new message's and stands
-//! out from the rest, found by the caller, which holds the model). Each list ranks its
+//! out from the rest, found by the caller, which holds the model; when the
+//! message asks something of the person's own life, the nearest few whether
+//! they stand out or not, see [`asks_about_the_person`]). Each list ranks its
 //! memories; a memory's score is the sum over the lists of `1 / (60 +
 //! rank)` (reciprocal rank fusion: ranks, unlike BM25 scores and cosines,
 //! can be added), best first, each once. The cost is one indexed query per
 //! message and one pass over the embeddings; `workly-bench recall` measures it.
 
 use super::dates::Day;
+use super::extract::fold;
 use crate::store::memories::{MemoryKind, StoredMemory};
 use crate::store::{Store, StoreError};
 
@@ -26,7 +29,63 @@ pub const CANDIDATES: usize = 20;
 /// found by meaning (see [`crate::memory::vectors::Index::nearest`]; chosen
 /// with `workly-bench recall`, which reports recall and what chit-chat
 /// brings back).
-pub const MIN_SPREAD: f32 = 2.0;
+pub const MIN_SPREAD: f32 = 2.5;
+
+/// Words by which a person speaks of themselves, in English and French
+/// (folded: lowercase, straight apostrophes). Words that begin with `j'` or
+/// `m'` count too.
+const THE_PERSON: &[&str] = &[
+    "i", "i'm", "i've", "i'd", "i'll", "im", "me", "my", "mine", "myself", "we", "we're", "we've", "our", "us", "je",
+    "moi", "me", "mon", "ma", "mes", "nous", "notre", "nos",
+];
+
+/// Words of a request for advice or a reminder, which a question mark need
+/// not end.
+const ASKING: &[&str] = &[
+    "suggest",
+    "recommend",
+    "remind",
+    "help",
+    "tips",
+    "advice",
+    "idea",
+    "ideas",
+    "conseille",
+    "conseiller",
+    "conseils",
+    "propose",
+    "proposer",
+    "rappelle",
+    "rappeler",
+    "idée",
+    "idées",
+    "aide",
+    "aider",
+];
+
+/// Whether `message` asks something of the person's own life: a question or
+/// a request (for advice, a reminder) in which they speak of themselves,
+/// such as "what's my other half called again?" or "tu me conseilles une
+/// sortie ce week-end ?".
+///
+/// Such a question is often asked in other words than the memory that
+/// answers it, which then sits among the nearest few without standing out
+/// from the rest; so the nearest few come with it. A message that asks
+/// nothing of the person ("tell me a joke", "I just had lunch") brings only
+/// what stands out, since every memory brought is read before the reply.
+pub fn asks_about_the_person(message: &str) -> bool {
+    let folded = fold(message);
+    let words: Vec<&str> = folded.split(|c: char| c.is_whitespace() || c == '-').filter(|w| !w.is_empty()).collect();
+    let of_the_person =
+        words.iter().any(|word| THE_PERSON.contains(word) || word.starts_with("j'") || word.starts_with("m'"));
+    of_the_person && (message.contains('?') || words.iter().any(|word| ASKING.contains(word)))
+}
+
+/// How many of the memories nearest `message` in meaning it brings whether
+/// they stand out or not (see [`asks_about_the_person`]).
+pub fn nearest_kept(message: &str) -> usize {
+    if asks_about_the_person(message) { MAX_MEMORIES } else { 0 }
+}
 
 /// Reciprocal rank fusion's constant: how little the first ranks weigh more
 /// than the next (60, as the method's authors found best).
@@ -81,6 +140,27 @@ pub fn line(memory: &StoredMemory) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questions_about_the_person_are_told_from_chit_chat() {
+        for asks in [
+            "What's my other half called again?",
+            "Any tips for keeping my place warm this winter?",
+            "Remind me what I'm studying",
+            "Tu te souviens du prénom de mon chéri ?",
+            "Rappelle-moi ce que je fais comme boulot",
+            "J'ai rien de prévu ce week-end, tu me proposes quoi ?",
+        ] {
+            assert!(asks_about_the_person(asks), "{asks}");
+            assert_eq!(nearest_kept(asks), MAX_MEMORIES);
+        }
+        for chit_chat in
+            ["Tell me a joke.", "I just had lunch.", "What's the capital of Peru?", "Je suis crevé ce soir.", "Merci !"]
+        {
+            assert!(!asks_about_the_person(chit_chat), "{chit_chat}");
+            assert_eq!(nearest_kept(chit_chat), 0);
+        }
+    }
     use crate::store::memories::NewMemory;
 
     fn memory(kind: MemoryKind, content: &str) -> NewMemory {

@@ -12,7 +12,7 @@
 //! `data_version` tells.
 
 use crate::llm::LlmError;
-use crate::llm::embed::{Embedder, Kind};
+use crate::llm::embed::Embedder;
 use crate::store::memories::NewMemory;
 use crate::store::{Store, StoreError};
 
@@ -27,7 +27,7 @@ pub fn encode(vector: &[f32]) -> Vec<u8> {
 /// The embeddings of memories' words `texts`, by `embedder`, encoded for
 /// the store.
 pub fn of_memories(embedder: &Embedder, texts: &[&str]) -> Result<Vec<Vec<u8>>, LlmError> {
-    Ok(embedder.embed(texts, Kind::Passage)?.iter().map(|embedding| encode(embedding)).collect())
+    Ok(embedder.embed(texts)?.iter().map(|embedding| encode(embedding)).collect())
 }
 
 /// Gives the new `memories` their embeddings, with `embedder` when there is
@@ -116,7 +116,7 @@ impl Index {
     }
 
     /// Sets the embeddings of [`BACKGROUND`] (unit vectors, as the embedding
-    /// model gives them for passages).
+    /// model gives them).
     pub fn set_background(&mut self, vectors: &[Vec<f32>]) {
         self.background = vectors.iter().flat_map(|vector| encode(vector)).map(|byte| byte as i8).collect();
     }
@@ -131,19 +131,22 @@ impl Index {
         self.ids.is_empty()
     }
 
-    /// The `limit` memories nearest `query` (a unit vector) that stand out:
-    /// a cosine at least `spread` standard deviations above the mean cosine
-    /// of `query` with every other memory and the background statements of
-    /// its language, nearest first, with their cosines.
+    /// The `limit` memories nearest `query` (a unit vector), nearest first,
+    /// with their cosines: the `at_least` nearest, and past them those that
+    /// stand out, with a cosine at least `spread` standard deviations above
+    /// the mean cosine of `query` with every other memory and the background
+    /// statements of its language.
     ///
     /// Why relative: e5's cosines crowd high, and how high depends on the
     /// language and the message (French sits higher than English), so a
     /// fixed floor lets chit-chat recall everything in one language and
-    /// nothing in the other. A memory that answers the message stands out
-    /// from the rest, whatever their level. The background statements make
-    /// "the rest" when there are only a few memories (two cosines have no
-    /// spread to stand out from).
-    pub fn nearest(&self, query: &[f32], limit: usize, spread: f32) -> Vec<(i64, f32)> {
+    /// nothing in the other. A memory that answers the message often stands
+    /// out from the rest, whatever their level. The background statements
+    /// make "the rest" when there are only a few memories (two cosines have
+    /// no spread to stand out from). But a question asked in other words
+    /// than its memory often leaves it only among the nearest few, which
+    /// `at_least` is for (see [`crate::memory::recall::asks_about_the_person`]).
+    pub fn nearest(&self, query: &[f32], limit: usize, at_least: usize, spread: f32) -> Vec<(i64, f32)> {
         if self.dimensions == 0 || query.len() != self.dimensions {
             return Vec::new();
         }
@@ -177,13 +180,18 @@ impl Index {
         };
         let mut best: Vec<(i64, f32)> = Vec::with_capacity(limit + 1);
         for (index, &cosine) in cosines.iter().enumerate() {
-            if (best.len() == limit && best.last().is_some_and(|last| cosine <= last.1)) || !stands_out(cosine) {
+            if best.len() == limit && best.last().is_some_and(|last| cosine <= last.1) {
                 continue;
             }
             let at = best.partition_point(|kept| kept.1 >= cosine);
             best.insert(at, (self.ids[index], cosine));
             best.truncate(limit);
         }
+        // The nearer a memory, the more it stands out: past the first
+        // `at_least`, the rest of the nearest either all stand out or end
+        // where the first one does not.
+        let standing = best.iter().skip(at_least).take_while(|(_, cosine)| stands_out(*cosine)).count();
+        best.truncate(at_least.min(best.len()) + standing);
         best
     }
 }
@@ -210,14 +218,18 @@ mod tests {
     fn the_nearest_come_first_above_the_floor() {
         let vectors = [unit(&[1.0, 0.0, 0.0]), unit(&[0.8, 0.6, 0.0]), unit(&[0.0, 0.0, 1.0]), unit(&[0.6, 0.8, 0.0])];
         let index = index(&vectors);
-        let found = index.nearest(&unit(&[1.0, 0.1, 0.0]), 2, -10.0);
+        let found = index.nearest(&unit(&[1.0, 0.1, 0.0]), 2, 0, -10.0);
         assert_eq!(found.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
         assert!((found[0].1 - 0.995).abs() < 0.02, "{found:?}");
-        let all = index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, -10.0);
+        let all = index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, 0, -10.0);
         assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2, 4, 3]);
         // Cosines about 0.99, 0.86, 0.68 and 0.10: mean 0.66, deviation 0.34.
-        assert_eq!(index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, 0.5).len(), 2, "those that stand out");
-        assert!(index.nearest(&[1.0, 0.0], 10, 0.0).is_empty(), "another model's query matches nothing");
+        assert_eq!(index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, 0, 0.5).len(), 2, "those that stand out");
+        // The nearest few come whether they stand out or not.
+        let nearest_two = index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, 2, 10.0);
+        assert_eq!(nearest_two.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(index.nearest(&unit(&[1.0, 0.1, 0.0]), 10, 3, 0.5).len(), 3, "two stand out, a third is near");
+        assert!(index.nearest(&[1.0, 0.0], 10, 2, 0.0).is_empty(), "another model's query matches nothing");
     }
 
     #[test]
@@ -233,7 +245,7 @@ mod tests {
         let mut index = Index::default();
         index.refresh(&store).unwrap();
         assert_eq!(index.len(), 2);
-        let north = index.nearest(&[1.0, 0.0], 1, -10.0)[0].0;
+        let north = index.nearest(&[1.0, 0.0], 1, 0, -10.0)[0].0;
         // Kept since: read on the next refresh.
         store.add_memories(&[memory("north-east", &[1.0, 1.0])]).unwrap();
         index.refresh(&store).unwrap();
@@ -242,7 +254,7 @@ mod tests {
         store.edit_memory(north, "south", Some(&encode(&[0.0, -1.0]))).unwrap();
         index.invalidate();
         index.refresh(&store).unwrap();
-        assert_ne!(index.nearest(&[1.0, 0.0], 1, -10.0)[0].0, north);
+        assert_ne!(index.nearest(&[1.0, 0.0], 1, 0, -10.0)[0].0, north);
         // Changed by another connection: seen without being told.
         Store::open(&dir.path().join("workly.db")).unwrap().forget_all_memories().unwrap();
         index.refresh(&store).unwrap();
@@ -254,7 +266,7 @@ mod tests {
         let a = unit(&(0..384).map(|i| ((i * 7919) % 97) as f32 - 48.0).collect::<Vec<_>>());
         let b = unit(&(0..384).map(|i| ((i * 104_729) % 89) as f32 - 44.0).collect::<Vec<_>>());
         let exact: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        let found = index(&[b]).nearest(&a, 1, 0.0)[0].1;
+        let found = index(&[b]).nearest(&a, 1, 0, 0.0)[0].1;
         assert!((found - exact).abs() < 0.01, "{found} vs {exact}");
     }
 }

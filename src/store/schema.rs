@@ -100,6 +100,10 @@ pub const MIGRATIONS: &[&str] = &[
         through_message_id INTEGER NOT NULL,
         created_at_ms INTEGER NOT NULL
     );",
+    // 4: the memories' embeddings are made as e5 queries, as messages are
+    // (see `llm::embed`); those made before as passages cannot be compared
+    // with them, and go. The next start embeds every memory again.
+    "DELETE FROM memory_vectors;",
 ];
 
 /// The schema version this Workly writes: every migration applied.

@@ -488,4 +488,27 @@ mod memories {
         tell(&mut store, &old, message, &[said(MemoryKind::Like, message, 0..10)]);
         assert_eq!(store.search_memories("tea", 5).unwrap().len(), 1);
     }
+
+    #[test]
+    fn embeddings_made_before_version_4_go_and_their_memories_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        {
+            let connection = Connection::open(&path).unwrap();
+            for migration in &schema::MIGRATIONS[..3] {
+                connection.execute_batch(migration).unwrap();
+            }
+            connection.pragma_update(None, "user_version", 3).unwrap();
+            connection
+                .execute(
+                    "INSERT INTO memories (kind, content, created_at_ms, updated_at_ms) VALUES ('pet', 'My cat is Miso', 0, 0)",
+                    [],
+                )
+                .unwrap();
+            connection.execute("INSERT INTO memory_vectors (memory_id, vector) VALUES (1, x'010203')", []).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.memory_vectors(0).unwrap().is_empty());
+        assert_eq!(store.memories_without_vectors().unwrap(), [(1, "My cat is Miso".to_owned())]);
+    }
 }

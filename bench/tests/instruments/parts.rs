@@ -145,13 +145,15 @@ fn recall_scores_extraction_recall_cost_and_replies() {
     let recall = report["recall"].as_array().unwrap();
     let sets: Vec<(&str, &str)> =
         recall.iter().map(|score| (score["set"].as_str().unwrap(), score["language"].as_str().unwrap())).collect();
-    let expected = ["tuned on", "held out", "second held out"].map(|set| [(set, "en"), (set, "fr")]).concat();
+    let expected =
+        ["tuned on", "held out", "second held out", "third held out"].map(|set| [(set, "en"), (set, "fr")]).concat();
     assert_eq!(sets, expected);
     for score in recall {
         let facts = match score["set"].as_str() {
             Some("tuned on") => 10,
             Some("held out") => 15,
-            _ => 20,
+            Some("second held out") => 20,
+            _ => 25,
         };
         assert_eq!((score["facts"].as_u64(), score["unrelated_turns"].as_u64()), (Some(facts), Some(20)), "{score}");
         assert!(score["facts_kept"].as_u64().unwrap() <= facts, "{score}");
@@ -162,6 +164,8 @@ fn recall_scores_extraction_recall_cost_and_replies() {
         let share = |rank: &str| found(rank) as f64 / facts as f64;
         assert_eq!(score["recall_at_5"].as_f64().unwrap(), share("rank"), "{score}");
         assert_eq!(score["recall_at_5_words"].as_f64().unwrap(), share("rank_words"), "{score}");
+        assert_eq!(score["recall_at_5_meaning"].as_f64().unwrap(), share("meaning_rank"), "{score}");
+        assert!(score["held_out_chit_chat_memories"].as_f64().is_some_and(|memories| memories <= 5.0), "{score}");
         for asked in questions {
             assert!(asked["planted_cosine"].as_f64().is_some_and(|cosine| (-1.0..=1.0).contains(&cosine)), "{asked}");
         }
