@@ -113,6 +113,25 @@ fn a_memory_comes_back_by_its_meaning_when_no_word_is_shared() {
 }
 
 #[test]
+fn memories_without_embeddings_get_them_at_the_next_start_and_a_long_wait_is_told() {
+    use workly::store::memories::{MemoryKind, NewMemory};
+    let dir = tempfile::tempdir().unwrap();
+    common::link_embedder(dir.path());
+    // As after an upgrade that changed how memories are embedded (or a
+    // while without the embedding model): kept, but with no embedding.
+    let likes: Vec<NewMemory> =
+        (0..200).map(|at| NewMemory::given(MemoryKind::Like, format!("I like the number {at}"))).collect();
+    Store::open(&dir.path().join("workly.db")).unwrap().add_memories(&likes).unwrap();
+    let (_, stderr) = chat_lines(&mut chat(dir.path(), "first"), &["Hello"]);
+    assert!(stderr.contains("workly: memory: embedding 200 memories for recall by meaning (once)"), "{stderr}");
+    let store = Store::open(&dir.path().join("workly.db")).unwrap();
+    assert!(store.memories_without_vectors().unwrap().is_empty());
+    assert_eq!(store.memory_vectors(0).unwrap().len(), 200);
+    let (_, stderr) = chat_lines(&mut chat(dir.path(), "second"), &["Hello"]);
+    assert!(!stderr.contains("embedding"), "once: {stderr}");
+}
+
+#[test]
 fn memory_can_be_turned_off_and_given_by_hand() {
     let dir = tempfile::tempdir().unwrap();
     let (turns, _) = chat_lines(chat(dir.path(), "quiet").arg("--no-memory"), &["My name is Zephyrine."]);

@@ -32,11 +32,11 @@ pub const CANDIDATES: usize = 20;
 pub const MIN_SPREAD: f32 = 2.5;
 
 /// Words by which a person speaks of themselves, in English and French
-/// (folded: lowercase, straight apostrophes). Words that begin with `j'` or
-/// `m'` count too.
+/// ("me" is both), folded: lowercase, straight apostrophes. Words that begin
+/// with `j'` or `m'` count too.
 const THE_PERSON: &[&str] = &[
     "i", "i'm", "i've", "i'd", "i'll", "im", "me", "my", "mine", "myself", "we", "we're", "we've", "our", "us", "je",
-    "moi", "me", "mon", "ma", "mes", "nous", "notre", "nos",
+    "moi", "mon", "ma", "mes", "nous", "notre", "nos",
 ];
 
 /// Words of a request for advice or a reminder, which a question mark need
@@ -140,27 +140,6 @@ pub fn line(memory: &StoredMemory) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn questions_about_the_person_are_told_from_chit_chat() {
-        for asks in [
-            "What's my other half called again?",
-            "Any tips for keeping my place warm this winter?",
-            "Remind me what I'm studying",
-            "Tu te souviens du prénom de mon chéri ?",
-            "Rappelle-moi ce que je fais comme boulot",
-            "J'ai rien de prévu ce week-end, tu me proposes quoi ?",
-        ] {
-            assert!(asks_about_the_person(asks), "{asks}");
-            assert_eq!(nearest_kept(asks), MAX_MEMORIES);
-        }
-        for chit_chat in
-            ["Tell me a joke.", "I just had lunch.", "What's the capital of Peru?", "Je suis crevé ce soir.", "Merci !"]
-        {
-            assert!(!asks_about_the_person(chit_chat), "{chit_chat}");
-            assert_eq!(nearest_kept(chit_chat), 0);
-        }
-    }
     use crate::store::memories::NewMemory;
 
     fn memory(kind: MemoryKind, content: &str) -> NewMemory {
@@ -195,5 +174,26 @@ mod tests {
         // The message before counts too, and the limit holds.
         let before = contents(relevant(&store, "And what else?", Some("my cat"), &[shellfish, cats]).unwrap());
         assert!(before.contains(&"My cat is called Miso".to_owned()) && before.len() <= MAX_MEMORIES, "{before:?}");
+    }
+
+    #[test]
+    fn questions_about_the_person_are_told_from_chit_chat() {
+        for asks in [
+            "What's my other half called again?",
+            "Any tips for keeping my place warm this winter?",
+            "Remind me what I'm studying",
+            "Tu te souviens du prénom de mon chéri ?",
+            "Rappelle-moi ce que je fais comme boulot",
+            "J'ai rien de prévu ce week-end, tu me proposes quoi ?",
+        ] {
+            assert!(asks_about_the_person(asks), "{asks}");
+            assert_eq!(nearest_kept(asks), MAX_MEMORIES);
+        }
+        for chit_chat in
+            ["Tell me a joke.", "I just had lunch.", "What's the capital of Peru?", "Je suis crevé ce soir.", "Merci !"]
+        {
+            assert!(!asks_about_the_person(chit_chat), "{chit_chat}");
+            assert_eq!(nearest_kept(chit_chat), 0);
+        }
     }
 }
