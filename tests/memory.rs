@@ -123,7 +123,7 @@ fn memories_without_embeddings_get_them_at_the_next_start_and_a_long_wait_is_tol
         (0..200).map(|at| NewMemory::given(MemoryKind::Like, format!("I like the number {at}"))).collect();
     Store::open(&dir.path().join("workly.db")).unwrap().add_memories(&likes).unwrap();
     let (_, stderr) = chat_lines(&mut chat(dir.path(), "first"), &["Hello"]);
-    assert!(stderr.contains("workly: memory: embedding 200 memories for recall by meaning (once)"), "{stderr}");
+    assert!(stderr.contains("memory: embedding 200 memories for recall by meaning (once)"), "{stderr}");
     let store = Store::open(&dir.path().join("workly.db")).unwrap();
     assert!(store.memories_without_vectors().unwrap().is_empty());
     assert_eq!(store.memory_vectors(0).unwrap().len(), 200);

@@ -171,8 +171,8 @@ pub struct Asked {
     pub planted_cosine: f32,
     /// The highest cosine between the question and any other memory.
     pub best_other_cosine: f32,
-    /// The planted memory's rank by its cosine alone.
-    pub meaning_rank: usize,
+    /// The planted memory's rank by its cosine alone (none when it was not kept).
+    pub meaning_rank: Option<usize>,
 }
 
 /// What recall costs with a number of memories kept.
@@ -500,7 +500,7 @@ fn recall_after(
     embedder: &Embedder,
 ) -> workly::error::Result<RecallScore> {
     let mut history = History::open(Store::open(path)?, Some("planted"))?;
-    history.set_embedder(embedder.clone())?;
+    history.set_embedder(embedder.clone(), |_| {})?;
     // A week ago, a minute apart.
     let start = now_ms() - 7 * 86_400_000;
     let mut facts_kept = 0;
@@ -554,7 +554,7 @@ fn recall_after(
             rank_words: rank(&words_only)?,
             planted_cosine,
             best_other_cosine,
-            meaning_rank: nearer + 1,
+            meaning_rank: (planted_cosine > f32::MIN).then_some(nearer + 1),
         });
     }
     // Memories recalled on average for each of `messages`, by `history`.
@@ -586,7 +586,7 @@ fn recall_after(
         memories: kept.len(),
         recall_at_5: share(|asked| asked.rank),
         recall_at_5_words: share(|asked| asked.rank_words),
-        recall_at_5_meaning: share(|asked| Some(asked.meaning_rank)),
+        recall_at_5_meaning: share(|asked| asked.meaning_rank),
         questions,
         chit_chat_memories: noise(talk, &history)?,
         chit_chat_memories_words: noise(talk, &words_only)?,
@@ -706,7 +706,7 @@ fn answers(
         history.start_new()?;
         history.set_memory(memory);
         if memory {
-            history.set_embedder(embedder.clone())?;
+            history.set_embedder(embedder.clone(), |_| {})?;
         }
         let chat = Mutex::new(Chat::new(Conversation::new(persona.clone()), Some(history)));
         engine.wait_idle()?;

@@ -118,8 +118,14 @@ impl History {
     /// Recalls memories by meaning too, with `embedder`: memories kept
     /// without an embedding (while the model was missing) get theirs now,
     /// and every embedding is loaded for the turns to search.
-    pub fn set_embedder(&mut self, embedder: Embedder) -> Result<(), crate::error::Error> {
+    /// `waiting` is told how many memories wait for theirs first, when any
+    /// do: all of them once after an upgrade that changed how memories are
+    /// embedded.
+    pub fn set_embedder(&mut self, embedder: Embedder, waiting: impl FnOnce(usize)) -> Result<(), crate::error::Error> {
         let missing = self.store.memories_without_vectors()?;
+        if !missing.is_empty() {
+            waiting(missing.len());
+        }
         for chunk in missing.chunks(64) {
             let texts: Vec<&str> = chunk.iter().map(|(_, content)| content.as_str()).collect();
             for ((id, _), vector) in chunk.iter().zip(vectors::of_memories(&embedder, &texts)?) {
@@ -131,13 +137,6 @@ impl History {
         index.refresh(&self.store)?;
         self.embedder = Some(embedder);
         Ok(())
-    }
-
-    /// How many memories have no embedding yet, which
-    /// [`History::set_embedder`] gives them: all of them once after an
-    /// upgrade that changed how memories are embedded.
-    pub fn memories_to_embed(&self) -> Result<usize, StoreError> {
-        Ok(self.store.memories_without_vectors()?.len())
     }
 
     /// For a start that failed (a model that does not load, say): removes the

@@ -67,7 +67,7 @@ fn embedder_file(dirs: &Dirs) -> Option<std::path::PathBuf> {
 
 /// How many memories left to embed at start are worth a line: about a
 /// second's wait (e5 takes a few milliseconds a memory).
-const NOTICE_EMBEDDINGS: usize = 200;
+const NOTICE_AT_MEMORIES: usize = 200;
 
 /// Lets `history` recall by meaning when memory is on and the embedding model
 /// is there, on `threads` threads. Without it (or when it fails to load),
@@ -78,11 +78,13 @@ pub fn attach_embedder(dirs: &Dirs, history: &mut History, threads: usize) -> Op
     }
     let attached = match embedder_file(dirs) {
         Some(path) => Embedder::load(&path, threads).map_err(|error| error.to_string()).and_then(|embedder| {
-            let waiting = history.memories_to_embed().map_err(|error| error.to_string())?;
-            if waiting >= NOTICE_EMBEDDINGS {
-                eprintln!("workly: memory: embedding {waiting} memories for recall by meaning (once)");
-            }
-            history.set_embedder(embedder).map_err(|error| error.to_string())
+            // Said before the wait, unlike the notice returned.
+            let waiting = |count| {
+                if count >= NOTICE_AT_MEMORIES {
+                    eprintln!("memory: embedding {count} memories for recall by meaning (once)");
+                }
+            };
+            history.set_embedder(embedder, waiting).map_err(|error| error.to_string())
         }),
         None => {
             Err(format!("{} is not in {} (scripts/setup.sh fetches it)", embed::DEFAULT_FILE, dirs.models().display()))

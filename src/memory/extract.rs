@@ -581,7 +581,7 @@ const MODEL_TASK: &str = "You find facts a person tells about their own life: th
 /// Words of a clause in the first person, as its subject or owner: a
 /// model's fact must be the person's own ("tell me a joke" asks, it does
 /// not tell).
-const FIRST_PERSON: &[&str] = &[
+pub(super) const FIRST_PERSON: &[&str] = &[
     "i",
     "i'm",
     "i've",

@@ -14,7 +14,7 @@
 //! message and one pass over the embeddings; `workly-bench recall` measures it.
 
 use super::dates::Day;
-use super::extract::fold;
+use super::extract::{FIRST_PERSON, fold};
 use crate::store::memories::{MemoryKind, StoredMemory};
 use crate::store::{Store, StoreError};
 
@@ -31,35 +31,43 @@ pub const CANDIDATES: usize = 20;
 /// brings back).
 pub const MIN_SPREAD: f32 = 2.5;
 
-/// Words by which a person speaks of themselves, in English and French
-/// ("me" is both), folded: lowercase, straight apostrophes. Words that begin
-/// with `j'` or `m'` count too.
-const THE_PERSON: &[&str] = &[
-    "i", "i'm", "i've", "i'd", "i'll", "im", "me", "my", "mine", "myself", "we", "we're", "we've", "our", "us", "je",
-    "moi", "mon", "ma", "mes", "nous", "notre", "nos",
-];
+/// Words by which a person speaks of themselves besides those of a fact's
+/// subject or owner ([`FIRST_PERSON`]): as the object of a request ("remind
+/// me", "dis-moi"). Folded: lowercase, straight apostrophes; a word that
+/// begins with `j'` or `m'` counts too.
+const OBJECT: &[&str] = &["me", "myself", "moi"];
 
 /// Words of a request for advice or a reminder, which a question mark need
-/// not end.
+/// not end (matched once a French elision is taken off: "d'idées").
 const ASKING: &[&str] = &[
     "suggest",
+    "suggestion",
+    "suggestions",
     "recommend",
+    "recommendation",
+    "recommendations",
     "remind",
+    "reminder",
     "help",
+    "tip",
     "tips",
     "advice",
     "idea",
     "ideas",
     "conseille",
+    "conseilles",
     "conseiller",
     "conseils",
     "propose",
+    "proposes",
     "proposer",
     "rappelle",
+    "rappelles",
     "rappeler",
     "idée",
     "idées",
     "aide",
+    "aides",
     "aider",
 ];
 
@@ -70,15 +78,26 @@ const ASKING: &[&str] = &[
 ///
 /// Such a question is often asked in other words than the memory that
 /// answers it, which then sits among the nearest few without standing out
-/// from the rest; so the nearest few come with it. A message that asks
-/// nothing of the person ("tell me a joke", "I just had lunch") brings only
-/// what stands out, since every memory brought is read before the reply.
+/// from the rest; so the nearest few come with it (a request such as "can
+/// you give me a recipe?" too: an allergy should shape it). A message in
+/// which the person does not speak of themselves ("what's the capital of
+/// Peru?"), or that asks nothing ("I just had lunch"), brings only what
+/// stands out, since every memory brought is read before the reply.
 pub fn asks_about_the_person(message: &str) -> bool {
     let folded = fold(message);
     let words: Vec<&str> = folded.split(|c: char| c.is_whitespace() || c == '-').filter(|w| !w.is_empty()).collect();
-    let of_the_person =
-        words.iter().any(|word| THE_PERSON.contains(word) || word.starts_with("j'") || word.starts_with("m'"));
-    of_the_person && (message.contains('?') || words.iter().any(|word| ASKING.contains(word)))
+    let of_the_person = words.iter().any(|word| {
+        FIRST_PERSON.contains(word) || OBJECT.contains(word) || word.starts_with("j'") || word.starts_with("m'")
+    });
+    of_the_person && (message.contains('?') || words.iter().any(|word| ASKING.contains(&unelided(word))))
+}
+
+/// `word` without the French elision it may begin with ("d'idées" is "idées").
+fn unelided(word: &str) -> &str {
+    match word.split_once('\'') {
+        Some((elided, rest)) if ["c", "d", "j", "l", "m", "n", "s", "t", "qu"].contains(&elided) => rest,
+        _ => word,
+    }
 }
 
 /// How many of the memories nearest `message` in meaning it brings whether
@@ -179,19 +198,24 @@ mod tests {
     #[test]
     fn questions_about_the_person_are_told_from_chit_chat() {
         for asks in [
-            "What's my other half called again?",
+            "What was my sister's dog called?",
             "Any tips for keeping my place warm this winter?",
             "Remind me what I'm studying",
-            "Tu te souviens du prénom de mon chéri ?",
+            "Tu sais encore où habite ma tante ?",
             "Rappelle-moi ce que je fais comme boulot",
-            "J'ai rien de prévu ce week-end, tu me proposes quoi ?",
+            "J'ai rien de prévu samedi, t'aurais pas d'idées pour moi",
         ] {
             assert!(asks_about_the_person(asks), "{asks}");
             assert_eq!(nearest_kept(asks), MAX_MEMORIES);
         }
-        for chit_chat in
-            ["Tell me a joke.", "I just had lunch.", "What's the capital of Peru?", "Je suis crevé ce soir.", "Merci !"]
-        {
+        for chit_chat in [
+            "Tell me a joke.",
+            "I just had lunch.",
+            "What's the capital of Peru?",
+            "What's the biggest state in the US?",
+            "Je suis fatigué ce matin.",
+            "Merci !",
+        ] {
             assert!(!asks_about_the_person(chit_chat), "{chit_chat}");
             assert_eq!(nearest_kept(chit_chat), 0);
         }

@@ -324,10 +324,17 @@ impl Store {
         Ok(memories)
     }
 
-    /// The embeddings of the memories numbered above `after`, by number.
+    /// The embeddings of the memories numbered above `after`, by number: of
+    /// every memory but the person's name, which recall leaves to every
+    /// conversation's opening (searched, it would take a place that another
+    /// memory could have).
     pub fn memory_vectors(&self, after: i64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         self.connection
-            .prepare_cached("SELECT memory_id, vector FROM memory_vectors WHERE memory_id > ?1 ORDER BY memory_id")
+            .prepare_cached(
+                "SELECT memory_vectors.memory_id, memory_vectors.vector FROM memory_vectors \
+                 JOIN memories ON memories.id = memory_vectors.memory_id \
+                 WHERE memory_vectors.memory_id > ?1 AND memories.kind != 'name' ORDER BY memory_vectors.memory_id",
+            )
             .and_then(|mut statement| statement.query_map([after], |row| Ok((row.get(0)?, row.get(1)?)))?.collect())
             .map_err(|error| self.error(error))
     }

@@ -458,6 +458,11 @@ mod memories {
         open(&dir).forget_memories(&[rain]).unwrap();
         assert_ne!(store.data_version().unwrap(), version);
         assert_eq!(store.memory_vectors(0).unwrap(), [(jazz, vec![1, 1, 1])], "forgetting took the embedding");
+        // The name is left to the opening: recall does not search it.
+        let name = "My name is Sam";
+        let named = NewMemory { vector: Some(vec![2, 2, 2]), ..said(MemoryKind::Name, name, 0..14) };
+        tell(&mut store, &chat, name, &[named]);
+        assert_eq!(store.memory_vectors(0).unwrap(), [(jazz, vec![1, 1, 1])]);
     }
 
     #[test]
