@@ -9,6 +9,10 @@
 //! --cuda` when it builds with the toolkit from NVIDIA's wheels), it also links
 //! that folder's shared cuBLAS: llama-cpp-sys-2 asks for the static cuBLAS,
 //! which the wheels do not ship.
+//!
+//! With the `vulkan` feature, it records which of llama.cpp's faster Vulkan
+//! shader paths the build compiled, for `workly doctor` (see
+//! [`record_vulkan_shaders`]).
 
 use std::path::Path;
 
@@ -25,6 +29,7 @@ const VENDOR: [(&str, &str); 6] = [
 
 fn main() {
     link_shared_cublas();
+    record_vulkan_shaders();
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let modules = Path::new(&manifest).join("web/node_modules");
     // npm rewrites this file on every install, so it marks a changed tree
@@ -78,4 +83,74 @@ fn link_shared_cublas() {
         println!("cargo:rustc-link-arg={}", dir.join(library).display());
     }
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+}
+
+/// The GLSL extensions of llama.cpp's faster Vulkan shader paths, with the
+/// feature-test shader ggml compiles to decide whether glslc knows each
+/// (`ggml/src/ggml-vulkan/CMakeLists.txt`).
+const VULKAN_SHADER_TESTS: [(&str, &str); 4] = [
+    ("GL_KHR_cooperative_matrix", "coopmat.comp"),
+    ("GL_NV_cooperative_matrix2", "coopmat2.comp"),
+    ("GL_EXT_integer_dot_product", "integer_dot.comp"),
+    ("GL_EXT_bfloat16", "bfloat16.comp"),
+];
+
+/// With the `vulkan` feature, tells the crate which of llama.cpp's faster
+/// Vulkan shader paths were compiled: `WORKLY_VULKAN_SHADERS` lists
+/// `EXTENSION=1` or `EXTENSION=0` for each of [`VULKAN_SHADER_TESTS`], and
+/// `WORKLY_VULKAN_GLSLC` names the compiler.
+///
+/// ggml compiles a path only when the glslc its CMake found knows the
+/// path's extension, and keeps the answer to itself (a compile definition).
+/// So the same tests are run again on the same glslc, read from llama.cpp's
+/// CMake cache, with ggml's own test shaders and its own criterion: glslc
+/// saying "extension not supported" for it.
+fn record_vulkan_shaders() {
+    if std::env::var_os("CARGO_FEATURE_VULKAN").is_none() {
+        return;
+    }
+    let report = match vulkan_shaders() {
+        Ok(report) => report,
+        Err(why) => {
+            println!("cargo:warning=cannot tell which Vulkan shader paths llama.cpp compiled: {why}");
+            (String::new(), String::new())
+        }
+    };
+    println!("cargo:rustc-env=WORKLY_VULKAN_SHADERS={}", report.0);
+    println!("cargo:rustc-env=WORKLY_VULKAN_GLSLC={}", report.1);
+}
+
+/// (`WORKLY_VULKAN_SHADERS`, `WORKLY_VULKAN_GLSLC`), or why not.
+fn vulkan_shaders() -> Result<(String, String), String> {
+    // llama-cpp-sys-2 (`links = "llama"`) gives its CMake package folder,
+    // `OUT/lib/cmake`; CMake's cache is in `OUT/build`.
+    let cmake_dir = std::env::var_os("DEP_LLAMA_GGML_CMAKE_DIR").ok_or("llama-cpp-sys-2 gave no CMake folder")?;
+    let out = Path::new(&cmake_dir).parent().and_then(Path::parent).ok_or("llama-cpp-sys-2's CMake folder")?;
+    let cache_file = out.join("build/CMakeCache.txt");
+    println!("cargo:rerun-if-changed={}", cache_file.display());
+    let cache = std::fs::read_to_string(&cache_file).map_err(|error| format!("{}: {error}", cache_file.display()))?;
+    // Entries read `NAME:TYPE=VALUE`.
+    let entry = |name: &str| {
+        cache.lines().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.split(':').next() == Some(name)).then(|| value.to_owned())
+        })
+    };
+    let glslc = entry("Vulkan_GLSLC_EXECUTABLE").ok_or("no glslc in llama.cpp's CMake cache")?;
+    let ggml = entry("ggml_SOURCE_DIR").ok_or("no ggml source folder in llama.cpp's CMake cache")?;
+    let tests = Path::new(&ggml).join("src/ggml-vulkan/vulkan-shaders/feature-tests");
+    let mut compiled = Vec::new();
+    for (extension, shader) in VULKAN_SHADER_TESTS {
+        let output = std::process::Command::new(&glslc)
+            .args(["-o", "-", "-fshader-stage=compute", "--target-env=vulkan1.3"])
+            .arg(tests.join(shader))
+            .output()
+            .map_err(|error| format!("{glslc}: {error}"))?;
+        let lacks = String::from_utf8_lossy(&output.stderr).contains(&format!("extension not supported: {extension}"));
+        compiled.push(format!("{extension}={}", u8::from(!lacks)));
+    }
+    let version =
+        std::process::Command::new(&glslc).arg("--version").output().map_err(|error| format!("{glslc}: {error}"))?;
+    let version = String::from_utf8_lossy(&version.stdout).lines().next().unwrap_or("glslc").trim().to_owned();
+    Ok((compiled.join(","), version))
 }

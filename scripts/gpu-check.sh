@@ -140,7 +140,12 @@ for package in json.load(sys.stdin)["packages"]:
         flags+=("-DCMAKE_CUDA_COMPILER=$cache_dir/cuda/root/bin/nvcc" "-DCUDAToolkit_ROOT=$cache_dir/cuda/root")
       fi
       ;;
-    vulkan) flags+=(-DGGML_VULKAN=ON) ;;
+    vulkan)
+      flags+=(-DGGML_VULKAN=ON)
+      # The headers and glslc Workly's own Vulkan build took, so both have the same shader paths.
+      # shellcheck source=scripts/vulkan-env.sh
+      . "$repo/scripts/vulkan-env.sh"
+      ;;
   esac
   build="$cache_dir/llama-bench-$backend"
   say "building llama.cpp's llama-bench ($backend) in $build"

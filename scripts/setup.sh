@@ -9,7 +9,8 @@
 # word lists `workly-bench persona` checks replies against. Idempotent: a
 # second run checks and skips.
 # With --vulkan, also the packages the `vulkan` feature (AMD and Intel GPUs)
-# builds with: the Vulkan headers and loader, glslc and SPIRV-Headers.
+# builds with: the Vulkan headers and loader, glslc and SPIRV-Headers (and,
+# where the system's are too old, Debian 13's headers and glslc in the cache).
 # With --cuda, the build is the `cuda` feature (NVIDIA GPUs), compiled for the
 # architecture of the GPUs present (WORKLY_CUDA_ARCHS names others, e.g. 89
 # or "86;90", for a machine without them), with NVIDIA's system toolkit where
@@ -76,42 +77,91 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# --- Debian 13's packages ----------------------------------------------------
+# debian13 DEST PACKAGE...: unpacks Debian 13's PACKAGEs into DEST, not
+# installed: from the archive this machine's own apt configuration uses for
+# Debian (its mirror, proxy or snapshot), asked for trixie instead of this
+# release.
+debian13() {
+  local dest=$1 codename debian_uri apt_dir package
+  shift
+  # shellcheck disable=SC1091
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  debian_uri=$(apt-get indextargets --format '$(REPO_URI)' "Label: Debian" ${codename:+"Codename: $codename"} |
+    head -n1)
+  if [[ -z "$debian_uri" ]]; then
+    say "no Debian archive in this machine's apt sources: cannot fetch Debian 13's $*"
+    exit 1
+  fi
+  apt_dir=$(mktemp -d)
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
+  echo "deb $debian_uri trixie main" >"$apt_dir/sources.list"
+  local apt_options=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o APT::Sandbox::User=root)
+  apt-get "${apt_options[@]}" update
+  (cd "$apt_dir" && apt-get "${apt_options[@]}" download "${@/%//trixie}")
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  for package in "$apt_dir"/*.deb; do
+    dpkg-deb -x "$package" "$dest"
+  done
+  rm -rf "$apt_dir"
+}
+
 # --- Vulkan headers ----------------------------------------------------------
 # llama.cpp's Vulkan backend needs Vulkan headers 1.3.272 or newer (it uses
-# VK_EXT_layer_settings); Debian 12 ships 1.3.239. There, the headers of
-# Debian 13's libvulkan-dev are unpacked into the cache, not installed: only
-# the compiler reads them (llama.cpp loads Vulkan functions at run time, so
-# the system's loader still serves), and builds find them through VULKAN_SDK.
+# VK_EXT_layer_settings); Debian 12 ships 1.3.239. In that case the headers of
+# Debian 13's libvulkan-dev are unpacked into the cache: only the compiler
+# reads them (llama.cpp loads Vulkan functions at run time, so the system's
+# loader still serves), and builds find them through VULKAN_SDK.
 vulkan_headers="$cache_dir/vulkan-headers"
 if $for_vulkan && [[ ! -f "$vulkan_headers/.unpacked" ]]; then
   header_version=$(sed -n 's/^#define VK_HEADER_VERSION \([0-9]*\)$/\1/p' /usr/include/vulkan/vulkan_core.h)
   if ((header_version < 272)); then
     say "unpacking Debian 13's Vulkan headers into $vulkan_headers (the system's are 1.3.$header_version)"
-    # The archive this machine's own apt configuration uses for Debian (its
-    # mirror, proxy or snapshot), asked for trixie instead of this release.
-    # shellcheck disable=SC1091
-    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-    debian_uri=$(apt-get indextargets --format '$(REPO_URI)' "Label: Debian" ${codename:+"Codename: $codename"} |
-      head -n1)
-    if [[ -z "$debian_uri" ]]; then
-      say "no Debian archive in this machine's apt sources: cannot fetch Debian 13's Vulkan headers"
-      exit 1
-    fi
-    apt_dir=$(mktemp -d)
-    mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
-    echo "deb $debian_uri trixie main" >"$apt_dir/sources.list"
-    apt_options=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-      -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o APT::Sandbox::User=root)
-    apt-get "${apt_options[@]}" update
-    (cd "$apt_dir" && apt-get "${apt_options[@]}" download libvulkan-dev/trixie)
-    rm -rf "$vulkan_headers"
-    mkdir -p "$vulkan_headers"
-    dpkg-deb -x "$apt_dir"/libvulkan-dev_*.deb "$vulkan_headers"
-    rm -rf "$apt_dir"
+    debian13 "$vulkan_headers" libvulkan-dev
     touch "$vulkan_headers/.unpacked"
   fi
 fi
-[[ -f "$vulkan_headers/.unpacked" ]] && export VULKAN_SDK=${VULKAN_SDK:-$vulkan_headers/usr}
+
+# --- glslc -------------------------------------------------------------------
+# llama.cpp compiles the faster paths of its Vulkan shaders (matrix cores, and
+# integer dot products for quantized weights) only when glslc knows their GLSL
+# extensions; Debian 12's (shaderc 2023.2) knows none of them, so prefill on
+# an AMD, Intel or NVIDIA GPU would take the slow path. Where the system's
+# glslc lacks one, Debian 13's (shaderc 2025.2) is unpacked into the cache with
+# the C and C++ libraries it was built against (newer than Debian 12's), and a
+# wrapper runs it with them through their own loader. Builds find it through
+# CMAKE_PROGRAM_PATH, where CMake looks for glslc first.
+glslc_knows() { # glslc_knows GLSLC EXTENSION
+  printf '#version 460\n#extension %s : require\nvoid main() {}\n' "$2" |
+    "$1" -fshader-stage=compute --target-env=vulkan1.3 -o /dev/null - 2>/dev/null
+}
+glslc_dir="$cache_dir/glslc"
+if $for_vulkan && [[ ! -f "$glslc_dir/.unpacked" ]]; then
+  for extension in GL_KHR_cooperative_matrix GL_NV_cooperative_matrix2 GL_EXT_integer_dot_product; do
+    glslc_knows glslc "$extension" && continue
+    say "unpacking Debian 13's glslc into $glslc_dir (the system's lacks $extension)"
+    debian13 "$glslc_dir/root" glslc libshaderc1 libc6 libstdc++6 libgcc-s1
+    lib=$(dirname "$(ls "$glslc_dir"/root/usr/lib/*/ld-linux*.so.*)")
+    mkdir -p "$glslc_dir/bin"
+    cat >"$glslc_dir/bin/glslc" <<WRAPPER
+#!/bin/sh
+# Debian 13's glslc, with the libraries it was built against (scripts/setup.sh).
+exec "$(ls "$lib"/ld-linux*.so.*)" --library-path "$lib" "$glslc_dir/root/usr/bin/glslc" "\$@"
+WRAPPER
+    chmod +x "$glslc_dir/bin/glslc"
+    if ! glslc_knows "$glslc_dir/bin/glslc" "$extension"; then
+      say "Debian 13's glslc does not run here, or lacks $extension: the Vulkan shaders will take the slow paths"
+      rm -rf "$glslc_dir"
+      break
+    fi
+    touch "$glslc_dir/.unpacked"
+    break
+  done
+fi
+# shellcheck source=scripts/vulkan-env.sh
+. "$repo/scripts/vulkan-env.sh"
 
 # --- CUDA ----------------------------------------------------------------------
 if $for_cuda; then
@@ -356,15 +406,20 @@ cd "$repo"
 # build made before (this folder's, or test.sh's Vulkan one) is cleaned first.
 # A build this script has not stamped yet was made with the file as it is.
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
+# So is a Vulkan build (test.sh's, or this folder's when it is one) when the
+# glslc its CMake found is no longer the one to use: CMake keeps what it found.
 ggml_env=$(grep -E '^GGML_' "$repo/.cargo/config.toml" | tr -d ' ' | sort | tr '\n' ' ')
+vulkan_env="${ggml_env}glslc=${CMAKE_PROGRAM_PATH:-system}"
 for dir in "$target_dir" "$target_dir-vulkan"; do
+  options=$ggml_env
+  [[ $dir == "$target_dir-vulkan" || "$features" == *vulkan* ]] && options=$vulkan_env
   stamp="$dir/release/.workly-ggml-env"
-  if [[ -d "$dir/release/build" && -f "$stamp" && "$(cat "$stamp")" != "$ggml_env" ]]; then
-    say "llama.cpp's build options changed (${ggml_env% }): rebuilding it in $dir"
+  if [[ -d "$dir/release/build" && -f "$stamp" && "$(cat "$stamp")" != "$options" ]]; then
+    say "llama.cpp's build options changed (${options% }): rebuilding it in $dir"
     CARGO_TARGET_DIR="$dir" cargo clean --release --quiet -p llama-cpp-sys-2
   fi
   mkdir -p "$dir/release"
-  echo "$ggml_env" >"$stamp"
+  echo "$options" >"$stamp"
 done
 say "building${features:+ with --features $features} (the first build compiles llama.cpp: several minutes)"
 cargo build --release --quiet ${features:+--features "$features"}

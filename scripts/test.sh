@@ -13,9 +13,10 @@ scripts/setup.sh --tests --vulkan
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 # In its own target directory, beside the default one, so both stay warm.
-# VULKAN_SDK points at the headers setup.sh unpacked where the system's are too old.
-vulkan_headers=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}/vulkan-headers
-[[ -f "$vulkan_headers/.unpacked" ]] && export VULKAN_SDK=${VULKAN_SDK:-$vulkan_headers/usr}
+# With the Vulkan headers and glslc setup.sh put in the cache where the system's are too old.
+cache_dir=${WORKLY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/workly}
+# shellcheck source=scripts/vulkan-env.sh
+. scripts/vulkan-env.sh
 vulkan_target="${CARGO_TARGET_DIR:-$repo/target}-vulkan"
 CARGO_TARGET_DIR="$vulkan_target" cargo build --release --features vulkan --bins --quiet
 export WORKLY_VULKAN_BINARY="$vulkan_target/release/workly"

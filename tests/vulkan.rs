@@ -46,6 +46,30 @@ fn doctor_lists_the_vulkan_device_and_plans_every_layer_onto_it() {
 }
 
 #[test]
+fn doctor_says_which_faster_shader_paths_the_build_compiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut doctor) = vulkan_workly(dir.path()) else { return };
+    let report = json_output(doctor.args(["doctor", "--json", "--model"]).arg(small_model()));
+    let shaders = &report["vulkan_shaders"];
+    let compiled = |extension: &str| {
+        let paths = shaders["paths"].as_array().unwrap_or_else(|| panic!("no shader paths: {report:#}"));
+        let path = paths.iter().find(|path| path["extension"] == extension);
+        path.unwrap_or_else(|| panic!("{extension} is not listed: {shaders:#}"))["compiled"] == true
+    };
+    // The set-up gives the build a glslc that knows these (the system's, or
+    // Debian 13's where the system's does not).
+    for extension in ["GL_KHR_cooperative_matrix", "GL_NV_cooperative_matrix2", "GL_EXT_integer_dot_product"] {
+        assert!(compiled(extension), "{extension} was not compiled: {shaders:#}");
+    }
+    assert!(shaders["compiler"].as_str().unwrap().starts_with("shaderc "), "{shaders:#}");
+
+    let Some(mut doctor) = vulkan_workly(dir.path()) else { return };
+    let output = doctor.args(["doctor", "--model"]).arg(small_model()).output().unwrap();
+    let shown = text(&output.stdout);
+    assert!(shown.contains("\nShaders:  matrix cores, NVIDIA matrix cores 2, integer dot product"), "{shown}");
+}
+
+#[test]
 fn a_reply_runs_with_the_layers_on_the_vulkan_device() {
     let dir = tempfile::tempdir().unwrap();
     let Some(mut chat) = vulkan_workly(dir.path()) else { return };

@@ -13,6 +13,7 @@ mod gpu;
 mod policy;
 mod ram;
 mod report;
+mod shaders;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub use policy::{
 };
 pub use ram::{MemoryInfo, peak_rss_bytes, process_rss_bytes, rss_bytes_of};
 pub use report::DoctorReport;
+pub use shaders::{ShaderPath, VulkanShaders};
 
 /// The GPU backend this binary's llama.cpp was built with (the `cuda` or
 /// `vulkan` feature); without one no layer can be offloaded, whatever GPU is present.

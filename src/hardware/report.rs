@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, MemoryInfo, SplitMode, Tuning, format_gib};
+use super::{CpuInfo, GpuBackend, GpuInfo, Hardware, MemoryInfo, SplitMode, Tuning, VulkanShaders, format_gib};
 
 /// Everything `workly doctor` shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +23,9 @@ pub struct DoctorReport {
     pub gpu_note: Option<String>,
     /// The GPU backend llama.cpp was built with: `cpu`, `cuda` or `vulkan`.
     pub gpu_backend: GpuBackend,
+    /// Which of llama.cpp's faster Vulkan shader paths a Vulkan build has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulkan_shaders: Option<VulkanShaders>,
     /// Settings chosen for `model`; `None` when no model was found.
     pub tuning: Option<Tuning>,
     /// The model the settings are for (file name or path), or the remote
@@ -45,6 +48,7 @@ impl DoctorReport {
             gpus: hardware.gpus,
             gpu_note: hardware.gpu_note,
             gpu_backend,
+            vulkan_shaders: (gpu_backend == GpuBackend::BUILT).then(VulkanShaders::of_this_build).flatten(),
             tuning,
             model,
             backend: None,
@@ -96,6 +100,9 @@ impl DoctorReport {
             }
         }
         let _ = writeln!(out, "Backend:  {} (llama.cpp build)", self.gpu_backend.label());
+        if let Some(shaders) = &self.vulkan_shaders {
+            let _ = writeln!(out, "Shaders:  {}", shaders.render());
+        }
 
         let _ = writeln!(out);
         if let Some(remote) = &self.backend {
@@ -216,6 +223,7 @@ mod tests {
                 free_bytes: 6_012_954_214,
             }],
             gpu_note: None,
+            vulkan_shaders: None,
             gpu_backend: GpuBackend::Cuda,
             tuning: Some(Tuning {
                 threads_decode: 6,
