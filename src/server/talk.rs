@@ -225,4 +225,16 @@ mod tests {
         assert_eq!(voice.end("r2"), None);
         assert_eq!(voice.stop("r2", 0, 0.5), Some(Stopped::Written("Done".to_owned())));
     }
+
+    #[test]
+    fn a_stop_between_two_sentences_keeps_the_first_whole_and_none_of_the_next() {
+        let voice = PageVoice::default();
+        voice.begin("r1");
+        assert!(voice.sent("r1", "The first one, said to its end.", 2.0, Arc::default()));
+        assert!(voice.sent("r1", "The second, not begun.", 1.5, Arc::default()));
+        // The page played the first to its end and stopped before the second
+        // began: it says the second, at no seconds in.
+        assert_eq!(voice.stop("r1", 1, 0.0), Some(Stopped::Writing));
+        assert_eq!(voice.end("r1").as_deref(), Some("The first one, said to its end."));
+    }
 }
