@@ -81,7 +81,8 @@ fi
 # debian13 DEST PACKAGE...: unpacks Debian 13's PACKAGEs into DEST, not
 # installed: from the archive this machine's own apt configuration uses for
 # Debian (its mirror, proxy or snapshot), asked for trixie instead of this
-# release.
+# release. Says why and fails when it cannot; the caller decides whether
+# that stops the set-up.
 debian13() {
   local dest=$1 codename debian_uri apt_dir package
   shift
@@ -91,19 +92,22 @@ debian13() {
     head -n1)
   if [[ -z "$debian_uri" ]]; then
     say "no Debian archive in this machine's apt sources: cannot fetch Debian 13's $*"
-    exit 1
+    return 1
   fi
   apt_dir=$(mktemp -d)
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
   echo "deb $debian_uri trixie main" >"$apt_dir/sources.list"
   local apt_options=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir" -o APT::Sandbox::User=root)
-  apt-get "${apt_options[@]}" update
-  (cd "$apt_dir" && apt-get "${apt_options[@]}" download "${@/%//trixie}")
+  if ! apt-get "${apt_options[@]}" update || ! (cd "$apt_dir" && apt-get "${apt_options[@]}" download "${@/%//trixie}"); then
+    say "cannot fetch Debian 13's $* from $debian_uri"
+    rm -rf "$apt_dir"
+    return 1
+  fi
   rm -rf "$dest"
   mkdir -p "$dest"
   for package in "$apt_dir"/*.deb; do
-    dpkg-deb -x "$package" "$dest"
+    dpkg-deb -x "$package" "$dest" || return 1
   done
   rm -rf "$apt_dir"
 }
@@ -119,7 +123,7 @@ if $for_vulkan && [[ ! -f "$vulkan_headers/.unpacked" ]]; then
   header_version=$(sed -n 's/^#define VK_HEADER_VERSION \([0-9]*\)$/\1/p' /usr/include/vulkan/vulkan_core.h)
   if ((header_version < 272)); then
     say "unpacking Debian 13's Vulkan headers into $vulkan_headers (the system's are 1.3.$header_version)"
-    debian13 "$vulkan_headers" libvulkan-dev
+    debian13 "$vulkan_headers" libvulkan-dev || exit 1
     touch "$vulkan_headers/.unpacked"
   fi
 fi
@@ -142,7 +146,11 @@ if $for_vulkan && [[ ! -f "$glslc_dir/.unpacked" ]]; then
   for extension in GL_KHR_cooperative_matrix GL_NV_cooperative_matrix2 GL_EXT_integer_dot_product; do
     glslc_knows glslc "$extension" && continue
     say "unpacking Debian 13's glslc into $glslc_dir (the system's lacks $extension)"
-    debian13 "$glslc_dir/root" glslc libshaderc1 libc6 libstdc++6 libgcc-s1
+    if ! debian13 "$glslc_dir/root" glslc libshaderc1 libc6 libstdc++6 libgcc-s1; then
+      say "building with the system's glslc: the Vulkan shaders will take the slow paths"
+      rm -rf "$glslc_dir"
+      break
+    fi
     lib=$(dirname "$(ls "$glslc_dir"/root/usr/lib/*/ld-linux*.so.*)")
     mkdir -p "$glslc_dir/bin"
     cat >"$glslc_dir/bin/glslc" <<WRAPPER
