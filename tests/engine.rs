@@ -5,6 +5,7 @@
 
 mod common;
 
+use workly::emotion::tags;
 use workly::llm::{
     CancelToken, Engine, EngineConfig, FinishReason, FlashAttention, GenerationEvent, GenerationRequest,
     GenerationStats, LlmError, Message, Prompt, SamplingParams,
@@ -315,6 +316,68 @@ fn bad_sampling_settings_are_refused() {
     assert!(error.to_string().contains("top_p"), "{error}");
 }
 
+/// Kira's persona asks for tags, and the default model, sampling, often
+/// writes brackets that are none ("[Nearby friend]", "[Traç]"). Held to the
+/// tags' grammar, the same draws leave no bracket once the tags are taken out.
+#[test]
+fn a_reply_held_to_the_tag_grammar_shows_no_false_tag() {
+    use workly::chat::{Language, Persona};
+    let engine = engine(common::default_model(), 1024, Vec::new());
+    let kira = Persona::default();
+    let mut false_tags = 0;
+    for (language, message) in [
+        (Language::English, "If you could be any animal, which one would you be?"),
+        (Language::English, "I'm going to Lisbon next month!"),
+        (Language::French, "J'ai trouvé un nouveau travail aujourd'hui !"),
+    ] {
+        let messages = vec![Message::system(kira.system_prompt_in(language)), Message::user(message)];
+        for seed in 1..=4 {
+            let sampling = SamplingParams { seed: Some(seed), ..SamplingParams::default() };
+            let free = GenerationRequest { sampling, ..GenerationRequest::chat(messages.clone(), 48) };
+            let held = GenerationRequest { grammar: Some(tags::GRAMMAR.to_owned()), ..free.clone() };
+            false_tags += usize::from(tags::strip(&run(&engine, free).0).text.contains('['));
+            let (held, stats) = run(&engine, held);
+            let mut shown = tags::strip(&held).text;
+            // A reply cut by the token limit may end inside a tag ("[sorr").
+            if let Some((before, rest)) = shown.rsplit_once('[')
+                && stats.finish_reason == FinishReason::Length
+                && rest.chars().all(|letter| letter.is_ascii_lowercase())
+            {
+                shown = before.to_owned();
+            }
+            assert!(!shown.contains('[') && shown.chars().any(char::is_alphabetic), "{message} {seed}: {held:?}");
+        }
+    }
+    assert!(false_tags > 0, "the model no longer writes false tags here: the test proves nothing");
+}
+
+/// Code is not the grammar's business: between backticks anything goes,
+/// and a bracket before a digit is no tag.
+#[test]
+fn the_tag_grammar_leaves_code_alone() {
+    let engine = engine(common::default_model(), 1024, Vec::new());
+    let messages = vec![
+        Message::system("Repeat the user's message exactly, with nothing before or after it."),
+        Message::user("In `items[index]` the first one is items[0], and the pair is [1, 2]."),
+    ];
+    let (free, _) = run(&engine, greedy(messages.clone(), 40));
+    assert!(free.contains("`items[index]`") && free.contains("[1, 2]"), "the model no longer repeats it: {free:?}");
+    let held = GenerationRequest { grammar: Some(tags::GRAMMAR.to_owned()), ..greedy(messages, 40) };
+    assert_eq!(run(&engine, held).0, free);
+}
+
+/// A grammar llama.cpp cannot parse is refused before any work, in one line.
+#[test]
+fn a_grammar_that_does_not_parse_is_refused() {
+    let engine = engine(common::small_model(), 256, Vec::new());
+    let request = GenerationRequest {
+        grammar: Some("root ::= (".to_owned()),
+        ..GenerationRequest::chat(vec![Message::user("Hi")], 4)
+    };
+    let error = engine.generate(request).unwrap().collect_blocking().unwrap_err();
+    assert!(error.to_string().contains("grammar"), "{error}");
+}
+
 #[test]
 fn raw_text_prompts_and_seeded_sampling_are_reproducible() {
     let engine = engine(common::small_model(), 512, Vec::new());
@@ -324,6 +387,7 @@ fn raw_text_prompts_and_seeded_sampling_are_reproducible() {
         max_tokens: 12,
         stop: Vec::new(),
         ignore_eos: false,
+        grammar: None,
     };
     let (first, _) = run(&engine, request.clone());
     let (second, _) = run(&engine, request);

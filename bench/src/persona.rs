@@ -16,6 +16,9 @@
 //! - it is empty or cut (the reply reached its token limit);
 //! - it stays within the persona's length (at most four sentences);
 //! - its emotion (tags, else the words) is one the label accepts;
+//! - it holds a valid emotion tag, and the text shown holds no bracket (a
+//!   tag the parser did not take, such as `[Joy]` or `[I smile]`, or a
+//!   stage direction, reaches the screen as written);
 //! - its words are real: the share found in the language's word list
 //!   (Debian's `wamerican` and `wfrench`), over all replies of that language;
 //! - and its time to first token.
@@ -135,6 +138,10 @@ pub struct Scored {
     pub emotion: Emotion,
     /// Whether the message's label accepts it.
     pub emotion_agrees: bool,
+    /// It holds a valid emotion tag.
+    pub tagged: bool,
+    /// The text shown holds a `[`: a false tag or a stage direction.
+    pub shows_bracket: bool,
     /// Words of the reply (the name and one-letter words aside), and of those
     /// the ones in the language's word list.
     pub words: usize,
@@ -167,6 +174,10 @@ pub struct Summary {
     pub within_length: f64,
     /// Share whose emotion the label accepts.
     pub emotion_agrees: f64,
+    /// Share holding a valid emotion tag.
+    pub tagged: f64,
+    /// Share whose text shown holds a `[`.
+    pub shows_bracket: f64,
     /// Share of the words found in the word list; absent without one.
     pub real_words: Option<f64>,
     /// Time to first token.
@@ -193,6 +204,8 @@ impl Summary {
             empty_or_cut: share(|reply| reply.empty_or_cut),
             within_length: share(|reply| reply.within_length),
             emotion_agrees: share(|reply| reply.emotion_agrees),
+            tagged: share(|reply| reply.tagged),
+            shows_bracket: share(|reply| reply.shows_bracket),
             real_words: word_list.then(|| ratio(known, words)),
             ttft_ms: Percentiles::of(&mut ttfts),
             first_text_ms: Percentiles::of(&mut first_texts),
@@ -308,7 +321,8 @@ impl Sink for FirstText {
 
 /// Scores one reply.
 fn score(message: &Message, system: &str, name: &str, outcome: &Outcome, lists: &WordLists) -> Scored {
-    let shown = tags::strip(&outcome.text).text;
+    let stripped = tags::strip(&outcome.text);
+    let shown = stripped.text;
     let sentences = sentences(&shown);
     let empty_or_cut = shown.trim().is_empty() || outcome.stats.finish_reason == FinishReason::Length;
     let (words, known_words) = lists.count(message.language, &shown, name);
@@ -324,6 +338,8 @@ fn score(message: &Message, system: &str, name: &str, outcome: &Outcome, lists: 
         within_length: (1..=MOST_SENTENCES).contains(&sentences),
         emotion: outcome.feeling.emotion,
         emotion_agrees: message.feelings.contains(&outcome.feeling.emotion),
+        tagged: !stripped.tags.is_empty(),
+        shows_bracket: shown.contains('['),
         words,
         known_words,
         ttft_ms: outcome.stats.ttft_ms,
@@ -418,7 +434,7 @@ fn render(report: &PersonaReport) -> String {
          {:<26} {:>9} {:>9} {:>9}\n",
         report.model, report.persona, report.sampling, report.max_tokens, "", "English", "French", "all"
     );
-    let rows: [(&str, Figure); 10] = [
+    let rows: [(&str, Figure); 12] = [
         ("replies", |summary| summary.replies.to_string()),
         ("recite the persona", |summary| percent(summary.recites_persona)),
         ("guard: made again / cut", |summary| {
@@ -428,6 +444,8 @@ fn render(report: &PersonaReport) -> String {
         ("empty or cut", |summary| percent(summary.empty_or_cut)),
         ("within the length", |summary| percent(summary.within_length)),
         ("emotion a reader accepts", |summary| percent(summary.emotion_agrees)),
+        ("a valid emotion tag", |summary| percent(summary.tagged)),
+        ("a bracket shown", |summary| percent(summary.shows_bracket)),
         ("real words", |summary| summary.real_words.map_or_else(|| "-".to_owned(), percent)),
         ("TTFT p50 / p99 ms", |summary| format!("{:.0}/{:.0}", summary.ttft_ms.p50, summary.ttft_ms.p99)),
         ("first text shown p50 / p99 ms", |summary| {
@@ -548,6 +566,8 @@ mod tests {
             within_length: true,
             emotion: Emotion::Joy,
             emotion_agrees: !recites,
+            tagged: !recites,
+            shows_bracket: recites,
             words: 10,
             known_words: 9,
             ttft_ms,
@@ -557,6 +577,7 @@ mod tests {
         let summary = Summary::of(replies.iter(), true);
         assert_eq!(summary.replies, 4);
         assert_eq!((summary.recites_persona, summary.emotion_agrees), (0.25, 0.75));
+        assert_eq!((summary.tagged, summary.shows_bracket), (0.75, 0.25));
         assert_eq!((summary.regenerated, summary.cut_by_guard), (0.0, 0.25));
         assert_eq!(summary.real_words, Some(0.9));
         assert_eq!(summary.ttft_ms.p50, 70.0);

@@ -109,6 +109,7 @@ pub fn prefill_once(engine: &Engine, prompt: &str) -> Result<GenerationStats, Ll
             max_tokens: 1,
             stop: Vec::new(),
             ignore_eos: true,
+            grammar: None,
         },
     )
 }
@@ -124,6 +125,7 @@ pub fn decode_once(engine: &Engine, tokens: u32) -> Result<GenerationStats, LlmE
             max_tokens: tokens,
             stop: Vec::new(),
             ignore_eos: true,
+            grammar: None,
         },
     )
 }

@@ -94,6 +94,7 @@ impl Aside {
                 max_tokens,
                 stop: Vec::new(),
                 ignore_eos: false,
+                grammar: None,
             };
             engine
                 .generate_aside(request, cancel.child())

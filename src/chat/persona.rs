@@ -120,6 +120,10 @@ pub struct Persona {
     pub example: Option<[String; 2]>,
     /// The same for French conversations, when the persona speaks French.
     pub french_example: Option<[String; 2]>,
+    /// Whether replies open their sentences with emotion tags (`[joy]`): the
+    /// prompt asks for them, and the reply is held to their grammar
+    /// ([`crate::emotion::tags::GRAMMAR`]).
+    pub emotion_tags: bool,
 }
 
 impl Default for Persona {
@@ -161,7 +165,14 @@ impl Persona {
         let exchange = |wording: &Wording| (layout == PersonaLayout::Example).then(|| example(wording, tags.asked));
         let example = exchange(&ENGLISH);
         let french_example = if custom { None } else { exchange(&FRENCH) };
-        Ok(Self { name: name.to_owned(), system_prompt, french_system_prompt, example, french_example })
+        Ok(Self {
+            name: name.to_owned(),
+            system_prompt,
+            french_system_prompt,
+            example,
+            french_example,
+            emotion_tags: tags.asked,
+        })
     }
 
     /// The system prompt for a conversation in `language`.
@@ -283,6 +294,10 @@ mod tests {
         let untagged = PersonaConfig { emotion_tags: Some(false), ..config.clone() };
         let opening = Persona::from_config(&untagged).unwrap().opening_in(Language::English);
         assert!(opening.iter().all(|message| !message.content.contains('[')), "{opening:?}");
+        assert!(
+            kira.emotion_tags && !Persona::from_config(&untagged).unwrap().emotion_tags,
+            "held to the tags' grammar"
+        );
         // A persona of the user's own speaks as written, example included, in every language.
         let mia = PersonaConfig { name: Some("Mia".into()), personality: Some("a cat".into()), ..config };
         let mia = Persona::from_config(&mia).unwrap();

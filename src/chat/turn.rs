@@ -24,6 +24,7 @@ use super::history::{Exchange, History, RECALL_MAX_TOKENS, Recalled, note};
 use crate::avatar::AvatarBridge;
 use crate::emotion::analyzer::{Analyzer, Update};
 use crate::emotion::smoothing::{Face, TurnEmotion};
+use crate::emotion::tags;
 use crate::llm::{
     CancelToken, Engine, FinishReason, GenerationEvent, GenerationRequest, GenerationStats, LlmError, Message, Prompt,
     SamplingParams,
@@ -297,7 +298,8 @@ impl Turn<'_> {
         let fitted = prompt(self.engine, &conversation, user, sent_at_ms, self.options.max_tokens, recollect)?;
         let recital = (!self.options.unguarded).then(|| Recital::new(&conversation.script_for(user)));
         let in_window = fitted.in_window;
-        let mut outcome = self.answer(fitted.messages, Voice::Kira(recital.as_ref()), sink)?;
+        let voice = Voice::Kira { recital: recital.as_ref(), tags: conversation.persona().emotion_tags };
+        let mut outcome = self.answer(fitted.messages, voice, sink)?;
         outcome.recalled_messages = fitted.recalled_messages;
         outcome.recalled_memories = fitted.recalled_memories;
         let kept = lock(chat)?.history.is_some();
@@ -395,12 +397,12 @@ impl Turn<'_> {
         voice: Voice<'_>,
         sink: &mut dyn Sink,
     ) -> Result<Attempt, TurnError> {
-        let (recital, wrap_up_after) = match voice {
-            Voice::Kira(recital) => {
+        let (recital, wrap_up_after, grammar) = match voice {
+            Voice::Kira { recital, tags } => {
                 let (share, of) = WRAP_UP_AFTER;
-                (recital, Some(self.options.max_tokens as usize * share / of))
+                (recital, Some(self.options.max_tokens as usize * share / of), tags.then(|| tags::GRAMMAR.to_owned()))
             }
-            Voice::Client => (None, None),
+            Voice::Client => (None, None, None),
         };
         let request = GenerationRequest {
             prompt: Prompt::Messages(messages.to_vec()),
@@ -408,6 +410,7 @@ impl Turn<'_> {
             max_tokens: self.options.max_tokens,
             stop: self.options.stop.clone(),
             ignore_eos: false,
+            grammar,
         };
         // The guard stops this attempt alone; the door's token stops every one.
         let stop = self.cancel.child();
@@ -498,7 +501,12 @@ impl Turn<'_> {
 enum Voice<'a> {
     /// Kira's, in a conversation: kept in character by the recital guard
     /// (unless the options leave it out) and ended at a sentence's end.
-    Kira(Option<&'a Recital>),
+    Kira {
+        /// The recital guard's view of her persona.
+        recital: Option<&'a Recital>,
+        /// Her persona asks for emotion tags: the reply is held to their grammar.
+        tags: bool,
+    },
     /// A client's, on messages it sent: as the model writes it.
     Client,
 }

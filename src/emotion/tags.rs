@@ -15,6 +15,11 @@
 //! `Hello`. Visible text never contains a valid tag, even one that adversarial
 //! text would assemble around a removed tag (`[jo[joy]y]`).
 //!
+//! Small models write tags that are not (`[Joy]`, `[sad]`, `[I smile]`,
+//! `[Nearby friends]`): shown verbatim by these rules, they would reach the
+//! screen. So a reply that is asked for tags is held to [`GRAMMAR`] as it is
+//! written, and a `[` it writes before a word opens a tag this parser takes.
+//!
 //! This module does not decide what the face shows; see
 //! `super::smoothing` and `super::analyzer`.
 
@@ -27,6 +32,18 @@ const LONGEST_NAME_BYTES: usize = "surprised".len();
 /// Most bytes the parser holds back while it cannot yet tell whether a `[`
 /// opens a tag: the `[` and the longest name (a `]` is never held).
 pub const MAX_HELD_BYTES: usize = LONGEST_NAME_BYTES + 1;
+
+/// The grammar (llama.cpp's GBNF) of a reply asked for tags: a `[` before a
+/// letter opens a tag, wherever it stands. Code is left alone: between
+/// backticks (inline or fenced) anything goes, and outside them a `[` before
+/// anything but a letter (`[0]`, `[1, 2]`) stays free.
+pub const GRAMMAR: &str = r#"root ::= text
+text ::= ([^\[`] text | tag text | "[" [^a-zA-Z\u00C0-\u024F`\[] text | "`" code)?
+code ::= ("``" fence | [^`] inline)?
+inline ::= ("`" text | [^`] inline)?
+fence ::= ("```" text | [^`] fence | "`" [^`] fence | "``" [^`] fence)?
+tag ::= "[" ("neutral" | "joy" | "angry" | "sorrow" | "fun" | "surprised") "]"
+"#;
 
 /// What the parser found, in reading order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -211,6 +228,13 @@ mod tests {
 
     fn contains_valid_tag(text: &str) -> bool {
         Emotion::ALL.iter().any(|emotion| text.contains(&format!("[{emotion}]")))
+    }
+
+    #[test]
+    fn the_grammar_names_every_tag_and_only_them() {
+        let rule = GRAMMAR.lines().find(|line| line.starts_with("tag ::=")).unwrap();
+        let names: Vec<&str> = rule.split('"').skip(3).step_by(2).take_while(|name| *name != "]").collect();
+        assert_eq!(names, Emotion::ALL.map(Emotion::as_str));
     }
 
     #[test]

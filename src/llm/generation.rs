@@ -178,6 +178,9 @@ pub struct GenerationRequest {
     pub stop: Vec<String>,
     /// Keep generating past end-of-turn tokens (benchmarks need fixed lengths).
     pub ignore_eos: bool,
+    /// A grammar (llama.cpp's GBNF, rule `root`) the reply must follow. A
+    /// remote back-end is not sent it: OpenAI's API has no such field.
+    pub grammar: Option<String>,
 }
 
 impl GenerationRequest {
@@ -189,6 +192,7 @@ impl GenerationRequest {
             max_tokens,
             stop: Vec::new(),
             ignore_eos: false,
+            grammar: None,
         }
     }
 }

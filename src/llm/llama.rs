@@ -29,6 +29,7 @@ use super::generation::{
     PerplexityReport, Prompt,
 };
 use super::prompt_cache;
+use super::sampling::Sampler;
 use super::stream::TextStream;
 use super::template::{ChatTemplate, Message, Role, TemplateError};
 use super::worker::{self, Inbox, Job, Ready, Worker};
@@ -580,6 +581,7 @@ impl<'m> LlamaWorker<'m> {
     fn reply(&mut self, job: &Job, batch: usize) -> Result<(GenerationStats, String), LlmError> {
         let request = &job.request;
         request.sampling.validate()?;
+        let mut sampler = Sampler::new(&request.sampling, self.model, request.grammar.as_deref())?;
         let (prompt, keep) = self.tokenize_prompt(&request.prompt)?;
         if prompt.is_empty() {
             return Err(LlmError::EmptyPrompt);
@@ -606,8 +608,7 @@ impl<'m> LlamaWorker<'m> {
         if !complete {
             return Ok((stats, String::new()));
         }
-        let mut sampler = request.sampling.build(self.model.n_vocab());
-        let mut token = sampler.sample(&self.ctx, -1).0;
+        let mut token = sampler.next(&self.ctx).0;
         let first_token_at = Instant::now();
         stats.ttft_ms = (first_token_at - job.submitted).as_secs_f64() * 1e3;
         stats.prefill_tokens_per_s = per_second(new_tokens.len(), first_token_at - prefill_started);
@@ -642,7 +643,7 @@ impl<'m> LlamaWorker<'m> {
             self.answer_counts();
             job.cancel.wait_while_paused(MAX_PAUSE);
             self.decode_one(token).inspect_err(|_| self.clear())?;
-            token = sampler.sample(&self.ctx, -1).0;
+            token = sampler.next(&self.ctx).0;
         };
         let rest = stream.finish();
         if !rest.is_empty() {
