@@ -352,16 +352,17 @@ fn a_reply_held_to_the_tag_grammar_shows_no_false_tag() {
 }
 
 /// Code is not the grammar's business: between backticks anything goes,
-/// and a bracket before a digit is no tag.
+/// and a bracket right after a word or before a digit is no tag.
 #[test]
 fn the_tag_grammar_leaves_code_alone() {
     let engine = engine(common::default_model(), 1024, Vec::new());
     let messages = vec![
         Message::system("Repeat the user's message exactly, with nothing before or after it."),
-        Message::user("In `items[index]` the first one is items[0], and the pair is [1, 2]."),
+        Message::user("In `items[key]` the first one is items[0] or items[index], and the pair is [1, 2]."),
     ];
     let (free, _) = run(&engine, greedy(messages.clone(), 40));
-    assert!(free.contains("`items[index]`") && free.contains("[1, 2]"), "the model no longer repeats it: {free:?}");
+    let code = ["`items[key]`", "items[index]", "[1, 2]"];
+    assert!(code.iter().all(|code| free.contains(code)), "the model no longer repeats it: {free:?}");
     let held = GenerationRequest { grammar: Some(tags::GRAMMAR.to_owned()), ..greedy(messages, 40) };
     assert_eq!(run(&engine, held).0, free);
 }

@@ -34,11 +34,14 @@ const LONGEST_NAME_BYTES: usize = "surprised".len();
 pub const MAX_HELD_BYTES: usize = LONGEST_NAME_BYTES + 1;
 
 /// The grammar (llama.cpp's GBNF) of a reply asked for tags: a `[` before a
-/// letter opens a tag, wherever it stands. Code is left alone: between
-/// backticks (inline or fenced) anything goes, and outside them a `[` before
-/// anything but a letter (`[0]`, `[1, 2]`) stays free.
+/// letter opens a tag. Code is left alone: between backticks (inline or
+/// fenced) anything goes, and outside them a `[` right after a word
+/// (`items[index]`) or before anything but a letter (`[0]`, `[1, 2]`) stays
+/// free.
 pub const GRAMMAR: &str = r#"root ::= text
-text ::= ([^\[`] text | tag text | "[" [^a-zA-Z\u00C0-\u024F`\[] text | "`" code)?
+text ::= ([^\[`a-zA-Z0-9_)\]] text | word after-word | tag text | "[" [^a-zA-Z\u00C0-\u024F`\[] text | "`" code)?
+after-word ::= ("[" after-word | word after-word | [^\[`a-zA-Z0-9_)\]] text | "`" code)?
+word ::= [a-zA-Z0-9_)\]]
 code ::= ("``" fence | [^`] inline)?
 inline ::= ("`" text | [^`] inline)?
 fence ::= ("```" text | [^`] fence | "`" [^`] fence | "``" [^`] fence)?
